@@ -1,0 +1,29 @@
+"""Fixtures shared by every app's tests."""
+
+import os
+
+import pytest
+from django.db import connection
+
+from orders.models import Product
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"database: {connection.vendor} ({os.environ.get('DATABASE_URL') or 'default sqlite'})"
+
+
+@pytest.fixture
+def product(db) -> Product:
+    """Return an active product priced at 49.99 USD with a Stripe price id."""
+    return Product.objects.create(
+        sku="test_product",
+        name="Test product",
+        unit_amount=4999,
+        currency="usd",
+        stripe_price_id="price_test_fixture",
+    )
+
+
+requires_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL's real row-level concurrency"
+)

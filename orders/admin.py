@@ -1,0 +1,121 @@
+"""Admin for the catalog and for orders; an order's status changes only through the state machine."""
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+
+from orders import transitions
+from orders.models import Order, OrderTransition, Product, TransitionSource
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """Return a minor-unit amount as '49.99 USD'."""
+    return f"{amount / 100:.2f} {currency.upper()}"
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("sku", "name", "price", "active", "stripe_price_id", "updated_at")
+    list_filter = ("active", "currency")
+    search_fields = ("sku", "name", "stripe_price_id", "stripe_product_id")
+    prepopulated_fields = {"sku": ("name",)}
+    readonly_fields = ("created_at", "updated_at")
+
+    @admin.display(description="Price", ordering="unit_amount")
+    def price(self, product: Product) -> str:
+        return format_amount(product.unit_amount, product.currency)
+
+
+class OrderTransitionInline(admin.TabularInline):
+    model = OrderTransition
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "from_status", "to_status", "source", "stripe_event_id", "note")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+
+    def has_add_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("id", "status", "product", "quantity", "total", "customer_email", "created_at")
+    list_filter = ("status", ("created_at", admin.DateFieldListFilter), "payment_pending", "product")
+    search_fields = ("=id", "stripe_checkout_session_id", "stripe_payment_intent_id", "customer_email")
+    list_select_related = ("product",)
+    date_hierarchy = "created_at"
+    inlines = [OrderTransitionInline]
+    actions = ["fulfill_selected", "fail_selected", "expire_selected"]
+    fields = (
+        "id",
+        "status",
+        "payment_pending",
+        "product",
+        "quantity",
+        "unit_amount",
+        "amount_total",
+        "currency",
+        "customer_email",
+        "stripe_checkout_session_id",
+        "stripe_payment_intent_id",
+        "failure_reason",
+        "stripe_events",
+        "created_at",
+        "confirmed_at",
+        "fulfilled_at",
+        "failed_at",
+        "expired_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        return False
+
+    @admin.display(description="Total", ordering="amount_total")
+    def total(self, order: Order) -> str:
+        return format_amount(order.amount_total, order.currency)
+
+    @admin.display(description="Stripe events")
+    def stripe_events(self, order: Order) -> str:
+        # The events admin belongs to the payments app, which this app must not import: link by name.
+        try:
+            url = reverse("admin:payments_stripeevent_changelist")
+        except NoReverseMatch:
+            return "-"
+        return format_html('<a href="{}?order__id__exact={}">Events of this order</a>', url, order.pk)
+
+    def _transition_selected(
+        self, request: HttpRequest, queryset: QuerySet[Order], name: str, **kwargs: str
+    ) -> None:
+        apply = getattr(transitions, f"order_{name}")
+        moved = sum(
+            apply(order_id=order_id, source=TransitionSource.ADMIN, **kwargs)
+            for order_id in queryset.values_list("pk", flat=True)
+        )
+        skipped = queryset.count() - moved
+        self.message_user(
+            request, f"{name.capitalize()}: {moved} order(s) moved, {skipped} left as they were."
+        )
+
+    @admin.action(description="Fulfill selected orders (pending or confirmed)")
+    def fulfill_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._transition_selected(request, queryset, "fulfill")
+
+    @admin.action(description="Fail selected orders (pending or confirmed)")
+    def fail_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        reason = f"Failed by {request.user} in the admin."
+        self._transition_selected(request, queryset, "fail", reason=reason)
+
+    @admin.action(description="Expire selected orders (pending)")
+    def expire_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._transition_selected(request, queryset, "expire")

@@ -1,0 +1,65 @@
+"""Writes to orders other than status changes (those live in `orders.transitions`)."""
+
+import logging
+import uuid
+
+from orders.exceptions import InvalidQuantity, ProductUnavailable
+from orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderStatus, Product
+
+logger = logging.getLogger(__name__)
+
+
+def order_create(*, product: Product, quantity: int, customer_email: str = "") -> Order:
+    """Create a pending order priced from the catalog, never from what the buyer sent."""
+    if not product.active:
+        raise ProductUnavailable(f"Product {product.sku!r} is not for sale.")
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidQuantity("Quantity must be a whole number.")
+    if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
+        raise InvalidQuantity(f"Quantity must be between {MIN_QUANTITY} and {MAX_QUANTITY}.")
+    order = Order.objects.create(
+        product=product,
+        quantity=quantity,
+        unit_amount=product.unit_amount,
+        amount_total=product.unit_amount * quantity,
+        currency=product.currency,
+        customer_email=customer_email,
+    )
+    logger.info(
+        "order %s created: %s x %d = %d %s",
+        order.id,
+        product.sku,
+        quantity,
+        order.amount_total,
+        order.currency,
+    )
+    return order
+
+
+def order_attach_checkout_session(*, order_id: uuid.UUID | str, session_id: str) -> bool:
+    """Record the order's Checkout Session id once; return False if it already had one."""
+    attached = (
+        Order.objects.filter(pk=order_id, stripe_checkout_session_id__isnull=True).update(
+            stripe_checkout_session_id=session_id
+        )
+        == 1
+    )
+    logger.info("order %s session %s attached=%s", order_id, session_id, attached)
+    return attached
+
+
+def order_mark_payment_pending(*, order_id: uuid.UUID | str, stripe_event_id: str | None) -> bool:
+    """Note that the buyer paid with a delayed method whose outcome is not known yet."""
+    marked = (
+        Order.objects.filter(pk=order_id, status__in=(OrderStatus.PENDING, OrderStatus.CONFIRMED)).update(
+            payment_pending=True
+        )
+        == 1
+    )
+    logger.info(
+        "order %s payment pending (delayed method) marked=%s event=%s",
+        order_id,
+        marked,
+        stripe_event_id or "-",
+    )
+    return marked

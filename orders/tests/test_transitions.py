@@ -1,0 +1,154 @@
+import pytest
+
+from orders import transitions
+from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
+from orders.services import order_create
+from orders.signals import order_fulfilled
+
+pytestmark = pytest.mark.django_db
+
+ALL_STATUSES = list(OrderStatus)
+
+
+def _order_in(product, status: str) -> Order:
+    order = order_create(product=product, quantity=2)
+    Order.objects.filter(pk=order.pk).update(status=status)
+    return order
+
+
+def _call(name: str, order: Order) -> bool:
+    kwargs = {"reason": "card declined"} if name == "fail" else {}
+    return getattr(transitions, f"order_{name}")(
+        order_id=order.pk, source=TransitionSource.WEBHOOK, stripe_event_id="evt_1", **kwargs
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "from_status", "to_status"),
+    [
+        (t.name, from_status, t.to_status)
+        for t in transitions.TRANSITIONS.values()
+        for from_status in sorted(t.from_statuses)
+    ],
+)
+def test_allowed_transition_moves_order_and_writes_one_audit_row(product, name, from_status, to_status):
+    order = _order_in(product, from_status)
+
+    assert _call(name, order) is True
+
+    order.refresh_from_db()
+    assert order.status == to_status
+    assert getattr(order, transitions.TRANSITIONS[name].stamp_field) is not None
+    (row,) = OrderTransition.objects.filter(order=order)
+    assert (row.from_status, row.to_status, row.source, row.stripe_event_id) == (
+        from_status,
+        to_status,
+        "webhook",
+        "evt_1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "from_status"),
+    [
+        (t.name, status)
+        for t in transitions.TRANSITIONS.values()
+        for status in ALL_STATUSES
+        if status not in t.from_statuses
+    ],
+)
+def test_refused_transition_is_a_noop_without_audit_row(product, name, from_status):
+    order = _order_in(product, from_status)
+
+    assert _call(name, order) is False
+
+    order.refresh_from_db()
+    assert order.status == from_status
+    assert not OrderTransition.objects.filter(order=order).exists()
+
+
+def test_transition_of_missing_order_returns_false(db):
+    assert transitions.order_fulfill(
+        order_id="00000000-0000-0000-0000-000000000000", source=TransitionSource.REPLAY
+    ) is False
+
+
+def test_second_fulfill_loses_and_leaves_first_audit_row_alone(product):
+    order = order_create(product=product, quantity=1)
+
+    assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_a")
+    assert not transitions.order_fulfill(order_id=order.pk, source="replay", stripe_event_id="evt_b")
+
+    assert list(OrderTransition.objects.filter(order=order).values_list("stripe_event_id", flat=True)) == [
+        "evt_a"
+    ]
+
+
+def test_confirm_then_fulfill_logs_both_steps_in_order(product):
+    order = order_create(product=product, quantity=1)
+
+    assert transitions.order_confirm(order_id=order.pk, payment_intent_id="pi_1", customer_email="a@b.co")
+    assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
+
+    order.refresh_from_db()
+    assert (order.stripe_payment_intent_id, order.customer_email) == ("pi_1", "a@b.co")
+    steps = list(order.transitions.values_list("from_status", "to_status", "source"))
+    assert steps == [("pending", "confirmed", "redirect"), ("confirmed", "fulfilled", "webhook")]
+
+
+def test_confirm_after_fulfill_is_a_noop(product):
+    order = order_create(product=product, quantity=1)
+    transitions.order_fulfill(order_id=order.pk, source="webhook")
+
+    assert transitions.order_confirm(order_id=order.pk) is False
+    order.refresh_from_db()
+    assert order.status == OrderStatus.FULFILLED
+
+
+def test_fail_records_the_reason(product):
+    order = order_create(product=product, quantity=1)
+
+    transitions.order_fail(order_id=order.pk, source="system", reason="Stripe refused the session")
+
+    order.refresh_from_db()
+    assert order.failure_reason == "Stripe refused the session"
+    assert order.transitions.get().note == "Stripe refused the session"
+
+
+def test_unknown_source_is_rejected_before_touching_the_order(product):
+    order = order_create(product=product, quantity=1)
+
+    with pytest.raises(ValueError):
+        transitions.order_fulfill(order_id=order.pk, source="browser")
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fulfilled_signal_is_sent_once_after_commit_for_the_winner_only(product):
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append(kwargs)
+
+    order_fulfilled.connect(receiver)
+    try:
+        order = order_create(product=product, quantity=1)
+        transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
+        transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_2")
+    finally:
+        order_fulfilled.disconnect(receiver)
+
+    assert len(received) == 1
+    assert received[0]["order_id"] == order.pk
+    assert received[0]["stripe_event_id"] == "evt_1"
+    assert received[0]["source"] == "webhook"
+
+
+def test_fulfilled_signal_is_not_sent_when_the_transaction_rolls_back(product, django_capture_on_commit_callbacks):
+    order = order_create(product=product, quantity=1)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        transitions.order_fulfill(order_id=order.pk, source="webhook")
+    # In a test transaction nothing commits: the signal waits on the commit that never comes.
+    assert len(callbacks) == 1

@@ -1,0 +1,184 @@
+"""The order state machine: every status change is one conditional UPDATE decided by the database.
+
+    confirm  pending             -> confirmed   (success redirect, after Stripe says the session is paid)
+    fulfill  pending, confirmed  -> fulfilled   (webhook, replay, reconcile)
+    fail     pending, confirmed  -> failed      (async payment failed; session creation refused)
+    expire   pending             -> expired     (session expired; reconcile)
+
+`UPDATE ... WHERE id = %s AND status IN (<from>)` touches one row for exactly one caller, however many
+threads, processes or machines try at once; everyone else touches none and has lost, which is normal.
+The winner writes the `OrderTransition` row in the same transaction, so the audit log holds exactly the
+winning transitions. States only move forward, so events arriving out of order cannot corrupt an order.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
+from orders.signals import order_fulfilled
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A named move from any of some states to one state, stamping one timestamp field."""
+
+    name: str
+    from_statuses: frozenset[str]
+    to_status: str
+    stamp_field: str
+
+
+CONFIRM = Transition("confirm", frozenset({OrderStatus.PENDING}), OrderStatus.CONFIRMED, "confirmed_at")
+FULFILL = Transition(
+    "fulfill",
+    frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED}),
+    OrderStatus.FULFILLED,
+    "fulfilled_at",
+)
+FAIL = Transition(
+    "fail", frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED}), OrderStatus.FAILED, "failed_at"
+)
+EXPIRE = Transition("expire", frozenset({OrderStatus.PENDING}), OrderStatus.EXPIRED, "expired_at")
+
+TRANSITIONS = {t.name: t for t in (CONFIRM, FULFILL, FAIL, EXPIRE)}
+
+
+def _apply(
+    transition: Transition,
+    *,
+    order_id: uuid.UUID | str,
+    source: str,
+    stripe_event_id: str | None,
+    note: str = "",
+    changes: dict[str, Any] | None = None,
+) -> bool:
+    """Move the order if its status allows; return True when this caller won the transition."""
+    source = TransitionSource(source)
+    now = timezone.now()
+    values: dict[str, Any] = {
+        "status": transition.to_status,
+        "previous_status": F("status"),
+        transition.stamp_field: now,
+        "updated_at": now,
+        **(changes or {}),
+    }
+    with transaction.atomic():
+        won = Order.objects.filter(pk=order_id, status__in=transition.from_statuses).update(**values) == 1
+        if won:
+            # Our UPDATE holds the row until commit, so nobody can change previous_status under us.
+            from_status = Order.objects.values_list("previous_status", flat=True).get(pk=order_id)
+            OrderTransition.objects.create(
+                order_id=order_id,
+                from_status=from_status,
+                to_status=transition.to_status,
+                source=source,
+                stripe_event_id=stripe_event_id,
+                note=note,
+            )
+            if transition is FULFILL:
+                transaction.on_commit(
+                    lambda: order_fulfilled.send(
+                        sender=Order,
+                        order_id=order_id,
+                        source=source.value,
+                        stripe_event_id=stripe_event_id,
+                    )
+                )
+    if won:
+        logger.info(
+            "order %s %s: %s -> %s (source=%s event=%s)",
+            order_id,
+            transition.name,
+            from_status,
+            transition.to_status,
+            source.value,
+            stripe_event_id or "-",
+        )
+    else:
+        current = Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
+        logger.info(
+            "order %s %s: no-op, order is %s (source=%s event=%s)",
+            order_id,
+            transition.name,
+            current or "missing",
+            source.value,
+            stripe_event_id or "-",
+        )
+    return won
+
+
+def order_confirm(
+    *,
+    order_id: uuid.UUID | str,
+    source: str = TransitionSource.REDIRECT,
+    stripe_event_id: str | None = None,
+    payment_intent_id: str = "",
+    customer_email: str = "",
+) -> bool:
+    """Move a pending order to confirmed; return whether this caller did it."""
+    return _apply(
+        CONFIRM,
+        order_id=order_id,
+        source=source,
+        stripe_event_id=stripe_event_id,
+        changes=_payment_details(payment_intent_id, customer_email),
+    )
+
+
+def order_fulfill(
+    *,
+    order_id: uuid.UUID | str,
+    source: str,
+    stripe_event_id: str | None = None,
+    payment_intent_id: str = "",
+    customer_email: str = "",
+) -> bool:
+    """Move a pending or confirmed order to fulfilled; return whether this caller did it."""
+    changes = {"payment_pending": False, **_payment_details(payment_intent_id, customer_email)}
+    return _apply(FULFILL, order_id=order_id, source=source, stripe_event_id=stripe_event_id, changes=changes)
+
+
+def order_fail(
+    *,
+    order_id: uuid.UUID | str,
+    source: str,
+    reason: str,
+    stripe_event_id: str | None = None,
+) -> bool:
+    """Move a pending or confirmed order to failed, recording why; return whether this caller did it."""
+    return _apply(
+        FAIL,
+        order_id=order_id,
+        source=source,
+        stripe_event_id=stripe_event_id,
+        note=reason,
+        changes={"failure_reason": reason, "payment_pending": False},
+    )
+
+
+def order_expire(
+    *,
+    order_id: uuid.UUID | str,
+    source: str,
+    stripe_event_id: str | None = None,
+) -> bool:
+    """Move a pending order to expired; return whether this caller did it."""
+    return _apply(EXPIRE, order_id=order_id, source=source, stripe_event_id=stripe_event_id)
+
+
+def _payment_details(payment_intent_id: str, customer_email: str) -> dict[str, str]:
+    """Return the payment fields worth storing, leaving out the ones Stripe did not give."""
+    details = {}
+    if payment_intent_id:
+        details["stripe_payment_intent_id"] = payment_intent_id
+    if customer_email:
+        details["customer_email"] = customer_email
+    return details
