@@ -34,7 +34,7 @@ def _race(order_ids: list, plans: list[list[str]]) -> list[tuple[str, str, bool]
                         won = transitions.order_fulfill(order_id=order_id, source="webhook")
                     with lock:
                         results.append((str(order_id), name, won))
-        except BaseException as exc:  # noqa: BLE001 - reported to the main thread below
+        except BaseException as exc:  # reported to the main thread below
             errors.append(exc)
             barrier.abort()
         finally:

@@ -146,7 +146,7 @@ def test_fulfilled_signal_is_sent_once_after_commit_for_the_winner_only(product)
     assert received[0]["source"] == "webhook"
 
 
-def test_fulfilled_signal_is_not_sent_when_the_transaction_rolls_back(product, django_capture_on_commit_callbacks):
+def test_fulfilled_signal_waits_for_the_commit(product, django_capture_on_commit_callbacks):
     order = order_create(product=product, quantity=1)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         transitions.order_fulfill(order_id=order.pk, source="webhook")
