@@ -1,0 +1,299 @@
+"""Every call to Stripe, and the only module that imports `stripe`.
+
+Stripe's errors become the app's own exceptions here, and Stripe's objects become plain values, so the
+rest of the project never depends on stripe-python's types. The same code talks to Stripe and to the
+offline emulator: only `STRIPE_API_BASE` differs.
+"""
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import stripe
+from django.conf import settings
+
+from payments.exceptions import (
+    CheckoutSessionNotFound,
+    PaymentProviderNotConfigured,
+    PaymentProviderRefused,
+    PaymentProviderUnavailable,
+    WebhookPayloadInvalid,
+    WebhookSignatureInvalid,
+)
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = stripe.api_version
+WEBHOOK_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    """What the project needs to know of a Stripe Checkout Session."""
+
+    id: str
+    status: str  # open, complete, expired
+    payment_status: str  # unpaid, paid, no_payment_required
+    amount_total: int | None
+    currency: str | None
+    client_reference_id: str | None
+    metadata: dict[str, str]
+    payment_intent_id: str
+    customer_email: str
+    url: str | None
+
+    @property
+    def order_id(self) -> str | None:
+        """Return the order id the session was created for."""
+        return self.metadata.get("order_id") or self.client_reference_id
+
+    @property
+    def is_paid(self) -> bool:
+        """Return whether the buyer's money is secured (or nothing was owed)."""
+        return self.status == "complete" and self.payment_status in ("paid", "no_payment_required")
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> "CheckoutSession":
+        """Build from a session as Stripe serialises it (API response or event's data.object)."""
+        payment_intent = data.get("payment_intent")
+        if isinstance(payment_intent, dict):
+            payment_intent = payment_intent.get("id")
+        details = data.get("customer_details") or {}
+        return cls(
+            id=data["id"],
+            status=data.get("status") or "",
+            payment_status=data.get("payment_status") or "",
+            amount_total=data.get("amount_total"),
+            currency=data.get("currency"),
+            client_reference_id=data.get("client_reference_id"),
+            metadata=dict(data.get("metadata") or {}),
+            payment_intent_id=payment_intent or "",
+            customer_email=details.get("email") or data.get("customer_email") or "",
+            url=data.get("url"),
+        )
+
+
+@dataclass(frozen=True)
+class StripePrice:
+    """A Stripe Price, as the catalog sync compares it."""
+
+    id: str
+    product_id: str
+    unit_amount: int | None
+    currency: str
+    active: bool
+
+
+@lru_cache(maxsize=8)
+def _client(api_key: str, api_base: str, timeout: float, max_retries: int) -> stripe.StripeClient:
+    base_addresses = {"api": api_base} if api_base else None
+    return stripe.StripeClient(
+        api_key,
+        base_addresses=base_addresses,
+        max_network_retries=max_retries,
+        http_client=stripe.RequestsClient(timeout=timeout),
+    )
+
+
+def client() -> stripe.StripeClient:
+    """Return a Stripe client configured from settings (one per configuration, reused)."""
+    if not settings.STRIPE_SECRET_KEY:
+        raise PaymentProviderNotConfigured(
+            "Stripe is not configured: set STRIPE_SECRET_KEY (and STRIPE_API_BASE for the offline "
+            "emulator), or start the project with `python3 dev.py run`, which starts the emulator for you."
+        )
+    return _client(
+        settings.STRIPE_SECRET_KEY,
+        settings.STRIPE_API_BASE,
+        settings.STRIPE_TIMEOUT_SECONDS,
+        settings.STRIPE_MAX_NETWORK_RETRIES,
+    )
+
+
+def _translate(exc: stripe.StripeError, what: str) -> Exception:
+    """Return the app's exception for a Stripe error raised while doing `what`."""
+    if isinstance(exc, stripe.InvalidRequestError):
+        cls = CheckoutSessionNotFound if exc.code == "resource_missing" else PaymentProviderRefused
+        return cls(f"Stripe refused to {what}: {exc.user_message or exc}", code=exc.code, param=exc.param)
+    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
+        return PaymentProviderRefused(f"Stripe rejected our credentials while trying to {what}.")
+    if isinstance(exc, stripe.IdempotencyError):
+        return PaymentProviderRefused(f"Stripe refused to {what}: {exc.user_message or exc}")
+    # APIConnectionError, RateLimitError, APIError and anything new: worth trying again later.
+    return PaymentProviderUnavailable(f"Stripe is unavailable, could not {what}: {exc}")
+
+
+def checkout_session_create(
+    *,
+    order_id: str,
+    price_id: str,
+    quantity: int,
+    success_url: str,
+    cancel_url: str,
+    expires_at: int,
+    customer_email: str = "",
+) -> CheckoutSession:
+    """Create a payment-mode Checkout Session for one order; retries can never open a second one."""
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": [{"price": price_id, "quantity": quantity}],
+        "client_reference_id": order_id,
+        "metadata": {"order_id": order_id},
+        "payment_intent_data": {"metadata": {"order_id": order_id}},
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "expires_at": expires_at,
+    }
+    if customer_email:
+        params["customer_email"] = customer_email
+    try:
+        session = client().v1.checkout.sessions.create(
+            params=params, options={"idempotency_key": f"checkout-session:{order_id}"}
+        )
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"create a Checkout Session for order {order_id}") from exc
+    return CheckoutSession.from_payload(session.to_dict())
+
+
+def checkout_session_retrieve(*, session_id: str) -> CheckoutSession:
+    """Return the Checkout Session as Stripe knows it now."""
+    try:
+        session = client().v1.checkout.sessions.retrieve(session_id)
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"retrieve Checkout Session {session_id}") from exc
+    return CheckoutSession.from_payload(session.to_dict())
+
+
+def checkout_session_expire(*, session_id: str) -> CheckoutSession:
+    """Expire an open Checkout Session so it can no longer be paid."""
+    try:
+        session = client().v1.checkout.sessions.expire(session_id)
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"expire Checkout Session {session_id}") from exc
+    return CheckoutSession.from_payload(session.to_dict())
+
+
+def product_create(*, name: str, description: str, sku: str) -> str:
+    """Create a Stripe Product for a catalog item and return its id."""
+    params: dict[str, Any] = {"name": name, "metadata": {"sku": sku}}
+    if description:
+        params["description"] = description
+    try:
+        product = client().v1.products.create(
+            params=params, options={"idempotency_key": f"catalog-product:{sku}"}
+        )
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"create the Stripe product for {sku}") from exc
+    return product.id
+
+
+def price_create(*, product_id: str, unit_amount: int, currency: str, sku: str) -> StripePrice:
+    """Create a one-time Stripe Price for a Stripe Product."""
+    params = {
+        "product": product_id,
+        "unit_amount": unit_amount,
+        "currency": currency,
+        "metadata": {"sku": sku},
+    }
+    try:
+        price = client().v1.prices.create(
+            params=params,
+            options={"idempotency_key": f"catalog-price:{sku}:{product_id}:{unit_amount}:{currency}"},
+        )
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"create the Stripe price for {sku}") from exc
+    return _price(price)
+
+
+def price_retrieve(*, price_id: str) -> StripePrice:
+    """Return a Stripe Price."""
+    try:
+        price = client().v1.prices.retrieve(price_id)
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"retrieve Stripe price {price_id}") from exc
+    return _price(price)
+
+
+def _price(price: Any) -> StripePrice:
+    product = price.product if isinstance(price.product, str) else price.product.id
+    return StripePrice(
+        id=price.id,
+        product_id=product,
+        unit_amount=price.unit_amount,
+        currency=price.currency,
+        active=price.active,
+    )
+
+
+def events_list(
+    *,
+    created_gte: int | None = None,
+    types: list[str] | None = None,
+    undelivered_only: bool = False,
+    page_size: int = 100,
+) -> Iterator[dict[str, Any]]:
+    """Yield events from Stripe's Events API, newest first, page by page, as plain payload dicts."""
+    params: dict[str, Any] = {"limit": page_size}
+    if created_gte is not None:
+        params["created"] = {"gte": created_gte}
+    if types:
+        params["types"] = types
+    if undelivered_only:
+        params["delivery_success"] = False
+    try:
+        for event in client().v1.events.list(params=params).auto_paging_iter():
+            yield event.to_dict()
+    except stripe.StripeError as exc:
+        raise _translate(exc, "list events") from exc
+
+
+def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dict[str, Any]:
+    """Verify a webhook against every configured secret and return the event as a dict.
+
+    This is what `stripe.Webhook.construct_event` does, minus wrapping the event in stripe-python's
+    objects, which the inbox would only turn back into a dict: the signature check is the library's own.
+    """
+    secrets = settings.STRIPE_WEBHOOK_SECRETS
+    if not secrets:
+        raise WebhookSignatureInvalid("No webhook secret is configured (STRIPE_WEBHOOK_SECRET).")
+    if not signature_header:
+        raise WebhookSignatureInvalid("Missing Stripe-Signature header.")
+    last_error: stripe.SignatureVerificationError | None = None
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload, signature_header, secret, WEBHOOK_TOLERANCE_SECONDS
+            )
+            break
+        except stripe.SignatureVerificationError as exc:
+            last_error = exc
+    else:
+        raise WebhookSignatureInvalid(_signature_reason(last_error)) from last_error
+    try:
+        event = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookPayloadInvalid("Body is not JSON.") from None
+    if not isinstance(event, dict) or event.get("object") != "event" or not event.get("id"):
+        raise WebhookPayloadInvalid("Body is not a Stripe event.")
+    if not isinstance(event.get("type"), str) or not isinstance(event.get("data"), dict):
+        raise WebhookPayloadInvalid("Event has no type or no data.")
+    return event
+
+
+def _signature_reason(exc: stripe.SignatureVerificationError | None) -> str:
+    message = str(exc.user_message if exc else "")
+    if "tolerance" in message:
+        return "Signature timestamp is outside the 300 s tolerance."
+    if "Unable to extract" in message or "No signatures found" in message:
+        return "Malformed Stripe-Signature header (no v1 signature)."
+    return "Signature does not match any configured webhook secret."
+
+
+def webhook_signature_header(*, payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """Return a Stripe-Signature header for a payload, signed as Stripe signs (for tests and tools)."""
+    return stripe.WebhookSignature.generate_signature_header(
+        payload.decode("utf-8"), secret, timestamp=timestamp
+    )
