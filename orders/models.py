@@ -62,6 +62,9 @@ class Order(models.Model):
         max_length=16, choices=OrderStatus.choices, blank=True, default="", editable=False
     )
     stripe_checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # The one-time token of the checkout form that created this order: a double-clicked submit posts
+    # the same token twice and finds this order instead of creating a second one.
+    checkout_token = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True, default="")
     customer_email = models.EmailField(blank=True, default="")
     payment_pending = models.BooleanField(
