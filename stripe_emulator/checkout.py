@@ -1,0 +1,171 @@
+"""The customer's side of Checkout: paying, settling delayed payments, expiring."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from typing import Any
+
+from . import objects
+from .config import ConfigHolder
+from .errors import StripeError
+from .events import EventEmitter
+from .ids import new_id
+from .scheduler import Scheduler
+from .store import EventRecord, Store
+
+PAY_METHODS = ("card", "delayed_success", "delayed_failure")
+DEFAULT_EMAIL = "customer@example.com"
+DEFAULT_NAME = "Jenny Rosen"
+SESSION_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
+SWEEP_INTERVAL = 1.0
+
+
+class CheckoutFlow:
+    """Change sessions the way a customer on the hosted page (or time) would."""
+
+    def __init__(self, store: Store, config: ConfigHolder, emitter: EventEmitter,
+                 scheduler: Scheduler) -> None:
+        self._store = store
+        self._config = config
+        self._emitter = emitter
+        self._scheduler = scheduler
+
+    def start_sweeper(self) -> None:
+        """Expire overdue sessions about once a second from now on."""
+        def sweep() -> None:
+            self.expire_overdue()
+            self._scheduler.call_later(SWEEP_INTERVAL, sweep)
+        self._scheduler.call_later(SWEEP_INTERVAL, sweep)
+
+    def pay(self, session_id: str, method: str, *, email: str | None = None,
+            name: str | None = None) -> dict[str, Any]:
+        """Pay an open session; return the session and where the browser goes next."""
+        if method not in PAY_METHODS:
+            raise StripeError.invalid(
+                f"Invalid method: must be one of {', '.join(PAY_METHODS)}", param="method")
+        self.expire_overdue()
+        cfg = self._config.snapshot()
+        with self._store.lock:
+            session = self._payable(session_id)
+            state = self._store.session_state[session_id]
+            now = int(time.time())
+            session["status"] = "complete"
+            session["url"] = None
+            session["customer_details"] = objects.customer_details(
+                email=email or session["customer_email"] or DEFAULT_EMAIL,
+                name=name or DEFAULT_NAME)
+            delayed = method != "card" and session["amount_total"] > 0
+            if session["amount_total"] > 0:
+                intent = objects.payment_intent(
+                    amount=session["amount_total"], currency=session["currency"],
+                    status="processing" if delayed else "succeeded",
+                    method_type="us_bank_account" if delayed else "card",
+                    metadata=dict(state.intent_metadata),
+                    description=state.intent_description, receipt_email=None, created=now)
+                self._store.add("payment_intents", intent)
+                session["payment_intent"] = intent["id"]
+                if delayed:
+                    state.pending_outcome = (
+                        "succeeded" if method == "delayed_success" else "failed")
+                else:
+                    session["payment_status"] = "paid"
+            record = self._emitter.record("checkout.session.completed", session)
+            result = copy.deepcopy(session)
+            generation = self._store.generation
+        self._emitter.publish(record,
+                              wait_first_attempt=cfg.webhook_timing == "before_redirect")
+        if delayed:
+            self._scheduler.call_later(
+                cfg.async_delay, lambda: self._settle_later(session_id, generation))
+        redirect = result["success_url"].replace(SESSION_PLACEHOLDER, session_id)
+        return {"session": result, "redirect_url": redirect}
+
+    def settle(self, session_id: str) -> dict[str, Any]:
+        """Settle a pending delayed payment now; return the session."""
+        with self._store.lock:
+            session = self._existing(session_id)
+            state = self._store.session_state[session_id]
+            if state.pending_outcome is None:
+                raise StripeError(
+                    409, f"Checkout Session {session_id} has no delayed payment waiting "
+                    "to settle.")
+            intent = self._store.get("payment_intents", session["payment_intent"])
+            assert intent is not None
+            if state.pending_outcome == "succeeded":
+                session["payment_status"] = "paid"
+                intent.update(status="succeeded", amount_received=intent["amount"],
+                              latest_charge=new_id("ch_"))
+                event_type = "checkout.session.async_payment_succeeded"
+            else:
+                intent.update(status="requires_payment_method", last_payment_error={
+                    "code": "payment_method_provider_decline",
+                    "decline_code": "generic_decline",
+                    "message": "The payment was declined by the customer's bank.",
+                    "type": "card_error",
+                })
+                event_type = "checkout.session.async_payment_failed"
+            state.pending_outcome = None
+            record = self._emitter.record(event_type, session)
+            result = copy.deepcopy(session)
+        self._emitter.publish(record)
+        return result
+
+    def expire(self, session_id: str, *, request_id: str | None = None,
+               idempotency_key: str | None = None) -> dict[str, Any]:
+        """Expire an open session and emit checkout.session.expired; return the session."""
+        self.expire_overdue()
+        with self._store.lock:
+            session = self._existing(session_id)
+            if session["status"] != "open":
+                raise StripeError.invalid(
+                    'Only Checkout Sessions with a status in ["open"] can be expired.')
+            record = self._expire(session, request_id, idempotency_key)
+            result = copy.deepcopy(session)
+        self._emitter.publish(record)
+        return result
+
+    def expire_overdue(self) -> None:
+        """Expire every open session whose expires_at has passed."""
+        now = time.time()
+        with self._store.lock:
+            records = [self._expire(s, None, None)
+                       for s in self._store.newest_first("sessions")
+                       if s["status"] == "open" and s["expires_at"] <= now]
+        for record in reversed(records):
+            self._emitter.publish(record)
+
+    def _expire(self, session: dict[str, Any], request_id: str | None,
+                idempotency_key: str | None) -> EventRecord:
+        session["status"] = "expired"
+        session["url"] = None
+        return self._emitter.record("checkout.session.expired", session,
+                                    request_id=request_id, idempotency_key=idempotency_key)
+
+    def _existing(self, session_id: str) -> dict[str, Any]:
+        session = self._store.get("sessions", session_id)
+        if session is None:
+            raise StripeError.no_such("checkout.session", session_id)
+        return session
+
+    def _payable(self, session_id: str) -> dict[str, Any]:
+        session = self._existing(session_id)
+        if session["status"] == "complete":
+            raise StripeError(409, "This Checkout Session is already complete; it cannot "
+                              "be paid again.")
+        if session["status"] == "expired":
+            raise StripeError(409, "This Checkout Session has expired; it can no longer "
+                              "be paid.")
+        return session
+
+    def _settle_later(self, session_id: str, generation: int) -> None:
+        with self._store.lock:
+            state = self._store.session_state.get(session_id)
+            if generation != self._store.generation or state is None:
+                return
+            if state.pending_outcome is None:
+                return
+        # It may have been settled through the control API in the meantime.
+        with contextlib.suppress(StripeError):
+            self.settle(session_id)

@@ -1,0 +1,78 @@
+"""The emulator without its HTTP front: state, knobs, webhooks and checkout flows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .api import StripeApi
+from .checkout import CheckoutFlow
+from .config import ConfigHolder
+from .events import EventEmitter
+from .idempotency import IdempotencyCache
+from .scheduler import Scheduler
+from .store import Store
+from .webhooks import Dispatcher
+
+
+class Emulator:
+    """Wire the store, the webhook dispatcher and the flows together."""
+
+    def __init__(self, base_url: Callable[[], str], **settings: Any) -> None:
+        self.config = ConfigHolder(**settings)
+        self.store = Store()
+        self.scheduler = Scheduler()
+        self.dispatcher = Dispatcher(self.config, self.scheduler, self.store.mark_delivered)
+        self.emitter = EventEmitter(self.store, self.config, self.dispatcher)
+        self.flow = CheckoutFlow(self.store, self.config, self.emitter, self.scheduler)
+        self.api = StripeApi(self.store, self.flow, base_url)
+        self.idempotency = IdempotencyCache()
+
+    def start_background(self) -> None:
+        """Start the worker threads and the expiry sweeper."""
+        self.scheduler.start()
+        self.flow.start_sweeper()
+
+    def stop_background(self) -> None:
+        """Stop the worker threads without waiting for deliveries in flight."""
+        self.scheduler.stop()
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change webhook_url, webhook_secrets or knobs; return the whole config."""
+        return self.config.update(**changes).to_dict()
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the current config."""
+        return self.config.snapshot().to_dict()
+
+    def reset(self) -> None:
+        """Forget objects, events, deliveries and idempotency keys; keep the config."""
+        with self.store.lock:
+            self.store.clear()
+            self.idempotency.clear()
+        self.dispatcher.reset()
+
+    def wait_for_idle(self, timeout: float = 10.0) -> bool:
+        """Return True once no delivery is pending or in flight (held ones excluded)."""
+        return self.dispatcher.wait_for_idle(timeout)
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Return the delivery log, oldest first."""
+        return self.dispatcher.log()
+
+    def release_webhooks(self) -> int:
+        """Send the held deliveries; return how many were released."""
+        return self.dispatcher.release()
+
+    def pay(self, session_id: str, method: str = "card", *, email: str | None = None,
+            name: str | None = None) -> dict[str, Any]:
+        """Pay a session as the hosted page would; return the session and redirect_url."""
+        return self.flow.pay(session_id, method, email=email, name=name)
+
+    def settle(self, session_id: str) -> dict[str, Any]:
+        """Settle a session's pending delayed payment now; return the session."""
+        return self.flow.settle(session_id)
+
+    def expire(self, session_id: str) -> dict[str, Any]:
+        """Expire an open session now; return the session."""
+        return self.flow.expire(session_id)

@@ -1,0 +1,240 @@
+"""Build JSON objects shaped like Stripe's (products, prices, sessions, events...)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .ids import new_id, random_alnum
+
+API_VERSION = "2026-10-28.endive"
+
+
+def product(*, name: str, description: str | None, metadata: dict[str, str],
+            active: bool, images: list[str], created: int) -> dict[str, Any]:
+    """Build a Product."""
+    return {
+        "id": new_id("prod_"),
+        "object": "product",
+        "active": active,
+        "attributes": [],
+        "created": created,
+        "default_price": None,
+        "description": description,
+        "images": images,
+        "livemode": False,
+        "marketing_features": [],
+        "metadata": metadata,
+        "name": name,
+        "package_dimensions": None,
+        "shippable": None,
+        "statement_descriptor": None,
+        "tax_code": None,
+        "type": "service",
+        "unit_label": None,
+        "updated": created,
+        "url": None,
+    }
+
+
+def price(*, product_id: str, currency: str, unit_amount: int, metadata: dict[str, str],
+          active: bool, nickname: str | None, created: int) -> dict[str, Any]:
+    """Build a one-time Price."""
+    return {
+        "id": new_id("price_"),
+        "object": "price",
+        "active": active,
+        "billing_scheme": "per_unit",
+        "created": created,
+        "currency": currency,
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": None,
+        "metadata": metadata,
+        "nickname": nickname,
+        "product": product_id,
+        "recurring": None,
+        "tax_behavior": "unspecified",
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "one_time",
+        "unit_amount": unit_amount,
+        "unit_amount_decimal": str(unit_amount),
+    }
+
+
+def line_item(*, price_obj: dict[str, Any], quantity: int, description: str) -> dict[str, Any]:
+    """Build a Checkout line item ("item") carrying a snapshot of its price."""
+    amount = price_obj["unit_amount"] * quantity
+    return {
+        "id": new_id("li_"),
+        "object": "item",
+        "amount_discount": 0,
+        "amount_subtotal": amount,
+        "amount_tax": 0,
+        "amount_total": amount,
+        "currency": price_obj["currency"],
+        "description": description,
+        "price": copy.deepcopy(price_obj),
+        "quantity": quantity,
+    }
+
+
+def list_object(data: list[dict[str, Any]], *, has_more: bool, url: str) -> dict[str, Any]:
+    """Build a list envelope."""
+    return {"object": "list", "data": data, "has_more": has_more, "url": url}
+
+
+def checkout_session(*, currency: str, amount_total: int, success_url: str,
+                     cancel_url: str | None, client_reference_id: str | None,
+                     customer_email: str | None, metadata: dict[str, str], expires_at: int,
+                     locale: str | None, submit_type: str | None, created: int,
+                     base_url: str) -> dict[str, Any]:
+    """Build an open Checkout Session in payment mode."""
+    session_id = new_id("cs_test_")
+    return {
+        "id": session_id,
+        "object": "checkout.session",
+        "adaptive_pricing": {"enabled": False},
+        "after_expiration": None,
+        "allow_promotion_codes": None,
+        "amount_subtotal": amount_total,
+        "amount_total": amount_total,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None,
+                          "status": None},
+        "billing_address_collection": None,
+        "cancel_url": cancel_url,
+        "client_reference_id": client_reference_id,
+        "client_secret": None,
+        "collected_information": None,
+        "consent": None,
+        "consent_collection": None,
+        "created": created,
+        "currency": currency,
+        "currency_conversion": None,
+        "custom_fields": [],
+        "custom_text": {"after_submit": None, "shipping_address": None, "submit": None,
+                        "terms_of_service_acceptance": None},
+        "customer": None,
+        "customer_creation": "if_required",
+        "customer_details": None,
+        "customer_email": customer_email,
+        "discounts": [],
+        "expires_at": expires_at,
+        "invoice": None,
+        "invoice_creation": {
+            "enabled": False,
+            "invoice_data": {"account_tax_ids": None, "custom_fields": None,
+                             "description": None, "footer": None, "issuer": None,
+                             "metadata": {}, "rendering_options": None},
+        },
+        "livemode": False,
+        "locale": locale,
+        "metadata": metadata,
+        "mode": "payment",
+        "origin_context": None,
+        "payment_intent": None,
+        "payment_link": None,
+        "payment_method_collection": "if_required",
+        "payment_method_configuration_details": None,
+        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_types": ["card"],
+        "payment_status": "unpaid" if amount_total > 0 else "no_payment_required",
+        "permissions": None,
+        "phone_number_collection": {"enabled": False},
+        "recovered_from": None,
+        "saved_payment_method_options": None,
+        "setup_intent": None,
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "shipping_options": [],
+        "status": "open",
+        "submit_type": submit_type,
+        "subscription": None,
+        "success_url": success_url,
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "ui_mode": "hosted",
+        "url": f"{base_url}/pay/{session_id}",
+        "wallet_options": None,
+    }
+
+
+def customer_details(*, email: str | None, name: str | None) -> dict[str, Any]:
+    """Build the customer_details a session gets once the customer paid."""
+    return {
+        "address": {"city": None, "country": "US", "line1": None, "line2": None,
+                    "postal_code": "10001", "state": None},
+        "business_name": None,
+        "email": email,
+        "individual_name": None,
+        "name": name,
+        "phone": None,
+        "tax_exempt": "none",
+        "tax_ids": [],
+    }
+
+
+def payment_intent(*, amount: int, currency: str, status: str, method_type: str,
+                   metadata: dict[str, str], description: str | None,
+                   receipt_email: str | None, created: int) -> dict[str, Any]:
+    """Build a PaymentIntent as Checkout leaves it after the customer paid."""
+    intent_id = new_id("pi_")
+    succeeded = status == "succeeded"
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": amount if succeeded else 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": None,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": "automatic_async",
+        "client_secret": f"{intent_id}_secret_{random_alnum(25)}",
+        "confirmation_method": "automatic",
+        "created": created,
+        "currency": currency,
+        "customer": None,
+        "description": description,
+        "excluded_payment_method_types": None,
+        "last_payment_error": None,
+        "latest_charge": new_id("ch_") if succeeded else None,
+        "livemode": False,
+        "metadata": metadata,
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": new_id("pm_"),
+        "payment_method_configuration_details": None,
+        "payment_method_options": {},
+        "payment_method_types": [method_type],
+        "processing": None,
+        "receipt_email": receipt_email,
+        "review": None,
+        "setup_future_usage": None,
+        "shipping": None,
+        "source": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": status,
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+
+
+def event(*, type: str, data_object: dict[str, Any], request_id: str | None,
+          idempotency_key: str | None, created: int) -> dict[str, Any]:
+    """Build an Event holding a snapshot of `data_object` (pending_webhooks set later)."""
+    return {
+        "id": new_id("evt_"),
+        "object": "event",
+        "api_version": API_VERSION,
+        "created": created,
+        "data": {"object": copy.deepcopy(data_object)},
+        "livemode": False,
+        "pending_webhooks": 0,
+        "request": {"id": request_id, "idempotency_key": idempotency_key},
+        "type": type,
+    }

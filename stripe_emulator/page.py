@@ -1,0 +1,116 @@
+"""Render the hosted Checkout page and its notices as self-contained HTML."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf",
+                "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$",
+           "inr": "₹", "chf": "CHF "}
+
+_CSS = """
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,sans-serif;
+color:#1a1f36;background:#f6f9fc}
+.wrap{max-width:920px;margin:0 auto;padding:48px 24px;display:flex;gap:48px;flex-wrap:wrap}
+.summary,.pay{flex:1 1 360px}
+.merchant{font-weight:600;color:#697386;margin-bottom:8px}
+.total{font-size:36px;font-weight:700;margin:4px 0 24px}
+.item{display:flex;justify-content:space-between;gap:16px;padding:12px 0;
+border-bottom:1px solid #e3e8ee}
+.item .qty{color:#697386;font-size:13px}
+.row{display:flex;justify-content:space-between;padding:12px 0;font-weight:600}
+.pay{background:#fff;border-radius:8px;box-shadow:0 2px 8px rgba(50,50,93,.12);padding:32px}
+label{display:block;font-size:13px;color:#697386;margin-bottom:4px}
+input{width:100%;padding:10px 12px;border:1px solid #cfd7df;border-radius:6px;
+font-size:15px;margin-bottom:20px}
+.email{padding:10px 0 20px;font-weight:500}
+button{display:block;width:100%;padding:12px 16px;margin:0 0 12px;border:0;border-radius:6px;
+font-size:15px;font-weight:600;cursor:pointer;color:#fff;background:#635bff}
+button.secondary{background:#fff;color:#635bff;border:1px solid #635bff}
+a.back{display:inline-block;margin-bottom:24px;color:#635bff;text-decoration:none}
+.notice{background:#fff;border-radius:8px;box-shadow:0 2px 8px rgba(50,50,93,.12);
+padding:32px;max-width:560px;margin:64px auto}
+.test{display:inline-block;background:#ffde92;color:#8f5c00;border-radius:4px;
+font-size:12px;font-weight:700;padding:1px 6px;margin-left:8px}
+.fine{color:#697386;font-size:12px;margin-top:16px}
+"""
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """Format an amount in the currency's smallest unit for people."""
+    code = currency.lower()
+    number = f"{amount:,}" if code in ZERO_DECIMAL else f"{amount / 100:,.2f}"
+    symbol = SYMBOLS.get(code)
+    return f"{symbol}{number}" if symbol else f"{number} {code.upper()}"
+
+
+def _document(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
+
+
+def checkout_page(session: dict[str, Any], line_items: list[dict[str, Any]]) -> str:
+    """Render the payment page of an open session."""
+    currency = session["currency"]
+    items = "".join(
+        "<div class=\"item\"><div><div>{name}</div><div class=\"qty\">Qty {qty} &times; {unit}"
+        "</div></div><div>{total}</div></div>".format(
+            name=escape(item["description"] or "Item"),
+            qty=item["quantity"],
+            unit=escape(format_amount(item["price"]["unit_amount"], currency)),
+            total=escape(format_amount(item["amount_total"], currency)),
+        )
+        for item in line_items
+    )
+    total = escape(format_amount(session["amount_total"], currency))
+    back = ""
+    if session.get("cancel_url"):
+        back = (f"<a class=\"back\" id=\"cancel\" href=\"{escape(session['cancel_url'])}\">"
+                "← Back</a>")
+    if session.get("customer_email"):
+        email = (f"<label>Email</label><div class=\"email\" id=\"customer-email\">"
+                 f"{escape(session['customer_email'])}</div>")
+    else:
+        email = ("<label for=\"email\">Email</label><input id=\"email\" name=\"email\" "
+                 "type=\"email\" value=\"customer@example.com\">")
+    body = f"""
+<div class="wrap">
+  <div class="summary">
+    {back}
+    <div class="merchant">Emulated Stripe Checkout<span class="test">TEST MODE</span></div>
+    <div>Pay</div>
+    <div class="total" id="amount-total">{total}</div>
+    {items}
+    <div class="row"><span>Total due</span><span>{total}</span></div>
+  </div>
+  <form class="pay" method="post" action="/pay/{escape(session['id'])}">
+    {email}
+    <button type="submit" id="pay-card" name="method" value="card">
+      Pay with test card 4242 4242 4242 4242</button>
+    <button type="submit" class="secondary" id="pay-delayed-success" name="method"
+      value="delayed_success">Pay with a delayed method (succeeds later)</button>
+    <button type="submit" class="secondary" id="pay-delayed-failure" name="method"
+      value="delayed_failure">Pay with a delayed method (fails later)</button>
+    <p class="fine">This page is served by the offline Stripe emulator. No real payment is
+      made.</p>
+  </form>
+</div>"""
+    return _document(f"Pay {total}", body)
+
+
+def notice_page(title: str, message: str, *, link: tuple[str, str] | None = None) -> str:
+    """Render a page that only states something (expired, already paid, not found)."""
+    extra = ""
+    if link is not None:
+        href, text = link
+        extra = f"<p><a class=\"back\" id=\"notice-link\" href=\"{escape(href)}\">{escape(text)}</a></p>"
+    body = (f"<div class=\"notice\" id=\"notice\"><h1>{escape(title)}</h1>"
+            f"<p>{escape(message)}</p>{extra}</div>")
+    return _document(title, body)

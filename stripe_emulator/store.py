@@ -1,0 +1,111 @@
+"""Thread-safe in-memory state: the objects, the events and their order."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+from typing import Any
+
+COLLECTIONS = ("products", "prices", "sessions", "payment_intents")
+
+
+@dataclasses.dataclass
+class SessionState:
+    """What the emulator knows about a session beyond its public fields."""
+
+    line_items: list[dict[str, Any]]
+    intent_metadata: dict[str, str]
+    intent_description: str | None
+    # "succeeded" or "failed" while a delayed payment waits to settle.
+    pending_outcome: str | None = None
+
+
+@dataclasses.dataclass
+class EventRecord:
+    """An event plus whether it still waits for a successful webhook delivery."""
+
+    event: dict[str, Any]
+    seq: int
+    has_endpoint: bool
+    delivered: bool = False
+
+    @property
+    def pending_webhooks(self) -> int:
+        """Return how many endpoints have not received the event yet."""
+        return int(self.has_endpoint and not self.delivered)
+
+    def view(self) -> dict[str, Any]:
+        """Return a copy of the event with its current pending_webhooks."""
+        data = copy.deepcopy(self.event)
+        data["pending_webhooks"] = self.pending_webhooks
+        return data
+
+
+class Store:
+    """Hold every object; callers take `lock` around read-modify-write sequences."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.generation = 0
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every object and event."""
+        with self.lock:
+            self.generation += 1
+            self._seq = 0
+            self._objects: dict[str, dict[str, dict[str, Any]]] = {
+                name: {} for name in COLLECTIONS
+            }
+            self._order: dict[str, int] = {}
+            self.session_state: dict[str, SessionState] = {}
+            self._events: dict[str, EventRecord] = {}
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def add(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Insert an object and remember its insertion order."""
+        with self.lock:
+            self._objects[collection][obj["id"]] = obj
+            self._order[obj["id"]] = self._next_seq()
+            return obj
+
+    def get(self, collection: str, object_id: str) -> dict[str, Any] | None:
+        """Return the stored object (not a copy) or None."""
+        with self.lock:
+            return self._objects[collection].get(object_id)
+
+    def newest_first(self, collection: str) -> list[dict[str, Any]]:
+        """Return the stored objects of a collection, newest first."""
+        with self.lock:
+            items = list(self._objects[collection].values())
+            return sorted(items, key=lambda o: (o["created"], self._order[o["id"]]),
+                          reverse=True)
+
+    def add_event(self, event: dict[str, Any], *, has_endpoint: bool) -> EventRecord:
+        """Record a new event."""
+        with self.lock:
+            record = EventRecord(event=event, seq=self._next_seq(), has_endpoint=has_endpoint)
+            self._events[event["id"]] = record
+            return record
+
+    def get_event(self, event_id: str) -> EventRecord | None:
+        """Return an event record or None."""
+        with self.lock:
+            return self._events.get(event_id)
+
+    def events_newest_first(self) -> list[EventRecord]:
+        """Return every event record, newest first, stable for equal `created`."""
+        with self.lock:
+            return sorted(self._events.values(),
+                          key=lambda r: (r.event["created"], r.seq), reverse=True)
+
+    def mark_delivered(self, event_id: str) -> None:
+        """Note that one webhook delivery of the event succeeded."""
+        with self.lock:
+            record = self._events.get(event_id)
+            if record is not None:
+                record.delivered = True
