@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,7 +78,8 @@ def cmd_test(args: list[str]) -> int:
 
     pg_url, why_not = postgres_url_for_tests()
     if pg_url:
-        results["PostgreSQL"] = run_pytest(f"PostgreSQL ({pg_url})", {**base_env, "DATABASE_URL": pg_url}, args)
+        pg_env = {**base_env, "DATABASE_URL": pg_url}
+        results["PostgreSQL"] = run_pytest(f"PostgreSQL ({pg_url})", pg_env, args)
     else:
         results["PostgreSQL"] = f"skipped: {why_not}; set TEST_POSTGRES_URL to run it"
 
@@ -98,7 +100,16 @@ def cmd_test(args: list[str]) -> int:
 
 def cmd_run(args: list[str]) -> int:
     ensure_venv("requirements.txt")
-    return subprocess.call([str(PYTHON), str(ROOT / "scripts" / "run.py"), *args], cwd=ROOT)
+    child = subprocess.Popen([str(PYTHON), str(ROOT / "scripts" / "run.py"), *args], cwd=ROOT)
+
+    def forward(signum: int, frame: object) -> None:
+        # A signal sent to this process alone (not to the terminal's whole group) must still reach
+        # run.py, which stops the site and the emulator it started; killing it would orphan them.
+        child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return child.wait()
 
 
 COMMANDS = {"run": cmd_run, "test": cmd_test}

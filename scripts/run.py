@@ -1,0 +1,293 @@
+"""Set the project up and serve it: what `python3 dev.py run` executes inside .venv.
+
+Migrate (the demo catalog is seeded by a migration), start the Stripe emulator unless real Stripe test
+keys are configured, sync the catalog to Stripe, and serve on http://127.0.0.1:8000/. Ctrl-C stops
+everything this script started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent.parent
+# Kept under .venv so it survives restarts (a terminal replaying events keeps working) and never gets
+# committed; deleting .venv makes a new one.
+EMULATOR_SECRET_FILE = ROOT / ".venv" / "emulator-webhook-secret"
+EMULATOR_API_KEY = "sk_test_emulator_local_dev"
+STOP_GRACE_SECONDS = 5.0
+
+
+class RunError(Exception):
+    """Something the user has to fix before the project can start."""
+
+
+def say(message: str = "") -> None:
+    print(f"[run] {message}" if message else "", flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python3 dev.py run", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="Address the site listens on (127.0.0.1).")
+    parser.add_argument("--port", type=int, default=8000, help="Port the site listens on (8000).")
+    parser.add_argument(
+        "--emulator-port", type=int, default=12111, help="Port the Stripe emulator listens on (12111)."
+    )
+    parser.add_argument(
+        "--noreload", action="store_true", help="Do not restart the site when a Python file changes."
+    )
+    return parser.parse_args(argv)
+
+
+def configured(name: str, dotenv: dict[str, str | None]) -> str:
+    """Return a setting as Django will see it: the environment wins over `.env`."""
+    if name in os.environ:
+        return os.environ[name].strip()
+    return (dotenv.get(name) or "").strip()
+
+
+def ensure_port_free(host: str, port: int, what: str, option: str) -> None:
+    """Refuse to start when something already listens on the port, naming the way out."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise RunError(
+                f"port {port} on {host} is taken ({exc.strerror or exc}), so the {what} cannot start there. "
+                f"Is `dev.py run` already running in another terminal? Stop it, or pick another port "
+                f"with {option}."
+            ) from None
+
+
+def emulator_webhook_secret() -> str:
+    """Return this checkout's emulator webhook secret, creating it on first use."""
+    if EMULATOR_SECRET_FILE.exists():
+        secret = EMULATOR_SECRET_FILE.read_text().strip()
+        if secret.startswith("whsec_"):
+            return secret
+    secret = f"whsec_{secrets.token_hex(24)}"
+    EMULATOR_SECRET_FILE.write_text(secret + "\n")
+    return secret
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    """Run a manage.py command to completion, or stop with its name."""
+    say(f"manage.py {' '.join(args)}")
+    result = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env)
+    if result.returncode != 0:
+        raise RunError(f"`manage.py {' '.join(args)}` failed (exit {result.returncode}); see above.")
+
+
+def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start a long-running child in its own process group, so stopping it stops its children too."""
+    if os.name == "nt":
+        return subprocess.Popen(command, cwd=ROOT, env=env)
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+
+
+def stop(process: subprocess.Popen, name: str) -> None:
+    """Stop a child and everything it started: SIGINT, then SIGTERM, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGKILL", signal.SIGTERM)):
+        try:
+            if os.name == "nt":
+                process.terminate()
+            else:
+                os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=STOP_GRACE_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    if os.name != "nt":
+        # runserver's autoreloader runs the site in a child; make sure none of the group outlives us.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    say(f"stopped the {name}")
+
+
+def wait_for_emulator(base_url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Wait until the emulator answers its control API."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RunError(f"the Stripe emulator exited at start-up (exit {process.returncode}); see above.")
+        try:
+            with urllib.request.urlopen(f"{base_url}/_emulator/config", timeout=1) as response:
+                json.load(response)
+                return
+        except (urllib.error.URLError, OSError, ValueError):
+            time.sleep(0.1)
+    raise RunError(f"the Stripe emulator did not answer on {base_url} within {timeout:.0f} s.")
+
+
+def start_emulator(args: argparse.Namespace, env: dict[str, str], webhook_url: str, secret: str):
+    base_url = f"http://127.0.0.1:{args.emulator_port}"
+    say(f"starting the Stripe emulator on {base_url}")
+    process = spawn(
+        [
+            sys.executable,
+            "-m",
+            "stripe_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.emulator_port),
+            "--webhook-url",
+            webhook_url,
+            "--webhook-secret",
+            secret,
+        ],
+        env,
+    )
+    try:
+        wait_for_emulator(base_url, process)
+    except BaseException:
+        stop(process, "Stripe emulator")
+        raise
+    return process, base_url
+
+
+def wait_for_site(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until the site answers, so the banner is printed when the links work."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RunError(f"the site exited at start-up (exit {process.returncode}); see above.")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # It answered; the page itself will say what is wrong.
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise RunError(f"the site did not answer on {url} within {timeout:.0f} s.")
+
+
+def print_banner(*, site: str, emulator_url: str | None, secret: str, env: dict[str, str]) -> None:
+    say()
+    say("=" * 72)
+    say(f"shop           {site}/")
+    say(f"admin          {site}/admin/   (create a user: .venv/bin/python manage.py createsuperuser)")
+    if emulator_url:
+        say(f"Stripe         the emulator at {emulator_url} (offline, nothing is charged)")
+        say(f"webhooks       {emulator_url} -> {site}/stripe-webhook, signed with {secret}")
+        say(f"               the secret is kept in {EMULATOR_SECRET_FILE.relative_to(ROOT)}")
+        say(
+            "emulator knobs curl -X POST -H 'Content-Type: application/json' "
+            f'-d \'{{"webhook_timing": "hold"}}\' {emulator_url}/_emulator/config'
+        )
+        say("other shells   to point a manage.py command at this emulator, prefix it with:")
+        say(f"               STRIPE_SECRET_KEY={env['STRIPE_SECRET_KEY']} STRIPE_API_BASE={emulator_url}")
+    else:
+        say("Stripe         your test account (STRIPE_SECRET_KEY from the environment or .env)")
+        if secret:
+            say(f"webhooks       {site}/stripe-webhook, verified with STRIPE_WEBHOOK_SECRET")
+        else:
+            say("webhooks       NOT VERIFIABLE YET: STRIPE_WEBHOOK_SECRET is not set.")
+        say("               run `stripe listen --forward-to localhost:8000/stripe-webhook` and put the")
+        say("               whsec_... secret it prints in STRIPE_WEBHOOK_SECRET in .env, then restart.")
+    say("stop           Ctrl-C (stops the site" + (" and the emulator)" if emulator_url else ")"))
+    say("=" * 72)
+    say()
+
+
+def run(args: argparse.Namespace) -> int:
+    dotenv = {k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    api_key = configured("STRIPE_SECRET_KEY", dotenv)
+    use_emulator = not api_key
+    if api_key.startswith(("sk_live_", "rk_live_")):
+        raise RunError(
+            "STRIPE_SECRET_KEY is a live key. `dev.py run` is for development: use a test key (sk_test_...) "
+            "or none at all for the offline emulator."
+        )
+
+    ensure_port_free(args.host, args.port, "site", "--port")
+    if use_emulator:
+        ensure_port_free("127.0.0.1", args.emulator_port, "Stripe emulator", "--emulator-port")
+
+    site = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    webhook_url = f"http://127.0.0.1:{args.port}/stripe-webhook"
+    children: list[tuple[subprocess.Popen, str]] = []
+    try:
+        manage("migrate", "--noinput", env=env)
+        emulator_url = None
+        if use_emulator:
+            secret = emulator_webhook_secret()
+            emulator, emulator_url = start_emulator(args, env, webhook_url, secret)
+            children.append((emulator, "Stripe emulator"))
+            env.update(
+                STRIPE_SECRET_KEY=EMULATOR_API_KEY,
+                STRIPE_API_BASE=emulator_url,
+                STRIPE_WEBHOOK_SECRET=secret,
+            )
+        else:
+            secret = configured("STRIPE_WEBHOOK_SECRET", dotenv)
+            say("STRIPE_SECRET_KEY is set: using your Stripe test account, no emulator")
+        manage("sync_catalog", env=env)
+
+        command = [sys.executable, str(ROOT / "manage.py"), "runserver", f"{args.host}:{args.port}"]
+        if args.noreload:
+            command.append("--noreload")
+        say(f"serving on {site}/")
+        server = spawn(command, env)
+        children.append((server, "site"))
+        wait_for_site(f"{site}/", server)
+        print_banner(site=site, emulator_url=emulator_url, secret=secret, env=env)
+
+        while True:
+            for process, name in children:
+                if process.poll() is not None:
+                    raise RunError(f"the {name} stopped unexpectedly (exit {process.returncode}).")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        say("Ctrl-C: stopping")
+        return 0
+    finally:
+        for process, name in reversed(children):
+            stop(process, name)
+
+
+_interrupted = False
+
+
+def _interrupt_once(signum: int, frame: object) -> None:
+    # Ctrl-C reaches this process twice (from the terminal, and forwarded by dev.py); only the first
+    # may interrupt, or a second one could cut the clean-up short and leave a child running.
+    global _interrupted
+    if not _interrupted:
+        _interrupted = True
+        raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    # `kill <pid>` stops as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
+    try:
+        return run(args)
+    except RunError as exc:
+        say(f"error: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
