@@ -22,6 +22,8 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 makes bursts of clients wait for SYN retries.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], emulator: Emulator, *,
                  log_requests: bool = False) -> None:
