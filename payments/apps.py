@@ -5,3 +5,10 @@ class PaymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "payments"
     verbose_name = "Payments"
+
+    def ready(self) -> None:
+        from orders.signals import order_fulfilled
+        from payments import receivers
+
+        # The shop's fulfillment hook: replace or add receivers of `order_fulfilled` to ship the goods.
+        order_fulfilled.connect(receivers.order_fulfilled_log, dispatch_uid="payments.order_fulfilled_log")

@@ -1,0 +1,58 @@
+"""The inbox of Stripe events: every event is stored once, then processed, and its outcome kept."""
+
+from django.db import models
+
+
+class EventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    IGNORED = "ignored", "Ignored"
+    FAILED = "failed", "Failed"
+
+
+class EventSource(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook delivery"
+    BACKFILL = "backfill", "Backfill from Stripe's Events API"
+    FILE = "file", "Imported from a file"
+
+
+# An event in one of these states is processed again when it is delivered or replayed again.
+UNFINISHED_STATUSES = (EventStatus.RECEIVED, EventStatus.FAILED)
+
+
+class StripeEvent(models.Model):
+    """One Stripe event, stored before it is processed so that no delivered event is ever lost."""
+
+    # The unique index, not a prior exists() check, settles two copies of one event arriving at once.
+    stripe_id = models.CharField("Stripe event id", max_length=255, unique=True)
+    type = models.CharField(max_length=128, db_index=True)
+    api_version = models.CharField(max_length=64, blank=True, default="")
+    livemode = models.BooleanField(default=False)
+    stripe_created = models.DateTimeField("created at Stripe", null=True, blank=True)
+    payload = models.JSONField(help_text="The event exactly as Stripe sent it.")
+    source = models.CharField(max_length=16, choices=EventSource.choices, default=EventSource.WEBHOOK)
+    status = models.CharField(max_length=16, choices=EventStatus.choices, default=EventStatus.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times it was processed.")
+    outcome = models.TextField(blank=True, default="", help_text="What processing did, or why it did not.")
+    last_error = models.TextField(blank=True, default="", help_text="The traceback of the last failure.")
+    order = models.ForeignKey(
+        "orders.Order",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="stripe_events",
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "received_at"], name="stripeevent_status_recv_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=EventStatus.values), name="stripeevent_status_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id} {self.type} ({self.status})"

@@ -1,0 +1,66 @@
+"""The endpoint Stripe delivers events to: verify, store, process, and answer so Stripe knows to retry.
+
+2xx means "stored, and its outcome is final" (processed, ignored, a duplicate, or failed for a reason
+a retry cannot change). 5xx means "not stored" or "processing hit an unexpected error": Stripe then
+delivers the event again, for days. 4xx means the request is not a genuine Stripe event: nothing is
+stored. No Stripe API call is made here: the signed payload is the truth at its moment.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from payments import gateway
+from payments.exceptions import WebhookPayloadInvalid, WebhookSignatureInvalid
+from payments.models import EventSource
+from payments.services.inbox import EventNotStored, EventProcessingFailed, stripe_event_receive
+
+logger = logging.getLogger(__name__)
+
+
+def _text(status: int, message: str) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+@csrf_exempt
+@require_POST
+@transaction.non_atomic_requests
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Receive one Stripe event delivery."""
+    limit = settings.STRIPE_WEBHOOK_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    too_big = f"Payload too large: the limit is {limit} bytes."
+    if declared > limit:
+        logger.warning("webhook rejected: declared body of %d bytes is over %d", declared, limit)
+        return _text(413, too_big)
+    try:
+        payload = request.body
+    except RequestDataTooBig:
+        payload = None
+    if payload is None or len(payload) > limit:
+        logger.warning("webhook rejected: body over %d bytes", limit)
+        return _text(413, too_big)
+
+    try:
+        event = gateway.webhook_event_verify(
+            payload=payload, signature_header=request.headers.get("Stripe-Signature")
+        )
+    except (WebhookSignatureInvalid, WebhookPayloadInvalid) as exc:
+        logger.warning("webhook rejected: %s", exc)
+        return _text(400, str(exc))
+
+    try:
+        result = stripe_event_receive(event=event, payload=payload, source=EventSource.WEBHOOK)
+    except EventNotStored:
+        return _text(503, "Could not store the event right now; deliver it again later.")
+    except EventProcessingFailed:
+        return _text(500, "The event is stored but processing failed; deliver it again later.")
+    return _text(200, result.reply)
