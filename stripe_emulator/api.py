@@ -220,7 +220,7 @@ class StripeApi:
     def retrieve_session(self, req: ApiRequest) -> dict[str, Any]:
         """Retrieve a Checkout Session, expanding line_items or payment_intent on request."""
         validate.reject_unknown(req.params, ("expand",))
-        self._flow.expire_overdue()
+        self._flow.expire_overdue(req.path_args[0])
         with self._store.lock:
             session = self._get("sessions", "checkout.session", req.path_args[0])
             return self._render(session, validate.expand_paths(req.params))

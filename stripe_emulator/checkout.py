@@ -45,7 +45,7 @@ class CheckoutFlow:
         if method not in PAY_METHODS:
             raise StripeError.invalid(
                 f"Invalid method: must be one of {', '.join(PAY_METHODS)}", param="method")
-        self.expire_overdue()
+        self.expire_overdue(session_id)
         cfg = self._config.snapshot()
         with self._store.lock:
             session = self._payable(session_id)
@@ -115,7 +115,7 @@ class CheckoutFlow:
     def expire(self, session_id: str, *, request_id: str | None = None,
                idempotency_key: str | None = None) -> dict[str, Any]:
         """Expire an open session and emit checkout.session.expired; return the session."""
-        self.expire_overdue()
+        self.expire_overdue(session_id)
         with self._store.lock:
             session = self._existing(session_id)
             if session["status"] != "open":
@@ -126,14 +126,18 @@ class CheckoutFlow:
         self._emitter.publish(record)
         return result
 
-    def expire_overdue(self) -> None:
-        """Expire every open session whose expires_at has passed."""
+    def expire_overdue(self, session_id: str | None = None) -> None:
+        """Expire open sessions whose expires_at has passed (only `session_id`, if given)."""
         now = time.time()
         with self._store.lock:
-            records = [self._expire(s, None, None)
-                       for s in self._store.newest_first("sessions")
+            if session_id is None:
+                candidates = self._store.pop_due_sessions(now)
+            else:
+                found = self._store.get("sessions", session_id)
+                candidates = [found] if found is not None else []
+            records = [self._expire(s, None, None) for s in candidates
                        if s["status"] == "open" and s["expires_at"] <= now]
-        for record in reversed(records):
+        for record in records:
             self._emitter.publish(record)
 
     def _expire(self, session: dict[str, Any], request_id: str | None,

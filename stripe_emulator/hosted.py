@@ -32,7 +32,7 @@ class HostedFront:
         return response
 
     def _show(self, session_id: str) -> Response:
-        self._emulator.flow.expire_overdue()
+        self._emulator.flow.expire_overdue(session_id)
         store = self._emulator.store
         with store.lock:
             session = copy.deepcopy(store.get("sessions", session_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import heapq
 import threading
 from typing import Any
 
@@ -61,6 +62,7 @@ class Store:
             self._order: dict[str, int] = {}
             self.session_state: dict[str, SessionState] = {}
             self._events: dict[str, EventRecord] = {}
+            self._expiries: list[tuple[int, int, str]] = []
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -70,8 +72,20 @@ class Store:
         """Insert an object and remember its insertion order."""
         with self.lock:
             self._objects[collection][obj["id"]] = obj
-            self._order[obj["id"]] = self._next_seq()
+            seq = self._next_seq()
+            self._order[obj["id"]] = seq
+            if collection == "sessions":
+                heapq.heappush(self._expiries, (obj["expires_at"], seq, obj["id"]))
             return obj
+
+    def pop_due_sessions(self, now: float) -> list[dict[str, Any]]:
+        """Return the sessions whose expires_at has passed, each only once."""
+        with self.lock:
+            due = []
+            while self._expiries and self._expiries[0][0] <= now:
+                _, _, session_id = heapq.heappop(self._expiries)
+                due.append(self._objects["sessions"][session_id])
+            return due
 
     def get(self, collection: str, object_id: str) -> dict[str, Any] | None:
         """Return the stored object (not a copy) or None."""

@@ -182,3 +182,19 @@ def test_configure_rejects_bad_values(emu: Any) -> None:
                 {"max_attempts": 1.5}, {"unknown_knob": 1}):
         with pytest.raises(ValueError):
             emu.configure(**bad)
+
+
+def test_sweep_expires_due_sessions_once(emu: Any, client: stripe.StripeClient,
+                                         price: stripe.Price,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    soon = client.v1.checkout.sessions.create(params=session_params(
+        price.id, expires_at=int(time.time()) + 1900))
+    later = client.v1.checkout.sessions.create(params=session_params(price.id))
+    in_an_hour = time.time() + 3600
+    monkeypatch.setattr("stripe_emulator.checkout.time.time", lambda: in_an_hour)
+    emu.flow.expire_overdue()
+    emu.flow.expire_overdue()
+    monkeypatch.undo()
+    assert client.v1.checkout.sessions.retrieve(soon.id).status == "expired"
+    assert client.v1.checkout.sessions.retrieve(later.id).status == "open"
+    assert event_types(client) == ["checkout.session.expired"]
