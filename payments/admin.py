@@ -1,0 +1,97 @@
+"""Admin for the Stripe event inbox: read-only events, their payloads and errors, and a replay action."""
+
+import json
+import uuid
+from collections import Counter
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from payments.models import StripeEvent
+from payments.services.recovery import stripe_events_replay
+
+
+class OrderFilter(admin.SimpleListFilter):
+    """Filter by the order id in `?order__id__exact=`, the link each order's admin page carries."""
+
+    title = "order"
+    parameter_name = "order__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        # Only the order being looked at: listing every order here would not scale.
+        value = self.value()
+        return [(value, value)] if value else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> QuerySet[StripeEvent]:
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(order_id=uuid.UUID(value))
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ("stripe_id", "type", "status", "order_link", "attempts", "received_at")
+    list_filter = ("status", "type", ("received_at", admin.DateFieldListFilter), "source", OrderFilter)
+    search_fields = ("=stripe_id", "=order__id")
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    actions = ["replay_selected"]
+    fields = (
+        "stripe_id",
+        "type",
+        "status",
+        "outcome",
+        "order_link",
+        "attempts",
+        "source",
+        "livemode",
+        "api_version",
+        "stripe_created",
+        "received_at",
+        "processed_at",
+        "last_error_display",
+        "payload_display",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: StripeEvent | None = None) -> bool:
+        # What Stripe sent is a record, never edited; the replay action has its own permission.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: StripeEvent | None = None) -> bool:
+        return False
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payments.change_stripeevent")
+
+    @admin.display(description="Order", ordering="order")
+    def order_link(self, event: StripeEvent) -> str:
+        if event.order_id is None:
+            return "-"
+        url = reverse("admin:orders_order_change", args=[event.order_id])
+        return format_html('<a href="{}">{}</a>', url, event.order_id)
+
+    @admin.display(description="Payload")
+    def payload_display(self, event: StripeEvent) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(event.payload, indent=2, sort_keys=True))
+
+    @admin.display(description="Last error")
+    def last_error_display(self, event: StripeEvent) -> str:
+        return format_html("<pre>{}</pre>", event.last_error) if event.last_error else "-"
+
+    @admin.action(description="Replay selected events", permissions=["replay"])
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
+        counts: Counter[str] = Counter()
+        for run in stripe_events_replay(events=queryset):
+            counts["errors" if run.error else "duplicate" if run.duplicate else run.status] += 1
+        total = sum(counts.values())
+        details = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))
+        level = messages.WARNING if counts["errors"] or counts["failed"] else messages.SUCCESS
+        self.message_user(request, f"Replayed {total} event(s): {details}.", level)

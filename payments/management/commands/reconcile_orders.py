@@ -1,0 +1,77 @@
+"""Bring open orders in line with their Checkout Sessions, for when webhooks were missed."""
+
+from collections import Counter
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
+from payments.services import recovery
+from payments.services.recovery import OrderCheck, ReconcileAction
+
+PROGRESS_EVERY = 100
+DEFAULT_AGE = "15m"
+
+
+class Command(BaseCommand):
+    help = (
+        "For orders still pending or confirmed after a given age, retrieve their Checkout Sessions from "
+        "Stripe and apply what they say: paid, fulfill; expired, expire; open, leave (source: reconcile). "
+        "Orders that never got a session are left and reported."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--older-than",
+            default=DEFAULT_AGE,
+            metavar="AGE",
+            help=f"Only orders created at least this long ago: 90s, 15m, 2h, 1d... (default {DEFAULT_AGE}).",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Retrieve the sessions and say what would change, changing nothing.",
+        )
+
+    def handle(self, *args: str, **options: object) -> None:
+        verbosity = int(options["verbosity"])
+        dry_run = bool(options["dry_run"])
+        try:
+            older_than = recovery.age_parse(str(options["older_than"]))
+        except ValueError as exc:
+            raise CommandError(f"--older-than: {exc}") from None
+
+        counts: Counter[str] = Counter()
+        seen = 0
+        try:
+            for check in recovery.orders_reconcile(older_than=older_than, dry_run=dry_run):
+                seen += 1
+                counts[check.action] += 1
+                self._show(check, verbosity=verbosity, dry_run=dry_run)
+                if verbosity >= 1 and seen % PROGRESS_EVERY == 0:
+                    self.stdout.write(f"... {seen} orders checked")
+        except PaymentProviderNotConfigured as exc:
+            raise CommandError(str(exc)) from exc
+        except PaymentProviderError as exc:
+            raise CommandError(f"{exc} {seen} order(s) checked before that; run the command again.") from exc
+
+        if verbosity >= 1:
+            details = ", ".join(f"{count} {action}" for action, count in sorted(counts.items()))
+            summary = f"{seen} open order(s) older than {options['older_than']} checked" + (
+                f": {details}." if seen else "."
+            )
+            style = self.style.WARNING if counts[ReconcileAction.MISMATCH] else self.style.SUCCESS
+            self.stdout.write(style(summary))
+
+    def _show(self, check: OrderCheck, *, verbosity: int, dry_run: bool) -> None:
+        line = f"order {check.order_id} session {check.session_id or '-'}: {check.action}"
+        if check.detail:
+            line += f" ({check.detail})"
+        if check.action == ReconcileAction.MISMATCH:
+            self.stderr.write(self.style.ERROR(line))
+        elif check.action == ReconcileAction.SESSION_MISSING and verbosity >= 1:
+            self.stdout.write(self.style.WARNING(line))
+        elif verbosity >= 2 or (
+            verbosity >= 1
+            and (dry_run or check.action in (ReconcileAction.FULFILLED, ReconcileAction.EXPIRED))
+        ):
+            self.stdout.write(line)

@@ -1,0 +1,181 @@
+"""Run Stripe events through the inbox again: stored ones, ones Stripe still has, or ones in a file."""
+
+from collections import Counter
+from collections.abc import Iterator
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
+from payments.services import recovery
+from payments.services.inbox import EventNotStored
+from payments.services.recovery import EventRun
+
+PROGRESS_EVERY = 100
+
+
+class Command(BaseCommand):
+    help = (
+        "Replay Stripe events through the same inbox the webhook uses. Stored events: by id, all failed "
+        "(--failed), all unfinished (--unfinished), by type, since a time. --from-stripe backfills from "
+        "Stripe's Events API (30 days); --file imports an export. Events already processed are no-ops "
+        "when received again, and order transitions stay exactly-once."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "event_ids", nargs="*", metavar="EVENT_ID", help="Stored events to replay (evt_...)."
+        )
+        parser.add_argument("--failed", action="store_true", help="Replay every stored event that failed.")
+        parser.add_argument(
+            "--unfinished",
+            action="store_true",
+            help="Replay every stored event not finished: failed, or left received by a crash or an outage.",
+        )
+        parser.add_argument(
+            "--type",
+            action="append",
+            default=[],
+            dest="types",
+            metavar="TYPE",
+            help="Only events of this type (repeat for several), such as checkout.session.completed.",
+        )
+        parser.add_argument(
+            "--since",
+            help="Only events received (stored mode) or created (--from-stripe) since then: an ISO 8601 "
+            "time such as 2026-11-28T09:00:00Z (UTC unless it says otherwise), or an age such as 1h or 2d.",
+        )
+        parser.add_argument(
+            "--from-stripe",
+            action="store_true",
+            help="Fetch events from Stripe's Events API, page by page, and receive each one.",
+        )
+        parser.add_argument(
+            "--undelivered-only",
+            action="store_true",
+            help="With --from-stripe: only events whose webhook delivery has not succeeded yet.",
+        )
+        parser.add_argument(
+            "--file",
+            metavar="PATH",
+            help='Receive the events in a JSON file: a list of events or Stripe\'s {"object": "list", '
+            '"data": [...]}. The file is trusted as the admin is: its events are not signed.',
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="List what would be replayed and change nothing."
+        )
+
+    def handle(self, *args: str, **options: object) -> None:
+        self.verbosity = int(options["verbosity"])
+        self.dry_run = bool(options["dry_run"])
+        event_ids = list(options["event_ids"])
+        types = list(options["types"])
+        from_stripe = bool(options["from_stripe"])
+        path = options["file"]
+        since = None
+        if options["since"]:
+            try:
+                since = recovery.since_parse(str(options["since"]))
+            except ValueError as exc:
+                raise CommandError(f"--since: {exc}") from None
+
+        stored_filters = bool(event_ids or options["failed"] or options["unfinished"])
+        if from_stripe and path:
+            raise CommandError("Use either --from-stripe or --file, not both.")
+        if (from_stripe or path) and stored_filters:
+            raise CommandError(
+                "Event ids, --failed and --unfinished select stored events; drop them with "
+                f"{'--from-stripe' if from_stripe else '--file'}."
+            )
+        if options["undelivered_only"] and not from_stripe:
+            raise CommandError("--undelivered-only only applies with --from-stripe.")
+        if path and (types or since):
+            raise CommandError(
+                "--type and --since do not apply to --file: the file's events are all received."
+            )
+
+        if from_stripe:
+            runs = recovery.stripe_events_backfill(
+                since=since,
+                types=types,
+                undelivered_only=bool(options["undelivered_only"]),
+                dry_run=self.dry_run,
+            )
+            self._report(runs, noun="event from Stripe")
+        elif path:
+            try:
+                events = recovery.events_file_load(path=str(path))
+            except recovery.EventFileInvalid as exc:
+                raise CommandError(str(exc)) from None
+            self._report(
+                recovery.stripe_events_import(events=events, dry_run=self.dry_run), noun="event in the file"
+            )
+        else:
+            if not (stored_filters or types or since):
+                raise CommandError(
+                    "Say which stored events to replay: event ids, --failed, --unfinished, --type or --since "
+                    "(or use --from-stripe / --file to receive events from elsewhere)."
+                )
+            missing = recovery.stripe_events_missing(stripe_ids=event_ids)
+            if missing:
+                raise CommandError(
+                    f"No stored event {', '.join(missing)}. "
+                    "To fetch events Stripe still has, use --from-stripe."
+                )
+            selected = recovery.stripe_events_selected(
+                stripe_ids=event_ids,
+                failed=bool(options["failed"]),
+                unfinished=bool(options["unfinished"]),
+                types=types,
+                since=since,
+            )
+            self._report(
+                recovery.stripe_events_replay(events=selected, dry_run=self.dry_run), noun="stored event"
+            )
+
+    def _report(self, runs: Iterator[EventRun], *, noun: str) -> None:
+        """Consume the runs, showing each at verbosity 2 (or in a dry run), progress and a summary."""
+        counts: Counter[str] = Counter()
+        seen = 0
+        try:
+            for run in runs:
+                seen += 1
+                key = "error" if run.error else "duplicate" if run.duplicate else run.status
+                counts[key] += 1
+                self._show(run)
+                if self.verbosity >= 1 and seen % PROGRESS_EVERY == 0:
+                    self.stdout.write(f"... {seen} done ({self._summary(counts)})")
+        except PaymentProviderNotConfigured as exc:
+            raise CommandError(str(exc)) from exc
+        except PaymentProviderError as exc:
+            raise CommandError(f"{exc} {seen} {noun}(s) handled before that; run the command again.") from exc
+        except EventNotStored as exc:
+            raise CommandError(
+                f"{exc}. {seen} {noun}(s) handled before that; "
+                "run the command again once the database is back."
+            ) from exc
+
+        verb = "would be replayed" if self.dry_run else "handled"
+        summary = f"{seen} {noun}(s) {verb}" + (f": {self._summary(counts)}." if seen else ".")
+        if counts["error"]:
+            raise CommandError(
+                f"{summary} {counts['error']} hit an unexpected error and are stored as failed; "
+                "see their last error in the admin, fix the cause, then run: replay_events --failed"
+            )
+        if self.verbosity >= 1:
+            style = self.style.WARNING if counts["failed"] else self.style.SUCCESS
+            self.stdout.write(style(summary))
+
+    def _show(self, run: EventRun) -> None:
+        if run.error:
+            self.stderr.write(self.style.ERROR(f"{run.stripe_id} {run.type}: {run.reason}"))
+        elif run.status == "failed" and not self.dry_run and self.verbosity >= 1:
+            self.stdout.write(self.style.WARNING(f"{run.stripe_id} {run.type} failed: {run.reason}"))
+        elif self.verbosity >= 2 or (self.dry_run and self.verbosity >= 1):
+            state = "duplicate, already " + run.status if run.duplicate else run.status
+            self.stdout.write(
+                f"{run.stripe_id} {run.type}: {state}" + (f" ({run.reason})" if run.reason else "")
+            )
+
+    @staticmethod
+    def _summary(counts: Counter[str]) -> str:
+        return ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))
