@@ -66,6 +66,7 @@ class Receiver:
         self.plan: list[int] = []
         self.default_status = 200
         self.delay = 0.0
+        self.gate: threading.Event | None = None
         self.timeline: list[str] = []
         self._lock = threading.Lock()
         receiver = self
@@ -83,6 +84,8 @@ class Receiver:
                     receiver.timeline.append(f"webhook:{event['type']}")
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                if receiver.gate is not None:
+                    receiver.gate.wait(10)
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
