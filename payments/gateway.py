@@ -7,6 +7,7 @@ offline emulator: only `STRIPE_API_BASE` differs.
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -272,6 +273,10 @@ def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dic
             last_error = exc
     else:
         raise WebhookSignatureInvalid(_signature_reason(last_error)) from last_error
+    if _signature_timestamp(signature_header) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+        # stripe-python refuses only old timestamps; one this far ahead is a clock gone wrong or a
+        # header made to be replayed later, so the window is kept symmetric.
+        raise WebhookSignatureInvalid("Signature timestamp is outside the 300 s tolerance (in the future).")
     try:
         event = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
@@ -281,6 +286,15 @@ def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dic
     if not isinstance(event.get("type"), str) or not isinstance(event.get("data"), dict):
         raise WebhookPayloadInvalid("Event has no type or no data.")
     return event
+
+
+def _signature_timestamp(signature_header: str) -> int:
+    """Return the header's t= value (the first, as stripe-python reads it); it has been verified."""
+    for item in signature_header.split(","):
+        key, _, value = item.partition("=")
+        if key == "t":
+            return int(value)
+    return 0
 
 
 def _signature_reason(exc: stripe.SignatureVerificationError | None) -> str:
