@@ -3,13 +3,17 @@
 import logging
 import uuid
 
+from django.db import IntegrityError, transaction
+
 from orders.exceptions import InvalidQuantity, ProductUnavailable
 from orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderStatus, Product
 
 logger = logging.getLogger(__name__)
 
 
-def order_create(*, product: Product, quantity: int, customer_email: str = "") -> Order:
+def order_create(
+    *, product: Product, quantity: int, customer_email: str = "", checkout_token: str | None = None
+) -> Order:
     """Create a pending order priced from the catalog, never from what the buyer sent."""
     if not product.active:
         raise ProductUnavailable(f"Product {product.sku!r} is not for sale.")
@@ -24,6 +28,7 @@ def order_create(*, product: Product, quantity: int, customer_email: str = "") -
         amount_total=product.unit_amount * quantity,
         currency=product.currency,
         customer_email=customer_email,
+        checkout_token=checkout_token or None,
     )
     logger.info(
         "order %s created: %s x %d = %d %s",
@@ -34,6 +39,31 @@ def order_create(*, product: Product, quantity: int, customer_email: str = "") -
         order.currency,
     )
     return order
+
+
+def order_get_or_create(
+    *, product: Product, quantity: int, checkout_token: str, customer_email: str = ""
+) -> tuple[Order, bool]:
+    """Return the order made by this checkout token, creating it first; the bool says it was created."""
+    try:
+        # A savepoint, so losing the race leaves an enclosing transaction usable.
+        with transaction.atomic():
+            return (
+                order_create(
+                    product=product,
+                    quantity=quantity,
+                    customer_email=customer_email,
+                    checkout_token=checkout_token,
+                ),
+                True,
+            )
+    except IntegrityError:
+        # The unique constraint, not an exists() check, decides: the first submit won, we find its order.
+        order = Order.objects.select_related("product").filter(checkout_token=checkout_token).first()
+        if order is None:
+            raise  # some other constraint refused the row
+    logger.info("order %s found again for checkout token %s (a repeated submit)", order.id, checkout_token)
+    return order, False
 
 
 def order_attach_checkout_session(*, order_id: uuid.UUID | str, session_id: str) -> bool:

@@ -1,9 +1,17 @@
+import threading
+
 import pytest
+from django.db import connection, transaction
 
 from orders.exceptions import InvalidQuantity, ProductUnavailable
-from orders.models import OrderStatus, Product
+from orders.models import Order, OrderStatus, Product
 from orders.selectors import product_get_for_sale
-from orders.services import order_attach_checkout_session, order_create, order_mark_payment_pending
+from orders.services import (
+    order_attach_checkout_session,
+    order_create,
+    order_get_or_create,
+    order_mark_payment_pending,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -60,3 +68,66 @@ def test_payment_pending_is_marked_on_open_orders_only(product):
     assert order_mark_payment_pending(order_id=order.pk, stripe_event_id="evt_1") is True
     order.refresh_from_db()
     assert order.payment_pending is True
+
+
+def test_order_get_or_create_creates_once_then_finds_the_same_order(product):
+    first, first_created = order_get_or_create(product=product, quantity=2, checkout_token="token-1")
+    again, again_created = order_get_or_create(product=product, quantity=2, checkout_token="token-1")
+
+    assert (first_created, again_created) == (True, False)
+    assert again.pk == first.pk
+    assert Order.objects.count() == 1
+    assert again.checkout_token == "token-1"
+
+
+def test_order_get_or_create_gives_each_token_its_own_order(product):
+    one, _ = order_get_or_create(product=product, quantity=1, checkout_token="token-1")
+    two, _ = order_get_or_create(product=product, quantity=1, checkout_token="token-2")
+
+    assert one.pk != two.pk
+
+
+def test_order_get_or_create_inside_a_transaction_leaves_it_usable(product):
+    with transaction.atomic():
+        order_get_or_create(product=product, quantity=1, checkout_token="token-1")
+        _, created = order_get_or_create(product=product, quantity=1, checkout_token="token-1")
+        # The losing INSERT rolled back to its savepoint, so the transaction can still write.
+        order_create(product=product, quantity=3)
+
+    assert created is False
+    assert Order.objects.count() == 2
+
+
+def test_order_get_or_create_still_refuses_a_bad_quantity(product):
+    with pytest.raises(InvalidQuantity):
+        order_get_or_create(product=product, quantity=0, checkout_token="token-1")
+    assert not Order.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_submits_of_one_token_make_one_order(product):
+    threads = 8
+    barrier = threading.Barrier(threads, timeout=30)
+    results: list[tuple[str, bool]] = []
+    errors: list[BaseException] = []
+
+    def submit() -> None:
+        try:
+            barrier.wait()
+            order, created = order_get_or_create(product=product, quantity=1, checkout_token="double-click")
+            results.append((str(order.pk), created))
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=submit) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert not errors, errors
+    assert len({order_id for order_id, _ in results}) == 1
+    assert [created for _, created in results].count(True) == 1
+    assert Order.objects.count() == 1
