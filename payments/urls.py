@@ -1,7 +1,15 @@
-from django.urls import re_path
+"""Every URL the payments app serves: the buyer's pages and API, and Stripe's webhook."""
 
-from payments.views import webhook
+from django.urls import path, re_path
+
+from payments.views import checkout, returns, webhook
 
 urlpatterns = [
+    path("", checkout.checkout_page, name="checkout"),
+    path("checkout/", checkout.checkout_page_or_create, name="checkout-create"),
+    path("api/checkout/create-session", checkout.api_create_session, name="api-create-session"),
+    path("success", returns.success, name="success"),
+    path("orders/<uuid:order_id>/status", returns.order_status, name="order-status"),
+    path("cancel", returns.cancel, name="cancel"),
     re_path(r"^stripe-webhook/?$", webhook.stripe_webhook, name="stripe-webhook"),
 ]

@@ -1,0 +1,84 @@
+"""System checks for the Stripe settings: catch a misconfiguration at start-up, not at a buyer's checkout.
+
+A missing secret key is not an error (the pages explain how to configure Stripe, and the quick start
+does it), so it is reported by `manage.py check --deploy` only.
+"""
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+# Stripe accepts a Checkout Session expiry from 30 minutes to 24 hours after creation.
+MIN_SESSION_TTL_SECONDS = 30 * 60
+MAX_SESSION_TTL_SECONDS = 24 * 60 * 60
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+@register()
+def check_stripe_settings(app_configs, **kwargs) -> list:
+    """Report Stripe settings that would make every checkout fail."""
+    errors = []
+    key = settings.STRIPE_SECRET_KEY
+    if key and key.startswith("pk_"):
+        errors.append(
+            Error(
+                "STRIPE_SECRET_KEY holds a publishable key (pk_...).",
+                hint="Use the secret key (sk_test_... or rk_test_...) from the Stripe dashboard.",
+                id="payments.E001",
+            )
+        )
+    if settings.STRIPE_API_BASE and not _is_http_url(settings.STRIPE_API_BASE):
+        errors.append(
+            Error(
+                f"STRIPE_API_BASE {settings.STRIPE_API_BASE!r} is not an http(s) URL.",
+                hint="Leave it empty for Stripe, or set it to the emulator's URL, e.g. http://127.0.0.1:12111.",
+                id="payments.E002",
+            )
+        )
+    ttl = settings.CHECKOUT_SESSION_TTL_SECONDS
+    if not MIN_SESSION_TTL_SECONDS <= ttl <= MAX_SESSION_TTL_SECONDS:
+        errors.append(
+            Error(
+                f"CHECKOUT_SESSION_TTL_SECONDS is {ttl}; Stripe refuses a session that expires sooner than "
+                f"{MIN_SESSION_TTL_SECONDS} s or later than {MAX_SESSION_TTL_SECONDS} s after it is created.",
+                hint="Set it between 1800 and 86400 (the default is 3600).",
+                id="payments.E003",
+            )
+        )
+    if settings.SITE_URL and not _is_http_url(settings.SITE_URL):
+        errors.append(
+            Error(
+                f"SITE_URL {settings.SITE_URL!r} is not an http(s) URL; Stripe could not send buyers back.",
+                hint="Set it to the public base URL, e.g. https://shop.example.com, or leave it empty.",
+                id="payments.E004",
+            )
+        )
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_stripe_configured(app_configs, **kwargs) -> list:
+    """Warn a deployment that cannot take payments, or takes them in test mode."""
+    key = settings.STRIPE_SECRET_KEY
+    if not key:
+        return [
+            Warning(
+                "STRIPE_SECRET_KEY is not set: the shop shows its products but cannot take payments.",
+                hint="Set STRIPE_SECRET_KEY (and STRIPE_WEBHOOK_SECRET), then run `manage.py sync_catalog`.",
+                id="payments.W001",
+            )
+        ]
+    if "_test_" in key:
+        return [
+            Warning(
+                "STRIPE_SECRET_KEY is a test-mode key: no real money is taken.",
+                hint="Use a live key (sk_live_...) in production.",
+                id="payments.W002",
+            )
+        ]
+    return []

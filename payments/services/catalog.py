@@ -1,0 +1,156 @@
+"""Keep Stripe's products and prices in step with the catalog, which is the one source of prices."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from orders.models import Product
+from orders.selectors import products_for_sale
+from payments import gateway
+from payments.exceptions import CheckoutSessionNotFound, PaymentProviderRefused
+
+logger = logging.getLogger(__name__)
+
+
+class SyncAction(str, Enum):
+    """What the sync did, or found, for one product."""
+
+    CREATED = "created"  # the product had no Stripe price; it has one now
+    RECREATED = "recreated"  # its Stripe price (or product) no longer existed; a new one was made
+    IN_SYNC = "in sync"
+    DRIFTED = "drifted"  # Stripe's price differs from the catalog; left alone
+    FIXED = "fixed"  # Stripe's price differed; a new price was made and the product points at it
+    FAILED = "failed"  # Stripe refused something for this product
+
+
+@dataclass(frozen=True)
+class ProductSync:
+    """The sync's result for one product."""
+
+    sku: str
+    action: SyncAction
+    price_id: str | None
+    detail: str = ""
+
+
+@dataclass
+class CatalogSyncReport:
+    """Every product's result, in catalog order."""
+
+    results: list[ProductSync] = field(default_factory=list)
+
+    def count(self, action: SyncAction) -> int:
+        """Return how many products ended with this action."""
+        return sum(1 for result in self.results if result.action == action)
+
+
+def catalog_sync(
+    *, fix: bool = False, on_result: Callable[[ProductSync], None] | None = None
+) -> CatalogSyncReport:
+    """Give every active product a Stripe product and price, and report (or fix) prices that drifted.
+
+    Safe to run again and again: Stripe's idempotency keys make a repeated creation return the first
+    object, and a product that has a price is only read. Raises PaymentProviderNotConfigured or
+    PaymentProviderUnavailable, keeping what was saved so far; a refusal for one product is reported
+    in its result and the others go on.
+    """
+    report = CatalogSyncReport()
+    for product in products_for_sale().order_by("sku"):
+        try:
+            result = _product_sync(product, fix=fix)
+        except PaymentProviderRefused as exc:
+            logger.error("catalog sync of %s refused by Stripe: %s", product.sku, exc)
+            result = ProductSync(product.sku, SyncAction.FAILED, product.stripe_price_id, str(exc))
+        report.results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return report
+
+
+def _product_sync(product: Product, *, fix: bool) -> ProductSync:
+    if not product.stripe_price_id:
+        price_id = _price_create(product)
+        return ProductSync(product.sku, SyncAction.CREATED, price_id)
+    try:
+        price = gateway.price_retrieve(price_id=product.stripe_price_id)
+    except CheckoutSessionNotFound:
+        # Not drift but absence (another Stripe account, or an emulator that restarted): without a
+        # price the product cannot be sold, so make one, as for a product that never had one.
+        missing = product.stripe_price_id
+        price_id = _price_create(product)
+        return ProductSync(
+            product.sku, SyncAction.RECREATED, price_id, f"price {missing} did not exist in Stripe"
+        )
+
+    drift = _price_drift(product, price)
+    if not drift:
+        return ProductSync(product.sku, SyncAction.IN_SYNC, price.id)
+    if not fix:
+        logger.warning("catalog sync: %s price %s drifted: %s", product.sku, price.id, drift)
+        return ProductSync(product.sku, SyncAction.DRIFTED, price.id, drift)
+    if not product.stripe_product_id:
+        product.stripe_product_id = price.product_id
+        product.save(update_fields=["stripe_product_id", "updated_at"])
+    price_id = _price_create(product)
+    return ProductSync(product.sku, SyncAction.FIXED, price_id, f"{drift}; was {price.id}")
+
+
+def _price_drift(product: Product, price: gateway.StripePrice) -> str:
+    """Return how Stripe's price differs from the catalog, or an empty string."""
+    differences = []
+    if price.unit_amount != product.unit_amount:
+        differences.append(f"amount {price.unit_amount}, catalog {product.unit_amount}")
+    if price.currency.lower() != product.currency:
+        differences.append(f"currency {price.currency}, catalog {product.currency}")
+    if not price.active:
+        differences.append("price is inactive in Stripe")
+    if product.stripe_product_id and price.product_id != product.stripe_product_id:
+        differences.append(f"belongs to Stripe product {price.product_id}, not {product.stripe_product_id}")
+    return "; ".join(differences)
+
+
+def _price_create(product: Product) -> str:
+    """Create the Stripe product if needed and a price at the catalog's amount; save and return its id."""
+    if not product.stripe_product_id:
+        _product_create(product)
+    try:
+        price = gateway.price_create(
+            product_id=product.stripe_product_id,
+            unit_amount=product.unit_amount,
+            currency=product.currency,
+            sku=product.sku,
+        )
+    except CheckoutSessionNotFound:
+        logger.warning(
+            "catalog sync: Stripe product %s of %s does not exist; creating it",
+            product.stripe_product_id,
+            product.sku,
+        )
+        _product_create(product)
+        price = gateway.price_create(
+            product_id=product.stripe_product_id,
+            unit_amount=product.unit_amount,
+            currency=product.currency,
+            sku=product.sku,
+        )
+    old = product.stripe_price_id
+    product.stripe_price_id = price.id
+    product.save(update_fields=["stripe_price_id", "updated_at"])
+    logger.info(
+        "catalog sync: %s now uses price %s (%d %s), was %s",
+        product.sku,
+        price.id,
+        product.unit_amount,
+        product.currency,
+        old or "-",
+    )
+    return price.id
+
+
+def _product_create(product: Product) -> None:
+    product.stripe_product_id = gateway.product_create(
+        name=product.name, description=product.description, sku=product.sku
+    )
+    product.save(update_fields=["stripe_product_id", "updated_at"])
+    logger.info("catalog sync: %s is Stripe product %s", product.sku, product.stripe_product_id)

@@ -1,0 +1,186 @@
+"""The checkout page, its form, and the JSON endpoint for API clients: each opens a Checkout Session."""
+
+import logging
+import uuid
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from orders.exceptions import InvalidQuantity, ProductUnavailable
+from orders.selectors import products_for_sale
+from payments import gateway
+from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
+from payments.forms import CheckoutForm, CheckoutRequestInvalid, checkout_request_parse
+from payments.services.checkout import (
+    ORDER_ID_PLACEHOLDER,
+    CheckoutAlreadySubmitted,
+    CheckoutPriceMismatch,
+    CheckoutStart,
+    CheckoutTokenReused,
+    checkout_start,
+)
+from payments.views.common import HttpResponseSeeOther, absolute_url, json_error
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 30
+UNAVAILABLE_MESSAGE = "The payment provider is unavailable right now. Nothing was charged. Please try again."
+PRICE_MISMATCH_MESSAGE = (
+    "This item cannot be paid for right now: its price is being updated. Nothing was charged. "
+    "Please try again later."
+)
+
+
+@never_cache
+@require_safe
+def checkout_page(request: HttpRequest) -> HttpResponse:
+    """Show the products for sale, each with a quantity and a Pay button."""
+    return _page(request)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def checkout_page_or_create(request: HttpRequest) -> HttpResponse:
+    """Serve /checkout/: the page for a GET, a new Checkout Session for the form's POST."""
+    if request.method == "POST":
+        return checkout_create(request)
+    return checkout_page(request)
+
+
+@never_cache
+@require_POST
+def checkout_create(request: HttpRequest) -> HttpResponse:
+    """Open a Checkout Session for the posted item and quantity and send the buyer to it (303)."""
+    form = CheckoutForm(request.POST)
+    sku = request.POST.get("item_id", "")
+    if not form.is_valid():
+        _, message = form.first_error()
+        return _page(request, status=400, error=message, sku=sku, quantity=request.POST.get("quantity"))
+    token = form.cleaned_data["checkout_token"]
+    try:
+        start = _start(
+            request,
+            sku=form.cleaned_data["item_id"],
+            quantity=form.cleaned_data["quantity"],
+            checkout_token=str(token) if token else None,
+        )
+    except PaymentProviderNotConfigured as exc:
+        return render(request, "payments/not_configured.html", {"message": str(exc)}, status=503)
+    except (ProductUnavailable, InvalidQuantity) as exc:
+        return _page(request, status=400, error=str(exc), sku=sku, quantity=request.POST.get("quantity"))
+    except (CheckoutTokenReused, CheckoutAlreadySubmitted) as exc:
+        return _page(request, status=409, error=str(exc), sku=sku)
+    except CheckoutPriceMismatch:
+        return _unavailable(request, PRICE_MISMATCH_MESSAGE)
+    except PaymentProviderError:
+        return _unavailable(request, UNAVAILABLE_MESSAGE)
+    return HttpResponseSeeOther(start.session.url)
+
+
+@csrf_exempt  # JSON only: a cross-site form cannot send application/json without a CORS preflight.
+@require_POST
+def api_create_session(request: HttpRequest) -> JsonResponse:
+    """Open a Checkout Session for {"item_id", "quantity"}; answer {"order_id", "session_id", "url"}."""
+    try:
+        checkout = checkout_request_parse(
+            content_type=request.content_type or "",
+            body=request.body,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+    except RequestDataTooBig:
+        return json_error("The request body is too large.", status=413)
+    except CheckoutRequestInvalid as exc:
+        return json_error(exc.message, status=exc.status, field=exc.field)
+    try:
+        start = _start(
+            request,
+            sku=checkout.item_id,
+            quantity=checkout.quantity,
+            checkout_token=checkout.idempotency_key,
+        )
+    except PaymentProviderNotConfigured as exc:
+        return json_error(str(exc), status=503)
+    except (ProductUnavailable, InvalidQuantity) as exc:
+        return json_error(
+            str(exc), status=400, field="item_id" if isinstance(exc, ProductUnavailable) else "quantity"
+        )
+    except CheckoutTokenReused as exc:
+        return json_error(str(exc), status=409, field="Idempotency-Key", order_id=str(exc.order.id))
+    except CheckoutAlreadySubmitted as exc:
+        return json_error(
+            str(exc),
+            status=409,
+            field="Idempotency-Key",
+            order_id=str(exc.order.id),
+            order_status=exc.order.status,
+        )
+    except CheckoutPriceMismatch:
+        return _retry_later(json_error(PRICE_MISMATCH_MESSAGE, status=503))
+    except PaymentProviderError:
+        return _retry_later(json_error(UNAVAILABLE_MESSAGE, status=503))
+    return JsonResponse(
+        {"order_id": str(start.order.id), "session_id": start.session.id, "url": start.session.url},
+        status=201 if start.created else 200,
+    )
+
+
+def _start(request: HttpRequest, *, sku: str, quantity: int, checkout_token: str | None) -> CheckoutStart:
+    # Stripe fills in {CHECKOUT_SESSION_ID} in the success URL only; the cancel URL names the order.
+    success_url = absolute_url(request, reverse("success")) + "?session_id={CHECKOUT_SESSION_ID}"
+    cancel_url = absolute_url(request, reverse("cancel")) + "?order_id=" + ORDER_ID_PLACEHOLDER
+    return checkout_start(
+        sku=sku,
+        quantity=quantity,
+        checkout_token=checkout_token,
+        success_url=success_url,
+        cancel_url=cancel_url,
+    )
+
+
+def _page(
+    request: HttpRequest,
+    *,
+    status: int = 200,
+    error: str = "",
+    sku: str = "",
+    quantity: str | None = None,
+) -> HttpResponse:
+    """Render the product list, every form with a fresh token, and an error next to the form it concerns."""
+    items = []
+    error_placed = False
+    for product in products_for_sale():
+        item = {"product": product, "token": uuid.uuid4(), "quantity": 1, "error": ""}
+        if error and product.sku == sku:
+            item["error"] = error
+            item["quantity"] = quantity or 1
+            error_placed = True
+        items.append(item)
+    context = {
+        "items": items,
+        "error": "" if error_placed else error,
+        "stripe_problem": _stripe_problem(),
+    }
+    return render(request, "payments/checkout.html", context, status=status)
+
+
+def _stripe_problem() -> str:
+    """Return why payments cannot work at all, or an empty string."""
+    try:
+        gateway.client()
+    except PaymentProviderNotConfigured as exc:
+        return str(exc)
+    return ""
+
+
+def _unavailable(request: HttpRequest, message: str) -> HttpResponse:
+    response = render(request, "payments/unavailable.html", {"message": message}, status=503)
+    return _retry_later(response)
+
+
+def _retry_later(response: HttpResponse) -> HttpResponse:
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

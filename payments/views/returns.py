@@ -1,0 +1,145 @@
+"""Where Stripe sends the buyer back: the verified success page, its status endpoint, and cancel."""
+
+import logging
+import uuid
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from orders.exceptions import OrderNotFound
+from orders.models import Order, OrderStatus
+from orders.selectors import order_get, order_get_by_session
+from payments.services.checkout import CheckoutReturn, ReturnOutcome, checkout_return_verify
+from payments.views.common import json_error, order_payload, order_status_message, wants_json
+
+logger = logging.getLogger(__name__)
+
+STATUS_HEADINGS = {
+    OrderStatus.FULFILLED: "Thank you, your order is complete",
+    OrderStatus.FAILED: "Payment failed",
+    OrderStatus.EXPIRED: "Checkout expired",
+}
+OUTCOME_HEADINGS = {
+    ReturnOutcome.PAID: "Payment received",
+    ReturnOutcome.PROCESSING: "Payment processing",
+    ReturnOutcome.OPEN: "Not paid yet",
+    ReturnOutcome.EXPIRED: "Checkout expired",
+    ReturnOutcome.MISMATCH: "We could not verify this payment",
+    ReturnOutcome.UNVERIFIED: "Your order",
+}
+OUTCOME_MESSAGES = {
+    ReturnOutcome.OPEN: "You have not completed the payment yet, and nothing was charged.",
+    ReturnOutcome.EXPIRED: "This checkout expired before it was paid. Nothing was charged.",
+}
+MISMATCH_MESSAGE = (
+    "The payment provider's record of this checkout does not match our order, so we have not confirmed "
+    "it. Nothing more will happen to it automatically; please contact us with the order id below."
+)
+
+
+@never_cache
+@require_GET
+def success(request: HttpRequest) -> HttpResponse:
+    """Verify the session the buyer returned from with Stripe and show the order's state."""
+    as_json = wants_json(request)
+    session_id = request.GET.get("session_id", "").strip()
+    if not session_id:
+        message = "Missing session_id: this page is where the payment provider sends you back after paying."
+        if as_json:
+            return json_error(message, status=400, field="session_id")
+        return render(
+            request, "payments/error.html", {"title": "Missing session id", "message": message}, status=400
+        )
+    try:
+        result = checkout_return_verify(session_id=session_id)
+    except OrderNotFound:
+        message = f"No order of ours has the checkout session {session_id!r}."
+        if as_json:
+            return json_error(message, status=404, field="session_id")
+        return render(
+            request, "payments/error.html", {"title": "Order not found", "message": message}, status=404
+        )
+
+    # 409: our order and Stripe's session contradict each other; nothing the buyer sends can fix that.
+    status = 409 if result.outcome == ReturnOutcome.MISMATCH else 200
+    if as_json:
+        return JsonResponse(_result_payload(result), status=status)
+    return render(request, "payments/success.html", _result_context(request, result), status=status)
+
+
+@never_cache
+@require_GET
+def order_status(request: HttpRequest, order_id: uuid.UUID) -> JsonResponse:
+    """Return the order's current state as JSON, for the success page to poll."""
+    try:
+        order = order_get(order_id=order_id)
+    except OrderNotFound:
+        return json_error(f"No order {order_id}.", status=404, field="order_id")
+    return JsonResponse(order_payload(order))
+
+
+@never_cache
+@require_GET
+def cancel(request: HttpRequest) -> HttpResponse:
+    """Tell the buyer nothing was charged and offer to start again; change nothing."""
+    order = _order_from_query(request)
+    paid = order is not None and order.status in (OrderStatus.CONFIRMED, OrderStatus.FULFILLED)
+    return render(request, "payments/cancel.html", {"order": order, "paid": paid})
+
+
+def _order_from_query(request: HttpRequest) -> Order | None:
+    """Return the order named by ?order_id= or ?session_id=, or None; the page works without one."""
+    try:
+        if order_id := request.GET.get("order_id"):
+            return order_get(order_id=uuid.UUID(order_id))
+        if session_id := request.GET.get("session_id"):
+            return order_get_by_session(session_id=session_id)
+    except (OrderNotFound, ValueError):
+        pass
+    return None
+
+
+def _result_payload(result: CheckoutReturn) -> dict:
+    session = result.session
+    return {
+        "order": order_payload(result.order),
+        "outcome": result.outcome.value,
+        "verified": result.outcome != ReturnOutcome.UNVERIFIED,
+        "note": MISMATCH_MESSAGE if result.outcome == ReturnOutcome.MISMATCH else result.note,
+        "session": (
+            {"id": session.id, "status": session.status, "payment_status": session.payment_status}
+            if session
+            else None
+        ),
+    }
+
+
+def _result_context(request: HttpRequest, result: CheckoutReturn) -> dict:
+    order = result.order
+    outcome = result.outcome
+    if outcome == ReturnOutcome.MISMATCH:
+        heading, message = OUTCOME_HEADINGS[outcome], MISMATCH_MESSAGE
+    elif order.is_final:
+        heading, message = STATUS_HEADINGS[OrderStatus(order.status)], order_status_message(order)
+    else:
+        heading = OUTCOME_HEADINGS[outcome]
+        message = OUTCOME_MESSAGES.get(outcome) or order_status_message(order)
+    # An open session waits for the buyer, not for us; everything else may still move.
+    poll = not order.is_final and outcome not in (ReturnOutcome.OPEN, ReturnOutcome.MISMATCH)
+    return {
+        "order": order,
+        "outcome": outcome.value,
+        "heading": heading,
+        "message": message,
+        "note": result.note,
+        "pay_url": result.session.url if outcome == ReturnOutcome.OPEN and result.session else "",
+        "poll": poll,
+        "poll_config": {
+            "poll": poll,
+            "url": reverse("order-status", kwargs={"order_id": order.id}),
+            "payment_pending": order.payment_pending,
+        },
+    }
