@@ -63,9 +63,9 @@ class ControlFront:
         self._emulator.reset()
         return {"ok": True}
 
-    def deliveries(self, _: dict[str, Any]) -> dict[str, Any]:
-        """Return the delivery log."""
-        return {"object": "list", "data": self._emulator.deliveries()}
+    def deliveries(self, _: dict[str, Any]) -> list[dict[str, Any]]:
+        """Return the delivery log, oldest first."""
+        return self._emulator.deliveries()
 
     def release(self, _: dict[str, Any]) -> dict[str, Any]:
         """Send the held deliveries."""

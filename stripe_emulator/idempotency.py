@@ -42,11 +42,9 @@ class IdempotencyCache:
 
     def run(self, scope: str, key: str, path: str, params: dict[str, Any],
             execute: Callable[[], tuple[int, bytes, str]]) -> tuple[SavedResult, bool]:
-        """Return (result, replayed): the saved result for the key, or execute and save it.
-
-        `execute` returns (status, body, request_id). Only 2xx results are saved: like
-        Stripe, a request that failed validation may be retried with the same key.
-        """
+        """Replay the key's saved result, or execute (-> status, body, request id) and save it."""
+        # Only 2xx results are saved: as on Stripe, a request that failed validation may be
+        # retried with the same key.
         ident = (scope, key)
         self._acquire_key_lock(ident)
         try:

@@ -27,7 +27,10 @@ class Scheduler:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        """Start the timer thread and the workers."""
+        """Start the timer thread and the workers (again, after a stop)."""
+        self._stopped.clear()
+        self._queue = queue.Queue()
+        self._threads = []
         timer = threading.Thread(target=self._run_timers, name="emulator-timer", daemon=True)
         self._threads.append(timer)
         for n in range(self._workers):
@@ -50,7 +53,7 @@ class Scheduler:
             heapq.heappush(self._timers, (time.monotonic() + delay, next(self._counter), job))
             self._cond.notify()
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 0.5) -> None:
         """Stop the threads; jobs still running are abandoned (the threads are daemons)."""
         self._stopped.set()
         with self._cond:

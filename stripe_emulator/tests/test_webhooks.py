@@ -180,6 +180,8 @@ def test_hold_then_release(emu: Any, receiver: Receiver, session: Any) -> None:
     assert emu.wait_for_idle(timeout=10)
     assert [e["type"] for e in receiver.events()] == ["checkout.session.completed"]
     assert [d["status"] for d in emu.deliveries()] == ["delivered"]
+    over_http = requests.get(f"{emu.base_url}/_emulator/deliveries", timeout=5).json()
+    assert over_http == emu.deliveries()
 
 
 def test_before_redirect_delivers_before_the_303(emu: Any, receiver: Receiver,
