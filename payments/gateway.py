@@ -270,7 +270,9 @@ def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dic
             )
             break
         except stripe.SignatureVerificationError as exc:
-            last_error = exc
+            # A stale signature made with one secret says more than a mismatch with the others.
+            if last_error is None or "tolerance" not in str(last_error.user_message):
+                last_error = exc
     else:
         raise WebhookSignatureInvalid(_signature_reason(last_error)) from last_error
     if _signature_timestamp(signature_header) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
@@ -301,7 +303,7 @@ def _signature_reason(exc: stripe.SignatureVerificationError | None) -> str:
     message = str(exc.user_message if exc else "")
     if "tolerance" in message:
         return "Signature timestamp is outside the 300 s tolerance."
-    if "Unable to extract" in message or "No signatures found" in message:
+    if "Unable to extract" in message or "with expected scheme" in message:
         return "Malformed Stripe-Signature header (no v1 signature)."
     return "Signature does not match any configured webhook secret."
 
