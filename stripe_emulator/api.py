@@ -9,16 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 from . import listing, objects, validate
+from .catalog import MAX_AMOUNT, Catalog, required
 from .checkout import CheckoutFlow
 from .errors import StripeError
+from .expand import Expander
 from .http_types import ApiRequest
 from .store import EventRecord, SessionState, Store
 
 Handler = Callable[[ApiRequest], dict[str, Any]]
 
-MAX_LINE_ITEMS = 100
-MAX_QUANTITY = 999_999
-MAX_AMOUNT = 99_999_999
 MIN_EXPIRY = 30 * 60
 MAX_EXPIRY = 24 * 60 * 60
 # Leeway for the client's clock and the request's time in flight.
@@ -33,9 +32,6 @@ SESSION_CREATE_PARAMS = (
     "customer_email", "expires_at", "payment_intent_data", "expand", "locale",
     "submit_type", "payment_method_types",
 )
-LINE_ITEM_PARAMS = ("price", "price_data", "quantity")
-PRICE_DATA_PARAMS = ("currency", "unit_amount", "product", "product_data")
-PRODUCT_DATA_PARAMS = ("name", "description", "metadata", "images")
 INTENT_DATA_PARAMS = ("metadata", "description")
 
 
@@ -47,6 +43,8 @@ class StripeApi:
         self._store = store
         self._flow = flow
         self._base_url = base_url
+        self._catalog = Catalog(store)
+        self._expander = Expander(store)
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         """Return (method, path regex, handler) for every emulated endpoint."""
@@ -84,13 +82,13 @@ class StripeApi:
             product = self._store.add("products", objects.product(
                 name=name, description=description, metadata=meta, active=active,
                 images=images, created=int(time.time())))
-            return self._render(product, validate.expand_paths(p))
+            return self._expander.render(product, validate.expand_paths(p))
 
     def retrieve_product(self, req: ApiRequest) -> dict[str, Any]:
         """Retrieve a product."""
         validate.reject_unknown(req.params, ("expand",))
         with self._store.lock:
-            return self._render(self._get("products", "product", req.path_args[0]),
+            return self._expander.render(self._get("products", "product", req.path_args[0]),
                                 validate.expand_paths(req.params))
 
     def list_products(self, req: ApiRequest) -> dict[str, Any]:
@@ -111,24 +109,24 @@ class StripeApi:
         p = req.params
         validate.reject_unknown(p, ("product", "product_data", "unit_amount", "currency",
                                     "metadata", "active", "nickname", "expand"))
-        currency = validate.as_currency(self._required(p, "currency"), "currency")
-        amount = validate.as_int(self._required(p, "unit_amount"), "unit_amount",
+        currency = validate.as_currency(required(p, "currency"), "currency")
+        amount = validate.as_int(required(p, "unit_amount"), "unit_amount",
                                  minimum=0, maximum=MAX_AMOUNT)
         meta = validate.metadata(p.get("metadata", {}))
         active = validate.as_bool(p["active"], "active") if p.get("active") else True
         nickname = validate.optional_string(p, "nickname", max_length=5000)
         with self._store.lock:
-            product_id = self._product_id(self._product_spec(p, ""), active=True)
+            product_id = self._catalog.product_id(self._catalog.product_spec(p, ""), active=True)
             price = self._store.add("prices", objects.price(
                 product_id=product_id, currency=currency, unit_amount=amount, metadata=meta,
                 active=active, nickname=nickname, created=int(time.time())))
-            return self._render(price, validate.expand_paths(p))
+            return self._expander.render(price, validate.expand_paths(p))
 
     def retrieve_price(self, req: ApiRequest) -> dict[str, Any]:
         """Retrieve a price."""
         validate.reject_unknown(req.params, ("expand",))
         with self._store.lock:
-            return self._render(self._get("prices", "price", req.path_args[0]),
+            return self._expander.render(self._get("prices", "price", req.path_args[0]),
                                 validate.expand_paths(req.params))
 
     def list_prices(self, req: ApiRequest) -> dict[str, Any]:
@@ -165,7 +163,7 @@ class StripeApi:
             raise StripeError.invalid(
                 f"Invalid mode: must be one of payment, setup, or subscription (got {mode})",
                 param="mode")
-        success_url = validate.url(self._required(p, "success_url"), "success_url")
+        success_url = validate.url(required(p, "success_url"), "success_url")
         cancel_url = (validate.url(p["cancel_url"], "cancel_url")
                       if p.get("cancel_url") else None)
         client_reference_id = validate.optional_string(p, "client_reference_id",
@@ -196,8 +194,8 @@ class StripeApi:
                         enumerate(validate.as_array(p.get("payment_method_types", []),
                                                     "payment_method_types"))]
         with self._store.lock:
-            prices, quantities = self._line_item_prices(p)
-            items = self._build_line_items(prices, quantities)
+            prices, quantities = self._catalog.line_item_prices(p)
+            items = self._catalog.build_line_items(prices, quantities)
             total = sum(item["amount_total"] for item in items)
             if total > MAX_AMOUNT:
                 raise StripeError.invalid(
@@ -215,7 +213,7 @@ class StripeApi:
             self._store.session_state[session["id"]] = SessionState(
                 line_items=items, intent_metadata=intent_meta,
                 intent_description=intent_description)
-            return self._render(session, validate.expand_paths(p))
+            return self._expander.render(session, validate.expand_paths(p))
 
     def retrieve_session(self, req: ApiRequest) -> dict[str, Any]:
         """Retrieve a Checkout Session, expanding line_items or payment_intent on request."""
@@ -223,7 +221,7 @@ class StripeApi:
         self._flow.expire_overdue(req.path_args[0])
         with self._store.lock:
             session = self._get("sessions", "checkout.session", req.path_args[0])
-            return self._render(session, validate.expand_paths(req.params))
+            return self._expander.render(session, validate.expand_paths(req.params))
 
     def list_sessions(self, req: ApiRequest) -> dict[str, Any]:
         """List Checkout Sessions, newest first, filtered by payment_intent or status."""
@@ -259,7 +257,7 @@ class StripeApi:
             page = listing.paginate(
                 items, req.params, url=f"/v1/checkout/sessions/{session_id}/line_items",
                 kind="item", object_id=lambda i: i["id"], render=copy.deepcopy)
-            return self._render(page, validate.expand_paths(req.params))
+            return self._expander.render(page, validate.expand_paths(req.params))
 
     def expire_session(self, req: ApiRequest) -> dict[str, Any]:
         """Expire an open Checkout Session."""
@@ -267,7 +265,7 @@ class StripeApi:
         session = self._flow.expire(req.path_args[0], request_id=req.request_id,
                                     idempotency_key=req.idempotency_key)
         with self._store.lock:
-            return self._render(session, validate.expand_paths(req.params))
+            return self._expander.render(session, validate.expand_paths(req.params))
 
     # Payment Intents
 
@@ -275,7 +273,7 @@ class StripeApi:
         """Retrieve a PaymentIntent created by a Checkout payment."""
         validate.reject_unknown(req.params, ("expand", "client_secret"))
         with self._store.lock:
-            return self._render(
+            return self._expander.render(
                 self._get("payment_intents", "payment_intent", req.path_args[0]),
                 validate.expand_paths(req.params))
 
@@ -311,14 +309,6 @@ class StripeApi:
 
     # Helpers
 
-    @staticmethod
-    def _required(params: dict[str, Any], key: str, param: str | None = None) -> Any:
-        if key not in params:
-            raise StripeError.missing_param(param or key)
-        if params[key] == "":
-            raise validate.empty_value(param or key)
-        return params[key]
-
     def _get(self, collection: str, kind: str, object_id: str) -> dict[str, Any]:
         obj = self._store.get(collection, object_id)
         if obj is None:
@@ -329,7 +319,7 @@ class StripeApi:
               kind: str) -> dict[str, Any]:
         page = listing.paginate(items, params, url=url, kind=kind,
                                 object_id=lambda o: o["id"], render=copy.deepcopy)
-        return self._render(page, validate.expand_paths(params))
+        return self._expander.render(page, validate.expand_paths(params))
 
     def _expires_at(self, value: Any, now: int) -> int:
         expires_at = validate.as_int(value, "expires_at")
@@ -342,170 +332,6 @@ class StripeApi:
                 "The `expires_at` timestamp must be less than 24 hours from Checkout "
                 "Session creation.", param="expires_at")
         return expires_at
-
-    def _product_spec(self, data: dict[str, Any], prefix: str) -> dict[str, Any]:
-        """Validate `product` or `product_data`; return what names or describes it."""
-        name_product = validate.child(prefix, "product")
-        name_data = validate.child(prefix, "product_data")
-        if data.get("product") and data.get("product_data"):
-            raise StripeError.invalid(
-                "You may only specify one of these parameters: product, product_data.",
-                param=name_product)
-        if data.get("product"):
-            product_id = validate.as_string(data["product"], name_product)
-            if self._store.get("products", product_id) is None:
-                raise StripeError.no_such("product", product_id, param=name_product,
-                                          status=400)
-            return {"id": product_id}
-        if "product_data" not in data:
-            raise StripeError.missing_param(name_product)
-        product_data = validate.as_hash(data["product_data"], name_data)
-        validate.reject_unknown(product_data, PRODUCT_DATA_PARAMS, name_data)
-        images = validate.as_array(product_data.get("images", []), f"{name_data}[images]")
-        return {
-            "name": validate.required_string(product_data, "name", f"{name_data}[name]",
-                                             max_length=5000),
-            "description": validate.optional_string(
-                product_data, "description", f"{name_data}[description]", max_length=40000),
-            "metadata": validate.metadata(product_data.get("metadata", {}),
-                                          f"{name_data}[metadata]"),
-            "images": [validate.as_string(i, f"{name_data}[images][{n}]")
-                       for n, i in enumerate(images)],
-        }
-
-    def _product_id(self, spec: dict[str, Any], *, active: bool) -> str:
-        """Return the product a spec names, creating it if the spec describes one."""
-        if "id" in spec:
-            return spec["id"]
-        product = objects.product(active=active, created=int(time.time()), **spec)
-        return self._store.add("products", product)["id"]
-
-    def _line_item_prices(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]],
-                                                                 list[int]]:
-        """Validate line_items; return their prices (inline ones created) and quantities."""
-        if "line_items" not in params or params["line_items"] in ("", []):
-            raise StripeError.missing_param("line_items")
-        raw_items = validate.as_array(params["line_items"], "line_items")
-        if len(raw_items) > MAX_LINE_ITEMS:
-            raise StripeError.invalid(
-                f"Invalid array: line_items can have at most {MAX_LINE_ITEMS} items.",
-                param="line_items")
-        # Validate every item before creating inline prices, so errors leave no trace.
-        checked = [self._check_line_item(raw, f"line_items[{n}]")
-                   for n, raw in enumerate(raw_items)]
-        currency = checked[0][0]["currency"]
-        for n, (spec, _) in enumerate(checked):
-            if spec["currency"] != currency:
-                field = "price_data][currency" if "price" not in spec else "price"
-                raise StripeError.invalid(
-                    f"All line items must use the same currency; line_items[{n}] uses "
-                    f"{spec['currency']}, not {currency}.", param=f"line_items[{n}][{field}]")
-        prices = [spec["price"] if "price" in spec else self._inline_price(spec)
-                  for spec, _ in checked]
-        return prices, [quantity for _, quantity in checked]
-
-    def _check_line_item(self, raw: Any, name: str) -> tuple[dict[str, Any], int]:
-        """Validate one line item; return its price (or what to build one from) and quantity."""
-        item = validate.as_hash(raw, name)
-        validate.reject_unknown(item, LINE_ITEM_PARAMS, name)
-        if item.get("price") and item.get("price_data"):
-            raise StripeError.invalid(
-                "You may only specify one of these parameters: price, price_data.",
-                param=f"{name}[price]")
-        if not item.get("price") and not item.get("price_data"):
-            raise StripeError.invalid(
-                f"You must specify either `price` or `price_data` in {name}.",
-                param=f"{name}[price]", code="parameter_missing")
-        spec: dict[str, Any]
-        if item.get("price"):
-            price_id = validate.as_string(item["price"], f"{name}[price]")
-            price = self._store.get("prices", price_id)
-            if price is None:
-                raise StripeError.no_such("price", price_id, param=f"{name}[price]",
-                                          status=400)
-            if not price["active"]:
-                raise StripeError.invalid(
-                    "The price specified is inactive. This field only accepts active "
-                    "prices.", param=f"{name}[price]")
-            spec = {"price": price, "currency": price["currency"]}
-        else:
-            data_name = f"{name}[price_data]"
-            data = validate.as_hash(item["price_data"], data_name)
-            validate.reject_unknown(data, PRICE_DATA_PARAMS, data_name)
-            spec = {
-                "currency": validate.as_currency(
-                    self._required(data, "currency", f"{data_name}[currency]"),
-                    f"{data_name}[currency]"),
-                "unit_amount": validate.as_int(
-                    self._required(data, "unit_amount", f"{data_name}[unit_amount]"),
-                    f"{data_name}[unit_amount]", minimum=0, maximum=MAX_AMOUNT),
-                "product": self._product_spec(data, data_name),
-            }
-        if "quantity" not in item:
-            raise StripeError.missing_param(f"{name}[quantity]")
-        quantity = validate.as_int(item["quantity"], f"{name}[quantity]", minimum=1,
-                                   maximum=MAX_QUANTITY)
-        return spec, quantity
-
-    def _inline_price(self, spec: dict[str, Any]) -> dict[str, Any]:
-        # Checkout archives the prices and products it creates from price_data.
-        product_id = self._product_id(spec["product"], active=False)
-        price = objects.price(product_id=product_id, currency=spec["currency"],
-                              unit_amount=spec["unit_amount"], metadata={}, active=False,
-                              nickname=None, created=int(time.time()))
-        return self._store.add("prices", price)
-
-    def _build_line_items(self, prices: list[dict[str, Any]],
-                          quantities: list[int]) -> list[dict[str, Any]]:
-        items = []
-        for price, quantity in zip(prices, quantities, strict=True):
-            product = self._store.get("products", price["product"])
-            description = product["name"] if product else ""
-            items.append(objects.line_item(price_obj=price, quantity=quantity,
-                                           description=description))
-        return items
-
-    def _render(self, obj: dict[str, Any], expand: list[str]) -> dict[str, Any]:
-        """Return a deep copy of `obj` with the requested expansions applied."""
-        result = copy.deepcopy(obj)
-        for path in expand:
-            self._expand(result, path.split("."), path)
-        return result
-
-    def _expand(self, obj: dict[str, Any], parts: list[str], path: str) -> None:
-        head, rest = parts[0], parts[1:]
-        if obj.get("object") == "list" and head == "data":
-            for item in obj["data"]:
-                if rest:
-                    self._expand(item, rest, path)
-            return
-        value = self._expanded(obj, head, path)
-        obj[head] = value
-        if rest and isinstance(value, dict):
-            self._expand(value, rest, path)
-
-    def _expanded(self, obj: dict[str, Any], field: str, path: str) -> Any:
-        kind = obj.get("object")
-        current = obj.get(field)
-        if kind == "checkout.session" and field == "line_items":
-            items = self._store.session_state[obj["id"]].line_items
-            return listing.paginate(
-                items, {}, url=f"/v1/checkout/sessions/{obj['id']}/line_items", kind="item",
-                object_id=lambda i: i["id"], render=copy.deepcopy)
-        targets = {
-            ("checkout.session", "payment_intent"): "payment_intents",
-            ("price", "product"): "products",
-        }
-        if (kind, field) == ("item", "price"):
-            return current
-        if (kind, field) in targets:
-            if isinstance(current, str):
-                found = self._store.get(targets[(kind, field)], current)
-                return copy.deepcopy(found) if found else current
-            return current
-        raise StripeError.invalid(f"This property cannot be expanded ({path}).",
-                                  param="expand")
-
 
 def _event_id(record: EventRecord) -> str:
     return record.event["id"]
