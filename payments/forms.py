@@ -76,9 +76,11 @@ def checkout_request_parse(*, content_type: str, body: bytes, idempotency_key: s
     if not body.strip():
         raise CheckoutRequestInvalid('The request body is empty: send {"item_id": "...", "quantity": 1}.')
     try:
-        data = json.loads(body)
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise CheckoutRequestInvalid("The request body is not UTF-8 text.") from None
+        raise CheckoutRequestInvalid("The request body is not UTF-8 text, as JSON must be.") from None
+    try:
+        data = json.loads(text)
     except ValueError as exc:
         raise CheckoutRequestInvalid(f"The request body is not valid JSON: {exc}.") from None
     if not isinstance(data, dict):
@@ -92,12 +94,13 @@ def checkout_request_parse(*, content_type: str, body: bytes, idempotency_key: s
             raise CheckoutRequestInvalid(
                 f"Unknown field {name!r}: only item_id and quantity are accepted.{hint}", field=name
             )
-    if "item_id" in data and not isinstance(data["item_id"], str):
+    # null counts as missing, which the form reports.
+    if data.get("item_id") is not None and not isinstance(data["item_id"], str):
         raise CheckoutRequestInvalid(
             f"item_id must be a string (the item's id), not {_json_type(data['item_id'])}.", field="item_id"
         )
     quantity = data.get("quantity")
-    if "quantity" in data and (isinstance(quantity, bool) or not isinstance(quantity, int)):
+    if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int)):
         raise CheckoutRequestInvalid(
             f"Quantity must be a whole number from {MIN_QUANTITY} to {MAX_QUANTITY}, "
             f"not {json.dumps(quantity)}.",
