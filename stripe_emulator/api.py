@@ -72,6 +72,7 @@ class StripeApi:
         p = req.params
         validate.reject_unknown(p, ("name", "description", "metadata", "active", "images",
                                     "expand"))
+        Expander.check("product", validate.expand_paths(p))
         name = validate.required_string(p, "name", max_length=5000)
         description = validate.optional_string(p, "description", max_length=40000)
         meta = validate.metadata(p.get("metadata", {}))
@@ -109,6 +110,7 @@ class StripeApi:
         p = req.params
         validate.reject_unknown(p, ("product", "product_data", "unit_amount", "currency",
                                     "metadata", "active", "nickname", "expand"))
+        Expander.check("price", validate.expand_paths(p))
         currency = validate.as_currency(required(p, "currency"), "currency")
         amount = validate.as_int(required(p, "unit_amount"), "unit_amount",
                                  minimum=0, maximum=MAX_AMOUNT)
@@ -154,6 +156,7 @@ class StripeApi:
         """Create a Checkout Session in payment mode."""
         p = req.params
         validate.reject_unknown(p, SESSION_CREATE_PARAMS)
+        Expander.check("checkout.session", validate.expand_paths(p))
         mode = validate.required_string(p, "mode")
         if mode != "payment":
             if mode in ("setup", "subscription"):
@@ -257,7 +260,7 @@ class StripeApi:
             page = listing.paginate(
                 items, req.params, url=f"/v1/checkout/sessions/{session_id}/line_items",
                 kind="item", object_id=lambda i: i["id"], render=copy.deepcopy)
-            return self._expander.render(page, validate.expand_paths(req.params))
+            return self._expander.render(page, validate.expand_paths(req.params), "list:item")
 
     def expire_session(self, req: ApiRequest) -> dict[str, Any]:
         """Expire an open Checkout Session."""
@@ -319,7 +322,7 @@ class StripeApi:
               kind: str) -> dict[str, Any]:
         page = listing.paginate(items, params, url=url, kind=kind,
                                 object_id=lambda o: o["id"], render=copy.deepcopy)
-        return self._expander.render(page, validate.expand_paths(params))
+        return self._expander.render(page, validate.expand_paths(params), f"list:{kind}")
 
     def _expires_at(self, value: Any, now: int) -> int:
         expires_at = validate.as_int(value, "expires_at")

@@ -9,6 +9,13 @@ from . import listing
 from .errors import StripeError
 from .store import Store
 
+# (object type, field) -> type of the field once expanded; "list:T" is a list of T.
+_EXPANDABLE = {
+    ("checkout.session", "line_items"): "list:item",
+    ("checkout.session", "payment_intent"): "payment_intent",
+    ("item", "price"): "price",
+    ("price", "product"): "product",
+}
 # (object type, field) -> collection holding the object the field's id points to.
 _ID_FIELDS = {
     ("checkout.session", "payment_intent"): "payment_intents",
@@ -22,8 +29,24 @@ class Expander:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def render(self, obj: dict[str, Any], expand: list[str]) -> dict[str, Any]:
-        """Return a deep copy of `obj` with the requested expansions applied."""
+    @staticmethod
+    def check(kind: str, expand: list[str]) -> None:
+        """Fail unless every path can be expanded on an object of type `kind`."""
+        for path in expand:
+            current = kind
+            for field in path.split("."):
+                if current.startswith("list:") and field == "data":
+                    current = current[len("list:"):]
+                elif (current, field) in _EXPANDABLE:
+                    current = _EXPANDABLE[(current, field)]
+                else:
+                    raise StripeError.invalid(
+                        f"This property cannot be expanded ({path}).", param="expand")
+
+    def render(self, obj: dict[str, Any], expand: list[str],
+               kind: str | None = None) -> dict[str, Any]:
+        """Return a deep copy of `obj` (of type `kind`) with the expansions applied."""
+        self.check(kind or obj["object"], expand)
         result = copy.deepcopy(obj)
         for path in expand:
             self._expand(result, path.split("."), path)
@@ -49,12 +72,7 @@ class Expander:
             return listing.paginate(
                 items, {}, url=f"/v1/checkout/sessions/{obj['id']}/line_items", kind="item",
                 object_id=lambda i: i["id"], render=copy.deepcopy)
-        if (kind, field) == ("item", "price"):
-            return current
-        if (kind, field) in _ID_FIELDS:
-            if isinstance(current, str):
-                found = self._store.get(_ID_FIELDS[(kind, field)], current)
-                return copy.deepcopy(found) if found else current
-            return current
-        raise StripeError.invalid(f"This property cannot be expanded ({path}).",
-                                  param="expand")
+        if isinstance(current, str):
+            found = self._store.get(_ID_FIELDS[(kind, field)], current)
+            return copy.deepcopy(found) if found else current
+        return current

@@ -376,3 +376,25 @@ def test_concurrent_requests_with_one_key_create_one_object(
         thread.join()
     assert len(ids) == 8 and len(set(ids)) == 1
     assert len(client.v1.checkout.sessions.list().data) == 1
+
+
+def test_unexpandable_paths_are_refused_before_anything_is_created(
+        client: stripe.StripeClient, price: stripe.Price) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.checkout.sessions.create(params=session_params(price.id,
+                                                                 expand=["customer"]))
+    assert info.value.param == "expand" and "(customer)" in info.value.user_message
+    assert client.v1.checkout.sessions.list().data == []
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.prices.list(params={"expand": ["data.nope"]})
+
+
+def test_expand_inside_lists(client: stripe.StripeClient, price: stripe.Price) -> None:
+    listed = client.v1.prices.list(params={"expand": ["data.product"]})
+    assert listed.data[0].product.name == "Test widget"
+    session = client.v1.checkout.sessions.create(params=session_params(price.id))
+    items = client.v1.checkout.sessions.line_items.list(
+        session.id, params={"expand": ["data.price.product"]})
+    assert items.data[0].price.product.name == "Test widget"
+    sessions = client.v1.checkout.sessions.list(params={"expand": ["data.line_items"]})
+    assert sessions.data[0].line_items.data[0].quantity == 1
