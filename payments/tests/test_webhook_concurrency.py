@@ -1,0 +1,107 @@
+"""Copies of one event delivered at the same moment, each on its own thread and database connection."""
+
+import random
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from orders.models import Order, OrderStatus, OrderTransition
+from orders.signals import order_fulfilled
+from payments.models import StripeEvent
+from payments.tests.conftest import WEBHOOK_SECRET
+from payments.tests.events import body, deliver, open_order, session_event
+
+THREADS = 8
+
+
+@pytest.fixture(autouse=True)
+def webhook_secret(settings):
+    settings.STRIPE_WEBHOOK_SECRETS = [WEBHOOK_SECRET]
+
+
+@pytest.fixture
+def fulfilled_signals():
+    sent: list = []
+    lock = threading.Lock()
+
+    def record(**kwargs):
+        with lock:
+            sent.append(kwargs["order_id"])
+
+    order_fulfilled.connect(record, weak=False, dispatch_uid="concurrency-test")
+    yield sent
+    order_fulfilled.disconnect(dispatch_uid="concurrency-test")
+
+
+def run_together(jobs: list) -> list:
+    """Run each job on its own thread (and so its own connection), all released at once; return results."""
+    barrier = threading.Barrier(len(jobs), timeout=60)
+    results: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = jobs[index]()
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_copies_of_one_event_fulfill_once(product, fulfilled_signals):
+    order = open_order(product)
+    payload = body(session_event("checkout.session.completed", order))
+
+    responses = run_together([lambda: deliver(Client(), payload) for _ in range(THREADS)])
+
+    assert [r.status_code for r in responses] == [200] * THREADS
+    answers = Counter(r.content for r in responses)
+    assert answers[b"processed: fulfilled"] == 1
+    assert sum(answers.values()) - answers[b"processed: fulfilled"] == THREADS - 1
+    assert set(answers) <= {b"processed: fulfilled", b"duplicate: event already processed"}
+    assert StripeEvent.objects.count() == 1
+    assert StripeEvent.objects.get().attempts == 1
+    assert OrderTransition.objects.filter(order=order, to_status="fulfilled").count() == 1
+    assert fulfilled_signals == [order.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_storms_of_duplicates_and_sibling_events_fulfill_each_order_once(
+    product, fulfilled_signals
+):
+    # Every order gets completed (unpaid) and async_payment_succeeded, each delivered by every thread,
+    # in a different order on each thread: Stripe's duplicates and lack of ordering, all at once.
+    orders = [open_order(product) for _ in range(10)]
+    payloads = []
+    for order in orders:
+        payloads.append(body(session_event("checkout.session.completed", order, payment_status="unpaid")))
+        payloads.append(body(session_event("checkout.session.async_payment_succeeded", order)))
+
+    def storm(seed: int):
+        client = Client()
+        return [deliver(client, p).status_code for p in random.Random(seed).sample(payloads, len(payloads))]
+
+    results = run_together([lambda seed=seed: storm(seed) for seed in range(THREADS)])
+
+    assert {code for codes in results for code in codes} == {200}
+    assert StripeEvent.objects.count() == len(payloads)
+    assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}
+    assert set(Order.objects.values_list("status", flat=True)) == {OrderStatus.FULFILLED}
+    fulfilments = Counter(
+        OrderTransition.objects.filter(to_status="fulfilled").values_list("order_id", flat=True)
+    )
+    assert fulfilments == Counter({order.pk: 1 for order in orders})
+    assert sorted(map(str, fulfilled_signals)) == sorted(str(order.pk) for order in orders)
