@@ -129,7 +129,7 @@ def wait_for_emulator(base_url: str, process: subprocess.Popen, timeout: float =
         if process.poll() is not None:
             raise RunError(f"the Stripe emulator exited at start-up (exit {process.returncode}); see above.")
         try:
-            with urllib.request.urlopen(f"{base_url}/_emulator/config", timeout=1) as response:
+            with urllib.request.urlopen(f"{base_url}/_emulator/health", timeout=1) as response:
                 json.load(response)
                 return
         except (urllib.error.URLError, OSError, ValueError):

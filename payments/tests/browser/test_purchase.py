@@ -1,0 +1,96 @@
+"""The whole purchase in a real browser, with the webhook and the redirect racing both ways."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from orders.models import OrderStatus, OrderTransition
+from payments.tests.browser.conftest import PRODUCT_SKU, only_order
+
+pytestmark = pytest.mark.browser
+
+
+def transitions_of(order) -> list[tuple[str, str]]:
+    return list(OrderTransition.objects.filter(order=order).values_list("from_status", "to_status"))
+
+
+def admin_transitions(page, shop: str, order) -> list[tuple[str, str]]:
+    """Return the (from, to) labels of the transitions the admin shows on the order's page."""
+    page.goto(f"{shop}/admin/orders/order/{order.pk}/change/")
+    rows = page.locator("#transitions-group tbody tr.has_original")
+    return [
+        (
+            row.locator("td.field-from_status").inner_text().strip(),
+            row.locator("td.field-to_status").inner_text().strip(),
+        )
+        for row in rows.all()
+    ]
+
+
+def pay_by_card_and_land_on_success(page, shop: str) -> None:
+    page.click("#pay-card")
+    page.wait_for_url(re.compile(re.escape(f"{shop}/success")))
+    # Any navigation from here on would drop this marker: its survival proves the page was not reloaded.
+    page.evaluate("window.__sameDocument = true")
+
+
+def test_purchase_with_webhook_first_is_fulfilled_once(page, shop, emulator, buy, admin_login):
+    emulator.configure(webhook_timing="before_redirect")
+    buy(quantity=3)
+    expect(page.locator("#amount-total")).to_contain_text("149.97")
+
+    pay_by_card_and_land_on_success(page, shop)
+    status = page.locator("#order-status")
+    expect(status).to_have_attribute("data-status", re.compile(r"^(confirmed|fulfilled)$"))
+    expect(status).to_have_attribute("data-status", "fulfilled")
+    expect(status).to_have_text(re.compile("fulfilled", re.I))
+    assert page.evaluate("window.__sameDocument") is True
+
+    emulator.wait_for_idle(timeout=10)
+    order = only_order()
+    assert order.status == OrderStatus.FULFILLED
+    assert order.product.sku == PRODUCT_SKU and order.quantity == 3 and order.amount_total == 14997
+    assert transitions_of(order) == [("pending", "fulfilled")]
+
+    admin_login()
+    assert admin_transitions(page, shop, order) == [("Pending", "Fulfilled")]
+
+
+def test_purchase_with_redirect_first_is_confirmed_then_fulfilled_without_reload(
+    page, shop, emulator, buy, admin_login
+):
+    emulator.configure(webhook_timing="hold")
+    buy(quantity=1)
+
+    pay_by_card_and_land_on_success(page, shop)
+    status = page.locator("#order-status")
+    expect(status).to_have_attribute("data-status", "confirmed")
+    assert only_order().status == OrderStatus.CONFIRMED
+
+    assert emulator.release_webhooks() >= 1
+    expect(status).to_have_attribute("data-status", "fulfilled")
+    expect(status).to_have_text(re.compile("fulfilled", re.I))
+    assert page.evaluate("window.__sameDocument") is True
+
+    emulator.wait_for_idle(timeout=10)
+    order = only_order()
+    assert order.status == OrderStatus.FULFILLED
+    assert transitions_of(order) == [("pending", "confirmed"), ("confirmed", "fulfilled")]
+
+    admin_login()
+    assert admin_transitions(page, shop, order) == [("Pending", "Confirmed"), ("Confirmed", "Fulfilled")]
+
+
+def test_duplicate_webhooks_fulfil_the_order_once(page, shop, emulator, buy):
+    emulator.configure(duplicates=3)
+    buy(quantity=2)
+
+    pay_by_card_and_land_on_success(page, shop)
+    expect(page.locator("#order-status")).to_have_attribute("data-status", "fulfilled")
+
+    emulator.wait_for_idle(timeout=10)
+    order = only_order()
+    assert OrderTransition.objects.filter(order=order, to_status=OrderStatus.FULFILLED).count() == 1
+    delivered = [d for d in emulator.deliveries() if d["type"] == "checkout.session.completed"]
+    assert len(delivered) == 3 and all(d["status"] == "delivered" for d in delivered)
