@@ -39,14 +39,18 @@ class Emulator:
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change webhook_url, webhook_secrets or knobs; return the whole config."""
-        return self.config.update(**changes).to_dict()
+        config = self.config.update(**changes)
+        if "seed" in changes:
+            self.dispatcher.reseed(config.seed)
+        return config.to_dict()
 
     def get_config(self) -> dict[str, Any]:
         """Return the current config."""
         return self.config.snapshot().to_dict()
 
     def reset(self) -> None:
-        """Forget objects, events, deliveries and idempotency keys; keep the config."""
+        """Forget objects, events, deliveries and idempotency keys; keep config and seed."""
+        # The randomness restarts from `seed`, so a seeded run repeats after each reset.
         with self.store.lock:
             self.store.clear()
             self.idempotency.clear()

@@ -53,9 +53,11 @@ class HostedFront:
         except StripeError as exc:
             if exc.code == "resource_missing":
                 return _not_found(session_id)
-            session = self._emulator.store.get("sessions", session_id)
+            store = self._emulator.store
+            with store.lock:
+                session = copy.deepcopy(store.get("sessions", session_id))
             if exc.status == 409 and session is not None:
-                return html_response(409, _closed_page(copy.deepcopy(session)))
+                return html_response(409, _closed_page(session))
             return html_response(exc.status, page.notice_page("Payment failed", exc.message))
         return Response(303, b"", "text/plain", {"Location": result["redirect_url"]})
 

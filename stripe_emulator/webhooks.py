@@ -82,15 +82,14 @@ class Dispatcher:
         self._held: list[Delivery] = []
         self._active = 0
         self._generation = 0
-        self._seed: int | None = None
-        self._rng = random.Random()
+        self._rng = random.Random(config.snapshot().seed)
 
     def publish(self, event_id: str, event_type: str, body: str, *,
                 wait_first_attempt: bool = False) -> list[Delivery]:
         """Queue the deliveries of one event according to the current knobs."""
         cfg = self._config.snapshot()
         with self._cond:
-            rng = self._rng_for(cfg.seed)
+            rng = self._rng
             if cfg.webhook_url is None:
                 status = "no_endpoint"
             elif self._config.take_drop_next() or (
@@ -154,13 +153,13 @@ class Dispatcher:
             self._log = []
             self._held = []
             self._active = 0
+            self._rng = random.Random(self._config.snapshot().seed)
             self._cond.notify_all()
 
-    def _rng_for(self, seed: int | None) -> random.Random:
-        if seed is not None and seed != self._seed:
-            self._seed = seed
+    def reseed(self, seed: int | None) -> None:
+        """Restart the drop and shuffle randomness from `seed` (None: unpredictable)."""
+        with self._cond:
             self._rng = random.Random(seed)
-        return self._rng
 
     def _schedule(self, delivery: Delivery, delay: float, generation: int) -> None:
         self._scheduler.call_later(delay, lambda: self._attempt(delivery, generation))

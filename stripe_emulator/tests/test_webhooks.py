@@ -237,3 +237,18 @@ def test_signature_uses_current_time(emu: Any, receiver: Receiver, session: Any)
     header = receiver.requests[0]["headers"]["Stripe-Signature"]
     timestamp = int(header.split(",")[0][2:])
     assert abs(timestamp - time.time()) < 60
+
+
+def test_seed_makes_random_drops_repeatable(emu: Any, receiver: Receiver) -> None:
+    emu.configure(drop_rate=0.5, seed=3)
+
+    def run() -> list[str]:
+        for _ in range(12):
+            pay_and_wait(emu, _open_session(emu))
+        return [d["status"] for d in emu.deliveries()]
+
+    first = run()
+    emu.reset()
+    second = run()
+    assert first == second
+    assert set(first) == {"dropped", "delivered"}
