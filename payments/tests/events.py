@@ -31,6 +31,21 @@ def open_order(product: Product, *, quantity: int = 1, session_id: str | None = 
     return Order.objects.get(pk=order.pk)
 
 
+def emulator_order(product: Product, *, quantity: int = 1) -> tuple[Order, gateway.CheckoutSession]:
+    """Return a pending order and the Checkout Session opened for it on the emulator (or Stripe)."""
+    order = order_create(product=product, quantity=quantity)
+    session = gateway.checkout_session_create(
+        order_id=str(order.pk),
+        price_id=product.stripe_price_id,
+        quantity=quantity,
+        success_url="http://testserver/success?session_id={CHECKOUT_SESSION_ID}",
+        cancel_url="http://testserver/cancel",
+        expires_at=int(time.time()) + 3600,
+    )
+    order_attach_checkout_session(order_id=order.pk, session_id=session.id)
+    return Order.objects.get(pk=order.pk), session
+
+
 def checkout_session(
     order: Order | None = None,
     *,
