@@ -100,14 +100,15 @@ class Command(BaseCommand):
                 undelivered_only=bool(options["undelivered_only"]),
                 dry_run=self.dry_run,
             )
-            self._report(runs, noun="event from Stripe")
+            self._report(runs, what="event(s) from Stripe")
         elif path:
             try:
                 events = recovery.events_file_load(path=str(path))
             except recovery.EventFileInvalid as exc:
                 raise CommandError(str(exc)) from None
             self._report(
-                recovery.stripe_events_import(events=events, dry_run=self.dry_run), noun="event in the file"
+                recovery.stripe_events_import(events=events, dry_run=self.dry_run),
+                what="event(s) from the file",
             )
         else:
             if not (stored_filters or types or since):
@@ -129,10 +130,10 @@ class Command(BaseCommand):
                 since=since,
             )
             self._report(
-                recovery.stripe_events_replay(events=selected, dry_run=self.dry_run), noun="stored event"
+                recovery.stripe_events_replay(events=selected, dry_run=self.dry_run), what="stored event(s)"
             )
 
-    def _report(self, runs: Iterator[EventRun], *, noun: str) -> None:
+    def _report(self, runs: Iterator[EventRun], *, what: str) -> None:
         """Consume the runs, showing each at verbosity 2 (or in a dry run), progress and a summary."""
         counts: Counter[str] = Counter()
         seen = 0
@@ -147,15 +148,14 @@ class Command(BaseCommand):
         except PaymentProviderNotConfigured as exc:
             raise CommandError(str(exc)) from exc
         except PaymentProviderError as exc:
-            raise CommandError(f"{exc} {seen} {noun}(s) handled before that; run the command again.") from exc
+            raise CommandError(f"{exc} {seen} {what} handled before that; run the command again.") from exc
         except EventNotStored as exc:
             raise CommandError(
-                f"{exc}. {seen} {noun}(s) handled before that; "
-                "run the command again once the database is back."
+                f"{exc}. {seen} {what} handled before that; run the command again once the database is back."
             ) from exc
 
         verb = "would be replayed" if self.dry_run else "handled"
-        summary = f"{seen} {noun}(s) {verb}" + (f": {self._summary(counts)}." if seen else ".")
+        summary = f"{seen} {what} {verb}" + (f": {self._summary(counts)}." if seen else ".")
         if counts["error"]:
             raise CommandError(
                 f"{summary} {counts['error']} hit an unexpected error and are stored as failed; "
