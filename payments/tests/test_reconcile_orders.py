@@ -1,0 +1,199 @@
+"""`manage.py reconcile_orders`: open orders brought in line with what their sessions say at Stripe."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from orders import transitions
+from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
+from orders.services import order_create
+from payments.services.recovery import PAGE_SIZE
+from payments.tests.events import emulator_order, new_id, open_order
+
+pytestmark = pytest.mark.django_db
+
+
+def reconcile(*args: str, verbosity: int = 1) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("reconcile_orders", *args, stdout=out, stderr=err, verbosity=verbosity)
+    return out.getvalue(), err.getvalue()
+
+
+def age(order: Order, minutes: int = 30) -> Order:
+    """Make the order look created `minutes` ago."""
+    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(minutes=minutes))
+    return order
+
+
+def status(order: Order) -> str:
+    return Order.objects.get(pk=order.pk).status
+
+
+def test_paid_expired_and_open_sessions_are_applied(emulator, synced_product):
+    # Every webhook was lost: the emulator has no endpoint to deliver to.
+    paid_order, paid = emulator_order(synced_product)
+    expired_order, expired = emulator_order(synced_product)
+    open_session_order, _ = emulator_order(synced_product)
+    emulator.pay(paid.id, "card", email="late@example.com")
+    emulator.expire(expired.id)
+    for order in (paid_order, expired_order, open_session_order):
+        age(order)
+
+    out, err = reconcile()
+
+    assert (status(paid_order), status(expired_order), status(open_session_order)) == (
+        OrderStatus.FULFILLED,
+        OrderStatus.EXPIRED,
+        OrderStatus.PENDING,
+    )
+    fulfilled = Order.objects.get(pk=paid_order.pk)
+    assert fulfilled.customer_email == "late@example.com"
+    assert fulfilled.stripe_payment_intent_id
+    assert set(OrderTransition.objects.values_list("source", flat=True)) == {TransitionSource.RECONCILE}
+    assert f"order {paid_order.pk} session {paid.id}: fulfilled" in out
+    assert f"order {expired_order.pk} session {expired.id}: expired" in out
+    assert "3 open order(s) older than 15m checked: 1 expired, 1 fulfilled, 1 left open." in out
+    assert err == ""
+
+
+def test_a_confirmed_order_whose_session_is_paid_is_fulfilled(emulator, synced_product):
+    order, session = emulator_order(synced_product)
+    emulator.pay(session.id, "card")
+    transitions.order_confirm(order_id=order.pk)
+    age(order)
+
+    reconcile()
+
+    steps = list(OrderTransition.objects.filter(order=order).values_list("to_status", "source"))
+    assert steps == [("confirmed", "redirect"), ("fulfilled", "reconcile")]
+
+
+def test_orders_younger_than_the_age_are_left_alone(emulator, synced_product):
+    order, session = emulator_order(synced_product)
+    emulator.pay(session.id, "card")
+    age(order, minutes=10)
+
+    out, _ = reconcile("--older-than", "15m")
+
+    assert status(order) == OrderStatus.PENDING
+    assert "0 open order(s) older than 15m checked." in out
+
+    reconcile("--older-than", "5m")
+
+    assert status(order) == OrderStatus.FULFILLED
+
+
+def test_delayed_payment_still_processing_is_marked_pending_and_left_open(emulator, synced_product):
+    emulator.configure(async_delay=3600)
+    order, session = emulator_order(synced_product)
+    emulator.pay(session.id, "delayed_success")
+    age(order)
+
+    out, _ = reconcile()
+
+    order.refresh_from_db()
+    assert (order.status, order.payment_pending) == (OrderStatus.PENDING, True)
+    assert "1 payment pending" in out
+
+
+def test_orders_that_never_got_a_session_are_reported_and_left(emulator, product):
+    order = age(order_create(product=product, quantity=1))
+
+    out, _ = reconcile(verbosity=2)
+
+    assert status(order) == OrderStatus.PENDING
+    assert f"order {order.pk} session -: no session (the order never got a Checkout Session)" in out
+    assert "1 no session" in out
+
+
+def test_session_stripe_does_not_know_is_reported(emulator, product):
+    order = age(open_order(product, session_id=new_id("cs_test_")))
+
+    out, _ = reconcile()
+
+    assert status(order) == OrderStatus.PENDING
+    assert f"session {order.stripe_checkout_session_id}: session missing (Stripe does not know it)" in out
+
+
+def test_paid_session_whose_amount_differs_is_not_fulfilled(emulator, synced_product):
+    order, session = emulator_order(synced_product)
+    emulator.pay(session.id, "card")
+    Order.objects.filter(pk=order.pk).update(amount_total=1)
+    age(order)
+
+    out, err = reconcile()
+
+    assert status(order) == OrderStatus.PENDING
+    assert f"order {order.pk} session {session.id}: mismatch (paid 4999 usd, order is 1 usd" in err
+    assert "1 mismatch" in out
+
+
+def test_dry_run_says_what_would_change_and_changes_nothing(emulator, synced_product):
+    paid_order, paid = emulator_order(synced_product)
+    expired_order, expired = emulator_order(synced_product)
+    emulator.pay(paid.id, "card")
+    emulator.expire(expired.id)
+    age(paid_order)
+    age(expired_order)
+
+    out, _ = reconcile("--dry-run")
+
+    assert f"order {paid_order.pk} session {paid.id}: would fulfill" in out
+    assert f"order {expired_order.pk} session {expired.id}: would expire" in out
+    assert (status(paid_order), status(expired_order)) == (OrderStatus.PENDING, OrderStatus.PENDING)
+    assert not OrderTransition.objects.exists()
+
+
+def test_an_order_a_webhook_moves_meanwhile_is_a_no_op(emulator, synced_product):
+    order, session = emulator_order(synced_product)
+    emulator.pay(session.id, "card")
+    age(order)
+    transitions.order_fulfill(order_id=order.pk, source=TransitionSource.WEBHOOK)
+
+    out, _ = reconcile()
+
+    # Fulfilled orders are not open, so reconcile does not even look at them.
+    assert "0 open order(s)" in out
+    assert OrderTransition.objects.filter(order=order).count() == 1
+
+
+def test_long_runs_show_progress_and_walk_every_page(emulator, product):
+    count = PAGE_SIZE + 5
+    Order.objects.bulk_create(
+        Order(product=product, quantity=1, unit_amount=4999, amount_total=4999, currency="usd")
+        for _ in range(count)
+    )
+    # One timestamp for all: pages must still advance past ties.
+    Order.objects.update(created_at=timezone.now() - timedelta(hours=1))
+
+    out, _ = reconcile()
+
+    assert "... 100 orders checked" in out
+    assert "... 200 orders checked" in out
+    assert f"{count} open order(s) older than 15m checked: {count} no session." in out
+
+
+@pytest.mark.parametrize("value", ["15", "fifteen minutes", "-5m", "1y"])
+def test_unreadable_age_is_refused(value):
+    with pytest.raises(CommandError, match=r"--older-than: .* is not an age"):
+        reconcile(f"--older-than={value}")
+
+
+def test_stripe_not_configured_is_refused(settings, db):
+    settings.STRIPE_SECRET_KEY = ""
+
+    with pytest.raises(CommandError, match="Stripe is not configured"):
+        reconcile()
+
+
+def test_stripe_unreachable_stops_with_an_error(settings, product):
+    settings.STRIPE_SECRET_KEY = "sk_test_unreachable"
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    age(open_order(product))
+
+    with pytest.raises(CommandError, match=r"(?s)Stripe is unavailable.*0 order\(s\) checked before that"):
+        reconcile()
