@@ -62,6 +62,8 @@ def configured(name: str, dotenv: dict[str, str | None]) -> str:
 def ensure_port_free(host: str, port: int, what: str, option: str) -> None:
     """Refuse to start when something already listens on the port, naming the way out."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As runserver and the emulator do, so connections of a previous run in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
