@@ -5,6 +5,7 @@ import uuid
 from collections import Counter
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -29,7 +30,11 @@ class OrderFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        return queryset.filter(order_id=uuid.UUID(value))
+        try:
+            order_id = uuid.UUID(value)
+        except ValueError:
+            raise IncorrectLookupParameters(f"{value!r} is not an order id.") from None
+        return queryset.filter(order_id=order_id)
 
 
 @admin.register(StripeEvent)
