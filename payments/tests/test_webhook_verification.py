@@ -1,15 +1,20 @@
 """The webhook takes only genuine Stripe events, signed for real; anything else is refused, stored nowhere."""
 
+import io
 import json
 import time
 
 import pytest
+from django.core.handlers.asgi import ASGIRequest
+from django.db import connection
 
 from orders.models import OrderStatus
 from payments import gateway
 from payments.models import StripeEvent
+from payments.services import inbox
 from payments.tests.conftest import WEBHOOK_SECRET
 from payments.tests.events import body, deliver, open_order, session_event, sign
+from payments.views.webhook import stripe_webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -210,3 +215,40 @@ def test_during_rotation_a_stale_signature_is_reported_as_stale(client, product,
     )
 
     assert_refused(response, 400, "outside the 300 s tolerance")
+
+
+def test_body_over_the_size_limit_without_a_content_length_is_refused_with_413(settings, product):
+    # Under ASGI a chunked body arrives with no Content-Length: the length read is checked too.
+    settings.STRIPE_WEBHOOK_MAX_BYTES = 1024
+    payload = body(session_event("checkout.session.completed", open_order(product))) + b" " * 2000
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/stripe-webhook",
+        "query_string": b"",
+        "headers": [(b"stripe-signature", sign(payload).encode()), (b"content-type", b"application/json")],
+    }
+    request = ASGIRequest(scope, io.BytesIO(payload))
+
+    response = stripe_webhook(request)
+
+    assert_refused(response, 413, "limit is 1024 bytes")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_runs_outside_the_request_transaction_even_with_atomic_requests(client, product, monkeypatch):
+    # The event must be committed on its own before processing, whatever ATOMIC_REQUESTS says.
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+    seen = []
+    real_record = inbox.stripe_event_record
+
+    def spy(**kwargs):
+        seen.append(connection.in_atomic_block)
+        return real_record(**kwargs)
+
+    monkeypatch.setattr(inbox, "stripe_event_record", spy)
+
+    response = deliver(client, session_event("checkout.session.completed", open_order(product)))
+
+    assert response.status_code == 200
+    assert seen == [False]
