@@ -182,7 +182,9 @@ def wait_for_site(url: str, process: subprocess.Popen, timeout: float = 30.0) ->
     raise RunError(f"the site did not answer on {url} within {timeout:.0f} s.")
 
 
-def print_banner(*, site: str, emulator_url: str | None, secret: str, env: dict[str, str]) -> None:
+def print_banner(
+    *, site: str, emulator_url: str | None, secret: str, env: dict[str, str], stripe_api_base: str
+) -> None:
     say()
     say("=" * 72)
     say(f"shop           {site}/")
@@ -198,13 +200,15 @@ def print_banner(*, site: str, emulator_url: str | None, secret: str, env: dict[
         say("other shells   to point a manage.py command at this emulator, prefix it with:")
         say(f"               STRIPE_SECRET_KEY={env['STRIPE_SECRET_KEY']} STRIPE_API_BASE={emulator_url}")
     else:
-        say("Stripe         your test account (STRIPE_SECRET_KEY from the environment or .env)")
+        api_base = stripe_api_base or "https://api.stripe.com"
+        say(f"Stripe         {api_base}, with STRIPE_SECRET_KEY from the environment or .env")
         if secret:
             say(f"webhooks       {site}/stripe-webhook, verified with STRIPE_WEBHOOK_SECRET")
         else:
-            say("webhooks       NOT VERIFIABLE YET: STRIPE_WEBHOOK_SECRET is not set.")
-        say("               run `stripe listen --forward-to localhost:8000/stripe-webhook` and put the")
-        say("               whsec_... secret it prints in STRIPE_WEBHOOK_SECRET in .env, then restart.")
+            say("webhooks       REFUSED: STRIPE_WEBHOOK_SECRET is not set, so no delivery can be verified.")
+        port = site.rsplit(":", 1)[1]
+        say(f"               Run `stripe listen --forward-to localhost:{port}/stripe-webhook` and put the")
+        say("               whsec_... secret it prints in .env as STRIPE_WEBHOOK_SECRET, then restart.")
     say("stop           Ctrl-C (stops the site" + (" and the emulator)" if emulator_url else ")"))
     say("=" * 72)
     say()
@@ -252,7 +256,13 @@ def run(args: argparse.Namespace) -> int:
         server = spawn(command, env)
         children.append((server, "site"))
         wait_for_site(f"{site}/", server)
-        print_banner(site=site, emulator_url=emulator_url, secret=secret, env=env)
+        print_banner(
+            site=site,
+            emulator_url=emulator_url,
+            secret=secret,
+            env=env,
+            stripe_api_base=configured("STRIPE_API_BASE", dotenv),
+        )
 
         while True:
             for process, name in children:
@@ -260,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
                     raise RunError(f"the {name} stopped unexpectedly (exit {process.returncode}).")
             time.sleep(0.5)
     except KeyboardInterrupt:
-        say("Ctrl-C: stopping")
+        say("stopping")
         return 0
     finally:
         for process, name in reversed(children):
