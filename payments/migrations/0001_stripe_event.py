@@ -5,37 +5,94 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('orders', '0002_seed_demo_products'),
+        ("orders", "0002_seed_demo_products"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='StripeEvent',
+            name="StripeEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stripe_id', models.CharField(max_length=255, unique=True, verbose_name='Stripe event id')),
-                ('type', models.CharField(db_index=True, max_length=128)),
-                ('api_version', models.CharField(blank=True, default='', max_length=64)),
-                ('livemode', models.BooleanField(default=False)),
-                ('stripe_created', models.DateTimeField(blank=True, null=True, verbose_name='created at Stripe')),
-                ('payload', models.JSONField(help_text='The event exactly as Stripe sent it.')),
-                ('source', models.CharField(choices=[('webhook', 'Webhook delivery'), ('backfill', "Backfill from Stripe's Events API"), ('file', 'Imported from a file')], default='webhook', max_length=16)),
-                ('status', models.CharField(choices=[('received', 'Received'), ('processed', 'Processed'), ('ignored', 'Ignored'), ('failed', 'Failed')], default='received', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0, help_text='How many times it was processed.')),
-                ('outcome', models.TextField(blank=True, default='', help_text='What processing did, or why it did not.')),
-                ('last_error', models.TextField(blank=True, default='', help_text='The traceback of the last failure.')),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('order', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='stripe_events', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("stripe_id", models.CharField(max_length=255, unique=True, verbose_name="Stripe event id")),
+                ("type", models.CharField(db_index=True, max_length=128)),
+                ("api_version", models.CharField(blank=True, default="", max_length=64)),
+                ("livemode", models.BooleanField(default=False)),
+                (
+                    "stripe_created",
+                    models.DateTimeField(blank=True, null=True, verbose_name="created at Stripe"),
+                ),
+                ("payload", models.JSONField(help_text="The event exactly as Stripe sent it.")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("webhook", "Webhook delivery"),
+                            ("backfill", "Backfill from Stripe's Events API"),
+                            ("file", "Imported from a file"),
+                        ],
+                        default="webhook",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("processed", "Processed"),
+                            ("ignored", "Ignored"),
+                            ("failed", "Failed"),
+                        ],
+                        default="received",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "attempts",
+                    models.PositiveIntegerField(default=0, help_text="How many times it was processed."),
+                ),
+                (
+                    "outcome",
+                    models.TextField(
+                        blank=True, default="", help_text="What processing did, or why it did not."
+                    ),
+                ),
+                (
+                    "last_error",
+                    models.TextField(blank=True, default="", help_text="The traceback of the last failure."),
+                ),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="stripe_events",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at', '-id'],
-                'indexes': [models.Index(fields=['status', 'received_at'], name='stripeevent_status_recv_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('status__in', ['received', 'processed', 'ignored', 'failed'])), name='stripeevent_status_known')],
+                "ordering": ["-received_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["status", "received_at"], name="stripeevent_status_recv_idx")
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("status__in", ["received", "processed", "ignored", "failed"])),
+                        name="stripeevent_status_known",
+                    )
+                ],
             },
         ),
     ]
