@@ -70,7 +70,9 @@ def _apply(
         "updated_at": now,
         **(changes or {}),
     }
-    with transaction.atomic():
+    # No savepoint: inside a caller's transaction (the webhook's), an error must roll back the caller's
+    # work too, and at the top level this is the transaction; either way two round trips saved.
+    with transaction.atomic(savepoint=False):
         won = Order.objects.filter(pk=order_id, status__in=transition.from_statuses).update(**values) == 1
         if won:
             # Our UPDATE holds the row until commit, so nobody can change previous_status under us.
