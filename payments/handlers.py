@@ -19,6 +19,7 @@ from orders.selectors import order_get
 from orders.services import order_attach_checkout_session, order_mark_payment_pending
 from payments.gateway import CheckoutSession
 from payments.models import EventStatus
+from payments.services.matching import session_charge_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +81,8 @@ def _session_and_order(event: dict[str, Any]) -> tuple[CheckoutSession, Order]:
 
 def _amount_mismatch(session: CheckoutSession, order: Order) -> str:
     """Return why the session's amount differs from the order's, or an empty string."""
-    if session.amount_total == order.amount_total and (session.currency or "").lower() == order.currency:
-        return ""
-    return (
-        f"amount mismatch: session {session.id} charged {session.amount_total} {session.currency}, "
-        f"order {order.pk} is {order.amount_total} {order.currency}; not fulfilled, a person must look"
-    )
+    mismatch = session_charge_mismatch(session=session, order=order)
+    return f"amount mismatch: {mismatch}; not fulfilled, a person must look" if mismatch else ""
 
 
 def _current_status(order_id: uuid.UUID) -> str:

@@ -19,6 +19,7 @@ from orders.services import (
 from orders.transitions import order_confirm, order_fail
 from payments import gateway
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
+from payments.services.matching import session_charge_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -136,10 +137,7 @@ def checkout_start(
             order_fail(order_id=order.id, source=TransitionSource.SYSTEM, reason=str(exc))
         raise
 
-    if session.amount_total is not None and (session.amount_total, session.currency) != (
-        order.amount_total,
-        order.currency,
-    ):
+    if session.amount_total is not None and session_charge_mismatch(session=session, order=order):
         _refuse_mismatched_price(order, session)
 
     if not order_attach_checkout_session(order_id=order.id, session_id=session.id):
@@ -257,8 +255,7 @@ def _ownership_problems(order: Order, session: gateway.CheckoutSession) -> list[
         problems.append(f"metadata order_id is {session.metadata.get('order_id')!r}")
     if session.client_reference_id != order_id:
         problems.append(f"client_reference_id is {session.client_reference_id!r}")
-    if session.amount_total != order.amount_total:
-        problems.append(f"amount_total is {session.amount_total}, order says {order.amount_total}")
-    if (session.currency or "").lower() != order.currency:
-        problems.append(f"currency is {session.currency!r}, order says {order.currency!r}")
+    mismatch = session_charge_mismatch(session=session, order=order)
+    if mismatch:
+        problems.append(mismatch)
     return problems

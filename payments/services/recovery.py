@@ -32,6 +32,7 @@ from payments.services.inbox import (
     stripe_event_process,
     stripe_event_receive,
 )
+from payments.services.matching import session_charge_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -273,11 +274,9 @@ def _reconcile_session(order: Order, session: gateway.CheckoutSession, *, dry_ru
         won = transitions.order_expire(order_id=order.pk, source=TransitionSource.RECONCILE)
         return (ReconcileAction.EXPIRED, "") if won else _lost(order)
     if session.is_paid:
-        if session.amount_total != order.amount_total or (session.currency or "").lower() != order.currency:
-            detail = (
-                f"paid {session.amount_total} {session.currency}, order is {order.amount_total} "
-                f"{order.currency}; not fulfilled, a person must look"
-            )
+        mismatch = session_charge_mismatch(session=session, order=order)
+        if mismatch:
+            detail = f"{mismatch}; not fulfilled, a person must look"
             logger.error(
                 "order %s session %s: reconcile refused: amount mismatch: %s", order.pk, session.id, detail
             )

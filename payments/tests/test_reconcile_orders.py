@@ -127,7 +127,8 @@ def test_paid_session_whose_amount_differs_is_not_fulfilled(emulator, synced_pro
     out, err = reconcile()
 
     assert status(order) == OrderStatus.PENDING
-    assert f"order {order.pk} session {session.id}: mismatch (paid 4999 usd, order is 1 usd" in err
+    assert f"order {order.pk} session {session.id}: mismatch (session {session.id} charges 4999 usd" in err
+    assert f"order {order.pk} is 1 usd" in err
     assert "1 mismatch" in out
 
 
