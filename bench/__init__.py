@@ -1,0 +1,1 @@
+"""Benchmarks and the chaos harness: scripts that print figures (README, "Performance and reliability")."""

@@ -1,0 +1,622 @@
+"""What the benchmark and the chaos run share: databases, gunicorn, signed Stripe events, a load generator.
+
+Nothing here is imported by the project; the scripts import it. Django is configured by
+`django_configure` (with `bench.settings`), so only call ORM code after that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import itertools
+import json
+import os
+import secrets
+import signal
+import socket
+import string
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+DEFAULT_POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
+WEBHOOK_PATH = "/stripe-webhook"
+_ALNUM = string.ascii_letters + string.digits
+
+
+class HarnessError(Exception):
+    """The harness could not set something up; the message says what and how to fix it."""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- databases -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Database:
+    """A database the harness owns: created fresh, migrated, dropped at the end."""
+
+    url: str
+    vendor: str  # "postgresql" or "sqlite"
+    name: str  # database name, or the SQLite file path
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        """Parse a DATABASE_URL the harness can create and drop (PostgreSQL or an SQLite file)."""
+        parsed = urlparse(url)
+        if parsed.scheme in ("postgres", "postgresql", "pgsql"):
+            name = parsed.path.lstrip("/")
+            if not name:
+                raise HarnessError(
+                    f"{url!r} names no database; add one, e.g. {url.rstrip('/')}/checkout_bench"
+                )
+            if name in ("postgres", "template0", "template1"):
+                raise HarnessError(f"refusing to drop and recreate the {name!r} database: name a bench one")
+            return cls(url=url, vendor="postgresql", name=name)
+        if parsed.scheme == "sqlite":
+            path = parsed.path
+            if url.startswith("sqlite:////"):
+                path = "/" + path.lstrip("/")
+            if not path or path == "/" or ":memory:" in url:
+                raise HarnessError("SQLite needs a file (sqlite:////tmp/bench.sqlite3): gunicorn runs apart")
+            return cls(url=url, vendor="sqlite", name=path)
+        raise HarnessError(f"unsupported database URL {url!r}: use postgres://... or sqlite:////path")
+
+    @property
+    def label(self) -> str:
+        return "PostgreSQL" if self.vendor == "postgresql" else "SQLite"
+
+    def _maintenance_dsn(self) -> str:
+        parsed = urlparse(self.url)
+        return urlunparse(parsed._replace(scheme="postgresql", path="/postgres"))
+
+    def psycopg_dsn(self) -> str:
+        """Return the URL in the form psycopg accepts."""
+        return urlunparse(urlparse(self.url)._replace(scheme="postgresql"))
+
+    def create_fresh(self) -> None:
+        """Drop the database if it exists and create it empty."""
+        if self.vendor == "sqlite":
+            self.drop()
+            Path(self.name).parent.mkdir(parents=True, exist_ok=True)
+            return
+        import psycopg
+
+        try:
+            with psycopg.connect(self._maintenance_dsn(), autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{self.name}"')
+        except psycopg.OperationalError as exc:
+            raise HarnessError(f"cannot reach PostgreSQL for {self.url}: {exc}".strip()) from exc
+
+    def drop(self) -> None:
+        """Remove the database (and SQLite's WAL files)."""
+        if self.vendor == "sqlite":
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(self.name + suffix).unlink(missing_ok=True)
+            return
+        import psycopg
+
+        with psycopg.connect(self._maintenance_dsn(), autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def default_database_url(vendor: str, name: str) -> str:
+    """Return the URL of a bench database called `name` on the local server or in /tmp."""
+    if vendor == "sqlite":
+        return f"sqlite:////tmp/{name}.sqlite3"
+    return f"{DEFAULT_POSTGRES_SERVER}/{name}"
+
+
+def bench_environment(database_url: str, **extra: str) -> dict[str, str]:
+    """Return the environment every process of a run shares: bench settings, this database, the extras."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DATABASE_URL": database_url,
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+    # A test database name from pytest's environment must not redirect the run's own database.
+    env.pop("DJANGO_TEST_DATABASE_NAME", None)
+    return env
+
+
+def django_configure(env: dict[str, str]) -> None:
+    """Configure Django in this process from the run's environment and migrate the database."""
+    for key in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL"):
+        os.environ[key] = env[key]
+    for key, value in env.items():
+        if key.startswith(("STRIPE_", "DJANGO_", "BENCH_", "SITE_")):
+            os.environ[key] = value
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+# --- processes -------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def proc_cpu_seconds(pid: int, *, with_children: bool = False) -> float:
+    """Return the CPU seconds (user + system) a process has used; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: children already reaped
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """Return the ids of a process's direct children."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+class Gunicorn:
+    """The project served by gunicorn with its production config, as a child process."""
+
+    def __init__(
+        self, *, env: dict[str, str], workers: int, threads: int, log_path: Path, port: int | None = None
+    ):
+        self.port = port or free_port()
+        self.workers = workers
+        self.threads = threads
+        self.log_path = log_path
+        self.env = {
+            **env,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": str(workers),
+            "GUNICORN_THREADS": str(threads),
+        }
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> Gunicorn:
+        """Start the server and return once every worker answers."""
+        log = self.log_path.open("ab")
+        cmd = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "checkout_demo.wsgi"]
+        self.process = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise HarnessError(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
+            if len(self.worker_pids()) >= self.workers and self._answers():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise HarnessError(f"gunicorn did not start within {timeout:.0f} s; see {self.log_path}")
+
+    def _answers(self) -> bool:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            conn.request("GET", WEBHOOK_PATH)
+            conn.getresponse().read()
+            conn.close()
+            return True
+        except OSError:
+            return False
+
+    def worker_pids(self) -> list[int]:
+        return child_pids(self.process.pid) if self.process else []
+
+    def kill_worker(self, pid: int) -> None:
+        """SIGKILL one of this server's workers (the master starts a new one)."""
+        if pid in self.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+
+    def wait_workers(self, timeout: float = 10.0) -> bool:
+        """Wait until the master runs its full count of workers again."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.worker_pids()) >= self.workers:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def cpu_seconds(self) -> float:
+        """Return the CPU used by the master and every worker, living or reaped."""
+        if not self.process:
+            return 0.0
+        return proc_cpu_seconds(self.process.pid, with_children=True) + sum(
+            proc_cpu_seconds(pid) for pid in self.worker_pids()
+        )
+
+    def stop(self) -> None:
+        if not self.process or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class EmulatorProcess:
+    """The Stripe emulator in its own process (as Stripe is another machine), driven by its control API."""
+
+    def __init__(self, *, log_path: Path, webhook_secret: str, **knobs: Any):
+        self.port = free_port()
+        self.log_path = log_path
+        self.webhook_secret = webhook_secret
+        self.knobs = knobs
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> EmulatorProcess:
+        cmd = [sys.executable, "-m", "stripe_emulator", "--port", str(self.port)]
+        cmd += ["--webhook-secret", self.webhook_secret]
+        for name, value in self.knobs.items():
+            if value is not None:
+                cmd += [f"--{name.replace('_', '-')}", str(value)]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise HarnessError(f"the emulator exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                http_json("GET", f"{self.base_url}/_emulator/health", timeout=2)
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise HarnessError(f"the emulator did not start within {timeout:.0f} s; see {self.log_path}")
+
+    def configure(self, **knobs: Any) -> dict[str, Any]:
+        return http_json("POST", f"{self.base_url}/_emulator/config", knobs)
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        answer = http_json("GET", f"{self.base_url}/_emulator/deliveries")
+        # A bare list (the emulator's brief said a list object; accept both).
+        return answer["data"] if isinstance(answer, dict) else answer
+
+    def wait_for_idle(self, timeout: float = 10.0) -> bool:
+        answer = http_json("POST", f"{self.base_url}/_emulator/wait_idle", {"timeout": timeout}, timeout + 10)
+        return bool(answer["idle"])
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def run_manage(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a management command in its own process, as an operator would."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# --- Stripe-shaped events --------------------------------------------------------------------------------
+
+
+def stripe_id(prefix: str, length: int = 24) -> str:
+    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(length))
+
+
+def stripe_signature_header(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """Return a Stripe-Signature header for the payload, computed exactly as Stripe does."""
+    t = int(time.time()) if timestamp is None else timestamp
+    signed = f"{t}.".encode() + payload
+    return f"t={t},v1={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"
+
+
+def checkout_session_object(
+    *,
+    session_id: str,
+    order_id: str,
+    amount_total: int,
+    currency: str,
+    created: int,
+    site: str = "https://shop.example.com",
+) -> dict[str, Any]:
+    """Return a completed, paid card Checkout Session as Stripe serialises it in an event."""
+    return {
+        "id": session_id,
+        "object": "checkout.session",
+        "adaptive_pricing": {"enabled": False},
+        "after_expiration": None,
+        "allow_promotion_codes": None,
+        "amount_subtotal": amount_total,
+        "amount_total": amount_total,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "billing_address_collection": None,
+        "cancel_url": f"{site}/cancel?session_id={session_id}",
+        "client_reference_id": order_id,
+        "client_secret": None,
+        "collected_information": {"shipping_details": None},
+        "consent": None,
+        "consent_collection": None,
+        "created": created,
+        "currency": currency,
+        "currency_conversion": None,
+        "custom_fields": [],
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
+        "customer": None,
+        "customer_creation": "if_required",
+        "customer_details": {
+            "address": {
+                "city": None,
+                "country": "US",
+                "line1": None,
+                "line2": None,
+                "postal_code": "10001",
+                "state": None,
+            },
+            "email": "jenny.rosen@example.com",
+            "name": "Jenny Rosen",
+            "phone": None,
+            "tax_exempt": "none",
+            "tax_ids": [],
+        },
+        "customer_email": None,
+        "discounts": [],
+        "expires_at": created + 3600,
+        "invoice": None,
+        "invoice_creation": {
+            "enabled": False,
+            "invoice_data": {
+                "account_tax_ids": None,
+                "custom_fields": None,
+                "description": None,
+                "footer": None,
+                "issuer": None,
+                "metadata": {},
+                "rendering_options": None,
+            },
+        },
+        "livemode": False,
+        "locale": None,
+        "metadata": {"order_id": order_id},
+        "mode": "payment",
+        "origin_context": None,
+        "payment_intent": stripe_id("pi_3Q"),
+        "payment_link": None,
+        "payment_method_collection": "if_required",
+        "payment_method_configuration_details": {"id": "pmc_1Q2bench0payments0config", "parent": None},
+        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_types": ["card", "link"],
+        "payment_status": "paid",
+        "permissions": None,
+        "phone_number_collection": {"enabled": False},
+        "recovered_from": None,
+        "saved_payment_method_options": None,
+        "setup_intent": None,
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "shipping_details": None,
+        "shipping_options": [],
+        "status": "complete",
+        "submit_type": None,
+        "subscription": None,
+        "success_url": f"{site}/success?session_id={{CHECKOUT_SESSION_ID}}",
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "ui_mode": "hosted",
+        "url": None,
+        "wallet_options": None,
+    }
+
+
+def event_payload(*, event_id: str, event_type: str, data_object: dict[str, Any], created: int) -> bytes:
+    """Return an event body as Stripe sends it (pretty-printed JSON)."""
+    event = {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2025-10-29.clover",
+        "created": created,
+        "data": {"object": data_object},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
+    return json.dumps(event, indent=2).encode()
+
+
+@dataclass(frozen=True)
+class SignedEvent:
+    """One webhook delivery ready to send, and what it should do."""
+
+    event_id: str
+    order_id: str
+    session_id: str
+    payment_intent_id: str
+    customer_email: str
+    created: int
+    body: bytes
+
+
+def completed_events(orders: list[tuple[str, str, int, str]], *, created: int) -> list[SignedEvent]:
+    """Build one distinct checkout.session.completed event per (order id, session id, amount, currency)."""
+    events = []
+    for order_id, session_id, amount, currency in orders:
+        session = checkout_session_object(
+            session_id=session_id, order_id=order_id, amount_total=amount, currency=currency, created=created
+        )
+        event_id = stripe_id("evt_1Q")
+        body = event_payload(
+            event_id=event_id, event_type="checkout.session.completed", data_object=session, created=created
+        )
+        events.append(
+            SignedEvent(
+                event_id=event_id,
+                order_id=order_id,
+                session_id=session_id,
+                payment_intent_id=session["payment_intent"],
+                customer_email=session["customer_details"]["email"],
+                created=created,
+                body=body,
+            )
+        )
+    return events
+
+
+# --- load generation -------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    """What a load run measured."""
+
+    sent: int = 0
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    reconnects: int = 0
+
+    @property
+    def per_second(self) -> float:
+        return self.sent / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def failed(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status != 200) + sum(self.errors.values())
+
+    def latency_ms(self, pct: float) -> float:
+        return percentile(sorted(self.latencies), pct) * 1000
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Return the nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), round(pct / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+def fire_webhooks(port: int, events: list[SignedEvent], *, secret: str, concurrency: int) -> LoadResult:
+    """POST every event once, signed now, over `concurrency` keep-alive connections; measure each request."""
+    signed_at = int(time.time())
+    requests = [
+        (
+            event.body,
+            {
+                "Content-Type": "application/json; charset=utf-8",
+                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+                "Stripe-Signature": stripe_signature_header(event.body, secret, signed_at),
+            },
+        )
+        for event in events
+    ]
+    result = LoadResult()
+    lock = threading.Lock()
+    next_index = itertools.count()
+    start_gate = threading.Barrier(concurrency + 1)
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        latencies: list[float] = []
+        statuses: Counter = Counter()
+        errors: Counter = Counter()
+        reconnects = 0
+        conn.connect()
+        start_gate.wait()
+        while (i := next(next_index)) < len(requests):
+            body, headers = requests[i]
+            for attempt in (1, 2):
+                began = time.perf_counter()
+                try:
+                    conn.request("POST", WEBHOOK_PATH, body=body, headers=headers)
+                    response = conn.getresponse()
+                    response.read()
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                    # The server closed an idle keep-alive connection: open a new one and send again
+                    # (a webhook is safe to send twice), as Stripe would.
+                    conn.close()
+                    reconnects += 1
+                    if attempt == 2:
+                        errors[type(exc).__name__] += 1
+                    continue
+                except OSError as exc:
+                    conn.close()
+                    errors[type(exc).__name__] += 1
+                    break
+                latencies.append(time.perf_counter() - began)
+                statuses[response.status] += 1
+                break
+        conn.close()
+        with lock:
+            result.latencies.extend(latencies)
+            result.statuses.update(statuses)
+            result.errors.update(errors)
+            result.reconnects += reconnects
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    start_gate.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    result.elapsed = time.perf_counter() - began
+    result.sent = len(requests)
+    if time.time() - signed_at > 290:
+        say("warning: the run outlasted Stripe's 300 s signature tolerance; late events were refused (400)")
+    return result
+
+
+def http_json(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
+    """Send a JSON request and return the decoded answer (raise HTTPError on 4xx/5xx)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")

@@ -1,0 +1,27 @@
+"""Settings for the benchmarks: the production settings, relaxed only where a plain-HTTP local run needs it.
+
+The measured path is the production one: DEBUG off, the same middleware, apps, database options and
+code. What changes: no HTTPS redirect or secure-only cookies (the harness speaks plain HTTP to
+127.0.0.1), a throwaway secret key, log level WARNING unless DJANGO_LOG_LEVEL says otherwise, and
+static files served without the collectstatic manifest (the pages the chaos run requests would
+otherwise need `collectstatic` first; the webhook never touches static files).
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
+
+from checkout_demo.settings import *  # noqa: F403
+from checkout_demo.settings import INSTALLED_APPS, STORAGES
+
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+# The chaos run counts fulfillment signals with a receiver that appends a line to this file.
+BENCH_SIGNAL_LOG = os.environ.get("BENCH_SIGNAL_LOG", "")
+if BENCH_SIGNAL_LOG:
+    INSTALLED_APPS = [*INSTALLED_APPS, "bench.apps.BenchConfig"]

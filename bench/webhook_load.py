@@ -1,0 +1,580 @@
+"""How fast is the webhook, next to the database work it cannot avoid?
+
+    .venv/bin/python bench/webhook_load.py                      # PostgreSQL, 5000 events, 8 clients
+    .venv/bin/python bench/webhook_load.py --database-url sqlite:////tmp/checkout_bench.sqlite3
+    .venv/bin/python bench/webhook_load.py --quick              # a few seconds
+
+It creates a fresh database (dropping one of the same name), migrates it, creates N pending orders with
+Checkout Session ids through the ORM (the webhook makes no Stripe call, so no Stripe is needed), and
+builds N distinct `checkout.session.completed` events shaped like Stripe's (about 4 KB each). Then:
+
+1. the reference: the same database work per event by plain psycopg (or sqlite3), with no HTTP and no
+   Django, on C threads with a connection each, against N fresh orders: the INSERT of the event in its
+   own autocommit, then one transaction with the conditional UPDATE of the order, the audit row and the
+   event's status, which is the inbox's transaction structure (payments/services/inbox.py);
+2. the same, issuing every statement the Django path issues, as PostgreSQL's log shows them (the
+   connection health check, the handler's order lookup, the transition's savepoint and its re-read of
+   the previous status), to split the gap into "more statements" and "Django and HTTP";
+3. the webhook: gunicorn with the project's gunicorn.conf.py, production settings, C clients posting
+   the events, each signed as Stripe signs, over keep-alive connections; the load generator runs on
+   the same machine and its CPU counts against the result.
+
+It prints events/s, latency percentiles and errors for each, the ratio webhook / reference, where the
+CPU went, and then checks that every order was fulfilled exactly once (one fulfilling transition, one
+stored event, processed). Exit status 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    Database,
+    Gunicorn,
+    HarnessError,
+    LoadResult,
+    SignedEvent,
+    bench_environment,
+    completed_events,
+    default_database_url,
+    django_configure,
+    fire_webhooks,
+    percentile,
+    proc_cpu_seconds,
+    say,
+)
+
+UNIT_AMOUNT = 2500
+CURRENCY = "usd"
+
+
+# --- the reference: the database work alone ------------------------------------------------------------
+
+# The inbox's INSERT (payments.services.inbox._insert): every column, the payload as the raw body text.
+SQL_EVENT_INSERT = (
+    "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload, "
+    "source, status, attempts, outcome, last_error, order_id, received_at, processed_at) "
+    "VALUES (%s, %s, %s, %s, %s, {json}, 'webhook', 'received', 0, '', '', NULL, %s, NULL) RETURNING id"
+)
+# orders.transitions._apply for FULFILL: one conditional UPDATE, with the payment details the handler passes.
+SQL_ORDER_FULFILL = (
+    "UPDATE orders_order SET status = 'fulfilled', previous_status = status, fulfilled_at = %s, "
+    "updated_at = %s, payment_pending = %s, stripe_payment_intent_id = %s, customer_email = %s "
+    "WHERE id = %s AND status IN ('pending', 'confirmed')"
+)
+SQL_TRANSITION_INSERT = (
+    "INSERT INTO orders_ordertransition (order_id, from_status, to_status, source, stripe_event_id, note, "
+    "created_at) VALUES (%s, %s, 'fulfilled', 'webhook', %s, '', %s)"
+)
+# inbox.stripe_event_process: the event's final status, conditional on it being unfinished.
+SQL_EVENT_FINISH = (
+    "UPDATE payments_stripeevent SET status = 'processed', outcome = 'fulfilled', order_id = %s, "
+    "processed_at = %s, attempts = attempts + 1, last_error = '' "
+    "WHERE id = %s AND status IN ('received', 'failed')"
+)
+# What the Django path sends besides (seen in PostgreSQL's log with log_statement=all): a health check
+# per request, the handler's order_get (select_related product), a savepoint around the transition,
+# and the transition's re-read of previous_status after its UPDATE.
+SQL_ORDER_GET = (
+    "SELECT o.*, p.* FROM orders_order o JOIN orders_product p ON o.product_id = p.id WHERE o.id = %s"
+)
+SQL_PREVIOUS_STATUS = "SELECT previous_status FROM orders_order WHERE id = %s"
+
+
+@dataclass
+class ReferenceResult:
+    name: str
+    sent: int = 0
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    backend_cpu: float = 0.0
+    client_cpu: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        return self.sent / self.elapsed if self.elapsed else 0.0
+
+
+class ReferenceWorker:
+    """One connection doing, per event, what the inbox does, in the inbox's transactions."""
+
+    def __init__(self, db: Database, *, mirror: bool):
+        self.db = db
+        self.mirror = mirror
+        self.sqlite = db.vendor == "sqlite"
+        json_cast = "%s" if self.sqlite else "%s::jsonb"
+        returning = " RETURNING previous_status"
+        self.sql_insert = self._sql(SQL_EVENT_INSERT.format(json=json_cast))
+        self.sql_fulfill = self._sql(SQL_ORDER_FULFILL + ("" if mirror else returning))
+        self.sql_transition = self._sql(SQL_TRANSITION_INSERT)
+        self.sql_finish = self._sql(SQL_EVENT_FINISH)
+        self.sql_order_get = self._sql(SQL_ORDER_GET)
+        self.sql_previous = self._sql(SQL_PREVIOUS_STATUS)
+        if self.sqlite:
+            # Django's SQLite options (checkout_demo.settings): WAL, synchronous NORMAL, IMMEDIATE
+            # transactions, a 20 s busy timeout; autocommit outside transactions.
+            self.conn = sqlite3.connect(db.name, timeout=20, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.backend_pid = None
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(db.psycopg_dsn(), autocommit=True)
+            self.backend_pid = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%s", "?") if self.sqlite else sql
+
+    def _id(self, order_id: str) -> Any:
+        # Django stores a UUID as 32 hex characters on SQLite and as uuid on PostgreSQL.
+        return uuid.UUID(order_id).hex if self.sqlite else uuid.UUID(order_id)
+
+    def _now(self) -> Any:
+        now = datetime.now(timezone.utc)
+        return now.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else now
+
+    def handle(self, event: SignedEvent) -> None:
+        """Store the event, then fulfill its order, write the audit row and finish the event, atomically."""
+        order_id = self._id(event.order_id)
+        created = datetime.fromtimestamp(event.created, tz=timezone.utc)
+        if self.sqlite:
+            created = created.strftime("%Y-%m-%d %H:%M:%S")
+        cur = self.conn.cursor()
+        if self.mirror and not self.sqlite:
+            cur.execute("SELECT 1")  # CONN_HEALTH_CHECKS: Django checks a reused connection per request
+            cur.fetchall()
+        cur.execute(
+            self.sql_insert,
+            (
+                event.event_id,
+                "checkout.session.completed",
+                "2025-10-29.clover",
+                False,
+                created,
+                event.body.decode(),
+                self._now(),
+            ),
+        )
+        event_pk = cur.fetchall()[0][0]
+        self._begin()
+        try:
+            if self.mirror:
+                cur.execute(self.sql_order_get, (order_id,))
+                cur.fetchall()
+                # The transition's own transaction.atomic(), nested in the inbox's: a savepoint.
+                cur.execute("SAVEPOINT s1")
+            now = self._now()
+            cur.execute(
+                self.sql_fulfill,
+                (now, now, False, event.payment_intent_id, event.customer_email, order_id),
+            )
+            if self.mirror:
+                cur.execute(self.sql_previous, (order_id,))
+            from_status = cur.fetchall()[0][0]
+            cur.execute(self.sql_transition, (order_id, from_status, event.event_id, now))
+            if self.mirror:
+                cur.execute("RELEASE SAVEPOINT s1")
+            cur.execute(self.sql_finish, (order_id, now, event_pk))
+        except BaseException:
+            self._end("ROLLBACK")
+            raise
+        self._end("COMMIT")
+
+    def _begin(self) -> None:
+        if self.sqlite:
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            self.conn.execute("BEGIN")
+
+    def _end(self, command: str) -> None:
+        self.conn.execute(command)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def run_reference(
+    db: Database, events: list[SignedEvent], *, concurrency: int, mirror: bool, name: str
+) -> ReferenceResult:
+    """Do the inbox's database work for every event on `concurrency` threads with a connection each."""
+    workers = [ReferenceWorker(db, mirror=mirror) for _ in range(concurrency)]
+    result = ReferenceResult(name=name, sent=len(events))
+    lock = threading.Lock()
+    index = iter(range(len(events)))
+    index_lock = threading.Lock()
+    gate = threading.Barrier(concurrency + 1)
+
+    def take() -> int | None:
+        with index_lock:
+            return next(index, None)
+
+    def run(worker: ReferenceWorker) -> None:
+        latencies, errors = [], 0
+        gate.wait()
+        while (i := take()) is not None:
+            began = time.perf_counter()
+            try:
+                worker.handle(events[i])
+            except Exception as exc:  # counted and shown; the checks afterwards say what was lost
+                errors += 1
+                if errors == 1:
+                    say(f"  reference error: {type(exc).__name__}: {exc}")
+                continue
+            latencies.append(time.perf_counter() - began)
+        with lock:
+            result.latencies.extend(latencies)
+            result.errors += errors
+
+    threads = [threading.Thread(target=run, args=(w,), daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    pids = [w.backend_pid for w in workers if w.backend_pid]
+    backend_before = sum(proc_cpu_seconds(pid) for pid in pids)
+    client_before = time.process_time()
+    gate.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    result.elapsed = time.perf_counter() - began
+    result.client_cpu = time.process_time() - client_before
+    result.backend_cpu = sum(proc_cpu_seconds(pid) for pid in pids) - backend_before
+    for worker in workers:
+        worker.close()
+    return result
+
+
+# --- orders, checks --------------------------------------------------------------------------------------
+
+
+def orders_create(count: int, product_id: int) -> list[tuple[str, str, int, str]]:
+    """Create pending orders with session ids; return (order id, session id, amount, currency) for each."""
+    from orders.models import Order
+
+    rows = []
+    for start in range(0, count, 1000):
+        batch = [
+            Order(
+                product_id=product_id,
+                quantity=1,
+                unit_amount=UNIT_AMOUNT,
+                amount_total=UNIT_AMOUNT,
+                currency=CURRENCY,
+                stripe_checkout_session_id="cs_test_a1" + secrets.token_hex(28),
+            )
+            for _ in range(min(1000, count - start))
+        ]
+        Order.objects.bulk_create(batch)
+        rows += [(str(o.pk), o.stripe_checkout_session_id, UNIT_AMOUNT, CURRENCY) for o in batch]
+    return rows
+
+
+def _chunks(items: list, size: int = 500) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def fulfilled_exactly_once(events: list[SignedEvent]) -> list[str]:
+    """Return what is wrong with these events' orders: each must be fulfilled once, its event stored once."""
+    from django.db.models import Count
+
+    from orders.models import Order, OrderStatus, OrderTransition
+    from payments.models import EventStatus, StripeEvent
+
+    problems: list[str] = []
+    not_fulfilled = stored = unfinished = 0
+    transition_counts: dict[str, int] = {}
+    wrong_event = 0
+    by_order = {e.order_id: e for e in events}
+    for chunk in _chunks(events):
+        order_ids = [e.order_id for e in chunk]
+        not_fulfilled += Order.objects.filter(pk__in=order_ids).exclude(status=OrderStatus.FULFILLED).count()
+        for row in (
+            OrderTransition.objects.filter(order_id__in=order_ids, to_status=OrderStatus.FULFILLED)
+            .values("order_id")
+            .annotate(n=Count("id"))
+        ):
+            transition_counts[str(row["order_id"])] = row["n"]
+        for order_id, event_id in OrderTransition.objects.filter(
+            order_id__in=order_ids, to_status=OrderStatus.FULFILLED
+        ).values_list("order_id", "stripe_event_id"):
+            wrong_event += by_order[str(order_id)].event_id != event_id
+        events_qs = StripeEvent.objects.filter(stripe_id__in=[e.event_id for e in chunk])
+        stored += events_qs.count()
+        unfinished += events_qs.exclude(status=EventStatus.PROCESSED).count()
+    once = sum(1 for e in events if transition_counts.get(e.order_id) == 1)
+    if not_fulfilled:
+        problems.append(f"{not_fulfilled} orders not fulfilled")
+    if once != len(events):
+        twice = sum(1 for n in transition_counts.values() if n > 1)
+        problems.append(
+            f"{len(events) - once} orders without exactly one fulfilling transition ({twice} twice+)"
+        )
+    if wrong_event:
+        problems.append(f"{wrong_event} fulfilling transitions name another event")
+    if stored != len(events):
+        problems.append(f"{stored} events stored for {len(events)} sent")
+    if unfinished:
+        problems.append(f"{unfinished} stored events not processed")
+    return problems
+
+
+# --- CPU accounting --------------------------------------------------------------------------------------
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """Return (busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - idle) / hz, sum(fields[:8]) / hz
+
+
+def pg_backend_pids(db: Database) -> set[int]:
+    """Return the pids of the server processes serving connections to this database (not ours)."""
+    import psycopg
+
+    with psycopg.connect(db.psycopg_dsn(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+# --- the run ---------------------------------------------------------------------------------------------
+
+
+def warm_up(server: Gunicorn, events: list[SignedEvent], secret: str, concurrency: int) -> None:
+    """Send a few events so every worker thread has imported everything and holds its connection."""
+    result = fire_webhooks(server.port, events, secret=secret, concurrency=concurrency)
+    if result.failed:
+        raise HarnessError(
+            f"warm-up requests failed ({dict(result.statuses)}, {dict(result.errors)}): see {server.log_path}"
+        )
+
+
+def describe_load(name: str, result: LoadResult | ReferenceResult, errors: int) -> str:
+    lat = sorted(result.latencies)
+    return (
+        f"  {name:<46} {result.per_second:8.0f} events/s   p50 {percentile(lat, 50) * 1000:6.2f} ms"
+        f"   p95 {percentile(lat, 95) * 1000:6.2f} ms   p99 {percentile(lat, 99) * 1000:6.2f} ms"
+        f"   errors {errors}"
+    )
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    db = Database.from_url(args.database_url)
+    secret = "whsec_bench_" + secrets.token_hex(16)
+    workdir = Path(tempfile.mkdtemp(prefix="webhook-load-"))
+    env = bench_environment(
+        db.url,
+        STRIPE_WEBHOOK_SECRET=secret,
+        DJANGO_LOG_LEVEL=args.log_level,
+        # The webhook makes no Stripe call; a key is set so nothing on the path reports "not configured".
+        STRIPE_SECRET_KEY="sk_test_bench_unused",
+    )
+    say(f"webhook_load: preparing a fresh {db.label} database ({db.name})")
+    db.create_fresh()
+    try:
+        django_configure(env)
+        from django.db import connection, connections
+
+        from orders.models import Product
+
+        connection.ensure_connection()
+        server_version = getattr(connection, "pg_version", None)
+        product = Product.objects.create(
+            sku="bench-webhook-item", name="Bench item", unit_amount=UNIT_AMOUNT, currency=CURRENCY
+        )
+        n, c = args.events, args.concurrency
+        warm = max(2 * args.workers * args.threads, 16)
+        created = int(time.time())
+        web_events = completed_events(orders_create(n, product.pk), created=created)
+        ref_events = completed_events(orders_create(n, product.pk), created=created)
+        mirror_events = completed_events(orders_create(n, product.pk), created=created)
+        warm_events = completed_events(orders_create(warm, product.pk), created=created)
+        connections.close_all()
+        size = sum(len(e.body) for e in web_events) / n
+        say(
+            f"  {n} events of {size / 1024:.1f} KB, {c} concurrent clients, gunicorn {args.workers} "
+            f"workers x {args.threads} threads (gthread), {os.cpu_count()} cores, log level {args.log_level}"
+        )
+
+        say(
+            "  reference: the inbox's database work by plain "
+            f"{'sqlite3' if db.vendor == 'sqlite' else 'psycopg'}, no HTTP, no Django"
+        )
+        reference = run_reference(db, ref_events, concurrency=c, mirror=False, name="reference")
+        mirror = run_reference(db, mirror_events, concurrency=c, mirror=True, name="mirror")
+
+        server = Gunicorn(
+            env={**env, "GUNICORN_MAX_REQUESTS": str(args.max_requests)}
+            if args.max_requests is not None
+            else env,
+            workers=args.workers,
+            threads=args.threads,
+            log_path=workdir / "gunicorn.log",
+        ).start()
+        try:
+            warm_up(server, warm_events, secret, min(c, warm))
+            backends = pg_backend_pids(db) if db.vendor != "sqlite" else set()
+            backend_before = {pid: proc_cpu_seconds(pid) for pid in backends}
+            server_before = server.cpu_seconds()
+            client_before = time.process_time()
+            busy_before, total_before = machine_busy_seconds()
+            webhook = fire_webhooks(server.port, web_events, secret=secret, concurrency=c)
+            busy_after, total_after = machine_busy_seconds()
+            client_cpu = time.process_time() - client_before
+            server_cpu = server.cpu_seconds() - server_before
+            backend_cpu = sum(proc_cpu_seconds(pid) - before for pid, before in backend_before.items())
+            if db.vendor != "sqlite":
+                # Backends opened after the warm-up (a worker restarted by max_requests) count from zero.
+                backend_cpu += sum(proc_cpu_seconds(pid) for pid in pg_backend_pids(db) - backends)
+        finally:
+            server.stop()
+
+        problems = {
+            "webhook": fulfilled_exactly_once(web_events),
+            "reference": fulfilled_exactly_once(ref_events),
+            "reference_mirror": fulfilled_exactly_once(mirror_events),
+        }
+        connections.close_all()
+    finally:
+        if not args.keep_db:
+            try:
+                db.drop()
+            except Exception as exc:  # the figures matter more than the cleanup
+                say(f"  could not drop {db.name}: {exc}")
+
+    ratio = webhook.per_second / reference.per_second if reference.per_second else 0.0
+    say(describe_load("reference: the inbox's database work", reference, reference.errors))
+    say(describe_load("reference sending the Django path's statements", mirror, mirror.errors))
+    say(describe_load("webhook: HTTP + gunicorn + Django", webhook, webhook.failed))
+    if webhook.failed:
+        say(
+            f"    statuses {dict(webhook.statuses)} errors {dict(webhook.errors)}; "
+            f"see {workdir / 'gunicorn.log'}"
+        )
+    say(
+        f"  ratio webhook / reference: {ratio:.2f} (goal >= 0.8); webhook / mirror: "
+        f"{webhook.per_second / mirror.per_second if mirror.per_second else 0:.2f}"
+    )
+    per_event = 1000 / n
+    elapsed = total_after - total_before
+    say(
+        f"  CPU per event during the webhook run: gunicorn {server_cpu * per_event:.2f} ms, "
+        f"load generator {client_cpu * per_event:.2f} ms"
+        + (f", PostgreSQL backends {backend_cpu * per_event:.2f} ms" if db.vendor != "sqlite" else "")
+        + f"; machine busy {100 * (busy_after - busy_before) / elapsed if elapsed else 0:.0f}%"
+    )
+    say(
+        f"  CPU per event during the reference: client {reference.client_cpu * per_event:.2f} ms"
+        + (
+            f", PostgreSQL backends {reference.backend_cpu * per_event:.2f} ms"
+            if db.vendor != "sqlite"
+            else ""
+        )
+    )
+    ok = True
+    for name, found in problems.items():
+        if found:
+            ok = False
+            say(f"  CHECK FAILED ({name}): " + "; ".join(found))
+    if ok:
+        say(
+            f"  checks: each of the {3 * n} orders fulfilled exactly once (one fulfilling transition "
+            "naming its event), each event stored once and processed"
+        )
+    return {
+        "database": db.label,
+        "server_version": server_version,
+        "cores": os.cpu_count(),
+        "events": n,
+        "concurrency": c,
+        "workers": args.workers,
+        "threads": args.threads,
+        "payload_bytes": round(size),
+        "reference_per_second": round(reference.per_second, 1),
+        "mirror_per_second": round(mirror.per_second, 1),
+        "webhook_per_second": round(webhook.per_second, 1),
+        "ratio": round(ratio, 3),
+        "webhook_p50_ms": round(webhook.latency_ms(50), 2),
+        "webhook_p95_ms": round(webhook.latency_ms(95), 2),
+        "webhook_p99_ms": round(webhook.latency_ms(99), 2),
+        "webhook_errors": webhook.failed,
+        "webhook_statuses": {str(k): v for k, v in webhook.statuses.items()},
+        "reference_errors": reference.errors + mirror.errors,
+        "gunicorn_cpu_ms_per_event": round(server_cpu * per_event, 3),
+        "client_cpu_ms_per_event": round(client_cpu * per_event, 3),
+        "problems": problems,
+        "ok": ok and webhook.failed == 0 and reference.errors == 0 and mirror.errors == 0,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database-url",
+        help="the bench database, created fresh and dropped at the end "
+        f"(default {default_database_url('postgresql', 'checkout_bench')}; "
+        f"SQLite: {default_database_url('sqlite', 'checkout_bench')})",
+    )
+    parser.add_argument("--sqlite", action="store_true", help="shorthand for the default SQLite database")
+    parser.add_argument("-n", "--events", type=int, help="events to send (default 5000; --quick 300)")
+    parser.add_argument("-c", "--concurrency", type=int, default=8, help="concurrent clients (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    parser.add_argument(
+        "--max-requests", type=int, help="override gunicorn.conf.py's max_requests (0 turns restarts off)"
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", help="DJANGO_LOG_LEVEL for the server (default WARNING)"
+    )
+    parser.add_argument("--quick", action="store_true", help="a run of a few seconds (300 events, 4 clients)")
+    parser.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events = args.events or 300
+        args.concurrency = min(args.concurrency, 4)
+    args.events = args.events or 5000
+    if args.events < 1 or args.concurrency < 1 or args.workers < 1 or args.threads < 1:
+        parser.error("-n, -c, --workers and --threads must be at least 1")
+    if not args.database_url:
+        vendor = "sqlite" if args.sqlite else "postgresql"
+        args.database_url = default_database_url(vendor, "checkout_bench")
+    return args
+
+
+def main(argv: list[str] | None = None, run: Callable[[argparse.Namespace], dict] = measure) -> int:
+    args = parse_args(argv)
+    try:
+        figures = run(args)
+    except HarnessError as exc:
+        say(f"webhook_load: {exc}")
+        return 2
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0 if figures["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
