@@ -81,6 +81,7 @@ def emulator_webhook_secret() -> str:
         if secret.startswith("whsec_"):
             return secret
     secret = f"whsec_{secrets.token_hex(24)}"
+    EMULATOR_SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
     EMULATOR_SECRET_FILE.write_text(secret + "\n")
     return secret
 
