@@ -466,7 +466,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server = Gunicorn(
             env=env, workers=args.workers, threads=args.threads, log_path=workdir / "gunicorn.log"
         ).start()
-        emulator.configure(webhook_url=f"{server.base_url}/stripe-webhook")
+        emulator.configure(webhook_url=f"{server.base_url}/stripe-webhook", drop_next=args.drop_first)
         began = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.buyers) as pool:
             purchases = list(pool.map(lambda _: order_open(server.base_url), range(args.orders)))
@@ -578,6 +578,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--round-size", type=int, help="orders per round of knobs (default orders/20, >= 10)")
     parser.add_argument("--kills", type=int, help="workers to SIGKILL (default 1 per 200 orders, at least 2)")
     parser.add_argument("--drop-rate", type=float, default=0.05, help="share of deliveries dropped (0.05)")
+    parser.add_argument(
+        "--drop-first", type=int, default=0, help="also drop the first N events outright (default 0)"
+    )
     parser.add_argument("--max-attempts", type=int, default=4, help="emulator delivery attempts (default 4)")
     parser.add_argument(
         "--retry-backoff", type=float, default=0.25, help="first retry after (s, default 0.25)"

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import urllib.request
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,8 @@ def django_configure(env: dict[str, str]) -> None:
     import django
     from django.core.management import call_command
 
+    # Without collectstatic there is no STATIC_ROOT; whitenoise says so once per process. Not our topic.
+    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise")
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
 
@@ -501,6 +504,68 @@ def completed_events(orders: list[tuple[str, str, int, str]], *, created: int) -
             )
         )
     return events
+
+
+def wsgi_environ(event: SignedEvent, signature: str) -> dict[str, Any]:
+    """Return the WSGI environ gunicorn would build for one delivery of this event."""
+    import io
+
+    return {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": WEBHOOK_PATH,
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/json; charset=utf-8",
+        "CONTENT_LENGTH": str(len(event.body)),
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        "HTTP_STRIPE_SIGNATURE": signature,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(event.body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+
+
+def webhook_statements(events: list[SignedEvent], secret: str) -> tuple[list[str], list[int]]:
+    """Send events through the WSGI app in this process; return the statements of the last one, and statuses.
+
+    Each statement is "VERB table" plus " (in transaction)" when inside an atomic block, as Django's
+    cursor sent it. BEGIN, COMMIT and the connection health check do not pass through that cursor.
+    """
+    from django.core.wsgi import get_wsgi_application
+    from django.db import connection
+
+    app = get_wsgi_application()
+    statuses: list[int] = []
+    seen: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        words = sql.replace('"', "").split()
+        verb = words[0].upper()
+        if verb == "BEGIN":  # SQLite's BEGIN IMMEDIATE goes through the cursor; psycopg's BEGIN does not
+            return execute(sql, params, many, context)
+        table = next((w for w in words[1:] if "_" in w and w.islower() and "." not in w), "")
+        if verb == "SELECT" and " FROM " in sql:
+            table = sql.split(" FROM ", 1)[1].replace('"', "").split()[0]
+        seen.append(f"{verb} {table}".strip() + (" (in transaction)" if connection.in_atomic_block else ""))
+        return execute(sql, params, many, context)
+
+    for event in events:
+        seen.clear()
+        environ = wsgi_environ(event, stripe_signature_header(event.body, secret))
+        with connection.execute_wrapper(record):
+            response = app(environ, lambda status, headers: statuses.append(int(status.split()[0])))
+            b"".join(response)
+            response.close()
+    return list(seen), statuses
 
 
 # --- load generation -------------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
-    WEBHOOK_PATH,
     Database,
     HarnessError,
     SignedEvent,
@@ -37,34 +36,9 @@ from bench.harness import (
     django_configure,
     say,
     stripe_signature_header,
+    wsgi_environ,
 )
 from bench.webhook_load import UNIT_AMOUNT, fulfilled_exactly_once, orders_create
-
-
-def wsgi_environ(event: SignedEvent, signature: str) -> dict:
-    """Return the WSGI environ gunicorn would build for this delivery."""
-    return {
-        "REQUEST_METHOD": "POST",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": WEBHOOK_PATH,
-        "QUERY_STRING": "",
-        "CONTENT_TYPE": "application/json; charset=utf-8",
-        "CONTENT_LENGTH": str(len(event.body)),
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "HTTP_USER_AGENT": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-        "HTTP_STRIPE_SIGNATURE": signature,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(event.body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
 
 
 def profile(args: argparse.Namespace) -> int:

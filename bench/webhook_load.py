@@ -59,6 +59,7 @@ from bench.harness import (
     percentile,
     proc_cpu_seconds,
     say,
+    webhook_statements,
 )
 
 UNIT_AMOUNT = 2500
@@ -90,12 +91,21 @@ SQL_EVENT_FINISH = (
     "WHERE id = %s AND status IN ('received', 'failed')"
 )
 # What the Django path sends besides (seen in PostgreSQL's log with log_statement=all): a health check
-# per request, the handler's order_get (select_related product), a savepoint around the transition,
-# and the transition's re-read of previous_status after its UPDATE.
+# per request (CONN_HEALTH_CHECKS), the handler's order_get (select_related product), and the
+# transition's re-read of previous_status after its UPDATE. The run checks this list against the
+# statements Django's cursor really sends (DJANGO_PATH_STATEMENTS) and says so when they part.
 SQL_ORDER_GET = (
     "SELECT o.*, p.* FROM orders_order o JOIN orders_product p ON o.product_id = p.id WHERE o.id = %s"
 )
 SQL_PREVIOUS_STATUS = "SELECT previous_status FROM orders_order WHERE id = %s"
+DJANGO_PATH_STATEMENTS = [
+    "INSERT payments_stripeevent",
+    "SELECT orders_order (in transaction)",
+    "UPDATE orders_order (in transaction)",
+    "SELECT orders_order (in transaction)",
+    "INSERT orders_ordertransition (in transaction)",
+    "UPDATE payments_stripeevent (in transaction)",
+]
 
 
 @dataclass
@@ -116,9 +126,10 @@ class ReferenceResult:
 class ReferenceWorker:
     """One connection doing, per event, what the inbox does, in the inbox's transactions."""
 
-    def __init__(self, db: Database, *, mirror: bool):
+    def __init__(self, db: Database, *, mirror: bool, health_check: bool = False):
         self.db = db
         self.mirror = mirror
+        self.health_check = mirror and health_check
         self.sqlite = db.vendor == "sqlite"
         json_cast = "%s" if self.sqlite else "%s::jsonb"
         returning = " RETURNING previous_status"
@@ -159,7 +170,7 @@ class ReferenceWorker:
         if self.sqlite:
             created = created.strftime("%Y-%m-%d %H:%M:%S")
         cur = self.conn.cursor()
-        if self.mirror and not self.sqlite:
+        if self.health_check:
             cur.execute("SELECT 1")  # CONN_HEALTH_CHECKS: Django checks a reused connection per request
             cur.fetchall()
         cur.execute(
@@ -180,8 +191,6 @@ class ReferenceWorker:
             if self.mirror:
                 cur.execute(self.sql_order_get, (order_id,))
                 cur.fetchall()
-                # The transition's own transaction.atomic(), nested in the inbox's: a savepoint.
-                cur.execute("SAVEPOINT s1")
             now = self._now()
             cur.execute(
                 self.sql_fulfill,
@@ -191,8 +200,6 @@ class ReferenceWorker:
                 cur.execute(self.sql_previous, (order_id,))
             from_status = cur.fetchall()[0][0]
             cur.execute(self.sql_transition, (order_id, from_status, event.event_id, now))
-            if self.mirror:
-                cur.execute("RELEASE SAVEPOINT s1")
             cur.execute(self.sql_finish, (order_id, now, event_pk))
         except BaseException:
             self._end("ROLLBACK")
@@ -213,10 +220,16 @@ class ReferenceWorker:
 
 
 def run_reference(
-    db: Database, events: list[SignedEvent], *, concurrency: int, mirror: bool, name: str
+    db: Database,
+    events: list[SignedEvent],
+    *,
+    concurrency: int,
+    mirror: bool,
+    name: str,
+    health_check: bool = False,
 ) -> ReferenceResult:
     """Do the inbox's database work for every event on `concurrency` threads with a connection each."""
-    workers = [ReferenceWorker(db, mirror=mirror) for _ in range(concurrency)]
+    workers = [ReferenceWorker(db, mirror=mirror, health_check=health_check) for _ in range(concurrency)]
     result = ReferenceResult(name=name, sent=len(events))
     lock = threading.Lock()
     index = iter(range(len(events)))
@@ -411,7 +424,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ref_events = completed_events(orders_create(n, product.pk), created=created)
         mirror_events = completed_events(orders_create(n, product.pk), created=created)
         warm_events = completed_events(orders_create(warm, product.pk), created=created)
+        probe_events = completed_events(orders_create(2, product.pk), created=created)
+        statements, probe_statuses = webhook_statements(probe_events, secret)
+        health_check = bool(connection.settings_dict.get("CONN_HEALTH_CHECKS"))
         connections.close_all()
+        if probe_statuses != [200, 200]:
+            raise HarnessError(f"the webhook answered {probe_statuses} in this process; is it configured?")
+        if statements != DJANGO_PATH_STATEMENTS:
+            say(
+                "  warning: the mirror reference no longer matches the Django path; update "
+                f"bench/webhook_load.py.\n    Django sends: {statements}"
+                f"\n    the mirror sends: {DJANGO_PATH_STATEMENTS}"
+            )
         size = sum(len(e.body) for e in web_events) / n
         say(
             f"  {n} events of {size / 1024:.1f} KB, {c} concurrent clients, gunicorn {args.workers} "
@@ -423,7 +447,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             f"{'sqlite3' if db.vendor == 'sqlite' else 'psycopg'}, no HTTP, no Django"
         )
         reference = run_reference(db, ref_events, concurrency=c, mirror=False, name="reference")
-        mirror = run_reference(db, mirror_events, concurrency=c, mirror=True, name="mirror")
+        mirror = run_reference(
+            db, mirror_events, concurrency=c, mirror=True, name="mirror", health_check=health_check
+        )
 
         server = Gunicorn(
             env={**env, "GUNICORN_MAX_REQUESTS": str(args.max_requests)}
