@@ -22,9 +22,12 @@ settings) and the Stripe emulator in this process, its webhooks aimed at gunicor
 4. Recovery, as an operator would: `manage.py replay_events --from-stripe --undelivered-only` receives
    every event Stripe (the emulator) could not deliver.
 5. The invariants, printed, and the exit status 1 if any fails:
-   - every paid order is fulfilled exactly once: one fulfilling transition, one `order_fulfilled`
-     signal (a receiver installed by bench.settings appends a line per signal to a file, in every
-     process); every order whose delayed payment failed is failed, never fulfilled;
+   - every paid order is fulfilled exactly once (one fulfilling transition), and every order whose
+     delayed payment failed is failed, never fulfilled;
+   - one `order_fulfilled` signal per fulfilled order, none for the others (a receiver installed by
+     bench.settings appends a line per signal to a file, in every process). The signal is sent by an
+     on_commit hook, so a worker killed after PostgreSQL committed and before the hook ran never sends
+     it: such a loss is reported with the SIGKILL that caused it, and fails the run like any other;
    - no order in an impossible state: its transitions chain from pending through allowed moves only,
      nothing follows a final state, the last one is the order's status, the timestamps agree;
    - every event the emulator delivered (answered 2xx) was stored and processed before any recovery:
@@ -104,6 +107,7 @@ class ChaosLog:
     """What the chaos did, for the report."""
 
     kills: int = 0
+    kill_times: list[float] = field(default_factory=list)
     db_restart: str = "not attempted"
     rounds: list[dict[str, Any]] = field(default_factory=list)
 
@@ -214,6 +218,7 @@ def kill_a_worker_soon(
             server.kill_worker(rng.choice(pids))
             with lock:
                 log.kills += 1
+                log.kill_times.append(time.time())
 
     thread = threading.Thread(target=kill, daemon=True)
     thread.start()
@@ -320,7 +325,11 @@ def signals_by_order(path: Path) -> Counter:
     return Counter(line.split()[0] for line in path.read_text().splitlines() if line.strip())
 
 
-def check_orders(purchases: list[Purchase], signals: Counter) -> list[Check]:
+SIGNAL_CHECK = "one fulfillment signal per fulfilled order, none for the others"
+LOST_TO_KILL = "lost: its worker was SIGKILLed"
+
+
+def check_orders(purchases: list[Purchase], signals: Counter, kill_times: list[float]) -> list[Check]:
     from orders.models import Order, OrderTransition
 
     orders = {str(o.pk): o for o in Order.objects.filter(pk__in=[p.order_id for p in purchases])}
@@ -328,7 +337,7 @@ def check_orders(purchases: list[Purchase], signals: Counter) -> list[Check]:
     for t in OrderTransition.objects.filter(order_id__in=list(orders)).order_by("created_at", "id"):
         chains[str(t.order_id)].append(t)
 
-    exactly_once, impossible = [], []
+    exactly_once, signalled, impossible = [], [], []
     for p in purchases:
         order = orders.get(p.order_id)
         if order is None:
@@ -336,25 +345,39 @@ def check_orders(purchases: list[Purchase], signals: Counter) -> list[Check]:
             continue
         chain = chains[p.order_id]
         fulfilling = [t for t in chain if t.to_status == "fulfilled"]
-        if p.expected == "fulfilled":
-            if order.status != "fulfilled" or len(fulfilling) != 1 or signals[p.order_id] != 1:
-                exactly_once.append(
-                    f"order {p.order_id} ({p.method}): status {order.status}, {len(fulfilling)} fulfilling "
-                    f"transitions, {signals[p.order_id]} fulfillment signals"
-                )
-        elif order.status != p.expected or fulfilling or signals[p.order_id]:
+        if order.status != p.expected or len(fulfilling) != (p.expected == "fulfilled"):
             exactly_once.append(
                 f"order {p.order_id} ({p.method}): status {order.status} (expected {p.expected}), "
-                f"{len(fulfilling)} fulfilling transitions, {signals[p.order_id]} signals"
+                f"{len(fulfilling)} fulfilling transitions"
             )
+        expected_signals = len(fulfilling[:1])
+        if signals[p.order_id] != expected_signals:
+            problem = (
+                f"order {p.order_id}: {signals[p.order_id]} fulfillment signals, expected {expected_signals}"
+            )
+            if signals[p.order_id] == 0 and fulfilling:
+                problem += _kill_after(fulfilling[0].created_at.timestamp(), kill_times)
+            signalled.append(problem)
         impossible += chain_problems(order, chain)
     return [
         Check(
-            "every paid order fulfilled exactly once (one transition, one signal); failed ones failed",
+            "every paid order fulfilled exactly once (one fulfilling transition); failed payments failed",
             exactly_once,
         ),
+        Check(SIGNAL_CHECK, signalled),
         Check("no order in an impossible state (transition chains, final states, timestamps)", impossible),
     ]
+
+
+def _kill_after(moment: float, kill_times: list[float]) -> str:
+    """Say which SIGKILL, if any, came just after the fulfilling transition and explains a lost signal."""
+    after = [k - moment for k in kill_times if 0 <= k - moment <= 1.0]
+    if not after:
+        return " (no worker was killed just after its fulfilling transition)"
+    return (
+        f" ({LOST_TO_KILL} {1000 * min(after):.0f} ms after the fulfilling transition was written: "
+        "after PostgreSQL committed, before Django ran the on_commit hook)"
+    )
 
 
 def chain_problems(order: Any, chain: list[Any]) -> list[str]:
@@ -504,7 +527,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         after = stored_events()
         created = emulator_events({p.session_id for p in purchases})
         signals = signals_by_order(signal_log)
-        checks = check_orders(purchases, signals) + check_events(before, after, created, delivered, purchases)
+        checks = check_orders(purchases, signals, log.kill_times) + check_events(
+            before, after, created, delivered, purchases
+        )
         if recovery.returncode != 0:
             checks.append(Check("the recovery command succeeded", recovery_text[-5:]))
         sources = Counter(

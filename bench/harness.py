@@ -149,7 +149,7 @@ def django_configure(env: dict[str, str]) -> None:
     from django.core.management import call_command
 
     # Without collectstatic there is no STATIC_ROOT; whitenoise says so once per process. Not our topic.
-    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise")
+    warnings.filterwarnings("ignore", message="No directory at")
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
 

@@ -6,9 +6,8 @@
 It builds a fresh database and signed `checkout.session.completed` events as bench/webhook_load.py
 does, then calls the project's WSGI application (production settings, every middleware) directly with
 each request, one after the other: what is left is Django's own cost per event plus its queries. It
-prints the wall time and CPU time per event, the SQL statements per event as the database saw them
-(counted by Django's execute wrapper, plus the ones Django sends outside it), and the functions where
-the time goes.
+prints the wall time and CPU time per event, the SQL statements of one event (as Django's cursor sent
+them, and the ones Django sends outside it), and the functions where the time goes.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import pstats
 import secrets
 import sys
@@ -36,9 +36,37 @@ from bench.harness import (
     django_configure,
     say,
     stripe_signature_header,
+    webhook_statements,
     wsgi_environ,
 )
 from bench.webhook_load import UNIT_AMOUNT, fulfilled_exactly_once, orders_create
+
+AREAS = (
+    # (area, what the profiled file path or function name contains), first match wins
+    ("waiting for the database (network and server)", ("psycopg/connection.py:wait",)),
+    ("SQLite itself (in this process)", ("sqlite3.Cursor", "sqlite3.Connection")),
+    ("psycopg: sending queries, adapting values", ("psycopg/",)),
+    ("Django ORM: building and compiling queries, models", ("django/db/models/",)),
+    ("Django database layer: cursors, transactions", ("django/db/",)),
+    ("JSON", ("json/",)),
+    ("signature check (stripe-python, hmac)", ("stripe/", "hmac.py", "_hashlib")),
+    ("logging", ("logging/",)),
+    ("the project's code", ("/payments/", "/orders/", "/checkout_demo/")),
+    (
+        "Django request handling, URL resolving, middleware",
+        ("django/", "whitenoise/", "asgiref/"),
+    ),
+)
+
+
+def own_time_by_area(stats: pstats.Stats) -> Counter:
+    """Sum the profiled functions' own time by the area of code they belong to."""
+    areas: Counter = Counter()
+    for (path, _line, name), (_cc, _nc, own, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{path}:{name}"
+        area = next((a for a, marks in AREAS if any(m in where for m in marks)), "other (stdlib, builtins)")
+        areas[area] += own
+    return areas
 
 
 def profile(args: argparse.Namespace) -> int:
@@ -59,6 +87,7 @@ def profile(args: argparse.Namespace) -> int:
         created = int(time.time())
         warm = completed_events(orders_create(50, product.pk), created=created)
         events = completed_events(orders_create(args.events, product.pk), created=created)
+        probe = completed_events(orders_create(2, product.pk), created=created)
         connections.close_all()
         app = get_wsgi_application()
         statuses: Counter = Counter()
@@ -75,15 +104,9 @@ def profile(args: argparse.Namespace) -> int:
                 response.close()
 
         send(warm)
-        statements: Counter = Counter()
-
-        def count(execute, sql, params, many, context):
-            statements[sql.split(None, 1)[0].upper()] += 1
-            return execute(sql, params, many, context)
-
-        with connection.execute_wrapper(count):
-            send(warm[:10])
-        per_event = {k: v / 10 for k, v in statements.items()}
+        statements, probe_statuses = webhook_statements(probe, secret)
+        statuses.update(probe_statuses)
+        health_check = bool(connection.settings_dict.get("CONN_HEALTH_CHECKS"))
 
         profiler = cProfile.Profile() if args.profile else None
         wall, cpu = time.perf_counter(), time.process_time()
@@ -107,17 +130,40 @@ def profile(args: argparse.Namespace) -> int:
     )
     say(
         "  statements per event through Django's cursor: "
-        + ", ".join(f"{k} {v:g}" for k, v in sorted(per_event.items()))
-        + " (plus, outside the cursor: BEGIN and COMMIT of each transaction"
-        + (", and the health check's SELECT 1 per request)" if db.vendor == "postgresql" else ")")
+        + ", ".join(statements)
+        + "; besides, outside that cursor: "
+        + ("BEGIN (psycopg), " if db.vendor == "postgresql" else "")
+        + "COMMIT"
+        + (", and a health check SELECT 1 per request (CONN_HEALTH_CHECKS)" if health_check else "")
     )
     if profiler:
+        areas = own_time_by_area(pstats.Stats(profiler))
+        total = sum(areas.values())
+        say("\n  own time by area (under cProfile: the share is what counts):")
+        for area, seconds in areas.most_common():
+            say(f"    {100 * seconds / total:5.1f}%  {1000 * seconds / n:6.3f} ms/event  {area}")
         for key, title in (("tottime", "own time"), ("cumulative", "cumulative time")):
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out)
             stats.sort_stats(key).print_stats(args.top)
             say(f"\n  top {args.top} functions by {title}:")
             say("\n".join("    " + line for line in out.getvalue().splitlines() if line.strip())[:20000])
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "database": db.label,
+                    "events": n,
+                    "wall_ms": round(1000 * wall / n, 3),
+                    "cpu_ms": round(1000 * cpu / n, 3),
+                    "statements": statements,
+                    "health_check": health_check,
+                    "problems": problems,
+                    "profiled": bool(profiler),
+                },
+                indent=2,
+            )
+        )
     return 0 if not problems and set(statuses) == {200} else 1
 
 
@@ -128,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--events", type=int, default=2000, help="events to send (default 2000)")
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="time only, no cProfile")
     parser.add_argument("--top", type=int, default=30, help="functions to list (default 30)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--log-level", default="WARNING", help="DJANGO_LOG_LEVEL (default WARNING)")
     args = parser.parse_args(argv)
     if not args.database_url:
