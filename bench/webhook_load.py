@@ -27,6 +27,7 @@ stored event, processed). Exit status 1 when a check fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -361,15 +362,52 @@ def machine_busy_seconds() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / hz, sum(fields[:8]) / hz
 
 
-def pg_backend_pids(db: Database) -> set[int]:
-    """Return the pids of the server processes serving connections to this database (not ours)."""
-    import psycopg
+class BackendCpuSampler:
+    """Sum the CPU of the PostgreSQL processes serving this database, dead or alive, while it runs.
 
-    with psycopg.connect(db.psycopg_dsn(), autocommit=True) as conn:
-        rows = conn.execute(
+    Backends come and go during a run (gunicorn restarts a worker after max_requests, and the new one
+    connects again), so their CPU is read every 0.2 s and each one's last reading counts.
+    """
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> BackendCpuSampler:
+        import psycopg
+
+        self._conn = psycopg.connect(self.db.psycopg_dsn(), autocommit=True)
+        self._sample(baseline=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self._conn.close()
+
+    @property
+    def seconds(self) -> float:
+        return sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self._sample()
+
+    def _sample(self, baseline: bool = False) -> None:
+        rows = self._conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
-    return {row[0] for row in rows}
+        for (pid,) in rows:
+            cpu = proc_cpu_seconds(pid)
+            if baseline:
+                self.first[pid] = cpu
+            if cpu:
+                self.last[pid] = max(cpu, self.last.get(pid, 0.0))
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -448,7 +486,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         )
         reference = run_reference(db, ref_events, concurrency=c, mirror=False, name="reference")
         mirror = run_reference(
-            db, mirror_events, concurrency=c, mirror=True, name="mirror", health_check=health_check
+            db, mirror_events, concurrency=c, mirror=True, name="mirror reference", health_check=health_check
         )
 
         server = Gunicorn(
@@ -461,19 +499,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ).start()
         try:
             warm_up(server, warm_events, secret, min(c, warm))
-            backends = pg_backend_pids(db) if db.vendor != "sqlite" else set()
-            backend_before = {pid: proc_cpu_seconds(pid) for pid in backends}
+            sampler = BackendCpuSampler(db) if db.vendor != "sqlite" else contextlib.nullcontext()
             server_before = server.cpu_seconds()
             client_before = time.process_time()
             busy_before, total_before = machine_busy_seconds()
-            webhook = fire_webhooks(server.port, web_events, secret=secret, concurrency=c)
+            with sampler:
+                webhook = fire_webhooks(server.port, web_events, secret=secret, concurrency=c)
             busy_after, total_after = machine_busy_seconds()
             client_cpu = time.process_time() - client_before
             server_cpu = server.cpu_seconds() - server_before
-            backend_cpu = sum(proc_cpu_seconds(pid) - before for pid, before in backend_before.items())
-            if db.vendor != "sqlite":
-                # Backends opened after the warm-up (a worker restarted by max_requests) count from zero.
-                backend_cpu += sum(proc_cpu_seconds(pid) for pid in pg_backend_pids(db) - backends)
+            backend_cpu = sampler.seconds if db.vendor != "sqlite" else 0.0
         finally:
             server.stop()
 
@@ -511,14 +546,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         + (f", PostgreSQL backends {backend_cpu * per_event:.2f} ms" if db.vendor != "sqlite" else "")
         + f"; machine busy {100 * (busy_after - busy_before) / elapsed if elapsed else 0:.0f}%"
     )
-    say(
-        f"  CPU per event during the reference: client {reference.client_cpu * per_event:.2f} ms"
-        + (
-            f", PostgreSQL backends {reference.backend_cpu * per_event:.2f} ms"
-            if db.vendor != "sqlite"
-            else ""
-        )
-    )
+    for result in (reference, mirror):
+        line = f"  CPU per event during the {result.name}: client {result.client_cpu * per_event:.2f} ms"
+        if db.vendor != "sqlite":
+            line += f", PostgreSQL backends {result.backend_cpu * per_event:.2f} ms"
+        say(line)
     ok = True
     for name, found in problems.items():
         if found:
@@ -549,6 +581,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "webhook_statuses": {str(k): v for k, v in webhook.statuses.items()},
         "reference_errors": reference.errors + mirror.errors,
         "gunicorn_cpu_ms_per_event": round(server_cpu * per_event, 3),
+        "backend_cpu_ms_per_event": round(backend_cpu * per_event, 3),
+        "reference_backend_cpu_ms_per_event": round(reference.backend_cpu * per_event, 3),
         "client_cpu_ms_per_event": round(client_cpu * per_event, 3),
         "problems": problems,
         "ok": ok and webhook.failed == 0 and reference.errors == 0 and mirror.errors == 0,
