@@ -41,9 +41,10 @@ _cores = multiprocessing.cpu_count()
 bind = [os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_env_int('PORT', 8000)}"]
 
 # One process per core does the Python work; the threads cover the time spent waiting on PostgreSQL and
-# on Stripe. Measured on 2 cores (bench/webhook_load.py): 2 workers x 4 threads served the webhook as fast
-# as any other mix, and more processes only added context switches. WEB_CONCURRENCY is the name
-# platforms use.
+# on Stripe. Measured on 2 cores with PostgreSQL (bench/webhook_load.py): 2 workers with 2, 4 or 8
+# threads served the webhook equally fast, 3 or 4 workers about 10% slower (more processes, more
+# switching). On SQLite, which has one writer at a time, 2 workers x 1 thread did best. WEB_CONCURRENCY
+# is the name platforms use; GUNICORN_CMD_ARGS overrides anything here (e.g. "--worker-class sync").
 worker_class = "gthread"
 workers = _env_int("WEB_CONCURRENCY", max(2, _cores))
 threads = _env_int("GUNICORN_THREADS", 4)
