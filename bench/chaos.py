@@ -571,6 +571,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ok = all(c.ok for c in checks)
     say(f"chaos: {'all invariants hold' if ok else 'INVARIANTS VIOLATED'}")
     return {
+        "logs": str(workdir),
         "database": db.label,
         "orders": len(purchases),
         "payments": dict(methods),
@@ -617,6 +618,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-db-restart", action="store_true", help="do not restart PostgreSQL")
     parser.add_argument("--seed", type=int, help="seed the random choices (knobs, methods, drops)")
     parser.add_argument("--log-level", default="WARNING", help="DJANGO_LOG_LEVEL of the server (WARNING)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the logs even when all went well")
     parser.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     parser.add_argument("--json", type=Path, help="also write the figures and checks to this file")
     args = parser.parse_args(argv)
@@ -643,6 +645,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
+    if figures["ok"] and not args.keep_logs:
+        shutil.rmtree(figures["logs"], ignore_errors=True)
+    else:
+        say(f"  logs kept in {figures['logs']}")
     return 0 if figures["ok"] else 1
 
 

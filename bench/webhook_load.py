@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -562,6 +563,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "naming its event), each event stored once and processed"
         )
     return {
+        "logs": str(workdir),
         "database": db.label,
         "server_version": server_version,
         "cores": os.cpu_count(),
@@ -609,6 +611,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--log-level", default="WARNING", help="DJANGO_LOG_LEVEL for the server (default WARNING)"
     )
     parser.add_argument("--quick", action="store_true", help="a run of a few seconds (300 events, 4 clients)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the logs even when all went well")
     parser.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
     args = parser.parse_args(argv)
@@ -633,6 +636,10 @@ def main(argv: list[str] | None = None, run: Callable[[argparse.Namespace], dict
         return 2
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
+    if figures["ok"] and not args.keep_logs:
+        shutil.rmtree(figures["logs"], ignore_errors=True)
+    else:
+        say(f"  logs kept in {figures['logs']}")
     return 0 if figures["ok"] else 1
 
 
