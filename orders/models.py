@@ -77,6 +77,9 @@ class Order(models.Model):
     fulfilled_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
+    # Set in the same transaction as the `order_fulfilled` receivers run in: null on a fulfilled order
+    # means the process died between the fulfilling commit and the signal, and the signal is still owed.
+    fulfillment_signalled_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

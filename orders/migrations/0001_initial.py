@@ -7,91 +7,230 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sku', models.SlugField(help_text='What the checkout form sends.', max_length=64, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('unit_amount', models.PositiveIntegerField(help_text="Price in the currency's minor unit (cents).")),
-                ('currency', models.CharField(default='usd', max_length=3, validators=[django.core.validators.RegexValidator('^[a-z]{3}$', 'Use a lowercase ISO 4217 code, such as usd.')])),
-                ('stripe_product_id', models.CharField(blank=True, max_length=255, null=True, unique=True)),
-                ('stripe_price_id', models.CharField(blank=True, max_length=255, null=True, unique=True)),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "sku",
+                    models.SlugField(help_text="What the checkout form sends.", max_length=64, unique=True),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "unit_amount",
+                    models.PositiveIntegerField(help_text="Price in the currency's minor unit (cents)."),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="usd",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z]{3}$", "Use a lowercase ISO 4217 code, such as usd."
+                            )
+                        ],
+                    ),
+                ),
+                ("stripe_product_id", models.CharField(blank=True, max_length=255, null=True, unique=True)),
+                ("stripe_price_id", models.CharField(blank=True, max_length=255, null=True, unique=True)),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['unit_amount', 'sku'],
+                "ordering": ["unit_amount", "sku"],
             },
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('quantity', models.PositiveSmallIntegerField(validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(100)])),
-                ('unit_amount', models.PositiveIntegerField(help_text='The catalog price when the order was made.')),
-                ('amount_total', models.PositiveIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('confirmed', 'Confirmed'), ('fulfilled', 'Fulfilled'), ('failed', 'Failed'), ('expired', 'Expired')], default='pending', editable=False, max_length=16)),
-                ('previous_status', models.CharField(blank=True, choices=[('pending', 'Pending'), ('confirmed', 'Confirmed'), ('fulfilled', 'Fulfilled'), ('failed', 'Failed'), ('expired', 'Expired')], default='', editable=False, max_length=16)),
-                ('stripe_checkout_session_id', models.CharField(blank=True, max_length=255, null=True, unique=True)),
-                ('checkout_token', models.CharField(blank=True, editable=False, max_length=64, null=True, unique=True)),
-                ('stripe_payment_intent_id', models.CharField(blank=True, default='', max_length=255)),
-                ('customer_email', models.EmailField(blank=True, default='', max_length=254)),
-                ('payment_pending', models.BooleanField(default=False, help_text='Paid with a delayed method whose outcome Stripe has not reported yet.')),
-                ('failure_reason', models.TextField(blank=True, default='')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('confirmed_at', models.DateTimeField(blank=True, null=True)),
-                ('fulfilled_at', models.DateTimeField(blank=True, null=True)),
-                ('failed_at', models.DateTimeField(blank=True, null=True)),
-                ('expired_at', models.DateTimeField(blank=True, null=True)),
-                ('product', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='orders.product')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "quantity",
+                    models.PositiveSmallIntegerField(
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(100),
+                        ]
+                    ),
+                ),
+                (
+                    "unit_amount",
+                    models.PositiveIntegerField(help_text="The catalog price when the order was made."),
+                ),
+                ("amount_total", models.PositiveIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("confirmed", "Confirmed"),
+                            ("fulfilled", "Fulfilled"),
+                            ("failed", "Failed"),
+                            ("expired", "Expired"),
+                        ],
+                        default="pending",
+                        editable=False,
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "previous_status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("pending", "Pending"),
+                            ("confirmed", "Confirmed"),
+                            ("fulfilled", "Fulfilled"),
+                            ("failed", "Failed"),
+                            ("expired", "Expired"),
+                        ],
+                        default="",
+                        editable=False,
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "stripe_checkout_session_id",
+                    models.CharField(blank=True, max_length=255, null=True, unique=True),
+                ),
+                (
+                    "checkout_token",
+                    models.CharField(blank=True, editable=False, max_length=64, null=True, unique=True),
+                ),
+                ("stripe_payment_intent_id", models.CharField(blank=True, default="", max_length=255)),
+                ("customer_email", models.EmailField(blank=True, default="", max_length=254)),
+                (
+                    "payment_pending",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Paid with a delayed method whose outcome Stripe has not reported yet.",
+                    ),
+                ),
+                ("failure_reason", models.TextField(blank=True, default="")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("confirmed_at", models.DateTimeField(blank=True, null=True)),
+                ("fulfilled_at", models.DateTimeField(blank=True, null=True)),
+                ("failed_at", models.DateTimeField(blank=True, null=True)),
+                ("expired_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="orders",
+                        to="orders.product",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='OrderTransition',
+            name="OrderTransition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_status', models.CharField(choices=[('pending', 'Pending'), ('confirmed', 'Confirmed'), ('fulfilled', 'Fulfilled'), ('failed', 'Failed'), ('expired', 'Expired')], max_length=16)),
-                ('to_status', models.CharField(choices=[('pending', 'Pending'), ('confirmed', 'Confirmed'), ('fulfilled', 'Fulfilled'), ('failed', 'Failed'), ('expired', 'Expired')], max_length=16)),
-                ('source', models.CharField(choices=[('redirect', 'Success redirect'), ('webhook', 'Webhook'), ('replay', 'Event replay'), ('reconcile', 'Reconciliation'), ('admin', 'Admin'), ('system', 'System')], max_length=16)),
-                ('stripe_event_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('note', models.TextField(blank=True, default='')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='orders.order')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "from_status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("confirmed", "Confirmed"),
+                            ("fulfilled", "Fulfilled"),
+                            ("failed", "Failed"),
+                            ("expired", "Expired"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "to_status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("confirmed", "Confirmed"),
+                            ("fulfilled", "Fulfilled"),
+                            ("failed", "Failed"),
+                            ("expired", "Expired"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("redirect", "Success redirect"),
+                            ("webhook", "Webhook"),
+                            ("replay", "Event replay"),
+                            ("reconcile", "Reconciliation"),
+                            ("admin", "Admin"),
+                            ("system", "System"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("stripe_event_id", models.CharField(blank=True, max_length=255, null=True)),
+                ("note", models.TextField(blank=True, default="")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="transitions",
+                        to="orders.order",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
-                'indexes': [models.Index(fields=['order', 'created_at'], name='transition_order_idx')],
+                "ordering": ["created_at", "id"],
+                "indexes": [models.Index(fields=["order", "created_at"], name="transition_order_idx")],
             },
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['status', 'created_at'], name='order_status_created_idx'),
+            model_name="order",
+            index=models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(fields=['created_at'], name='order_created_idx'),
+            model_name="order",
+            index=models.Index(fields=["created_at"], name="order_created_idx"),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('quantity__gte', 1), ('quantity__lte', 100)), name='order_quantity_in_range'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("quantity__gte", 1), ("quantity__lte", 100)),
+                name="order_quantity_in_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'confirmed', 'fulfilled', 'failed', 'expired'])), name='order_status_known'),
+            model_name="order",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["pending", "confirmed", "fulfilled", "failed", "expired"])
+                ),
+                name="order_status_known",
+            ),
         ),
     ]

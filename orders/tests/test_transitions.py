@@ -68,9 +68,12 @@ def test_refused_transition_is_a_noop_without_audit_row(product, name, from_stat
 
 
 def test_transition_of_missing_order_returns_false(db):
-    assert transitions.order_fulfill(
-        order_id="00000000-0000-0000-0000-000000000000", source=TransitionSource.REPLAY
-    ) is False
+    assert (
+        transitions.order_fulfill(
+            order_id="00000000-0000-0000-0000-000000000000", source=TransitionSource.REPLAY
+        )
+        is False
+    )
 
 
 def test_second_fulfill_loses_and_leaves_first_audit_row_alone(product):

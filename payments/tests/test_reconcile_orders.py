@@ -198,3 +198,27 @@ def test_stripe_unreachable_stops_with_an_error(settings, product):
 
     with pytest.raises(CommandError, match=r"(?s)Stripe is unavailable.*0 order\(s\) checked before that"):
         reconcile()
+
+
+def test_owed_fulfillment_signals_are_sent_once(emulator, product, django_capture_on_commit_callbacks):
+    from orders.signals import order_fulfilled
+
+    order = order_create(product=product, quantity=1)
+    with django_capture_on_commit_callbacks(execute=False):  # the process dies after its commit
+        transitions.order_fulfill(order_id=order.pk, source=TransitionSource.WEBHOOK, stripe_event_id="evt_x")
+    Order.objects.filter(pk=order.pk).update(fulfilled_at=timezone.now() - timedelta(minutes=30))
+    received = []
+    order_fulfilled.connect(
+        lambda sender, **kw: received.append(kw["order_id"]), weak=False, dispatch_uid="t-owed"
+    )
+    try:
+        dry_out, _ = reconcile("--dry-run")
+        out, _ = reconcile()
+        again, _ = reconcile()
+    finally:
+        order_fulfilled.disconnect(dispatch_uid="t-owed")
+
+    assert "1 fulfillment signal(s) owed would be sent" in dry_out
+    assert "1 owed fulfillment signal(s) sent" in out
+    assert "0 owed fulfillment signal(s) sent" in again
+    assert received == [order.pk]

@@ -4,6 +4,7 @@ from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orders.fulfillment import order_fulfillment_signals_resend, orders_owed_fulfillment_signal
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
 from payments.services import recovery
 from payments.services.recovery import OrderCheck, ReconcileAction
@@ -16,7 +17,8 @@ class Command(BaseCommand):
     help = (
         "For orders still pending or confirmed after a given age, retrieve their Checkout Sessions from "
         "Stripe and apply what they say: paid, fulfill; expired, expire; open, leave (source: reconcile). "
-        "Orders that never got a session are left and reported."
+        "Orders that never got a session are left and reported. Then sends the fulfillment signals owed for "
+        "orders fulfilled before that age (a process that died between its commit and the signal)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -54,7 +56,15 @@ class Command(BaseCommand):
         except PaymentProviderError as exc:
             raise CommandError(f"{exc} {seen} order(s) checked before that; run the command again.") from exc
 
+        if dry_run:
+            owed = orders_owed_fulfillment_signal(older_than=older_than).count()
+            signals = f"{owed} fulfillment signal(s) owed would be sent"
+        else:
+            signals = (
+                f"{order_fulfillment_signals_resend(older_than=older_than)} owed fulfillment signal(s) sent"
+            )
         if verbosity >= 1:
+            self.stdout.write(signals)
             details = ", ".join(f"{count} {action}" for action, count in sorted(counts.items()))
             summary = f"{seen} open order(s) older than {options['older_than']} checked" + (
                 f": {details}." if seen else "."
