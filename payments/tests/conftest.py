@@ -53,9 +53,7 @@ def synced_product(emulator, db) -> Product:
     product = Product.objects.create(
         sku="synced_product", name="Synced product", unit_amount=4999, currency="usd"
     )
-    product.stripe_product_id = gateway.product_create(
-        name=product.name, description="", sku=product.sku
-    )
+    product.stripe_product_id = gateway.product_create(name=product.name, description="", sku=product.sku)
     product.stripe_price_id = gateway.price_create(
         product_id=product.stripe_product_id, unit_amount=4999, currency="usd", sku=product.sku
     ).id
