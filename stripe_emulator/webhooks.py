@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import http.client
 import random
 import threading
 import time
@@ -213,6 +214,7 @@ class Dispatcher:
             exc.read()
             exc.close()
             return exc.code, None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # HTTPException: the endpoint broke off its answer (IncompleteRead), as a killed worker does.
             reason = getattr(exc, "reason", exc)
             return None, f"{type(exc).__name__}: {reason}"

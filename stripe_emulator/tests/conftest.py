@@ -66,6 +66,7 @@ class Receiver:
         self.plan: list[int] = []
         self.default_status = 200
         self.delay = 0.0
+        self.cut_off_next = 0  # answers to break off mid-body, as a worker killed while answering does
         self.gate: threading.Event | None = None
         self.timeline: list[str] = []
         self._lock = threading.Lock()
@@ -86,9 +87,12 @@ class Receiver:
                     time.sleep(receiver.delay)
                 if receiver.gate is not None:
                     receiver.gate.wait(10)
+                with receiver._lock:
+                    cut_off = receiver.cut_off_next > 0
+                    receiver.cut_off_next -= cut_off
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Length", "2")
+                    self.send_header("Content-Length", "100" if cut_off else "2")
                     self.end_headers()
                     self.wfile.write(b"{}")
                 except (BrokenPipeError, ConnectionResetError):

@@ -116,6 +116,17 @@ def test_connection_errors_and_timeouts_are_retried(emu: Any, receiver: Receiver
     assert "timed out" in entry["attempts"][0]["error"].lower()
 
 
+def test_answer_cut_off_mid_body_is_recorded_and_retried(emu: Any, receiver: Receiver,
+                                                         session: Any) -> None:
+    receiver.cut_off_next = 1
+    pay_and_wait(emu, session.id)
+    (entry,) = emu.deliveries()
+    assert entry["status"] == "delivered"
+    first, second = entry["attempts"]
+    assert first["status_code"] is None and "IncompleteRead" in first["error"]
+    assert second["status_code"] == 200
+
+
 def _open_session(emu: Any) -> str:
     client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.base_url},
                                  max_network_retries=0)
