@@ -3,12 +3,12 @@
 import os
 
 from django.apps import AppConfig
-from django.conf import settings
 
 
 class BenchConfig(AppConfig):
     name = "bench"
     verbose_name = "Benchmarks"
+    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from orders.signals import order_fulfilled
@@ -17,11 +17,9 @@ class BenchConfig(AppConfig):
 
 
 def record_fulfillment_signal(sender, *, order_id, source, stripe_event_id, **kwargs) -> None:
-    """Append one line per signal received: order id, source, event id, process id."""
-    line = f"{order_id} {source} {stripe_event_id or '-'} {os.getpid()}\n".encode()
-    # One write() on an O_APPEND descriptor: lines from concurrent workers never interleave.
-    fd = os.open(settings.BENCH_SIGNAL_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    """Write one witness row per signal, in the transaction that marks the order as signalled."""
+    from bench.models import FulfillmentWitness
+
+    FulfillmentWitness.objects.create(
+        order_id=order_id, source=source, stripe_event_id=stripe_event_id or "", pid=os.getpid()
+    )

@@ -21,7 +21,6 @@ from checkout_demo.settings import INSTALLED_APPS, STORAGES
 
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 
-# The chaos run counts fulfillment signals with a receiver that appends a line to this file.
-BENCH_SIGNAL_LOG = os.environ.get("BENCH_SIGNAL_LOG", "")
-if BENCH_SIGNAL_LOG:
+# The chaos run counts fulfillment signals with a receiver that writes a witness row per signal.
+if os.environ.get("BENCH_SIGNAL_WITNESS", "").lower() == "true":
     INSTALLED_APPS = [*INSTALLED_APPS, "bench.apps.BenchConfig"]

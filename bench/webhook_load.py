@@ -92,6 +92,11 @@ SQL_EVENT_FINISH = (
     "processed_at = %s, attempts = attempts + 1, last_error = '' "
     "WHERE id = %s AND status IN ('received', 'failed')"
 )
+# orders.fulfillment: after the commit, the fulfillment signal's mark, in the receivers' own transaction.
+SQL_SIGNAL_MARK = (
+    "UPDATE orders_order SET fulfillment_signalled_at = %s "
+    "WHERE id = %s AND status = 'fulfilled' AND fulfillment_signalled_at IS NULL"
+)
 # What the Django path sends besides (seen in PostgreSQL's log with log_statement=all): a health check
 # per request (CONN_HEALTH_CHECKS), the handler's order_get (select_related product), and the
 # transition's re-read of previous_status after its UPDATE. The run checks this list against the
@@ -107,6 +112,7 @@ DJANGO_PATH_STATEMENTS = [
     "SELECT orders_order (in transaction)",
     "INSERT orders_ordertransition (in transaction)",
     "UPDATE payments_stripeevent (in transaction)",
+    "UPDATE orders_order (in transaction)",
 ]
 
 
@@ -141,6 +147,7 @@ class ReferenceWorker:
         self.sql_finish = self._sql(SQL_EVENT_FINISH)
         self.sql_order_get = self._sql(SQL_ORDER_GET)
         self.sql_previous = self._sql(SQL_PREVIOUS_STATUS)
+        self.sql_signal_mark = self._sql(SQL_SIGNAL_MARK)
         if self.sqlite:
             # Django's SQLite options (checkout_demo.settings): WAL, synchronous NORMAL, IMMEDIATE
             # transactions, a 20 s busy timeout; autocommit outside transactions.
@@ -166,7 +173,8 @@ class ReferenceWorker:
         return now.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else now
 
     def handle(self, event: SignedEvent) -> None:
-        """Store the event, then fulfill its order, write the audit row and finish the event, atomically."""
+        """Store the event; fulfill its order, write the audit row, finish the event, atomically; mark the
+        fulfillment signal sent, in a transaction of its own."""
         order_id = self._id(event.order_id)
         created = datetime.fromtimestamp(event.created, tz=timezone.utc)
         if self.sqlite:
@@ -206,6 +214,9 @@ class ReferenceWorker:
         except BaseException:
             self._end("ROLLBACK")
             raise
+        self._end("COMMIT")
+        self._begin()
+        cur.execute(self.sql_signal_mark, (self._now(), order_id))
         self._end("COMMIT")
 
     def _begin(self) -> None:

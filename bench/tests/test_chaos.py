@@ -1,6 +1,5 @@
 """A scaled-down run of bench/chaos.py: real payments, killed workers, drops; the invariants hold."""
 
-from bench.chaos import LOST_TO_KILL, SIGNAL_CHECK
 from bench.tests.runs import bench_database_url, run_script
 
 
@@ -13,15 +12,13 @@ def test_chaos_run_keeps_every_invariant_while_workers_die_and_deliveries_drop(t
         *("--drop-first", "2", "--drop-rate", "0.1", "--no-db-restart", "--settle-timeout", "10"),
         exit_codes=(0, 1),
     )
-    checks = dict(figures["checks"])
-    signal_problems = checks.pop(SIGNAL_CHECK)
-    assert len(checks) == 5
+    checks = figures["checks"]
+    assert len(checks) == 6
+    # Every invariant, the one fulfillment signal per order included: a signal a killed worker owed is
+    # sent by reconcile_orders, and counted only if the receiver's transaction committed.
     assert all(problems == [] for problems in checks.values()), checks
-    # The fulfillment signal is sent by Django's on_commit hook: a worker killed after PostgreSQL
-    # committed the fulfillment and before the hook ran never sends it (at most once). That is the
-    # only way the run may miss one; a second signal, or one missing without such a kill, fails.
-    assert all(LOST_TO_KILL in problem for problem in signal_problems), signal_problems
-    assert done.returncode == (1 if signal_problems else 0), done.stdout
+    assert done.returncode == 0, done.stdout
+    assert figures["signals_owed"] is not None
     assert figures["kills"] == 2
     assert figures["db_restart"] == "skipped (--no-db-restart)"
     # Dropped deliveries are never sent: only the recovery command can have stored those events.
