@@ -25,10 +25,22 @@ def product_get_for_sale(*, sku: str) -> Product:
         raise ProductUnavailable(f"Unknown or unavailable item: {sku!r}.") from None
 
 
+# What checking a payment against an order needs, and no more: the webhook's hot path reads only these.
+PAYMENT_FIELDS = ("id", "status", "amount_total", "currency", "stripe_checkout_session_id", "payment_pending")
+
+
 def order_get(*, order_id: uuid.UUID | str) -> Order:
     """Return the order with this id, or raise OrderNotFound."""
     try:
         return Order.objects.select_related("product").get(pk=order_id)
+    except (Order.DoesNotExist, ValueError):
+        raise OrderNotFound(f"No order {order_id}.") from None
+
+
+def order_get_for_payment(*, order_id: uuid.UUID | str) -> Order:
+    """Return the order's payment fields only (no product), or raise OrderNotFound."""
+    try:
+        return Order.objects.only(*PAYMENT_FIELDS).get(pk=order_id)
     except (Order.DoesNotExist, ValueError):
         raise OrderNotFound(f"No order {order_id}.") from None
 

@@ -15,7 +15,7 @@ from typing import Any
 from orders import transitions
 from orders.exceptions import OrderNotFound
 from orders.models import Order
-from orders.selectors import order_get
+from orders.selectors import order_get_for_payment
 from orders.services import order_attach_checkout_session, order_mark_payment_pending
 from payments.gateway import CheckoutSession
 from payments.models import EventStatus
@@ -62,7 +62,7 @@ def _session_and_order(event: dict[str, Any]) -> tuple[CheckoutSession, Order]:
     except ValueError:
         raise _Ignored(f"{foreign}: order reference {reference!r} is not an order id", session.id) from None
     try:
-        order = order_get(order_id=order_id)
+        order = order_get_for_payment(order_id=order_id)
     except OrderNotFound:
         raise _Ignored(f"{foreign}: no order {order_id}", session.id) from None
     if order.stripe_checkout_session_id is None:
@@ -71,7 +71,7 @@ def _session_and_order(event: dict[str, Any]) -> tuple[CheckoutSession, Order]:
         if order_attach_checkout_session(order_id=order.pk, session_id=session.id):
             order.stripe_checkout_session_id = session.id
         else:
-            order = order_get(order_id=order_id)
+            order = order_get_for_payment(order_id=order_id)
     if order.stripe_checkout_session_id != session.id:
         raise _Ignored(
             f"{foreign}: order {order.pk} belongs to session {order.stripe_checkout_session_id}", session.id
