@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "checkout_demo.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "checkout_demo.urls"
