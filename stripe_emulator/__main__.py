@@ -17,28 +17,41 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(
         prog="python -m stripe_emulator",
-        description="Serve an offline emulator of the Stripe API slice this project uses.")
+        description="Serve an offline emulator of the Stripe API slice this project uses.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111, help="0 picks a free port")
-    parser.add_argument("--webhook-url", default=None,
-                        help="where to POST webhooks (none: events are only listed)")
-    parser.add_argument("--webhook-secret", action="append", dest="webhook_secrets",
-                        default=None, help="signing secret (repeat for several v1 entries)")
-    parser.add_argument("--webhook-delay", type=float, default=0.0,
-                        help="seconds before the first delivery attempt")
-    parser.add_argument("--webhook-timing", choices=TIMINGS, default="async",
-                        help="deliver async (like Stripe), before the redirect, or hold")
-    parser.add_argument("--duplicates", type=int, default=1,
-                        help="copies of each delivery")
-    parser.add_argument("--drop-rate", type=float, default=0.0,
-                        help="probability that an event is never delivered")
-    parser.add_argument("--drop-next", type=int, default=0,
-                        help="drop the next N events")
-    parser.add_argument("--async-delay", type=float, default=2.0,
-                        help="seconds before a delayed payment method settles")
+    parser.add_argument(
+        "--webhook-url", default=None, help="where to POST webhooks (none: events are only listed)"
+    )
+    parser.add_argument(
+        "--webhook-secret",
+        action="append",
+        dest="webhook_secrets",
+        default=None,
+        help="signing secret (repeat for several v1 entries)",
+    )
+    parser.add_argument(
+        "--webhook-delay", type=float, default=0.0, help="seconds before the first delivery attempt"
+    )
+    parser.add_argument(
+        "--webhook-timing",
+        choices=TIMINGS,
+        default="async",
+        help="deliver async (like Stripe), before the redirect, or hold",
+    )
+    parser.add_argument("--duplicates", type=int, default=1, help="copies of each delivery")
+    parser.add_argument(
+        "--drop-rate", type=float, default=0.0, help="probability that an event is never delivered"
+    )
+    parser.add_argument("--drop-next", type=int, default=0, help="drop the next N events")
+    parser.add_argument(
+        "--async-delay", type=float, default=2.0, help="seconds before a delayed payment method settles"
+    )
     parser.add_argument("--max-attempts", type=int, default=5)
-    parser.add_argument("--retry-backoff", type=float, default=0.5,
-                        help="seconds before the first retry, doubled each time")
+    parser.add_argument(
+        "--retry-backoff", type=float, default=0.5, help="seconds before the first retry, doubled each time"
+    )
     parser.add_argument("--delivery-timeout", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--verbose", action="store_true", help="log every request")
@@ -50,14 +63,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     knobs: dict[str, Any] = {
         name: getattr(args, name)
-        for name in ("webhook_delay", "webhook_timing", "duplicates", "drop_rate",
-                     "drop_next", "async_delay", "max_attempts", "retry_backoff",
-                     "delivery_timeout", "seed")
+        for name in (
+            "webhook_delay",
+            "webhook_timing",
+            "duplicates",
+            "drop_rate",
+            "drop_next",
+            "async_delay",
+            "max_attempts",
+            "retry_backoff",
+            "delivery_timeout",
+            "seed",
+        )
     }
     try:
-        server = EmulatorServer(host=args.host, port=args.port, webhook_url=args.webhook_url,
-                                webhook_secrets=args.webhook_secrets,
-                                log_requests=args.verbose, **knobs)
+        server = EmulatorServer(
+            host=args.host,
+            port=args.port,
+            webhook_url=args.webhook_url,
+            webhook_secrets=args.webhook_secrets,
+            log_requests=args.verbose,
+            **knobs,
+        )
         server.start()
     except (ValueError, OSError) as exc:
         print(f"stripe-emulator: {exc}", file=sys.stderr)
@@ -66,8 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     secrets = ", ".join(server.get_config()["webhook_secrets"])
     target = args.webhook_url or "nowhere (events are only listed)"
-    print(f"Stripe emulator listening on {server.base_url} "
-          f"(webhooks to {target}, secrets {secrets})", flush=True)
+    print(
+        f"Stripe emulator listening on {server.base_url} (webhooks to {target}, secrets {secrets})",
+        flush=True,
+    )
     try:
         while not stop.wait(0.5):
             pass

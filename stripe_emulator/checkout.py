@@ -25,8 +25,9 @@ SWEEP_INTERVAL = 1.0
 class CheckoutFlow:
     """Change sessions the way a customer on the hosted page (or time) would."""
 
-    def __init__(self, store: Store, config: ConfigHolder, emitter: EventEmitter,
-                 scheduler: Scheduler) -> None:
+    def __init__(
+        self, store: Store, config: ConfigHolder, emitter: EventEmitter, scheduler: Scheduler
+    ) -> None:
         self._store = store
         self._config = config
         self._emitter = emitter
@@ -34,17 +35,21 @@ class CheckoutFlow:
 
     def start_sweeper(self) -> None:
         """Expire overdue sessions about once a second from now on."""
+
         def sweep() -> None:
             self.expire_overdue()
             self._scheduler.call_later(SWEEP_INTERVAL, sweep)
+
         self._scheduler.call_later(SWEEP_INTERVAL, sweep)
 
-    def pay(self, session_id: str, method: str, *, email: str | None = None,
-            name: str | None = None) -> dict[str, Any]:
+    def pay(
+        self, session_id: str, method: str, *, email: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
         """Pay an open session; return the session and where the browser goes next."""
         if method not in PAY_METHODS:
             raise StripeError.invalid(
-                f"Invalid method: must be one of {', '.join(PAY_METHODS)}", param="method")
+                f"Invalid method: must be one of {', '.join(PAY_METHODS)}", param="method"
+            )
         self.expire_overdue(session_id)
         cfg = self._config.snapshot()
         with self._store.lock:
@@ -54,31 +59,32 @@ class CheckoutFlow:
             session["status"] = "complete"
             session["url"] = None
             session["customer_details"] = objects.customer_details(
-                email=email or session["customer_email"] or DEFAULT_EMAIL,
-                name=name or DEFAULT_NAME)
+                email=email or session["customer_email"] or DEFAULT_EMAIL, name=name or DEFAULT_NAME
+            )
             delayed = method != "card" and session["amount_total"] > 0
             if session["amount_total"] > 0:
                 intent = objects.payment_intent(
-                    amount=session["amount_total"], currency=session["currency"],
+                    amount=session["amount_total"],
+                    currency=session["currency"],
                     status="processing" if delayed else "succeeded",
                     method_type="us_bank_account" if delayed else "card",
                     metadata=dict(state.intent_metadata),
-                    description=state.intent_description, receipt_email=None, created=now)
+                    description=state.intent_description,
+                    receipt_email=None,
+                    created=now,
+                )
                 self._store.add("payment_intents", intent)
                 session["payment_intent"] = intent["id"]
                 if delayed:
-                    state.pending_outcome = (
-                        "succeeded" if method == "delayed_success" else "failed")
+                    state.pending_outcome = "succeeded" if method == "delayed_success" else "failed"
                 else:
                     session["payment_status"] = "paid"
             record = self._emitter.record("checkout.session.completed", session)
             result = copy.deepcopy(session)
             generation = self._store.generation
-        self._emitter.publish(record,
-                              wait_first_attempt=cfg.webhook_timing == "before_redirect")
+        self._emitter.publish(record, wait_first_attempt=cfg.webhook_timing == "before_redirect")
         if delayed:
-            self._scheduler.call_later(
-                cfg.async_delay, lambda: self._settle_later(session_id, generation))
+            self._scheduler.call_later(cfg.async_delay, lambda: self._settle_later(session_id, generation))
         redirect = result["success_url"].replace(SESSION_PLACEHOLDER, session_id)
         return {"session": result, "redirect_url": redirect}
 
@@ -89,22 +95,26 @@ class CheckoutFlow:
             state = self._store.session_state[session_id]
             if state.pending_outcome is None:
                 raise StripeError(
-                    409, f"Checkout Session {session_id} has no delayed payment waiting "
-                    "to settle.")
+                    409, f"Checkout Session {session_id} has no delayed payment waiting to settle."
+                )
             intent = self._store.get("payment_intents", session["payment_intent"])
             assert intent is not None
             if state.pending_outcome == "succeeded":
                 session["payment_status"] = "paid"
-                intent.update(status="succeeded", amount_received=intent["amount"],
-                              latest_charge=new_id("ch_"))
+                intent.update(
+                    status="succeeded", amount_received=intent["amount"], latest_charge=new_id("ch_")
+                )
                 event_type = "checkout.session.async_payment_succeeded"
             else:
-                intent.update(status="requires_payment_method", last_payment_error={
-                    "code": "payment_method_provider_decline",
-                    "decline_code": "generic_decline",
-                    "message": "The payment was declined by the customer's bank.",
-                    "type": "card_error",
-                })
+                intent.update(
+                    status="requires_payment_method",
+                    last_payment_error={
+                        "code": "payment_method_provider_decline",
+                        "decline_code": "generic_decline",
+                        "message": "The payment was declined by the customer's bank.",
+                        "type": "card_error",
+                    },
+                )
                 event_type = "checkout.session.async_payment_failed"
             state.pending_outcome = None
             record = self._emitter.record(event_type, session)
@@ -112,15 +122,15 @@ class CheckoutFlow:
         self._emitter.publish(record)
         return result
 
-    def expire(self, session_id: str, *, request_id: str | None = None,
-               idempotency_key: str | None = None) -> dict[str, Any]:
+    def expire(
+        self, session_id: str, *, request_id: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """Expire an open session and emit checkout.session.expired; return the session."""
         self.expire_overdue(session_id)
         with self._store.lock:
             session = self._existing(session_id)
             if session["status"] != "open":
-                raise StripeError.invalid(
-                    'Only Checkout Sessions with a status in ["open"] can be expired.')
+                raise StripeError.invalid('Only Checkout Sessions with a status in ["open"] can be expired.')
             record = self._expire(session, request_id, idempotency_key)
             result = copy.deepcopy(session)
         self._emitter.publish(record)
@@ -135,17 +145,22 @@ class CheckoutFlow:
             else:
                 found = self._store.get("sessions", session_id)
                 candidates = [found] if found is not None else []
-            records = [self._expire(s, None, None) for s in candidates
-                       if s["status"] == "open" and s["expires_at"] <= now]
+            records = [
+                self._expire(s, None, None)
+                for s in candidates
+                if s["status"] == "open" and s["expires_at"] <= now
+            ]
         for record in records:
             self._emitter.publish(record)
 
-    def _expire(self, session: dict[str, Any], request_id: str | None,
-                idempotency_key: str | None) -> EventRecord:
+    def _expire(
+        self, session: dict[str, Any], request_id: str | None, idempotency_key: str | None
+    ) -> EventRecord:
         session["status"] = "expired"
         session["url"] = None
-        return self._emitter.record("checkout.session.expired", session,
-                                    request_id=request_id, idempotency_key=idempotency_key)
+        return self._emitter.record(
+            "checkout.session.expired", session, request_id=request_id, idempotency_key=idempotency_key
+        )
 
     def _existing(self, session_id: str) -> dict[str, Any]:
         session = self._store.get("sessions", session_id)
@@ -156,11 +171,9 @@ class CheckoutFlow:
     def _payable(self, session_id: str) -> dict[str, Any]:
         session = self._existing(session_id)
         if session["status"] == "complete":
-            raise StripeError(409, "This Checkout Session is already complete; it cannot "
-                              "be paid again.")
+            raise StripeError(409, "This Checkout Session is already complete; it cannot be paid again.")
         if session["status"] == "expired":
-            raise StripeError(409, "This Checkout Session has expired; it can no longer "
-                              "be paid.")
+            raise StripeError(409, "This Checkout Session has expired; it can no longer be paid.")
         return session
 
     def _settle_later(self, session_id: str, generation: int) -> None:

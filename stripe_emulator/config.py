@@ -69,9 +69,7 @@ def coerce(name: str, value: Any) -> Any:
     if name == "webhook_secrets":
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, (list, tuple)) or not all(
-            isinstance(s, str) and s for s in value
-        ):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) and s for s in value):
             raise ValueError("webhook_secrets must be a list of non-empty strings")
         return list(value)
     if name == "webhook_timing":
@@ -107,9 +105,7 @@ class ConfigHolder:
     def snapshot(self) -> Config:
         """Return a copy of the current settings."""
         with self._lock:
-            return dataclasses.replace(
-                self._config, webhook_secrets=list(self._config.webhook_secrets)
-            )
+            return dataclasses.replace(self._config, webhook_secrets=list(self._config.webhook_secrets))
 
     def update(self, **changes: Any) -> Config:
         """Validate and apply a partial update atomically; return the new settings."""

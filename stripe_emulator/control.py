@@ -17,18 +17,20 @@ class ControlFront:
 
     def __init__(self, emulator: Emulator) -> None:
         self._emulator = emulator
-        self._router = Router([
-            ("GET", r"/_emulator/health", self.health),
-            ("GET", r"/_emulator/config", self.get_config),
-            ("POST", r"/_emulator/config", self.set_config),
-            ("POST", r"/_emulator/reset", self.reset),
-            ("GET", r"/_emulator/deliveries", self.deliveries),
-            ("POST", r"/_emulator/webhooks/release", self.release),
-            ("POST", r"/_emulator/wait_idle", self.wait_idle),
-            ("POST", r"/_emulator/checkout/sessions/([^/]+)/pay", self.pay),
-            ("POST", r"/_emulator/checkout/sessions/([^/]+)/settle", self.settle),
-            ("POST", r"/_emulator/checkout/sessions/([^/]+)/expire", self.expire),
-        ])
+        self._router = Router(
+            [
+                ("GET", r"/_emulator/health", self.health),
+                ("GET", r"/_emulator/config", self.get_config),
+                ("POST", r"/_emulator/config", self.set_config),
+                ("POST", r"/_emulator/reset", self.reset),
+                ("GET", r"/_emulator/deliveries", self.deliveries),
+                ("POST", r"/_emulator/webhooks/release", self.release),
+                ("POST", r"/_emulator/wait_idle", self.wait_idle),
+                ("POST", r"/_emulator/checkout/sessions/([^/]+)/pay", self.pay),
+                ("POST", r"/_emulator/checkout/sessions/([^/]+)/settle", self.settle),
+                ("POST", r"/_emulator/checkout/sessions/([^/]+)/expire", self.expire),
+            ]
+        )
 
     def handle(self, method: str, path: str, body: bytes, request_id: str) -> Response:
         """Answer one control request."""
@@ -81,8 +83,7 @@ class ControlFront:
     def pay(self, body: dict[str, Any], session_id: str) -> dict[str, Any]:
         """Pay a session like the hosted page's buttons."""
         method = body.get("method", "card")
-        return self._emulator.pay(session_id, str(method), email=body.get("email"),
-                                  name=body.get("name"))
+        return self._emulator.pay(session_id, str(method), email=body.get("email"), name=body.get("name"))
 
     def settle(self, _: dict[str, Any], session_id: str) -> dict[str, Any]:
         """Settle a pending delayed payment now."""

@@ -68,8 +68,9 @@ class Emulator:
         """Send the held deliveries; return how many were released."""
         return self.dispatcher.release()
 
-    def pay(self, session_id: str, method: str = "card", *, email: str | None = None,
-            name: str | None = None) -> dict[str, Any]:
+    def pay(
+        self, session_id: str, method: str = "card", *, email: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
         """Pay a session as the hosted page would; return the session and redirect_url."""
         return self.flow.pay(session_id, method, email=email, name=name)
 

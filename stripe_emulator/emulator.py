@@ -13,9 +13,16 @@ from .server import EmulatorHTTPServer
 class EmulatorServer(Emulator):
     """An offline Stripe emulator listening on host:port (port 0 picks a free one)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, webhook_url: str | None = None,
-                 webhook_secrets: list[str] | None = None, *, log_requests: bool = False,
-                 **knobs: Any) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        webhook_url: str | None = None,
+        webhook_secrets: list[str] | None = None,
+        *,
+        log_requests: bool = False,
+        **knobs: Any,
+    ) -> None:
         settings: dict[str, Any] = {"webhook_url": webhook_url, **knobs}
         if webhook_secrets:
             settings["webhook_secrets"] = webhook_secrets
@@ -43,12 +50,16 @@ class EmulatorServer(Emulator):
         """Bind and serve on a daemon thread."""
         if self._httpd is not None:
             return self
-        self._httpd = EmulatorHTTPServer((self.host, self._requested_port), self,
-                                         log_requests=self._log_requests)
+        self._httpd = EmulatorHTTPServer(
+            (self.host, self._requested_port), self, log_requests=self._log_requests
+        )
         self.start_background()
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.1},
-                                        name="stripe-emulator-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="stripe-emulator-http",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -72,6 +83,7 @@ class EmulatorServer(Emulator):
     def __enter__(self) -> EmulatorServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -20,13 +20,22 @@ class EventEmitter:
         self._config = config
         self._dispatcher = dispatcher
 
-    def record(self, event_type: str, data_object: dict[str, Any], *,
-               request_id: str | None = None,
-               idempotency_key: str | None = None) -> EventRecord:
+    def record(
+        self,
+        event_type: str,
+        data_object: dict[str, Any],
+        *,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> EventRecord:
         """Store an event holding a snapshot of `data_object`; call with the lock held."""
-        event = objects.event(type=event_type, data_object=data_object,
-                              request_id=request_id, idempotency_key=idempotency_key,
-                              created=int(time.time()))
+        event = objects.event(
+            type=event_type,
+            data_object=data_object,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+            created=int(time.time()),
+        )
         has_endpoint = self._config.snapshot().webhook_url is not None
         return self._store.add_event(event, has_endpoint=has_endpoint)
 
@@ -34,5 +43,6 @@ class EventEmitter:
         """Queue the webhook deliveries of a recorded event; call without the lock."""
         with self._store.lock:
             body = json.dumps(record.view(), indent=2)
-        self._dispatcher.publish(record.event["id"], record.event["type"], body,
-                                 wait_first_attempt=wait_first_attempt)
+        self._dispatcher.publish(
+            record.event["id"], record.event["type"], body, wait_first_attempt=wait_first_attempt
+        )

@@ -36,15 +36,13 @@ class Expander:
             current = kind
             for field in path.split("."):
                 if current.startswith("list:") and field == "data":
-                    current = current[len("list:"):]
+                    current = current[len("list:") :]
                 elif (current, field) in _EXPANDABLE:
                     current = _EXPANDABLE[(current, field)]
                 else:
-                    raise StripeError.invalid(
-                        f"This property cannot be expanded ({path}).", param="expand")
+                    raise StripeError.invalid(f"This property cannot be expanded ({path}).", param="expand")
 
-    def render(self, obj: dict[str, Any], expand: list[str],
-               kind: str | None = None) -> dict[str, Any]:
+    def render(self, obj: dict[str, Any], expand: list[str], kind: str | None = None) -> dict[str, Any]:
         """Return a deep copy of `obj` (of type `kind`) with the expansions applied."""
         self.check(kind or obj["object"], expand)
         result = copy.deepcopy(obj)
@@ -70,8 +68,13 @@ class Expander:
         if kind == "checkout.session" and field == "line_items":
             items = self._store.session_state[obj["id"]].line_items
             return listing.paginate(
-                items, {}, url=f"/v1/checkout/sessions/{obj['id']}/line_items", kind="item",
-                object_id=lambda i: i["id"], render=copy.deepcopy)
+                items,
+                {},
+                url=f"/v1/checkout/sessions/{obj['id']}/line_items",
+                kind="item",
+                object_id=lambda i: i["id"],
+                render=copy.deepcopy,
+            )
         if isinstance(current, str):
             found = self._store.get(_ID_FIELDS[(kind, field)], current)
             return copy.deepcopy(found) if found else current

@@ -25,8 +25,9 @@ class HostedFront:
         elif method in ("GET", "HEAD"):
             response = self._show(session_id)
         else:
-            response = html_response(405, page.notice_page(
-                "Method not allowed", "Use GET to view this page or POST to pay."))
+            response = html_response(
+                405, page.notice_page("Method not allowed", "Use GET to view this page or POST to pay.")
+            )
         response.headers["Request-Id"] = request_id
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -63,8 +64,9 @@ class HostedFront:
 
 
 def _not_found(session_id: str) -> Response:
-    return html_response(404, page.notice_page(
-        "Page not found", f"There is no Checkout Session with id {session_id}."))
+    return html_response(
+        404, page.notice_page("Page not found", f"There is no Checkout Session with id {session_id}.")
+    )
 
 
 def _closed_page(session: dict) -> str:
@@ -72,12 +74,12 @@ def _closed_page(session: dict) -> str:
         target = session["success_url"].replace(SESSION_PLACEHOLDER, session["id"])
         return page.notice_page(
             "Already paid",
-            "This Checkout Session is complete: it has already been paid and cannot be "
-            "paid again.",
-            link=(target, "Return to the merchant"))
+            "This Checkout Session is complete: it has already been paid and cannot be paid again.",
+            link=(target, "Return to the merchant"),
+        )
     link = (session["cancel_url"], "Return to the merchant") if session["cancel_url"] else None
     return page.notice_page(
         "Session expired",
-        "This Checkout Session has expired and can no longer be paid. Return to the "
-        "merchant to start again.",
-        link=link)
+        "This Checkout Session has expired and can no longer be paid. Return to the merchant to start again.",
+        link=link,
+    )

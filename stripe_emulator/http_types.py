@@ -37,8 +37,7 @@ class Router:
     """Match (method, path) against regex routes; tell a wrong method from an unknown path."""
 
     def __init__(self, routes: list[tuple[str, str, Any]]) -> None:
-        self._routes = [(method, re.compile(pattern + r"\Z"), handler)
-                        for method, pattern, handler in routes]
+        self._routes = [(method, re.compile(pattern + r"\Z"), handler) for method, pattern, handler in routes]
 
     def match(self, method: str, path: str) -> tuple[Any, tuple[str, ...]] | None:
         """Return (handler, path arguments) or None."""

@@ -40,8 +40,14 @@ class IdempotencyCache:
         with self._lock:
             self._results.clear()
 
-    def run(self, scope: str, key: str, path: str, params: dict[str, Any],
-            execute: Callable[[], tuple[int, bytes, str]]) -> tuple[SavedResult, bool]:
+    def run(
+        self,
+        scope: str,
+        key: str,
+        path: str,
+        params: dict[str, Any],
+        execute: Callable[[], tuple[int, bytes, str]],
+    ) -> tuple[SavedResult, bool]:
         """Replay the key's saved result, or execute (-> status, body, request id) and save it."""
         # Only 2xx results are saved: as on Stripe, a request that failed validation may be
         # retried with the same key.
@@ -88,8 +94,7 @@ class IdempotencyCache:
                 self._key_locks[ident] = (lock, users - 1)
 
 
-def _check_same_request(saved: SavedResult, key: str, path: str,
-                        params: dict[str, Any]) -> None:
+def _check_same_request(saved: SavedResult, key: str, path: str, params: dict[str, Any]) -> None:
     if saved.path != path:
         raise StripeError(
             400,

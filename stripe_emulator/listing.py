@@ -14,9 +14,15 @@ PAGINATION_PARAMS = ("limit", "starting_after", "ending_before", "expand")
 RANGE_OPERATORS = ("gt", "gte", "lt", "lte")
 
 
-def paginate(items: Sequence[T], params: dict[str, Any], *, url: str, kind: str,
-             object_id: Callable[[T], str],
-             render: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+def paginate(
+    items: Sequence[T],
+    params: dict[str, Any],
+    *,
+    url: str,
+    kind: str,
+    object_id: Callable[[T], str],
+    render: Callable[[T], dict[str, Any]],
+) -> dict[str, Any]:
     """Return one page of `items` (already filtered, newest first) as a list object."""
     limit = 10
     if "limit" in params and params["limit"] != "":
@@ -26,11 +32,11 @@ def paginate(items: Sequence[T], params: dict[str, Any], *, url: str, kind: str,
     ids = [object_id(item) for item in items]
     if starting_after is not None:
         start = _cursor_index(ids, starting_after, "starting_after", kind) + 1
-        page = items[start:start + limit]
+        page = items[start : start + limit]
         has_more = start + limit < len(items)
     elif ending_before is not None:
         end = _cursor_index(ids, ending_before, "ending_before", kind)
-        page = items[max(0, end - limit):end]
+        page = items[max(0, end - limit) : end]
         has_more = end - limit > 0
     else:
         page = items[:limit]
@@ -58,8 +64,11 @@ def created_filter(params: dict[str, Any], param: str = "created") -> Callable[[
     limits = {op: validate.as_int(v, validate.child(param, op)) for op, v in bounds.items()}
 
     def matches(created: int) -> bool:
-        return (("gt" not in limits or created > limits["gt"])
-                and ("gte" not in limits or created >= limits["gte"])
-                and ("lt" not in limits or created < limits["lt"])
-                and ("lte" not in limits or created <= limits["lte"]))
+        return (
+            ("gt" not in limits or created > limits["gt"])
+            and ("gte" not in limits or created >= limits["gte"])
+            and ("lt" not in limits or created < limits["lt"])
+            and ("lte" not in limits or created <= limits["lte"])
+        )
+
     return matches

@@ -10,8 +10,15 @@ from .ids import new_id, random_alnum
 API_VERSION = "2026-10-28.endive"
 
 
-def product(*, name: str, description: str | None, metadata: dict[str, str],
-            active: bool, images: list[str], created: int) -> dict[str, Any]:
+def product(
+    *,
+    name: str,
+    description: str | None,
+    metadata: dict[str, str],
+    active: bool,
+    images: list[str],
+    created: int,
+) -> dict[str, Any]:
     """Build a Product."""
     return {
         "id": new_id("prod_"),
@@ -37,8 +44,16 @@ def product(*, name: str, description: str | None, metadata: dict[str, str],
     }
 
 
-def price(*, product_id: str, currency: str, unit_amount: int, metadata: dict[str, str],
-          active: bool, nickname: str | None, created: int) -> dict[str, Any]:
+def price(
+    *,
+    product_id: str,
+    currency: str,
+    unit_amount: int,
+    metadata: dict[str, str],
+    active: bool,
+    nickname: str | None,
+    created: int,
+) -> dict[str, Any]:
     """Build a one-time Price."""
     return {
         "id": new_id("price_"),
@@ -85,11 +100,21 @@ def list_object(data: list[dict[str, Any]], *, has_more: bool, url: str) -> dict
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
-def checkout_session(*, currency: str, amount_total: int, success_url: str,
-                     cancel_url: str | None, client_reference_id: str | None,
-                     customer_email: str | None, metadata: dict[str, str], expires_at: int,
-                     locale: str | None, submit_type: str | None, created: int,
-                     base_url: str) -> dict[str, Any]:
+def checkout_session(
+    *,
+    currency: str,
+    amount_total: int,
+    success_url: str,
+    cancel_url: str | None,
+    client_reference_id: str | None,
+    customer_email: str | None,
+    metadata: dict[str, str],
+    expires_at: int,
+    locale: str | None,
+    submit_type: str | None,
+    created: int,
+    base_url: str,
+) -> dict[str, Any]:
     """Build an open Checkout Session in payment mode."""
     session_id = new_id("cs_test_")
     return {
@@ -100,8 +125,7 @@ def checkout_session(*, currency: str, amount_total: int, success_url: str,
         "allow_promotion_codes": None,
         "amount_subtotal": amount_total,
         "amount_total": amount_total,
-        "automatic_tax": {"enabled": False, "liability": None, "provider": None,
-                          "status": None},
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
         "billing_address_collection": None,
         "cancel_url": cancel_url,
         "client_reference_id": client_reference_id,
@@ -113,8 +137,12 @@ def checkout_session(*, currency: str, amount_total: int, success_url: str,
         "currency": currency,
         "currency_conversion": None,
         "custom_fields": [],
-        "custom_text": {"after_submit": None, "shipping_address": None, "submit": None,
-                        "terms_of_service_acceptance": None},
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
         "customer": None,
         "customer_creation": "if_required",
         "customer_details": None,
@@ -124,9 +152,15 @@ def checkout_session(*, currency: str, amount_total: int, success_url: str,
         "invoice": None,
         "invoice_creation": {
             "enabled": False,
-            "invoice_data": {"account_tax_ids": None, "custom_fields": None,
-                             "description": None, "footer": None, "issuer": None,
-                             "metadata": {}, "rendering_options": None},
+            "invoice_data": {
+                "account_tax_ids": None,
+                "custom_fields": None,
+                "description": None,
+                "footer": None,
+                "issuer": None,
+                "metadata": {},
+                "rendering_options": None,
+            },
         },
         "livemode": False,
         "locale": locale,
@@ -162,8 +196,14 @@ def checkout_session(*, currency: str, amount_total: int, success_url: str,
 def customer_details(*, email: str | None, name: str | None) -> dict[str, Any]:
     """Build the customer_details a session gets once the customer paid."""
     return {
-        "address": {"city": None, "country": "US", "line1": None, "line2": None,
-                    "postal_code": "10001", "state": None},
+        "address": {
+            "city": None,
+            "country": "US",
+            "line1": None,
+            "line2": None,
+            "postal_code": "10001",
+            "state": None,
+        },
         "business_name": None,
         "email": email,
         "individual_name": None,
@@ -174,9 +214,17 @@ def customer_details(*, email: str | None, name: str | None) -> dict[str, Any]:
     }
 
 
-def payment_intent(*, amount: int, currency: str, status: str, method_type: str,
-                   metadata: dict[str, str], description: str | None,
-                   receipt_email: str | None, created: int) -> dict[str, Any]:
+def payment_intent(
+    *,
+    amount: int,
+    currency: str,
+    status: str,
+    method_type: str,
+    metadata: dict[str, str],
+    description: str | None,
+    receipt_email: str | None,
+    created: int,
+) -> dict[str, Any]:
     """Build a PaymentIntent as Checkout leaves it after the customer paid."""
     intent_id = new_id("pi_")
     succeeded = status == "succeeded"
@@ -224,8 +272,14 @@ def payment_intent(*, amount: int, currency: str, status: str, method_type: str,
     }
 
 
-def event(*, type: str, data_object: dict[str, Any], request_id: str | None,
-          idempotency_key: str | None, created: int) -> dict[str, Any]:
+def event(
+    *,
+    type: str,
+    data_object: dict[str, Any],
+    request_id: str | None,
+    idempotency_key: str | None,
+    created: int,
+) -> dict[str, Any]:
     """Build an Event holding a snapshot of `data_object` (pending_webhooks set later)."""
     return {
         "id": new_id("evt_"),

@@ -5,10 +5,34 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf",
-                "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
-SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$",
-           "inr": "₹", "chf": "CHF "}
+ZERO_DECIMAL = {
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
+SYMBOLS = {
+    "usd": "$",
+    "eur": "€",
+    "gbp": "£",
+    "jpy": "¥",
+    "cad": "CA$",
+    "aud": "A$",
+    "inr": "₹",
+    "chf": "CHF ",
+}
 
 _CSS = """
 *{box-sizing:border-box}
@@ -49,8 +73,8 @@ def format_amount(amount: int, currency: str) -> str:
 
 def _document(title: str, body: str) -> str:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
         f"<body>{body}</body></html>\n"
     )
@@ -60,7 +84,7 @@ def checkout_page(session: dict[str, Any], line_items: list[dict[str, Any]]) -> 
     """Render the payment page of an open session."""
     currency = session["currency"]
     items = "".join(
-        "<div class=\"item\"><div><div>{name}</div><div class=\"qty\">Qty {qty} &times; {unit}"
+        '<div class="item"><div><div>{name}</div><div class="qty">Qty {qty} &times; {unit}'
         "</div></div><div>{total}</div></div>".format(
             name=escape(item["description"] or "Item"),
             qty=item["quantity"],
@@ -72,14 +96,17 @@ def checkout_page(session: dict[str, Any], line_items: list[dict[str, Any]]) -> 
     total = escape(format_amount(session["amount_total"], currency))
     back = ""
     if session.get("cancel_url"):
-        back = (f"<a class=\"back\" id=\"cancel\" href=\"{escape(session['cancel_url'])}\">"
-                "← Back</a>")
+        back = f'<a class="back" id="cancel" href="{escape(session["cancel_url"])}">← Back</a>'
     if session.get("customer_email"):
-        email = (f"<label>Email</label><div class=\"email\" id=\"customer-email\">"
-                 f"{escape(session['customer_email'])}</div>")
+        email = (
+            f'<label>Email</label><div class="email" id="customer-email">'
+            f"{escape(session['customer_email'])}</div>"
+        )
     else:
-        email = ("<label for=\"email\">Email</label><input id=\"email\" name=\"email\" "
-                 "type=\"email\" value=\"customer@example.com\">")
+        email = (
+            '<label for="email">Email</label><input id="email" name="email" '
+            'type="email" value="customer@example.com">'
+        )
     body = f"""
 <div class="wrap">
   <div class="summary">
@@ -90,7 +117,7 @@ def checkout_page(session: dict[str, Any], line_items: list[dict[str, Any]]) -> 
     {items}
     <div class="row"><span>Total due</span><span>{total}</span></div>
   </div>
-  <form class="pay" method="post" action="/pay/{escape(session['id'])}">
+  <form class="pay" method="post" action="/pay/{escape(session["id"])}">
     {email}
     <button type="submit" id="pay-card" name="method" value="card">
       Pay with test card 4242 4242 4242 4242</button>
@@ -110,7 +137,6 @@ def notice_page(title: str, message: str, *, link: tuple[str, str] | None = None
     extra = ""
     if link is not None:
         href, text = link
-        extra = f"<p><a class=\"back\" id=\"notice-link\" href=\"{escape(href)}\">{escape(text)}</a></p>"
-    body = (f"<div class=\"notice\" id=\"notice\"><h1>{escape(title)}</h1>"
-            f"<p>{escape(message)}</p>{extra}</div>")
+        extra = f'<p><a class="back" id="notice-link" href="{escape(href)}">{escape(text)}</a></p>'
+    body = f'<div class="notice" id="notice"><h1>{escape(title)}</h1><p>{escape(message)}</p>{extra}</div>'
     return _document(title, body)

@@ -34,8 +34,9 @@ class Scheduler:
         timer = threading.Thread(target=self._run_timers, name="emulator-timer", daemon=True)
         self._threads.append(timer)
         for n in range(self._workers):
-            self._threads.append(threading.Thread(
-                target=self._run_worker, name=f"emulator-worker-{n}", daemon=True))
+            self._threads.append(
+                threading.Thread(target=self._run_worker, name=f"emulator-worker-{n}", daemon=True)
+            )
         for thread in self._threads:
             thread.start()
 

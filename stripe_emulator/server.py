@@ -25,8 +25,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     # socketserver's default backlog of 5 makes bursts of clients wait for SYN retries.
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], emulator: Emulator, *,
-                 log_requests: bool = False) -> None:
+    def __init__(self, address: tuple[str, int], emulator: Emulator, *, log_requests: bool = False) -> None:
         super().__init__(address, RequestHandler)
         self.v1 = V1Front(emulator)
         self.control = ControlFront(emulator)
@@ -73,16 +72,17 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._write(json_response(413, StripeError(413, str(exc)).envelope()), send_body)
             return
         if path == "/v1" or path.startswith("/v1/"):
-            response = self.server.v1.handle(method, path, url.query, self.headers, body,
-                                             request_id)
+            response = self.server.v1.handle(method, path, url.query, self.headers, body, request_id)
         elif path.startswith("/_emulator/"):
             response = self.server.control.handle(method, path, body, request_id)
         elif path.startswith("/pay/") and path.count("/") == 2:
             response = self.server.hosted.handle(method, unquote(path[5:]), body, request_id)
         else:
-            response = json_response(404, StripeError(
-                404, f"Unrecognized request URL ({method}: {path}).").envelope(request_id),
-                {"Request-Id": request_id})
+            response = json_response(
+                404,
+                StripeError(404, f"Unrecognized request URL ({method}: {path}).").envelope(request_id),
+                {"Request-Id": request_id},
+            )
         self._write(response, send_body)
 
     def _read_body(self) -> bytes:

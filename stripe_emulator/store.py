@@ -56,9 +56,7 @@ class Store:
         with self.lock:
             self.generation += 1
             self._seq = 0
-            self._objects: dict[str, dict[str, dict[str, Any]]] = {
-                name: {} for name in COLLECTIONS
-            }
+            self._objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in COLLECTIONS}
             self._order: dict[str, int] = {}
             self.session_state: dict[str, SessionState] = {}
             self._events: dict[str, EventRecord] = {}
@@ -96,8 +94,7 @@ class Store:
         """Return the stored objects of a collection, newest first."""
         with self.lock:
             items = list(self._objects[collection].values())
-            return sorted(items, key=lambda o: (o["created"], self._order[o["id"]]),
-                          reverse=True)
+            return sorted(items, key=lambda o: (o["created"], self._order[o["id"]]), reverse=True)
 
     def add_event(self, event: dict[str, Any], *, has_endpoint: bool) -> EventRecord:
         """Record a new event."""
@@ -114,8 +111,7 @@ class Store:
     def events_newest_first(self) -> list[EventRecord]:
         """Return every event record, newest first, stable for equal `created`."""
         with self.lock:
-            return sorted(self._events.values(),
-                          key=lambda r: (r.event["created"], r.seq), reverse=True)
+            return sorted(self._events.values(), key=lambda r: (r.event["created"], r.seq), reverse=True)
 
     def mark_delivered(self, event_id: str) -> None:
         """Note that one webhook delivery of the event succeeded."""

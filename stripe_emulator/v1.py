@@ -49,12 +49,16 @@ class V1Front:
         self._emulator = emulator
         self._router = Router(emulator.api.routes())
 
-    def handle(self, method: str, path: str, query: str, headers: Mapping[str, str],
-               body: bytes, request_id: str) -> Response:
+    def handle(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes, request_id: str
+    ) -> Response:
         """Answer one /v1 request."""
         version = headers.get("Stripe-Version") or API_VERSION
-        base_headers = {"Request-Id": request_id, "Stripe-Version": version,
-                        "Cache-Control": "no-cache, no-store"}
+        base_headers = {
+            "Request-Id": request_id,
+            "Stripe-Version": version,
+            "Cache-Control": "no-cache, no-store",
+        }
         try:
             response = self._handle(method, path, query, headers, body, request_id)
         except StripeError as exc:
@@ -62,8 +66,9 @@ class V1Front:
         response.headers = {**base_headers, **response.headers}
         return response
 
-    def _handle(self, method: str, path: str, query: str, headers: Mapping[str, str],
-                body: bytes, request_id: str) -> Response:
+    def _handle(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes, request_id: str
+    ) -> Response:
         api_key = self._authenticate(headers.get("Authorization", ""))
         matched = self._router.match(method, path)
         if matched is None:
@@ -81,9 +86,16 @@ class V1Front:
                 raise StripeError.invalid("Request body is not valid UTF-8.") from None
             params = {**params, **forms.decode(text)}
         key = headers.get("Idempotency-Key") if method == "POST" else None
-        request = ApiRequest(method=method, path=path, params=params, request_id=request_id,
-                             path_args=path_args, idempotency_key=key, api_key=api_key,
-                             headers=dict(headers))
+        request = ApiRequest(
+            method=method,
+            path=path,
+            params=params,
+            request_id=request_id,
+            path_args=path_args,
+            idempotency_key=key,
+            api_key=api_key,
+            headers=dict(headers),
+        )
         if key is None:
             return json_response(200, handler(request))
 
@@ -97,19 +109,19 @@ class V1Front:
         saved, replayed = self._emulator.idempotency.run(api_key, key, path, params, execute)
         extra = {"Idempotency-Key": key}
         if replayed:
-            extra.update({"Idempotent-Replayed": "true",
-                          "Original-Request": saved.request_id})
+            extra.update({"Idempotent-Replayed": "true", "Original-Request": saved.request_id})
         return Response(saved.status, saved.body, "application/json", extra)
 
     @staticmethod
     def _authenticate(authorization: str) -> str:
         if not authorization.strip():
-            raise StripeError(401, NO_KEY_MESSAGE,
-                              headers={"WWW-Authenticate": 'Basic realm="Stripe"'})
+            raise StripeError(401, NO_KEY_MESSAGE, headers={"WWW-Authenticate": 'Basic realm="Stripe"'})
         key = api_key_from(authorization)
-        if key is None or not key.startswith(TEST_KEY_PREFIX) or len(key) <= len(
-                TEST_KEY_PREFIX):
+        if key is None or not key.startswith(TEST_KEY_PREFIX) or len(key) <= len(TEST_KEY_PREFIX):
             shown = redact(key) if key else authorization.strip()[:20]
-            raise StripeError(401, f"Invalid API Key provided: {shown}",
-                              headers={"WWW-Authenticate": 'Basic realm="Stripe"'})
+            raise StripeError(
+                401,
+                f"Invalid API Key provided: {shown}",
+                headers={"WWW-Authenticate": 'Basic realm="Stripe"'},
+            )
         return key

@@ -58,8 +58,9 @@ def as_string(value: Any, param: str, *, max_length: int | None = None) -> str:
     return value
 
 
-def required_string(params: dict[str, Any], key: str, param: str | None = None, *,
-                    max_length: int | None = None) -> str:
+def required_string(
+    params: dict[str, Any], key: str, param: str | None = None, *, max_length: int | None = None
+) -> str:
     """Return a required, non-empty string parameter."""
     param = param or key
     if key not in params:
@@ -70,8 +71,9 @@ def required_string(params: dict[str, Any], key: str, param: str | None = None, 
     return value
 
 
-def optional_string(params: dict[str, Any], key: str, param: str | None = None, *,
-                    max_length: int | None = None) -> str | None:
+def optional_string(
+    params: dict[str, Any], key: str, param: str | None = None, *, max_length: int | None = None
+) -> str | None:
     """Return a string parameter, treating absent or empty as None."""
     if key not in params or params[key] == "":
         return None
@@ -89,23 +91,23 @@ def empty_value(param: str) -> StripeError:
     )
 
 
-def as_int(value: Any, param: str, *, minimum: int | None = None,
-           maximum: int | None = None) -> int:
+def as_int(value: Any, param: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return `value` as an integer within the given bounds."""
     text = value if isinstance(value, str) else None
     if text is None or not text.strip().lstrip("-").isdigit():
-        raise StripeError.invalid(f"Invalid integer: {value}", param=param,
-                                  code="parameter_invalid_integer")
+        raise StripeError.invalid(f"Invalid integer: {value}", param=param, code="parameter_invalid_integer")
     number = int(text)
     if minimum is not None and number < minimum:
         raise StripeError.invalid(
             f"This value must be greater than or equal to {minimum}.",
-            param=param, code="parameter_invalid_integer",
+            param=param,
+            code="parameter_invalid_integer",
         )
     if maximum is not None and number > maximum:
         raise StripeError.invalid(
             f"This value must be less than or equal to {maximum}.",
-            param=param, code="parameter_invalid_integer",
+            param=param,
+            code="parameter_invalid_integer",
         )
     return number
 
@@ -124,7 +126,8 @@ def as_currency(value: Any, param: str) -> str:
         raise StripeError.invalid(
             f"Invalid currency: {code.lower()}. Stripe currently supports these currencies: "
             "usd, eur, gbp, ... (any three-letter ISO code in this emulator)",
-            param=param, code="parameter_invalid_string" if code else None,
+            param=param,
+            code="parameter_invalid_string" if code else None,
         )
     return code.lower()
 
@@ -149,9 +152,7 @@ def metadata(value: Any, param: str = "metadata") -> dict[str, str]:
                 param=name,
             )
         if isinstance(item, (dict, list)):
-            raise StripeError.invalid(
-                f"Invalid {param}: metadata values must be strings", param=name
-            )
+            raise StripeError.invalid(f"Invalid {param}: metadata values must be strings", param=name)
         if len(item) > METADATA_MAX_VALUE_LENGTH:
             raise StripeError.invalid(
                 f"Invalid {param}: metadata values can have at most "

@@ -73,8 +73,9 @@ class Delivery:
 class Dispatcher:
     """Queue, sign, send and retry webhook deliveries; keep the delivery log."""
 
-    def __init__(self, config: ConfigHolder, scheduler: Scheduler,
-                 on_delivered: Callable[[str], None]) -> None:
+    def __init__(
+        self, config: ConfigHolder, scheduler: Scheduler, on_delivered: Callable[[str], None]
+    ) -> None:
         self._config = config
         self._scheduler = scheduler
         self._on_delivered = on_delivered
@@ -85,24 +86,25 @@ class Dispatcher:
         self._generation = 0
         self._rng = random.Random(config.snapshot().seed)
 
-    def publish(self, event_id: str, event_type: str, body: str, *,
-                wait_first_attempt: bool = False) -> list[Delivery]:
+    def publish(
+        self, event_id: str, event_type: str, body: str, *, wait_first_attempt: bool = False
+    ) -> list[Delivery]:
         """Queue the deliveries of one event according to the current knobs."""
         cfg = self._config.snapshot()
         with self._cond:
             rng = self._rng
             if cfg.webhook_url is None:
                 status = "no_endpoint"
-            elif self._config.take_drop_next() or (
-                    cfg.drop_rate > 0 and rng.random() < cfg.drop_rate):
+            elif self._config.take_drop_next() or (cfg.drop_rate > 0 and rng.random() < cfg.drop_rate):
                 status = "dropped"
             elif cfg.webhook_timing == "hold":
                 status = "held"
             else:
                 status = "pending"
             copies = 1 if status == "no_endpoint" else cfg.duplicates
-            deliveries = [Delivery(event_id, event_type, n, status, cfg.webhook_url, body)
-                          for n in range(copies)]
+            deliveries = [
+                Delivery(event_id, event_type, n, status, cfg.webhook_url, body) for n in range(copies)
+            ]
             self._log.extend(deliveries)
             if status == "held":
                 self._held.extend(deliveries)
@@ -177,8 +179,7 @@ class Dispatcher:
         with self._cond:
             if generation != self._generation:
                 return
-            delivery.attempts.append(
-                {"at": time.time(), "status_code": status_code, "error": error})
+            delivery.attempts.append({"at": time.time(), "status_code": status_code, "error": error})
             retry_in = None
             if succeeded:
                 delivery.status = "delivered"
@@ -194,17 +195,20 @@ class Dispatcher:
             self._schedule(delivery, retry_in, generation)
 
     @staticmethod
-    def _send(delivery: Delivery, secrets: list[str],
-              timeout: float) -> tuple[int | None, str | None]:
+    def _send(delivery: Delivery, secrets: list[str], timeout: float) -> tuple[int | None, str | None]:
         assert delivery.url is not None
         header = signature_header(delivery.body, secrets, int(time.time()))
         request = urllib.request.Request(
             delivery.url,
             data=delivery.body.encode(),
             method="POST",
-            headers={"Content-Type": CONTENT_TYPE, "User-Agent": USER_AGENT,
-                     "Stripe-Signature": header, "Accept": "*/*; q=0.5, application/xml",
-                     "Cache-Control": "no-cache"},
+            headers={
+                "Content-Type": CONTENT_TYPE,
+                "User-Agent": USER_AGENT,
+                "Stripe-Signature": header,
+                "Accept": "*/*; q=0.5, application/xml",
+                "Cache-Control": "no-cache",
+            },
         )
         try:
             with _OPENER.open(request, timeout=timeout) as response:

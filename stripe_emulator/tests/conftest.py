@@ -54,8 +54,7 @@ def emu(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
 @pytest.fixture
 def client(emu: EmulatorServer) -> stripe.StripeClient:
     """Return a stripe-python client aimed at the emulator."""
-    return stripe.StripeClient(API_KEY, base_addresses={"api": emu.base_url},
-                               max_network_retries=0)
+    return stripe.StripeClient(API_KEY, base_addresses={"api": emu.base_url}, max_network_retries=0)
 
 
 class Receiver:
@@ -78,9 +77,14 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     status = receiver.plan.pop(0) if receiver.plan else receiver.default_status
-                    receiver.requests.append({"headers": dict(self.headers),
-                                              "body": body.decode(), "status": status,
-                                              "at": time.time()})
+                    receiver.requests.append(
+                        {
+                            "headers": dict(self.headers),
+                            "body": body.decode(),
+                            "status": status,
+                            "at": time.time(),
+                        }
+                    )
                     event = json.loads(body)
                     receiver.timeline.append(f"webhook:{event['type']}")
                 if receiver.delay:
@@ -104,8 +108,9 @@ class Receiver:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/webhooks/stripe"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
 
     def events(self) -> list[dict[str, Any]]:
@@ -134,8 +139,7 @@ def receiver(emu: EmulatorServer) -> Iterator[Receiver]:
 def price(client: stripe.StripeClient) -> stripe.Price:
     """Return an active 49.99 USD price."""
     product = client.v1.products.create(params={"name": "Test widget"})
-    return client.v1.prices.create(
-        params={"product": product.id, "unit_amount": 4999, "currency": "usd"})
+    return client.v1.prices.create(params={"product": product.id, "unit_amount": 4999, "currency": "usd"})
 
 
 def session_params(price_id: str, **extra: Any) -> dict[str, Any]:

@@ -21,8 +21,7 @@ def event_types(client: stripe.StripeClient) -> list[str]:
 
 
 def test_control_pay_with_card(emu: Any, client: stripe.StripeClient, session: Any) -> None:
-    response = control(emu, "POST", f"/checkout/sessions/{session.id}/pay",
-                       {"method": "card"})
+    response = control(emu, "POST", f"/checkout/sessions/{session.id}/pay", {"method": "card"})
     assert response.status_code == 200
     body = response.json()
     assert body["redirect_url"] == f"http://shop.test/success?session_id={session.id}"
@@ -34,20 +33,23 @@ def test_control_pay_with_card(emu: Any, client: stripe.StripeClient, session: A
     assert event_types(client) == ["checkout.session.completed"]
 
 
-def test_paying_twice_is_refused_without_a_second_event(emu: Any, client: stripe.StripeClient,
-                                                        session: Any) -> None:
+def test_paying_twice_is_refused_without_a_second_event(
+    emu: Any, client: stripe.StripeClient, session: Any
+) -> None:
     emu.pay(session.id)
     again = control(emu, "POST", f"/checkout/sessions/{session.id}/pay", {"method": "card"})
     assert again.status_code == 409
     assert "already complete" in again.json()["error"]["message"]
-    page = requests.post(f"{emu.base_url}/pay/{session.id}", data={"method": "card"},
-                         allow_redirects=False, timeout=5)
+    page = requests.post(
+        f"{emu.base_url}/pay/{session.id}", data={"method": "card"}, allow_redirects=False, timeout=5
+    )
     assert page.status_code == 409 and "Already paid" in page.text
     assert event_types(client) == ["checkout.session.completed"]
 
 
-def test_delayed_success_settled_through_control_api(emu: Any, client: stripe.StripeClient,
-                                                     session: Any) -> None:
+def test_delayed_success_settled_through_control_api(
+    emu: Any, client: stripe.StripeClient, session: Any
+) -> None:
     paid = emu.pay(session.id, "delayed_success")["session"]
     assert (paid["status"], paid["payment_status"]) == ("complete", "unpaid")
     intent = client.v1.payment_intents.retrieve(paid["payment_intent"])
@@ -55,13 +57,13 @@ def test_delayed_success_settled_through_control_api(emu: Any, client: stripe.St
     settled = control(emu, "POST", f"/checkout/sessions/{session.id}/settle")
     assert settled.json()["session"]["payment_status"] == "paid"
     assert client.v1.payment_intents.retrieve(intent.id).status == "succeeded"
-    assert event_types(client) == ["checkout.session.completed",
-                                   "checkout.session.async_payment_succeeded"]
+    assert event_types(client) == ["checkout.session.completed", "checkout.session.async_payment_succeeded"]
     assert control(emu, "POST", f"/checkout/sessions/{session.id}/settle").status_code == 409
 
 
-def test_delayed_failure_settles_by_itself(emu: Any, receiver: Receiver,
-                                           client: stripe.StripeClient, session: Any) -> None:
+def test_delayed_failure_settles_by_itself(
+    emu: Any, receiver: Receiver, client: stripe.StripeClient, session: Any
+) -> None:
     emu.configure(async_delay=0.05)
     emu.pay(session.id, "delayed_failure")
     deadline = time.monotonic() + 10
@@ -69,16 +71,16 @@ def test_delayed_failure_settles_by_itself(emu: Any, receiver: Receiver,
         emu.wait_for_idle(timeout=1)
         time.sleep(0.01)
     assert [e["type"] for e in receiver.events()] == [
-        "checkout.session.completed", "checkout.session.async_payment_failed"]
-    failed = client.v1.checkout.sessions.retrieve(session.id,
-                                                  params={"expand": ["payment_intent"]})
+        "checkout.session.completed",
+        "checkout.session.async_payment_failed",
+    ]
+    failed = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
     assert (failed.status, failed.payment_status) == ("complete", "unpaid")
     assert failed.payment_intent.status == "requires_payment_method"
     assert failed.payment_intent.last_payment_error.message
 
 
-def test_reset_cancels_pending_settlements(emu: Any, client: stripe.StripeClient,
-                                           session: Any) -> None:
+def test_reset_cancels_pending_settlements(emu: Any, client: stripe.StripeClient, session: Any) -> None:
     emu.configure(async_delay=0.05)
     emu.pay(session.id, "delayed_success")
     emu.reset()
@@ -86,8 +88,7 @@ def test_reset_cancels_pending_settlements(emu: Any, client: stripe.StripeClient
     assert client.v1.events.list().data == []
 
 
-def test_expire_through_control_api(emu: Any, client: stripe.StripeClient,
-                                    session: Any) -> None:
+def test_expire_through_control_api(emu: Any, client: stripe.StripeClient, session: Any) -> None:
     response = control(emu, "POST", f"/checkout/sessions/{session.id}/expire")
     assert response.json()["session"]["status"] == "expired"
     assert event_types(client) == ["checkout.session.expired"]
@@ -97,19 +98,19 @@ def test_expire_through_control_api(emu: Any, client: stripe.StripeClient,
     assert refused.status_code == 409
 
 
-def test_sessions_expire_when_expires_at_passes(emu: Any, client: stripe.StripeClient,
-                                                session: Any) -> None:
+def test_sessions_expire_when_expires_at_passes(emu: Any, client: stripe.StripeClient, session: Any) -> None:
     emu.store.get("sessions", session.id)["expires_at"] = int(time.time()) - 1
     fetched = client.v1.checkout.sessions.retrieve(session.id)
     assert (fetched.status, fetched.url) == ("expired", None)
     assert event_types(client) == ["checkout.session.expired"]
 
 
-def test_hosted_page_shows_the_session(emu: Any, client: stripe.StripeClient,
-                                       price: stripe.Price) -> None:
-    session = client.v1.checkout.sessions.create(params=session_params(
-        price.id, line_items=[{"price": price.id, "quantity": 2}],
-        customer_email="buyer@example.com"))
+def test_hosted_page_shows_the_session(emu: Any, client: stripe.StripeClient, price: stripe.Price) -> None:
+    session = client.v1.checkout.sessions.create(
+        params=session_params(
+            price.id, line_items=[{"price": price.id, "quantity": 2}], customer_email="buyer@example.com"
+        )
+    )
     response = requests.get(session.url, timeout=5)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
@@ -123,15 +124,17 @@ def test_hosted_page_shows_the_session(emu: Any, client: stripe.StripeClient,
     assert "4242 4242 4242 4242" in html
 
 
-def test_hosted_page_form_post_redirects_to_success_url(emu: Any, receiver: Receiver,
-                                                        client: stripe.StripeClient,
-                                                        session: Any) -> None:
-    response = requests.post(f"{emu.base_url}/pay/{session.id}",
-                             data={"method": "card", "email": "typed@example.com"},
-                             allow_redirects=False, timeout=5)
+def test_hosted_page_form_post_redirects_to_success_url(
+    emu: Any, receiver: Receiver, client: stripe.StripeClient, session: Any
+) -> None:
+    response = requests.post(
+        f"{emu.base_url}/pay/{session.id}",
+        data={"method": "card", "email": "typed@example.com"},
+        allow_redirects=False,
+        timeout=5,
+    )
     assert response.status_code == 303
-    assert response.headers["Location"] == (
-        f"http://shop.test/success?session_id={session.id}")
+    assert response.headers["Location"] == (f"http://shop.test/success?session_id={session.id}")
     assert emu.wait_for_idle(timeout=10)
     assert [e["type"] for e in receiver.events()] == ["checkout.session.completed"]
     paid = client.v1.checkout.sessions.retrieve(session.id)
@@ -149,18 +152,28 @@ def test_hosted_page_for_expired_and_unknown_sessions(emu: Any, session: Any) ->
 
 
 def test_zero_total_needs_no_payment(emu: Any, client: stripe.StripeClient) -> None:
-    session = client.v1.checkout.sessions.create(params={
-        "mode": "payment", "success_url": "http://shop.test/ok",
-        "line_items": [{"price_data": {"currency": "usd", "unit_amount": 0,
-                                       "product_data": {"name": "Free"}}, "quantity": 1}]})
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "success_url": "http://shop.test/ok",
+            "line_items": [
+                {
+                    "price_data": {"currency": "usd", "unit_amount": 0, "product_data": {"name": "Free"}},
+                    "quantity": 1,
+                }
+            ],
+        }
+    )
     assert session.payment_status == "no_payment_required"
     paid = emu.pay(session.id)["session"]
     assert (paid["status"], paid["payment_status"], paid["payment_intent"]) == (
-        "complete", "no_payment_required", None)
+        "complete",
+        "no_payment_required",
+        None,
+    )
 
 
-def test_control_config_health_reset_and_wait(emu: Any, client: stripe.StripeClient,
-                                              session: Any) -> None:
+def test_control_config_health_reset_and_wait(emu: Any, client: stripe.StripeClient, session: Any) -> None:
     assert control(emu, "GET", "/health").json() == {"ok": True}
     updated = control(emu, "POST", "/config", {"duplicates": 2, "webhook_timing": "hold"})
     assert updated.status_code == 200
@@ -178,17 +191,23 @@ def test_control_config_health_reset_and_wait(emu: Any, client: stripe.StripeCli
 
 
 def test_configure_rejects_bad_values(emu: Any) -> None:
-    for bad in ({"duplicates": 0}, {"drop_rate": 2}, {"webhook_url": "ftp://x"},
-                {"max_attempts": 1.5}, {"unknown_knob": 1}):
+    for bad in (
+        {"duplicates": 0},
+        {"drop_rate": 2},
+        {"webhook_url": "ftp://x"},
+        {"max_attempts": 1.5},
+        {"unknown_knob": 1},
+    ):
         with pytest.raises(ValueError):
             emu.configure(**bad)
 
 
-def test_sweep_expires_due_sessions_once(emu: Any, client: stripe.StripeClient,
-                                         price: stripe.Price,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    soon = client.v1.checkout.sessions.create(params=session_params(
-        price.id, expires_at=int(time.time()) + 1900))
+def test_sweep_expires_due_sessions_once(
+    emu: Any, client: stripe.StripeClient, price: stripe.Price, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    soon = client.v1.checkout.sessions.create(
+        params=session_params(price.id, expires_at=int(time.time()) + 1900)
+    )
     later = client.v1.checkout.sessions.create(params=session_params(price.id))
     in_an_hour = time.time() + 3600
     monkeypatch.setattr("stripe_emulator.checkout.time.time", lambda: in_an_hour)

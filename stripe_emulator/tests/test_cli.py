@@ -17,10 +17,26 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_cli_serves_and_stops_on_signal(stop_signal: signal.Signals) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "stripe_emulator", "--port", "0", "--webhook-secret",
-         "whsec_one", "--webhook-secret", "whsec_two", "--duplicates", "2",
-         "--webhook-timing", "hold"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "stripe_emulator",
+            "--port",
+            "0",
+            "--webhook-secret",
+            "whsec_one",
+            "--webhook-secret",
+            "whsec_two",
+            "--duplicates",
+            "2",
+            "--webhook-timing",
+            "hold",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -42,5 +58,9 @@ def test_cli_serves_and_stops_on_signal(stop_signal: signal.Signals) -> None:
 def test_cli_rejects_bad_knobs() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "stripe_emulator", "--port", "0", "--drop-rate", "3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and "drop_rate" in result.stderr

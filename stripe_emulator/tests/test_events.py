@@ -25,22 +25,19 @@ def events(emu: Any, client: stripe.StripeClient, price: stripe.Price) -> list[s
     return [r.event["id"] for r in records]
 
 
-def test_newest_first_with_limit_and_has_more(client: stripe.StripeClient,
-                                              events: list[str]) -> None:
+def test_newest_first_with_limit_and_has_more(client: stripe.StripeClient, events: list[str]) -> None:
     page = client.v1.events.list(params={"limit": 5})
     assert [e.id for e in page.data] == events[::-1][:5]
     assert page.has_more is True and page.url == "/v1/events"
     assert len(client.v1.events.list().data) == 10
 
 
-def test_auto_paging_iter_walks_every_event(client: stripe.StripeClient,
-                                            events: list[str]) -> None:
+def test_auto_paging_iter_walks_every_event(client: stripe.StripeClient, events: list[str]) -> None:
     page = client.v1.events.list(params={"limit": 5})
     assert [e.id for e in page.auto_paging_iter()] == events[::-1]
 
 
-def test_starting_after_and_ending_before(client: stripe.StripeClient,
-                                          events: list[str]) -> None:
+def test_starting_after_and_ending_before(client: stripe.StripeClient, events: list[str]) -> None:
     newest_first = events[::-1]
     after = client.v1.events.list(params={"limit": 3, "starting_after": newest_first[2]})
     assert [e.id for e in after.data] == newest_first[3:6]
@@ -61,11 +58,11 @@ def test_filter_by_type_and_wildcard(client: stripe.StripeClient, events: list[s
 
 
 def test_filter_by_types(client: stripe.StripeClient, events: list[str]) -> None:
-    both = client.v1.events.list(params={
-        "types": ["checkout.session.completed", "checkout.session.expired"], "limit": 100})
+    both = client.v1.events.list(
+        params={"types": ["checkout.session.completed", "checkout.session.expired"], "limit": 100}
+    )
     assert len(both.data) == 12
-    expired = client.v1.events.list(params={"types": ["checkout.session.expired"],
-                                            "limit": 100})
+    expired = client.v1.events.list(params={"types": ["checkout.session.expired"], "limit": 100})
     assert {e.type for e in expired.data} == {"checkout.session.expired"}
     assert len(expired.data) == 8
     with pytest.raises(stripe.InvalidRequestError) as info:
@@ -75,8 +72,7 @@ def test_filter_by_types(client: stripe.StripeClient, events: list[str]) -> None
 
 def test_filter_by_created(client: stripe.StripeClient, events: list[str]) -> None:
     def ids(created: Any) -> list[str]:
-        return [e.id for e in client.v1.events.list(
-            params={"created": created, "limit": 100}).data]
+        return [e.id for e in client.v1.events.list(params={"created": created, "limit": 100}).data]
 
     assert ids({"gte": 1100}) == [events[11], events[10]]
     assert ids({"gt": 1100}) == [events[11]]
@@ -91,13 +87,13 @@ def test_filter_by_created(client: stripe.StripeClient, events: list[str]) -> No
 
 def test_filter_by_delivery_success(client: stripe.StripeClient, events: list[str]) -> None:
     # No endpoint is configured: nothing is pending, so every event counts as delivered.
-    assert len(client.v1.events.list(params={"delivery_success": True,
-                                             "limit": 100}).data) == 12
+    assert len(client.v1.events.list(params={"delivery_success": True, "limit": 100}).data) == 12
     assert client.v1.events.list(params={"delivery_success": False}).data == []
 
 
-def test_equal_created_keeps_insertion_order(emu: Any, client: stripe.StripeClient,
-                                             events: list[str]) -> None:
+def test_equal_created_keeps_insertion_order(
+    emu: Any, client: stripe.StripeClient, events: list[str]
+) -> None:
     for record in emu.store.events_newest_first():
         record.event["created"] = 5000
     page = client.v1.events.list(params={"limit": 5})
@@ -111,8 +107,9 @@ def test_retrieve_event(client: stripe.StripeClient, events: list[str]) -> None:
     assert event.api_version == stripe.api_version
 
 
-def test_event_snapshot_does_not_change_later(emu: Any, client: stripe.StripeClient,
-                                              price: stripe.Price) -> None:
+def test_event_snapshot_does_not_change_later(
+    emu: Any, client: stripe.StripeClient, price: stripe.Price
+) -> None:
     emu.configure(async_delay=60)
     session = client.v1.checkout.sessions.create(params=session_params(price.id))
     emu.pay(session.id, "delayed_success")
@@ -122,12 +119,16 @@ def test_event_snapshot_does_not_change_later(emu: Any, client: stripe.StripeCli
     assert succeeded.data.object.payment_status == "paid"
 
 
-@pytest.mark.parametrize(("params", "param"), [
-    ({"limit": 0}, "limit"), ({"limit": 101}, "limit"),
-    ({"starting_after": "evt_missing"}, "starting_after"), ({"colour": "x"}, "colour"),
-])
-def test_list_parameter_errors(client: stripe.StripeClient, params: dict[str, Any],
-                               param: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"starting_after": "evt_missing"}, "starting_after"),
+        ({"colour": "x"}, "colour"),
+    ],
+)
+def test_list_parameter_errors(client: stripe.StripeClient, params: dict[str, Any], param: str) -> None:
     with pytest.raises(stripe.InvalidRequestError) as info:
         client.v1.events.list(params=params)
     assert info.value.param == param

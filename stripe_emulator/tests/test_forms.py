@@ -20,9 +20,14 @@ def test_round_trips_what_stripe_python_sends() -> None:
         "mode": "payment",
         "line_items": [
             {"price": "price_1", "quantity": 2},
-            {"price_data": {"currency": "usd", "unit_amount": 500,
-                            "product_data": {"name": "Gift wrap", "metadata": {"a": "b"}}},
-             "quantity": 1},
+            {
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": 500,
+                    "product_data": {"name": "Gift wrap", "metadata": {"a": "b"}},
+                },
+                "quantity": 1,
+            },
         ],
         "metadata": {"order_id": "42"},
         "payment_intent_data": {"metadata": {"order_id": "42"}},
@@ -35,9 +40,14 @@ def test_round_trips_what_stripe_python_sends() -> None:
         "mode": "payment",
         "line_items": [
             {"price": "price_1", "quantity": "2"},
-            {"price_data": {"currency": "usd", "unit_amount": "500",
-                            "product_data": {"name": "Gift wrap", "metadata": {"a": "b"}}},
-             "quantity": "1"},
+            {
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": "500",
+                    "product_data": {"name": "Gift wrap", "metadata": {"a": "b"}},
+                },
+                "quantity": "1",
+            },
         ],
         "metadata": {"order_id": "42"},
         "payment_intent_data": {"metadata": {"order_id": "42"}},
@@ -57,13 +67,11 @@ def test_indexes_sort_numerically() -> None:
 
 
 def test_range_filters_stay_hashes() -> None:
-    assert forms.decode("created[gte]=10&created[lt]=20") == {
-        "created": {"gte": "10", "lt": "20"}}
+    assert forms.decode("created[gte]=10&created[lt]=20") == {"created": {"gte": "10", "lt": "20"}}
 
 
 def test_blank_values_are_kept_as_empty_strings() -> None:
-    assert forms.decode("metadata[a]=&description=") == {"metadata": {"a": ""},
-                                                           "description": ""}
+    assert forms.decode("metadata[a]=&description=") == {"metadata": {"a": ""}, "description": ""}
 
 
 @pytest.mark.parametrize("text", ["a=1&a[b]=2", "a[b]=2&a=1", "a]b=1"])

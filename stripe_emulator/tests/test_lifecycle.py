@@ -36,13 +36,19 @@ def test_stop_does_not_wait_for_a_stuck_endpoint() -> None:
     receiver.gate = threading.Event()
     emu = EmulatorServer(webhook_url=receiver.url, webhook_secrets=["whsec_x"]).start()
     try:
-        client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.base_url},
-                                     max_network_retries=0)
-        session = client.v1.checkout.sessions.create(params={
-            "mode": "payment", "success_url": "http://shop.test/ok",
-            "line_items": [{"price_data": {"currency": "usd", "unit_amount": 100,
-                                           "product_data": {"name": "x"}},
-                            "quantity": 1}]})
+        client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.base_url}, max_network_retries=0)
+        session = client.v1.checkout.sessions.create(
+            params={
+                "mode": "payment",
+                "success_url": "http://shop.test/ok",
+                "line_items": [
+                    {
+                        "price_data": {"currency": "usd", "unit_amount": 100, "product_data": {"name": "x"}},
+                        "quantity": 1,
+                    }
+                ],
+            }
+        )
         emu.pay(session.id)
         started = time.monotonic()
         emu.stop()
@@ -68,13 +74,19 @@ def test_restart_after_stop() -> None:
     emu.stop()
     emu.start()
     try:
-        client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.base_url},
-                                     max_network_retries=0)
-        session = client.v1.checkout.sessions.create(params={
-            "mode": "payment", "success_url": "http://shop.test/ok",
-            "line_items": [{"price_data": {"currency": "usd", "unit_amount": 100,
-                                           "product_data": {"name": "x"}},
-                            "quantity": 1}]})
+        client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.base_url}, max_network_retries=0)
+        session = client.v1.checkout.sessions.create(
+            params={
+                "mode": "payment",
+                "success_url": "http://shop.test/ok",
+                "line_items": [
+                    {
+                        "price_data": {"currency": "usd", "unit_amount": 100, "product_data": {"name": "x"}},
+                        "quantity": 1,
+                    }
+                ],
+            }
+        )
         emu.pay(session.id, "delayed_success")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

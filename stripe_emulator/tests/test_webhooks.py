@@ -24,21 +24,18 @@ def pay_and_wait(emu: Any, session_id: str, method: str = "card") -> dict[str, A
 def test_signature_header_matches_stripe_python() -> None:
     payload = '{"id": "evt_1"}'
     header = signature_header(payload, ["whsec_a"], 1_700_000_000)
-    expected = stripe.WebhookSignature.generate_signature_header(
-        payload, "whsec_a", timestamp=1_700_000_000)
+    expected = stripe.WebhookSignature.generate_signature_header(payload, "whsec_a", timestamp=1_700_000_000)
     assert header == expected
     assert compute_signature(payload, "whsec_a", 1) != compute_signature(payload, "whsec_b", 1)
 
 
-def test_payment_delivers_a_verifiable_event(emu: Any, receiver: Receiver,
-                                             session: Any) -> None:
+def test_payment_delivers_a_verifiable_event(emu: Any, receiver: Receiver, session: Any) -> None:
     pay_and_wait(emu, session.id)
     (request,) = receiver.requests
     headers = request["headers"]
     assert headers["Content-Type"] == "application/json; charset=utf-8"
     assert headers["User-Agent"] == "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
-    event = stripe.Webhook.construct_event(request["body"], headers["Stripe-Signature"],
-                                           SECRET)
+    event = stripe.Webhook.construct_event(request["body"], headers["Stripe-Signature"], SECRET)
     assert event.type == "checkout.session.completed"
     assert event.id.startswith("evt_") and event.object == "event"
     assert event.api_version == stripe.api_version
@@ -49,19 +46,21 @@ def test_payment_delivers_a_verifiable_event(emu: Any, receiver: Receiver,
     assert data.payment_intent.startswith("pi_")
     assert data.customer_details.email
     with pytest.raises(stripe.SignatureVerificationError):
-        stripe.Webhook.construct_event(request["body"], headers["Stripe-Signature"],
-                                       "whsec_wrong")
+        stripe.Webhook.construct_event(request["body"], headers["Stripe-Signature"], "whsec_wrong")
 
     (entry,) = emu.deliveries()
     assert (entry["event_id"], entry["type"], entry["status"]) == (
-        event.id, "checkout.session.completed", "delivered")
+        event.id,
+        "checkout.session.completed",
+        "delivered",
+    )
     assert entry["attempts"][0]["status_code"] == 200
     assert entry["attempts"][0]["error"] is None
 
 
-def test_pending_webhooks_drops_to_zero_once_delivered(emu: Any, receiver: Receiver,
-                                                       client: stripe.StripeClient,
-                                                       session: Any) -> None:
+def test_pending_webhooks_drops_to_zero_once_delivered(
+    emu: Any, receiver: Receiver, client: stripe.StripeClient, session: Any
+) -> None:
     pay_and_wait(emu, session.id)
     (event,) = client.v1.events.list().data
     assert event.pending_webhooks == 0
@@ -87,8 +86,9 @@ def test_retries_non_2xx_then_succeeds(emu: Any, receiver: Receiver, session: An
     assert [a["status_code"] for a in entry["attempts"]] == [500, 503, 200]
 
 
-def test_gives_up_after_max_attempts(emu: Any, receiver: Receiver,
-                                     client: stripe.StripeClient, session: Any) -> None:
+def test_gives_up_after_max_attempts(
+    emu: Any, receiver: Receiver, client: stripe.StripeClient, session: Any
+) -> None:
     receiver.default_status = 400
     pay_and_wait(emu, session.id)
     (entry,) = emu.deliveries()
@@ -97,8 +97,7 @@ def test_gives_up_after_max_attempts(emu: Any, receiver: Receiver,
     assert event.pending_webhooks == 1
 
 
-def test_connection_errors_and_timeouts_are_retried(emu: Any, receiver: Receiver,
-                                                    session: Any) -> None:
+def test_connection_errors_and_timeouts_are_retried(emu: Any, receiver: Receiver, session: Any) -> None:
     emu.configure(webhook_url="http://127.0.0.1:9/nothing-listens-here", max_attempts=2)
     pay_and_wait(emu, session.id)
     (entry,) = emu.deliveries()
@@ -116,8 +115,7 @@ def test_connection_errors_and_timeouts_are_retried(emu: Any, receiver: Receiver
     assert "timed out" in entry["attempts"][0]["error"].lower()
 
 
-def test_answer_cut_off_mid_body_is_recorded_and_retried(emu: Any, receiver: Receiver,
-                                                         session: Any) -> None:
+def test_answer_cut_off_mid_body_is_recorded_and_retried(emu: Any, receiver: Receiver, session: Any) -> None:
     receiver.cut_off_next = 1
     pay_and_wait(emu, session.id)
     (entry,) = emu.deliveries()
@@ -128,31 +126,36 @@ def test_answer_cut_off_mid_body_is_recorded_and_retried(emu: Any, receiver: Rec
 
 
 def _open_session(emu: Any) -> str:
-    client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.base_url},
-                                 max_network_retries=0)
-    session = client.v1.checkout.sessions.create(params={
-        "mode": "payment", "success_url": "http://shop.test/ok",
-        "line_items": [{"price_data": {"currency": "usd", "unit_amount": 100,
-                                       "product_data": {"name": "x"}}, "quantity": 1}]})
+    client = stripe.StripeClient("sk_test_x", base_addresses={"api": emu.base_url}, max_network_retries=0)
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "success_url": "http://shop.test/ok",
+            "line_items": [
+                {
+                    "price_data": {"currency": "usd", "unit_amount": 100, "product_data": {"name": "x"}},
+                    "quantity": 1,
+                }
+            ],
+        }
+    )
     return session.id
 
 
-def test_duplicates_deliver_one_event_several_times(emu: Any, receiver: Receiver,
-                                                    session: Any) -> None:
+def test_duplicates_deliver_one_event_several_times(emu: Any, receiver: Receiver, session: Any) -> None:
     emu.configure(duplicates=3)
     pay_and_wait(emu, session.id)
     events = receiver.events()
     assert len(events) == 3 and len({e["id"] for e in events}) == 1
     assert len({r["body"] for r in receiver.requests}) == 1
     for request in receiver.requests:
-        stripe.Webhook.construct_event(request["body"],
-                                       request["headers"]["Stripe-Signature"], SECRET)
+        stripe.Webhook.construct_event(request["body"], request["headers"]["Stripe-Signature"], SECRET)
     assert sorted(d["copy"] for d in emu.deliveries()) == [0, 1, 2]
 
 
-def test_drop_next_drops_an_event_but_keeps_it_listed(emu: Any, receiver: Receiver,
-                                                      client: stripe.StripeClient,
-                                                      price: stripe.Price) -> None:
+def test_drop_next_drops_an_event_but_keeps_it_listed(
+    emu: Any, receiver: Receiver, client: stripe.StripeClient, price: stripe.Price
+) -> None:
     from .conftest import session_params
 
     emu.configure(drop_next=1)
@@ -169,8 +172,9 @@ def test_drop_next_drops_an_event_but_keeps_it_listed(emu: Any, receiver: Receiv
     assert [e.data.object.id for e in delivered] == [kept.id]
 
 
-def test_drop_rate_one_drops_everything(emu: Any, receiver: Receiver, session: Any,
-                                        client: stripe.StripeClient) -> None:
+def test_drop_rate_one_drops_everything(
+    emu: Any, receiver: Receiver, session: Any, client: stripe.StripeClient
+) -> None:
     emu.configure(drop_rate=1.0, seed=7)
     pay_and_wait(emu, session.id)
     assert receiver.requests == []
@@ -181,8 +185,7 @@ def test_drop_rate_one_drops_everything(emu: Any, receiver: Receiver, session: A
 def test_hold_then_release(emu: Any, receiver: Receiver, session: Any) -> None:
     emu.configure(webhook_timing="hold")
     result = emu.pay(session.id)
-    assert result["redirect_url"] == (
-        f"http://shop.test/success?session_id={session.id}")
+    assert result["redirect_url"] == (f"http://shop.test/success?session_id={session.id}")
     assert emu.wait_for_idle(timeout=1)
     assert receiver.requests == []
     assert [d["status"] for d in emu.deliveries()] == ["held"]
@@ -195,20 +198,19 @@ def test_hold_then_release(emu: Any, receiver: Receiver, session: Any) -> None:
     assert over_http == emu.deliveries()
 
 
-def test_before_redirect_delivers_before_the_303(emu: Any, receiver: Receiver,
-                                                 session: Any) -> None:
+def test_before_redirect_delivers_before_the_303(emu: Any, receiver: Receiver, session: Any) -> None:
     emu.configure(webhook_timing="before_redirect")
     receiver.delay = 0.2
-    response = requests.post(f"{emu.base_url}/pay/{session.id}", data={"method": "card"},
-                             allow_redirects=False, timeout=10)
+    response = requests.post(
+        f"{emu.base_url}/pay/{session.id}", data={"method": "card"}, allow_redirects=False, timeout=10
+    )
     receiver.timeline.append("redirect")
     assert response.status_code == 303
     assert receiver.timeline == ["webhook:checkout.session.completed", "redirect"]
     assert emu.deliveries()[0]["status"] == "delivered"
 
 
-def test_async_timing_does_not_wait_for_the_endpoint(emu: Any, receiver: Receiver,
-                                                     session: Any) -> None:
+def test_async_timing_does_not_wait_for_the_endpoint(emu: Any, receiver: Receiver, session: Any) -> None:
     receiver.gate = threading.Event()
     result = emu.pay(session.id)
     # pay() returned while the endpoint has not answered yet.
@@ -219,16 +221,16 @@ def test_async_timing_does_not_wait_for_the_endpoint(emu: Any, receiver: Receive
     assert emu.deliveries()[0]["status"] == "delivered"
 
 
-def test_webhook_delay_postpones_the_first_attempt(emu: Any, receiver: Receiver,
-                                                   session: Any) -> None:
+def test_webhook_delay_postpones_the_first_attempt(emu: Any, receiver: Receiver, session: Any) -> None:
     emu.configure(webhook_delay=0.2)
     paid_at = time.time()
     pay_and_wait(emu, session.id)
     assert receiver.requests[0]["at"] - paid_at >= 0.2
 
 
-def test_without_endpoint_events_are_listed_not_sent(emu: Any, client: stripe.StripeClient,
-                                                     session: Any) -> None:
+def test_without_endpoint_events_are_listed_not_sent(
+    emu: Any, client: stripe.StripeClient, session: Any
+) -> None:
     pay_and_wait(emu, session.id)
     (entry,) = emu.deliveries()
     assert entry["status"] == "no_endpoint" and entry["attempts"] == []
@@ -236,8 +238,7 @@ def test_without_endpoint_events_are_listed_not_sent(emu: Any, client: stripe.St
     assert event.pending_webhooks == 0
 
 
-def test_redirect_answers_count_as_failures(emu: Any, receiver: Receiver,
-                                            session: Any) -> None:
+def test_redirect_answers_count_as_failures(emu: Any, receiver: Receiver, session: Any) -> None:
     receiver.plan = [302]
     pay_and_wait(emu, session.id)
     assert [a["status_code"] for a in emu.deliveries()[0]["attempts"]] == [302, 200]
