@@ -72,6 +72,7 @@ from bench.harness import (
     django_configure,
     run_manage,
     say,
+    script_exit,
 )
 
 SKU = "bench-chaos-item"
@@ -627,18 +628,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     say(f"chaos: seed {args.seed} (--seed {args.seed} repeats the knobs, methods and drops)")
-    try:
-        figures = run(args)
-    except HarnessError as exc:
-        say(f"chaos: {exc}")
-        return 2
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    if figures["ok"] and not args.keep_logs:
-        shutil.rmtree(figures["logs"], ignore_errors=True)
-    else:
-        say(f"  logs kept in {figures['logs']}")
-    return 0 if figures["ok"] else 1
+    return script_exit("chaos", args, run)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import string
@@ -37,6 +38,25 @@ _ALNUM = string.ascii_letters + string.digits
 
 class HarnessError(Exception):
     """The harness could not set something up; the message says what and how to fix it."""
+
+
+def script_exit(name: str, args: Any, run: Any) -> int:
+    """Run a bench script's measurement and return its exit status: 0 ok, 1 invariants broken, 2 set-up.
+
+    Writes the figures to `args.json` when asked, and keeps the run's logs when it failed or was told to.
+    """
+    try:
+        figures = run(args)
+    except HarnessError as exc:
+        say(f"{name}: {exc}")
+        return 2
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    if figures["ok"] and not args.keep_logs:
+        shutil.rmtree(figures["logs"], ignore_errors=True)
+    else:
+        say(f"  logs kept in {figures['logs']}")
+    return 0 if figures["ok"] else 1
 
 
 def say(message: str) -> None:

@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import secrets
-import shutil
 import sqlite3
 import sys
 import tempfile
@@ -61,6 +59,7 @@ from bench.harness import (
     percentile,
     proc_cpu_seconds,
     say,
+    script_exit,
     webhook_statements,
 )
 
@@ -640,18 +639,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, run: Callable[[argparse.Namespace], dict] = measure) -> int:
     args = parse_args(argv)
-    try:
-        figures = run(args)
-    except HarnessError as exc:
-        say(f"webhook_load: {exc}")
-        return 2
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    if figures["ok"] and not args.keep_logs:
-        shutil.rmtree(figures["logs"], ignore_errors=True)
-    else:
-        say(f"  logs kept in {figures['logs']}")
-    return 0 if figures["ok"] else 1
+    return script_exit("webhook_load", args, run)
 
 
 if __name__ == "__main__":
