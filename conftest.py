@@ -22,8 +22,3 @@ def product(db) -> Product:
         currency="usd",
         stripe_price_id="price_test_fixture",
     )
-
-
-requires_postgres = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="needs PostgreSQL's real row-level concurrency"
-)

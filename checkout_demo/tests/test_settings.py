@@ -59,12 +59,20 @@ def test_unreadable_boolean_is_refused_with_its_name(value):
     assert f"DJANGO_DEBUG={value!r} is not a boolean" in result.stderr
 
 
-def test_sqlite_connections_use_wal_and_immediate_transactions(db):
-    from django.db import connection
+def test_sqlite_connections_use_wal_and_immediate_transactions(tmp_path, django_db_blocker):
+    # A connection of its own, so this holds whichever database the suite itself runs on.
+    from django.db.backends.sqlite3.base import DatabaseWrapper
 
-    if connection.vendor != "sqlite":
-        pytest.skip("SQLite-specific tuning")
-    with connection.cursor() as cursor:
+    from checkout_demo.settings import _database_from_url
+
+    config = _database_from_url(f"sqlite:///{tmp_path / 'tuning.sqlite3'}")
+    wrapper = DatabaseWrapper({**config, "TIME_ZONE": None, "CONN_HEALTH_CHECKS": False, "AUTOCOMMIT": True})
+    with django_db_blocker.unblock(), wrapper.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
-        assert cursor.fetchone()[0] == "wal"
-    assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+        journal_mode = cursor.fetchone()[0]
+        cursor.execute("PRAGMA busy_timeout")
+        busy_timeout = cursor.fetchone()[0]
+    wrapper.close()
+
+    assert (journal_mode, busy_timeout) == ("wal", 20_000)
+    assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
