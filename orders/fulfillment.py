@@ -35,7 +35,8 @@ def order_fulfillment_signal_send(
                 sender=Order, order_id=order_id, source=source, stripe_event_id=stripe_event_id
             )
     if claimed:
-        logger.info(
+        # DEBUG: receivers log the fulfillment themselves (payments.receivers does, at INFO).
+        logger.debug(
             "order %s fulfillment signal sent (source=%s event=%s)", order_id, source, stripe_event_id or "-"
         )
     return bool(claimed)

@@ -13,7 +13,8 @@ def order_fulfilled_log(
     """Log that an order was fulfilled: the point where a shop ships, emails or grants access.
 
     `orders.signals.order_fulfilled` is sent once per order, after the fulfilling transaction commits,
-    by the winning transition only, however many webhooks, replays or redirects raced for it. A shop
+    by the winning transition only, however many webhooks, replays or redirects raced for it; a signal
+    lost with its process is sent later by `reconcile_orders` (see `orders.fulfillment`). A shop
     connects its own receiver to that signal (in its AppConfig.ready), as this one is connected.
     """
     logger.info(
