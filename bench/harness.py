@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
+from stripe_emulator import objects as emulator_objects
+
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = ROOT / "gunicorn.conf.py"
 DEFAULT_POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
@@ -380,96 +382,36 @@ def checkout_session_object(
     created: int,
     site: str = "https://shop.example.com",
 ) -> dict[str, Any]:
-    """Return a completed, paid card Checkout Session as Stripe serialises it in an event."""
-    return {
-        "id": session_id,
-        "object": "checkout.session",
-        "adaptive_pricing": {"enabled": False},
-        "after_expiration": None,
-        "allow_promotion_codes": None,
-        "amount_subtotal": amount_total,
-        "amount_total": amount_total,
-        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
-        "billing_address_collection": None,
-        "cancel_url": f"{site}/cancel?session_id={session_id}",
-        "client_reference_id": order_id,
-        "client_secret": None,
-        "collected_information": {"shipping_details": None},
-        "consent": None,
-        "consent_collection": None,
-        "created": created,
-        "currency": currency,
-        "currency_conversion": None,
-        "custom_fields": [],
-        "custom_text": {
-            "after_submit": None,
-            "shipping_address": None,
-            "submit": None,
-            "terms_of_service_acceptance": None,
-        },
-        "customer": None,
-        "customer_creation": "if_required",
-        "customer_details": {
-            "address": {
-                "city": None,
-                "country": "US",
-                "line1": None,
-                "line2": None,
-                "postal_code": "10001",
-                "state": None,
-            },
-            "email": "jenny.rosen@example.com",
-            "name": "Jenny Rosen",
-            "phone": None,
-            "tax_exempt": "none",
-            "tax_ids": [],
-        },
-        "customer_email": None,
-        "discounts": [],
-        "expires_at": created + 3600,
-        "invoice": None,
-        "invoice_creation": {
-            "enabled": False,
-            "invoice_data": {
-                "account_tax_ids": None,
-                "custom_fields": None,
-                "description": None,
-                "footer": None,
-                "issuer": None,
-                "metadata": {},
-                "rendering_options": None,
-            },
-        },
-        "livemode": False,
-        "locale": None,
-        "metadata": {"order_id": order_id},
-        "mode": "payment",
-        "origin_context": None,
-        "payment_intent": stripe_id("pi_3Q"),
-        "payment_link": None,
-        "payment_method_collection": "if_required",
-        "payment_method_configuration_details": {"id": "pmc_1Q2bench0payments0config", "parent": None},
-        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
-        "payment_method_types": ["card", "link"],
-        "payment_status": "paid",
-        "permissions": None,
-        "phone_number_collection": {"enabled": False},
-        "recovered_from": None,
-        "saved_payment_method_options": None,
-        "setup_intent": None,
-        "shipping_address_collection": None,
-        "shipping_cost": None,
-        "shipping_details": None,
-        "shipping_options": [],
-        "status": "complete",
-        "submit_type": None,
-        "subscription": None,
-        "success_url": f"{site}/success?session_id={{CHECKOUT_SESSION_ID}}",
-        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
-        "url": None,
-        "wallet_options": None,
-    }
+    """Return a completed, paid card Checkout Session as Stripe serialises it in an event.
+
+    Built by the emulator's own object builders, then paid as its hosted page pays one, so the bench's
+    payloads have the shape and size of the sessions the emulator (and Stripe) send.
+    """
+    session = emulator_objects.checkout_session(
+        currency=currency,
+        amount_total=amount_total,
+        success_url=f"{site}/success?session_id={{CHECKOUT_SESSION_ID}}",
+        cancel_url=f"{site}/cancel?session_id={session_id}",
+        client_reference_id=order_id,
+        customer_email=None,
+        metadata={"order_id": order_id},
+        expires_at=created + 3600,
+        locale=None,
+        submit_type=None,
+        created=created,
+        base_url=site,
+    )
+    session.update(
+        id=session_id,
+        status="complete",
+        payment_status="paid",
+        url=None,
+        payment_intent=stripe_id("pi_3Q"),
+        customer_details=emulator_objects.customer_details(
+            email="jenny.rosen@example.com", name="Jenny Rosen"
+        ),
+    )
+    return session
 
 
 def event_payload(*, event_id: str, event_type: str, data_object: dict[str, Any], created: int) -> bytes:
@@ -477,7 +419,7 @@ def event_payload(*, event_id: str, event_type: str, data_object: dict[str, Any]
     event = {
         "id": event_id,
         "object": "event",
-        "api_version": "2025-10-29.clover",
+        "api_version": emulator_objects.API_VERSION,
         "created": created,
         "data": {"object": data_object},
         "livemode": False,

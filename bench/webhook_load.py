@@ -62,6 +62,7 @@ from bench.harness import (
     script_exit,
     webhook_statements,
 )
+from stripe_emulator import objects as emulator_objects
 
 UNIT_AMOUNT = 2500
 CURRENCY = "usd"
@@ -187,7 +188,7 @@ class ReferenceWorker:
             (
                 event.event_id,
                 "checkout.session.completed",
-                "2025-10-29.clover",
+                emulator_objects.API_VERSION,
                 False,
                 created,
                 event.body.decode(),
