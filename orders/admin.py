@@ -99,7 +99,7 @@ class OrderAdmin(admin.ModelAdmin):
     ) -> None:
         apply = getattr(transitions, f"order_{name}")
         moved = sum(
-            apply(order_id=order_id, source=TransitionSource.ADMIN, **kwargs)
+            apply(order_id=order_id, source=TransitionSource.ADMIN, **kwargs).won
             for order_id in queryset.values_list("pk", flat=True)
         )
         skipped = queryset.count() - moved

@@ -10,16 +10,16 @@ from django.utils import timezone
 from orders.exceptions import ProductUnavailable
 from orders.models import Order, OrderStatus, TransitionSource
 from orders.selectors import order_get, order_get_by_session, product_get_for_sale
-from orders.services import (
-    order_attach_checkout_session,
-    order_create,
-    order_get_or_create,
-    order_mark_payment_pending,
-)
-from orders.transitions import order_confirm, order_fail
+from orders.services import order_attach_checkout_session, order_create, order_get_or_create
+from orders.transitions import order_fail
 from payments import gateway
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
-from payments.services.matching import session_charge_mismatch
+from payments.services.sessions import (
+    PaidTransition,
+    SessionDecision,
+    checkout_session_apply,
+    checkout_session_charge_mismatch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,17 @@ class ReturnOutcome(str, Enum):
     EXPIRED = "expired"
     MISMATCH = "mismatch"  # the session is not the one we created for this order
     UNVERIFIED = "unverified"  # Stripe could not be asked; only the stored state is known
+
+
+# The redirect never says a delayed payment failed (only the async_payment_failed event can).
+RETURN_OUTCOMES = {
+    SessionDecision.PAID: ReturnOutcome.PAID,
+    SessionDecision.PAYMENT_PENDING: ReturnOutcome.PROCESSING,
+    SessionDecision.OPEN: ReturnOutcome.OPEN,
+    SessionDecision.EXPIRED: ReturnOutcome.EXPIRED,
+    SessionDecision.NOT_OURS: ReturnOutcome.MISMATCH,
+    SessionDecision.AMOUNT_MISMATCH: ReturnOutcome.MISMATCH,
+}
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,7 @@ def checkout_start(
             order_fail(order_id=order.id, source=TransitionSource.SYSTEM, reason=str(exc))
         raise
 
-    if session.amount_total is not None and session_charge_mismatch(session=session, order=order):
+    if session.amount_total is not None and checkout_session_charge_mismatch(session=session, order=order):
         _refuse_mismatched_price(order, session)
 
     if not order_attach_checkout_session(order_id=order.id, session_id=session.id):
@@ -198,7 +209,10 @@ def _refuse_mismatched_price(order: Order, session: gateway.CheckoutSession) -> 
 
 
 def checkout_return_verify(*, session_id: str) -> CheckoutReturn:
-    """Ask Stripe about the session the buyer came back from, confirm the order if it is paid."""
+    """Ask Stripe about the session the buyer came back from and apply it; a paid one confirms the order.
+
+    Raises OrderNotFound, before asking Stripe anything, when no order stores this session id.
+    """
     order = order_get_by_session(session_id=session_id)
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
@@ -210,32 +224,10 @@ def checkout_return_verify(*, session_id: str) -> CheckoutReturn:
             note="We could not reach the payment provider to check this payment just now, "
             "so this is what we knew before. This page checks again by itself.",
         )
-
-    problems = _ownership_problems(order, session)
-    if problems:
-        logger.error(
-            "order %s session %s does not match the order, not confirming: %s",
-            order.id,
-            session_id,
-            "; ".join(problems),
-        )
-        return CheckoutReturn(order=order, outcome=ReturnOutcome.MISMATCH, session=session)
-
-    if session.is_paid:
-        order_confirm(
-            order_id=order.id,
-            source=TransitionSource.REDIRECT,
-            payment_intent_id=session.payment_intent_id,
-            customer_email=session.customer_email,
-        )
-        outcome = ReturnOutcome.PAID
-    elif session.status == "complete":
-        order_mark_payment_pending(order_id=order.id, stripe_event_id=None)
-        outcome = ReturnOutcome.PROCESSING
-    elif session.status == "expired":
-        outcome = ReturnOutcome.EXPIRED
-    else:
-        outcome = ReturnOutcome.OPEN
+    applied = checkout_session_apply(
+        session=session, source=TransitionSource.REDIRECT, paid_transition=PaidTransition.CONFIRM, order=order
+    )
+    outcome = RETURN_OUTCOMES[applied.decision]
     logger.info(
         "order %s session %s return: session %s/%s, outcome %s",
         order.id,
@@ -245,17 +237,3 @@ def checkout_return_verify(*, session_id: str) -> CheckoutReturn:
         outcome.value,
     )
     return CheckoutReturn(order=order_get(order_id=order.id), outcome=outcome, session=session)
-
-
-def _ownership_problems(order: Order, session: gateway.CheckoutSession) -> list[str]:
-    """Return why the session is not the one created for this order (empty when it is)."""
-    order_id = str(order.id)
-    problems = []
-    if session.metadata.get("order_id") != order_id:
-        problems.append(f"metadata order_id is {session.metadata.get('order_id')!r}")
-    if session.client_reference_id != order_id:
-        problems.append(f"client_reference_id is {session.client_reference_id!r}")
-    mismatch = session_charge_mismatch(session=session, order=order)
-    if mismatch:
-        problems.append(mismatch)
-    return problems
