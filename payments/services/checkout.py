@@ -25,7 +25,10 @@ logger = logging.getLogger(__name__)
 
 # Replaced by the order's id in the success and cancel URLs, as Stripe replaces {CHECKOUT_SESSION_ID}.
 ORDER_ID_PLACEHOLDER = "{ORDER_ID}"
-# A session must stay open long enough for the buyer to pay; Stripe refuses an expiry this close anyway.
+# A repeated submit is sent back to the session its first submit opened, which expires with the order's
+# first expires_at. With less time left than this the buyer could hardly pay, so they start again.
+# (Stripe refuses to create a session expiring under 30 minutes after creation, see payments/checks.py,
+# but a repeat gets the first session back by its idempotency key, so that limit does not apply here.)
 MIN_SECONDS_LEFT_TO_PAY = 5 * 60
 
 
