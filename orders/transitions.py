@@ -89,25 +89,7 @@ def _apply(
     with transaction.atomic(savepoint=False):
         won = Order.objects.filter(pk=order_id, status__in=transition.from_statuses).update(**values) == 1
         if won:
-            # Our UPDATE holds the row until commit, so nobody can change previous_status under us.
-            from_status = Order.objects.values_list("previous_status", flat=True).get(pk=order_id)
-            OrderTransition.objects.create(
-                order_id=order_id,
-                from_status=from_status,
-                to_status=transition.to_status,
-                source=source,
-                stripe_event_id=stripe_event_id,
-                note=note,
-            )
-            if transition is FULFILL:
-                # robust: a failing receiver must not turn this committed, final transition into an error
-                # for the caller; the signal stays owed and order_fulfillment_signals_resend sends it again.
-                transaction.on_commit(
-                    lambda: order_fulfillment_signal_send(
-                        order_id=order_id, source=source.value, stripe_event_id=stripe_event_id
-                    ),
-                    robust=True,
-                )
+            from_status = _record_win(transition, order_id, source, stripe_event_id, note)
     if won:
         logger.info(
             "order %s %s: %s -> %s (source=%s event=%s)",
@@ -132,6 +114,36 @@ def _apply(
     return TransitionResult(won=False, from_status=current, status=current)
 
 
+def _record_win(
+    transition: Transition,
+    order_id: uuid.UUID | str,
+    source: TransitionSource,
+    stripe_event_id: str | None,
+    note: str,
+) -> str:
+    """Write the winner's audit row (and, for fulfil, the signal after the commit); return the from-state."""
+    # Our UPDATE holds the row until commit, so nobody can change previous_status under us.
+    from_status = Order.objects.values_list("previous_status", flat=True).get(pk=order_id)
+    OrderTransition.objects.create(
+        order_id=order_id,
+        from_status=from_status,
+        to_status=transition.to_status,
+        source=source,
+        stripe_event_id=stripe_event_id,
+        note=note,
+    )
+    if transition is FULFILL:
+        # robust: a failing receiver must not turn this committed, final transition into an error
+        # for the caller; the signal stays owed and order_fulfillment_signals_resend sends it again.
+        transaction.on_commit(
+            lambda: order_fulfillment_signal_send(
+                order_id=order_id, source=source.value, stripe_event_id=stripe_event_id
+            ),
+            robust=True,
+        )
+    return from_status
+
+
 def order_confirm(
     *,
     order_id: uuid.UUID | str,
@@ -140,7 +152,7 @@ def order_confirm(
     payment_intent_id: str = "",
     customer_email: str = "",
 ) -> TransitionResult:
-    """Move a pending order to confirmed."""
+    """Move a pending order to confirmed, keeping the payment details Stripe gave."""
     return _apply(
         CONFIRM,
         order_id=order_id,
@@ -187,7 +199,7 @@ def order_expire(
     source: str,
     stripe_event_id: str | None = None,
 ) -> TransitionResult:
-    """Move a pending order to expired."""
+    """Move a pending order to expired; never a confirmed one, whose money is on its way."""
     return _apply(EXPIRE, order_id=order_id, source=source, stripe_event_id=stripe_event_id)
 
 

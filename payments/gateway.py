@@ -200,7 +200,7 @@ def price_create(*, product_id: str, unit_amount: int, currency: str, sku: str) 
 
 
 def price_retrieve(*, price_id: str) -> StripePrice:
-    """Return a Stripe Price."""
+    """Return a Stripe Price; StripeResourceMissing when Stripe has none with that id."""
     try:
         price = client().v1.prices.retrieve(price_id)
     except stripe.StripeError as exc:

@@ -3,12 +3,13 @@
 import logging
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from orders.exceptions import ProductUnavailable
-from orders.models import Order, OrderStatus, TransitionSource
+from orders.models import Order, OrderStatus, Product, TransitionSource
 from orders.selectors import order_get, order_get_by_session, product_get_for_sale
 from orders.services import order_attach_checkout_session, order_create, order_get_or_create
 from orders.transitions import order_fail
@@ -114,15 +115,7 @@ def checkout_start(
             f"Item {sku!r} cannot be paid for yet: it has no Stripe price. "
             "(Shop owner: run `python manage.py sync_catalog`.)"
         )
-    if checkout_token:
-        order, created = order_get_or_create(
-            product=product, quantity=quantity, checkout_token=checkout_token, customer_email=customer_email
-        )
-    else:
-        order, created = order_create(product=product, quantity=quantity, customer_email=customer_email), True
-    if not created:
-        _check_repeat_matches(order, product_id=product.pk, quantity=quantity)
-
+    order, created = _order_for_token(product, quantity, checkout_token, customer_email)
     # From the order, not from now, so a repeated call sends Stripe identical parameters and its
     # idempotency key answers with the same session.
     expires_at = int(order.created_at.timestamp()) + settings.CHECKOUT_SESSION_TTL_SECONDS
@@ -132,42 +125,16 @@ def checkout_start(
             "Choose your item again to start a new order.",
             order=order,
         )
-    try:
-        session = gateway.checkout_session_create(
-            order_id=str(order.id),
-            price_id=product.stripe_price_id,
-            quantity=quantity,
-            success_url=success_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
-            cancel_url=cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
-            expires_at=expires_at,
-            customer_email=customer_email,
-        )
-    except PaymentProviderNotConfigured:
-        raise
-    except PaymentProviderError as exc:
-        logger.error("order %s checkout session create failed (repeat=%s): %s", order.id, not created, exc)
-        # A repeated submit leaves the order to the request that created it, which may well succeed.
-        if created:
-            order_fail(order_id=order.id, source=TransitionSource.SYSTEM, reason=str(exc))
-        raise
-
-    if session.amount_total is not None and checkout_session_charge_mismatch(session=session, order=order):
-        _refuse_mismatched_price(order, session)
-
-    if not order_attach_checkout_session(order_id=order.id, session_id=session.id):
-        order.refresh_from_db(fields=["stripe_checkout_session_id"])
-        if order.stripe_checkout_session_id != session.id:
-            # Only possible once Stripe has forgotten the idempotency key; the order keeps its first session.
-            logger.error(
-                "order %s already has session %s; Stripe opened another, %s, which is not used",
-                order.id,
-                order.stripe_checkout_session_id,
-                session.id,
-            )
-            raise CheckoutAlreadySubmitted(
-                f"This checkout form was already used (order {order.id}). Choose your item again.",
-                order=order,
-            )
+    session = _session_open(
+        order,
+        created=created,
+        price_id=product.stripe_price_id,
+        success_url=success_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
+        cancel_url=cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
+        expires_at=expires_at,
+        customer_email=customer_email,
+    )
+    _session_store(order, session)
     logger.info(
         "order %s session %s opened: %s x %d, expires_at=%d, repeat=%s",
         order.id,
@@ -178,6 +145,58 @@ def checkout_start(
         not created,
     )
     return CheckoutStart(order=order, session=session, created=created)
+
+
+def _order_for_token(
+    product: Product, quantity: int, checkout_token: str | None, customer_email: str
+) -> tuple[Order, bool]:
+    """Return the token's order (created now, or by the first submit) and whether it was created now."""
+    if not checkout_token:
+        return order_create(product=product, quantity=quantity, customer_email=customer_email), True
+    order, created = order_get_or_create(
+        product=product, quantity=quantity, checkout_token=checkout_token, customer_email=customer_email
+    )
+    if not created:
+        _check_repeat_matches(order, product_id=product.pk, quantity=quantity)
+    return order, created
+
+
+def _session_open(order: Order, *, created: bool, price_id: str, **params: Any) -> gateway.CheckoutSession:
+    """Open the order's Checkout Session at the catalog's price, failing the order if Stripe refuses."""
+    try:
+        session = gateway.checkout_session_create(
+            order_id=str(order.id), price_id=price_id, quantity=order.quantity, **params
+        )
+    except PaymentProviderNotConfigured:
+        raise
+    except PaymentProviderError as exc:
+        logger.error("order %s checkout session create failed (repeat=%s): %s", order.id, not created, exc)
+        # A repeated submit leaves the order to the request that created it, which may well succeed.
+        if created:
+            order_fail(order_id=order.id, source=TransitionSource.SYSTEM, reason=str(exc))
+        raise
+    if session.amount_total is not None and checkout_session_charge_mismatch(session=session, order=order):
+        _refuse_mismatched_price(order, session)
+    return session
+
+
+def _session_store(order: Order, session: gateway.CheckoutSession) -> None:
+    """Store the session id on the order, unless it holds another (then refuse this checkout)."""
+    if order_attach_checkout_session(order_id=order.id, session_id=session.id):
+        return
+    order.refresh_from_db(fields=["stripe_checkout_session_id"])
+    if order.stripe_checkout_session_id != session.id:
+        # Only possible once Stripe has forgotten the idempotency key; the order keeps its first session.
+        logger.error(
+            "order %s already has session %s; Stripe opened another, %s, which is not used",
+            order.id,
+            order.stripe_checkout_session_id,
+            session.id,
+        )
+        raise CheckoutAlreadySubmitted(
+            f"This checkout form was already used (order {order.id}). Choose your item again.",
+            order=order,
+        )
 
 
 def _check_repeat_matches(order: Order, *, product_id: int, quantity: int) -> None:

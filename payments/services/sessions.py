@@ -127,29 +127,7 @@ def checkout_session_apply(
             return applied
     if dry_run:
         return SessionApplied(decision, session.id, owner.pk, f"would apply: {decision}")
-    if decision == SessionDecision.PAID:
-        result = PAID_TRANSITIONS[paid_transition](
-            order_id=owner.pk,
-            source=source,
-            stripe_event_id=stripe_event_id,
-            payment_intent_id=session.payment_intent_id,
-            customer_email=session.customer_email,
-        )
-        return _moved(decision, session, owner, result, done=result.status or "")
-    if decision == SessionDecision.PAYMENT_FAILED:
-        result = transitions.order_fail(
-            order_id=owner.pk,
-            source=source,
-            reason=f"The delayed payment failed (Checkout Session {session.id}).",
-            stripe_event_id=stripe_event_id,
-        )
-        return _moved(decision, session, owner, result, done="failed: the delayed payment failed")
-    if decision == SessionDecision.EXPIRED:
-        result = transitions.order_expire(order_id=owner.pk, source=source, stripe_event_id=stripe_event_id)
-        return _moved(decision, session, owner, result, done="expired")
-    if decision == SessionDecision.PAYMENT_PENDING:
-        return SessionApplied(decision, session.id, owner.pk, _mark_pending(session, owner, stripe_event_id))
-    return SessionApplied(decision, session.id, owner.pk, "session is open: the buyer has not paid yet")
+    return _act(decision, session, owner, source, paid_transition, stripe_event_id)
 
 
 def checkout_session_decision(*, session: CheckoutSession, payment_failed: bool = False) -> SessionDecision:
@@ -206,6 +184,40 @@ def _owner(session: CheckoutSession, *, known: Order | None, dry_run: bool) -> O
     if stored not in (None, session.id):
         raise _NotOurs(f"order {order.pk} belongs to session {stored}")
     return order
+
+
+def _act(
+    decision: SessionDecision,
+    session: CheckoutSession,
+    owner: Order,
+    source: str,
+    paid_transition: PaidTransition,
+    stripe_event_id: str | None,
+) -> SessionApplied:
+    """Ask for the transition the decision calls for (or mark the payment pending) and say what it did."""
+    if decision == SessionDecision.PAID:
+        result = PAID_TRANSITIONS[paid_transition](
+            order_id=owner.pk,
+            source=source,
+            stripe_event_id=stripe_event_id,
+            payment_intent_id=session.payment_intent_id,
+            customer_email=session.customer_email,
+        )
+        return _moved(decision, session, owner, result, done=result.status or "")
+    if decision == SessionDecision.PAYMENT_FAILED:
+        result = transitions.order_fail(
+            order_id=owner.pk,
+            source=source,
+            reason=f"The delayed payment failed (Checkout Session {session.id}).",
+            stripe_event_id=stripe_event_id,
+        )
+        return _moved(decision, session, owner, result, done="failed: the delayed payment failed")
+    if decision == SessionDecision.EXPIRED:
+        result = transitions.order_expire(order_id=owner.pk, source=source, stripe_event_id=stripe_event_id)
+        return _moved(decision, session, owner, result, done="expired")
+    if decision == SessionDecision.PAYMENT_PENDING:
+        return SessionApplied(decision, session.id, owner.pk, _mark_pending(session, owner, stripe_event_id))
+    return SessionApplied(decision, session.id, owner.pk, "session is open: the buyer has not paid yet")
 
 
 def _moved(

@@ -32,7 +32,6 @@ def _text(status: int, message: str) -> HttpResponse:
 @require_POST
 @transaction.non_atomic_requests
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
-    """Receive one Stripe event delivery."""
     limit = settings.STRIPE_WEBHOOK_MAX_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
