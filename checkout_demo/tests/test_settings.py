@@ -14,6 +14,7 @@ PRODUCTION_ENV = {
     "DJANGO_ALLOWED_HOSTS": "shop.example.com",
     "DATABASE_URL": "sqlite:////tmp/checkout-demo-settings-test.sqlite3",
 }
+LOCAL_DATABASE = PRODUCTION_ENV["DATABASE_URL"]
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -29,7 +30,8 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_missing_secret_key_stops_start_up_when_debug_is_off():
-    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "DJANGO_SECRET_KEY"}
+    # Empty rather than absent, so a developer's .env cannot supply one.
+    env = {**PRODUCTION_ENV, "DJANGO_SECRET_KEY": ""}
 
     result = _manage("check", env=env)
 
@@ -45,10 +47,42 @@ def test_deploy_check_reports_nothing_serious_with_production_variables():
     assert all("security.W021" in line for line in reported), result.stderr
 
 
-def test_zero_configuration_runs_locally():
-    result = _manage("check", env={"DATABASE_URL": "sqlite:////tmp/checkout-demo-settings-test.sqlite3"})
+def test_without_configuration_debug_is_off_and_a_secret_key_is_required():
+    # DJANGO_DEBUG empty means unset here; an empty value also keeps a developer's .env out of it.
+    result = _manage(
+        "check", env={"DJANGO_DEBUG": "", "DJANGO_SECRET_KEY": "", "DATABASE_URL": LOCAL_DATABASE}
+    )
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+    assert "dev.py run" in result.stderr
+
+
+def test_debug_runs_locally_without_any_other_configuration():
+    result = _manage(
+        "check", env={"DJANGO_DEBUG": "true", "DJANGO_SECRET_KEY": "", "DATABASE_URL": LOCAL_DATABASE}
+    )
 
     assert result.returncode == 0, result.stderr
+
+
+def test_debug_is_off_when_the_variable_is_not_set_anywhere():
+    # `.env` is kept out by replacing its loader, so only the code's default decides.
+    code = (
+        "import dotenv; dotenv.load_dotenv = lambda *args, **kwargs: None; "
+        "import checkout_demo.settings as s; print(s.DEBUG)"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SECRET_KEY": PRODUCTION_ENV["DJANGO_SECRET_KEY"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.stdout.strip() == "False", result.stderr
 
 
 @pytest.mark.parametrize("value", ["maybe", "2"])
