@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 from orders.models import Product
@@ -22,3 +23,9 @@ def product(db) -> Product:
         currency="usd",
         stripe_price_id="price_test_fixture",
     )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Start every test with empty rate-limit counters (they live in the local-memory cache)."""
+    cache.clear()
