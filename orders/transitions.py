@@ -20,8 +20,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orders.fulfillment import order_fulfillment_signal_send
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
+from orders.tasks import order_fulfillment_signal_task
 
 logger = logging.getLogger(__name__)
 
@@ -86,13 +86,9 @@ def _apply(
                 note=note,
             )
             if transition is FULFILL:
-                # robust: a failing receiver must not turn this committed, final transition into an error
-                # for the caller; the signal stays owed and order_fulfillment_signals_resend sends it again.
-                transaction.on_commit(
-                    lambda: order_fulfillment_signal_send(
-                        order_id=order_id, source=source.value, stripe_event_id=stripe_event_id
-                    ),
-                    robust=True,
+                # Queued in this transaction: the signal's task commits with the fulfilment, or neither does.
+                order_fulfillment_signal_task.enqueue(
+                    order_id=str(order_id), source=source.value, stripe_event_id=stripe_event_id
                 )
     if won:
         logger.info(
