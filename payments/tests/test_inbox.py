@@ -138,9 +138,10 @@ def test_copies_of_an_event_still_waiting_queue_it_again_and_it_is_processed_onc
 
     replies = [deliver(client, evt).content for _ in range(3)]
 
-    assert replies == [b"received: processing queued"] + [
-        b"duplicate: event was received, processing queued again"
-    ] * 2
+    assert (
+        replies
+        == [b"received: processing queued"] + [b"duplicate: event was received, processing queued again"] * 2
+    )
     assert tasks_run() == 4  # three runs of the event (two find it finished), one fulfillment signal
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts) == ("processed", 1)
