@@ -12,15 +12,19 @@ builds N distinct `checkout.session.completed` events shaped like Stripe's (abou
    Django, on C threads with a connection each, against N fresh orders: the INSERT of the event in its
    own autocommit, then one transaction with the conditional UPDATE of the order, the audit row and the
    event's status, which is the inbox's transaction structure (payments/services/inbox.py);
-2. the same, issuing every statement the Django path issues, as PostgreSQL's log shows them (the
-   connection health check, the handler's order lookup, the transition's savepoint and its re-read of
-   the previous status), to split the gap into "more statements" and "Django and HTTP";
+2. the mirror: every statement the webhook's request issues, by plain psycopg (the connection health
+   check, then the event and its task row in one transaction), to split the gap into "statements" and
+   "Django and HTTP";
 3. the webhook: gunicorn with the project's gunicorn.conf.py, production settings, C clients posting
    the events, each signed as Stripe signs, over keep-alive connections; the load generator runs on
-   the same machine and its CPU counts against the result.
+   the same machine and its CPU counts against the result. The webhook only acknowledges: it stores
+   the event and queues its processing;
+4. then `--task-workers` db_worker processes drain the queue (the webhook's tasks and the mirror's),
+   timed, since processing is what they do.
 
 It prints events/s, latency percentiles and errors for each, the ratio webhook / reference, where the
-CPU went, and then checks that every order was fulfilled exactly once (one fulfilling transition, one
+CPU went, how long the workers took to drain the queue, and then checks that every order was fulfilled
+exactly once (one fulfilling transition, one
 stored event, processed). Exit status 1 when a check fails.
 """
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import sqlite3
@@ -51,6 +56,7 @@ from bench.harness import (
     HarnessError,
     LoadResult,
     SignedEvent,
+    TaskWorkers,
     bench_environment,
     completed_events,
     default_database_url,
@@ -60,6 +66,7 @@ from bench.harness import (
     proc_cpu_seconds,
     say,
     script_exit,
+    tasks_drained,
     webhook_statements,
 )
 from stripe_emulator import objects as emulator_objects
@@ -97,23 +104,22 @@ SQL_SIGNAL_MARK = (
     "UPDATE orders_order SET fulfillment_signalled_at = %s "
     "WHERE id = %s AND status = 'fulfilled' AND fulfillment_signalled_at IS NULL"
 )
-# What the Django path sends besides (seen in PostgreSQL's log with log_statement=all): a health check
-# per request (CONN_HEALTH_CHECKS), the handler's order_get (select_related product), and the
-# transition's re-read of previous_status after its UPDATE. The run checks this list against the
-# statements Django's cursor really sends (DJANGO_PATH_STATEMENTS) and says so when they part.
-SQL_ORDER_GET = (
-    "SELECT o.*, p.* FROM orders_order o JOIN orders_product p ON o.product_id = p.id WHERE o.id = %s"
+# The request's own statements since processing moved to a worker (payments.services.intake): the
+# event and its task row in one transaction, the INSERT of the event in a savepoint.
+SQL_TASK_INSERT = (
+    "INSERT INTO django_tasks_database_dbtaskresult (id, status, enqueued_at, started_at, finished_at, "
+    "args_kwargs, priority, task_path, worker_ids, queue_name, backend_name, run_after, return_value, "
+    "exception_class_path, traceback) VALUES (%s, 'READY', %s, NULL, NULL, {json}, 0, "
+    "'payments.tasks.stripe_event_process_task', {empty_list}, 'default', 'default', %s, NULL, '', '')"
 )
-SQL_PREVIOUS_STATUS = "SELECT previous_status FROM orders_order WHERE id = %s"
 DJANGO_PATH_STATEMENTS = [
-    "INSERT payments_stripeevent",
-    "SELECT orders_order (in transaction)",
-    "UPDATE orders_order (in transaction)",
-    "SELECT orders_order (in transaction)",
-    "INSERT orders_ordertransition (in transaction)",
-    "UPDATE payments_stripeevent (in transaction)",
-    "UPDATE orders_order (in transaction)",
+    "SAVEPOINT (in transaction)",
+    "INSERT payments_stripeevent (in transaction)",
+    "RELEASE (in transaction)",
+    "INSERT django_tasks_database_dbtaskresult (in transaction)",
 ]
+# The task row's run_after when none is asked for (django_tasks_db.models.get_date_max).
+RUN_AFTER_NONE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -142,12 +148,13 @@ class ReferenceWorker:
         json_cast = "%s" if self.sqlite else "%s::jsonb"
         returning = " RETURNING previous_status"
         self.sql_insert = self._sql(SQL_EVENT_INSERT.format(json=json_cast))
-        self.sql_fulfill = self._sql(SQL_ORDER_FULFILL + ("" if mirror else returning))
+        self.sql_fulfill = self._sql(SQL_ORDER_FULFILL + returning)
         self.sql_transition = self._sql(SQL_TRANSITION_INSERT)
         self.sql_finish = self._sql(SQL_EVENT_FINISH)
-        self.sql_order_get = self._sql(SQL_ORDER_GET)
-        self.sql_previous = self._sql(SQL_PREVIOUS_STATUS)
         self.sql_signal_mark = self._sql(SQL_SIGNAL_MARK)
+        self.sql_task_insert = self._sql(
+            SQL_TASK_INSERT.format(json=json_cast, empty_list="'[]'" if self.sqlite else "'[]'::jsonb")
+        )
         if self.sqlite:
             # Django's SQLite options (checkout_demo.settings): WAL, synchronous NORMAL, IMMEDIATE
             # transactions, a 20 s busy timeout; autocommit outside transactions.
@@ -198,16 +205,11 @@ class ReferenceWorker:
         event_pk = cur.fetchall()[0][0]
         self._begin()
         try:
-            if self.mirror:
-                cur.execute(self.sql_order_get, (order_id,))
-                cur.fetchall()
             now = self._now()
             cur.execute(
                 self.sql_fulfill,
                 (now, now, False, event.payment_intent_id, event.customer_email, order_id),
             )
-            if self.mirror:
-                cur.execute(self.sql_previous, (order_id,))
             from_status = cur.fetchall()[0][0]
             cur.execute(self.sql_transition, (order_id, from_status, event.event_id, now))
             cur.execute(self.sql_finish, (order_id, now, event_pk))
@@ -217,6 +219,44 @@ class ReferenceWorker:
         self._end("COMMIT")
         self._begin()
         cur.execute(self.sql_signal_mark, (self._now(), order_id))
+        self._end("COMMIT")
+
+    def acknowledge(self, event: SignedEvent) -> None:
+        """Send the webhook request's statements: the event and its task row, in one transaction.
+
+        The task rows are real: the run's db_workers process them afterwards, like the webhook's.
+        """
+        created = datetime.fromtimestamp(event.created, tz=timezone.utc)
+        if self.sqlite:
+            created = created.strftime("%Y-%m-%d %H:%M:%S")
+        cur = self.conn.cursor()
+        if self.health_check:
+            cur.execute("SELECT 1")  # CONN_HEALTH_CHECKS: Django checks a reused connection per request
+            cur.fetchall()
+        self._begin()
+        try:
+            cur.execute("SAVEPOINT ack")
+            cur.execute(
+                self.sql_insert,
+                (
+                    event.event_id,
+                    "checkout.session.completed",
+                    emulator_objects.API_VERSION,
+                    False,
+                    created,
+                    event.body.decode(),
+                    self._now(),
+                ),
+            )
+            cur.fetchall()
+            cur.execute("RELEASE SAVEPOINT ack")
+            kwargs = json.dumps({"args": [], "kwargs": {"stripe_event_id": event.event_id}})
+            run_after = RUN_AFTER_NONE.strftime("%Y-%m-%d %H:%M:%S") if self.sqlite else RUN_AFTER_NONE
+            task_id = uuid.uuid4().hex if self.sqlite else uuid.uuid4()
+            cur.execute(self.sql_task_insert, (task_id, self._now(), kwargs, run_after))
+        except BaseException:
+            self._end("ROLLBACK")
+            raise
         self._end("COMMIT")
 
     def _begin(self) -> None:
@@ -259,7 +299,7 @@ def run_reference(
         while (i := take()) is not None:
             began = time.perf_counter()
             try:
-                worker.handle(events[i])
+                (worker.acknowledge if worker.mirror else worker.handle)(events[i])
             except Exception as exc:  # counted and shown; the checks afterwards say what was lost
                 errors += 1
                 if errors == 1:
@@ -524,6 +564,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             server.stop()
 
+        workers = TaskWorkers(env=env, count=args.task_workers, log_path=workdir / "db_worker.log").start()
+        try:
+            drained, drain_seconds = tasks_drained(timeout=max(120.0, n / 10))
+        finally:
+            workers.stop()
+        if not drained:
+            raise HarnessError(f"the task queue did not drain in {drain_seconds:.0f} s; see {workdir}")
+        processed = 2 * n + warm + len(probe_events)  # the webhook's and the mirror's events
+        say(
+            f"  queue drained by {args.task_workers} db_worker(s) in {drain_seconds:.1f} s: "
+            f"{processed / drain_seconds if drain_seconds else 0:.0f} events/s processed, each with its "
+            "fulfillment signal"
+        )
+
         problems = {
             "webhook": fulfilled_exactly_once(web_events),
             "reference": fulfilled_exactly_once(ref_events),
@@ -614,6 +668,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-n", "--events", type=int, help="events to send (default 5000; --quick 300)")
     parser.add_argument("-c", "--concurrency", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    parser.add_argument(
+        "--task-workers", type=int, default=2, help="db_worker processes draining the queue (default 2)"
+    )
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument(
         "--max-requests", type=int, help="override gunicorn.conf.py's max_requests (0 turns restarts off)"
