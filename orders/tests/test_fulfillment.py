@@ -29,7 +29,7 @@ def received():
 def _fulfilled_with_no_worker_running(product) -> Order:
     """Fulfill an order whose signal's task no worker runs (none is running, or its retries ran out)."""
     order = order_create(product=product, quantity=1)
-    assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_dead")
+    assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_dead").won
     return order
 
 
@@ -87,7 +87,7 @@ def test_failing_receiver_rolls_back_its_writes_and_leaves_the_signal_owed(produ
     try:
         order = order_create(product=product, quantity=1)
         # The transition is committed and final: the caller still learns it won.
-        assert transitions.order_fulfill(order_id=order.pk, source="webhook") is True
+        assert transitions.order_fulfill(order_id=order.pk, source="webhook").won is True
         assert tasks_run() == 1  # it failed; its retry waits for the backoff
         order.refresh_from_db()
         assert order.status == "fulfilled"

@@ -13,38 +13,19 @@ unprocessed. The inbox's conditional UPDATE keeps the processing exactly-once ei
 """
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError, transaction
 
-from payments.models import UNFINISHED_STATUSES, EventSource
+from payments.models import UNFINISHED_STATUSES, EventSource, EventStatus
+from payments.outcome import EventOutcome
 from payments.services.inbox import EventNotStored, stripe_event_record
 from payments.tasks import stripe_event_process_task
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Intake:
-    """What the webhook did with one delivery: whether it queued processing, and the stored status."""
-
-    stripe_id: str
-    status: str
-    queued: bool
-    duplicate: bool
-
-    @property
-    def reply(self) -> str:
-        """Return the short text a webhook answer carries."""
-        if not self.duplicate:
-            return "received: processing queued"
-        if self.queued:
-            return f"duplicate: event was {self.status}, processing queued again"
-        return f"duplicate: event already {self.status}"
-
-
-def stripe_event_intake(*, event: dict[str, Any], payload: bytes | str) -> Intake:
+def stripe_event_intake(*, event: dict[str, Any], payload: bytes | str) -> EventOutcome:
     """Store a verified event delivery and queue its processing, unless a stored copy is finished.
 
     Raises EventNotStored when the database cannot take the event, or its task, right now.
@@ -69,4 +50,8 @@ def stripe_event_intake(*, event: dict[str, Any], payload: bytes | str) -> Intak
             status,
             ", processing queued again" if queue else "",
         )
-    return Intake(event["id"], status, queued=queue, duplicate=not created)
+    if created:
+        return EventOutcome.of(event, EventStatus.RECEIVED, "processing queued")
+    if queue:
+        return EventOutcome.of(event, status, "stored before, processing queued again")
+    return EventOutcome.of(event, status, "already finished", duplicate=True)

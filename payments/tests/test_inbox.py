@@ -140,7 +140,7 @@ def test_copies_of_an_event_still_waiting_queue_it_again_and_it_is_processed_onc
 
     assert (
         replies
-        == [b"received: processing queued"] + [b"duplicate: event was received, processing queued again"] * 2
+        == [b"received: processing queued"] + [b"received: stored before, processing queued again"] * 2
     )
     assert tasks_run() == 4  # three runs of the event (two find it finished), one fulfillment signal
     stored = StripeEvent.objects.get()
@@ -156,7 +156,7 @@ def test_event_left_received_without_a_task_is_processed_on_redelivery(client, p
 
     response = deliver(client, evt)
 
-    assert response.content == b"duplicate: event was received, processing queued again"
+    assert response.content == b"received: stored before, processing queued again"
     tasks_run()
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts) == ("processed", 1)
@@ -164,18 +164,45 @@ def test_event_left_received_without_a_task_is_processed_on_redelivery(client, p
     assert order.status == OrderStatus.FULFILLED
 
 
-def test_failed_event_is_processed_again_on_redelivery(client, product, tasks_run):
+def crash(event, source):
+    raise RuntimeError("the fulfilment backend is down")
+
+
+def test_failed_event_is_processed_again_on_redelivery(client, product, tasks_run, settings):
+    settings.STRIPE_EVENT_MAX_ATTEMPTS = 1  # its retries ran out: only a redelivery runs it again
     order = open_order(product)
-    evt = session_event(COMPLETED, order, amount_total=1)
+    evt = session_event(COMPLETED, order)
     deliver(client, evt)
-    tasks_run()
+    with mock.patch.dict(handlers.HANDLERS, {COMPLETED: crash}):
+        tasks_run()
+    assert StripeEvent.objects.get().status == "failed"
 
     response = deliver(client, evt)
     tasks_run()
 
-    assert response.status_code == 200
+    assert response.content == b"failed: stored before, processing queued again"
     stored = StripeEvent.objects.get()
-    assert (stored.status, stored.attempts) == ("failed", 2)
+    assert (stored.status, stored.attempts) == ("processed", 2)
+
+
+def test_redelivery_of_a_needs_review_event_answers_200_and_queues_nothing(client, product, tasks_run):
+    order = open_order(product)
+    evt = session_event(COMPLETED, order, amount_total=1)
+    first = deliver(client, evt)
+    assert tasks_run() == 1  # a refusal only a person can settle: no retry is queued
+    before = StripeEvent.objects.values().get()
+
+    response = deliver(client, evt)
+
+    assert first.status_code == 200
+    assert response.status_code == 200
+    assert response.content == b"duplicate: event already needs_review"
+    assert tasks_run() == 0
+    assert StripeEvent.objects.values().get() == before
+    assert (before["status"], before["attempts"]) == ("needs_review", 1)
+    assert "amount mismatch" in before["outcome"]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
 
 
 def test_database_down_while_storing_answers_503_and_stores_nothing(client, product):
@@ -219,7 +246,7 @@ def test_unexpected_error_while_processing_rolls_back_and_keeps_the_event_as_fai
     assert deliver(client, evt).status_code == 200
 
     def fulfill_then_crash(event, source):
-        handlers.checkout_session_completed(event, source)
+        handlers.checkout_session_event(event, source)
         raise RuntimeError("the fulfilment backend is down")
 
     with mock.patch.dict(handlers.HANDLERS, {COMPLETED: fulfill_then_crash}):

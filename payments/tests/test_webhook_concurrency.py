@@ -77,7 +77,7 @@ def test_concurrent_copies_of_one_event_fulfill_once(product, fulfilled_signals,
     assert sum(answers.values()) - answers[b"received: processing queued"] == THREADS - 1
     assert set(answers) <= {
         b"received: processing queued",
-        b"duplicate: event was received, processing queued again",
+        b"received: stored before, processing queued again",
     }
     assert StripeEvent.objects.count() == 1
     assert StripeEvent.objects.get().attempts == 1

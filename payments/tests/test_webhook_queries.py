@@ -101,6 +101,30 @@ def test_processing_a_paid_event_costs_the_inbox_the_transition_and_the_signals_
     ]
 
 
+def test_processing_a_paid_event_that_loses_costs_one_read_to_say_what_the_order_already_is(
+    client, product, tasks_run
+):
+    order = open_order(product)
+    deliver(client, session_event("checkout.session.async_payment_succeeded", order))
+    tasks_run()
+    late = session_event("checkout.session.completed", order)  # another event, for an order already fulfilled
+    deliver(client, late)
+
+    with CaptureQueriesContext(connection) as captured:
+        reply = stripe_event_process_task.call(stripe_event_id=late["id"])
+
+    assert reply == "processed: no-op: order already fulfilled"
+    assert _statements(captured) == [
+        "SELECT payments_stripeevent",
+        "BEGIN",
+        "SELECT orders_order",  # the order's payment fields
+        "UPDATE orders_order",  # the conditional transition, which touches no row
+        "SELECT orders_order",  # the one read a loser costs: what the order already is
+        "UPDATE payments_stripeevent",
+        "COMMIT",
+    ]
+
+
 def test_sending_the_fulfillment_signal_costs_its_claim(client, product):
     order = open_order(product)
     event = session_event("checkout.session.completed", order)

@@ -9,10 +9,10 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 
 from orders.models import OrderStatus
-from payments import gateway
 from payments.models import StripeEvent
 from payments.tests.conftest import WEBHOOK_SECRET
 from payments.tests.events import body, deliver, open_order, session_event, sign
+from payments.tests.signing import webhook_signature_header
 from payments.views import webhook
 from payments.views.webhook import stripe_webhook
 
@@ -38,7 +38,7 @@ def test_event_signed_with_the_secret_is_stored_and_processed(client, product, t
     payload = body(session_event("checkout.session.completed", order))
 
     response = deliver(
-        client, payload, signature=gateway.webhook_signature_header(payload=payload, secret=WEBHOOK_SECRET)
+        client, payload, signature=webhook_signature_header(payload=payload, secret=WEBHOOK_SECRET)
     )
 
     assert response.status_code == 200

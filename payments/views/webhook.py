@@ -2,9 +2,10 @@
 
 Stripe asks for a 2xx before any complex logic. 2xx means "stored, and its processing queued" (or a
 copy already stored): the event row and its task row commit together, and a worker processes it
-(`payments.tasks`), retrying a crash with backoff. 5xx (503) means "not stored": Stripe then delivers
-the event again, for days. 4xx means the request is not a genuine Stripe event: nothing is stored.
-No Stripe API call is made here: the signed payload is the truth at its moment.
+(`payments.tasks`), retrying a crash with backoff; an outcome only a person can settle is stored as
+needs_review. 5xx (503) means "not stored": Stripe then delivers the event again, for days. 4xx means
+the request is not a genuine Stripe event: nothing is stored. No Stripe API call is made here: the
+signed payload is the truth at its moment.
 """
 
 import logging
@@ -32,7 +33,6 @@ def _text(status: int, message: str) -> HttpResponse:
 @require_POST
 @transaction.non_atomic_requests
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
-    """Receive one Stripe event delivery."""
     limit = settings.STRIPE_WEBHOOK_MAX_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
