@@ -1,13 +1,11 @@
 """Admin for the catalog and for orders; an order's status changes only through the state machine."""
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from orders import transitions
-from orders.models import Order, OrderTransition, Product, TransitionSource
+from orders.models import Order, OrderTransition, Product
 
 
 def format_amount(amount: int, currency: str) -> str:
@@ -51,7 +49,7 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ("product",)
     date_hierarchy = "created_at"
     inlines = [OrderTransitionInline]
-    actions = ["fulfill_selected", "fail_selected", "expire_selected"]
+    # The actions that move an order ask Stripe first, so they live in payments (payments/admin_orders.py).
     fields = (
         "id",
         "status",
@@ -93,29 +91,3 @@ class OrderAdmin(admin.ModelAdmin):
         except NoReverseMatch:
             return "-"
         return format_html('<a href="{}?order__id__exact={}">Events of this order</a>', url, order.pk)
-
-    def _transition_selected(
-        self, request: HttpRequest, queryset: QuerySet[Order], name: str, **kwargs: str
-    ) -> None:
-        apply = getattr(transitions, f"order_{name}")
-        moved = sum(
-            apply(order_id=order_id, source=TransitionSource.ADMIN, **kwargs)
-            for order_id in queryset.values_list("pk", flat=True)
-        )
-        skipped = queryset.count() - moved
-        self.message_user(
-            request, f"{name.capitalize()}: {moved} order(s) moved, {skipped} left as they were."
-        )
-
-    @admin.action(description="Fulfill selected orders (pending or confirmed)")
-    def fulfill_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        self._transition_selected(request, queryset, "fulfill")
-
-    @admin.action(description="Fail selected orders (pending or confirmed)")
-    def fail_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        reason = f"Failed by {request.user} in the admin."
-        self._transition_selected(request, queryset, "fail", reason=reason)
-
-    @admin.action(description="Expire selected orders (pending)")
-    def expire_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        self._transition_selected(request, queryset, "expire")

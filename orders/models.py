@@ -80,9 +80,17 @@ class Order(models.Model):
     # Set in the same transaction as the `order_fulfilled` receivers run in: null on a fulfilled order
     # means the process died between the fulfilling commit and the signal, and the signal is still owed.
     fulfillment_signalled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set when the order and Stripe's money cannot agree by themselves (a payment for an order that was
+    # already closed): the order waits in the admin's "Needs attention" filter until a person clears it.
+    needs_attention = models.BooleanField(default=False, db_index=True, editable=False)
+    attention_reason = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("close_order", "Can fail or expire an order (closes its Checkout Session at Stripe)"),
+            ("fulfill_order", "Can fulfill an order whose Checkout Session Stripe says is paid"),
+        ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
             models.Index(fields=["created_at"], name="order_created_idx"),

@@ -78,6 +78,35 @@ class CheckoutSession:
 
 
 @dataclass(frozen=True)
+class StripeRefund:
+    """A Stripe Refund, as the project records it."""
+
+    id: str
+    amount: int
+    currency: str
+    status: str  # pending, requires_action, succeeded, failed, canceled
+    payment_intent_id: str
+    reason: str | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> "StripeRefund":
+        """Build from a refund as Stripe serialises it (API response or event's data.object)."""
+        payment_intent = data.get("payment_intent")
+        if isinstance(payment_intent, dict):
+            payment_intent = payment_intent.get("id")
+        return cls(
+            id=data["id"],
+            amount=data.get("amount") or 0,
+            currency=data.get("currency") or "",
+            status=data.get("status") or "",
+            payment_intent_id=payment_intent or "",
+            reason=data.get("reason"),
+            metadata=dict(data.get("metadata") or {}),
+        )
+
+
+@dataclass(frozen=True)
 class StripePrice:
     """A Stripe Price, as the catalog sync compares it."""
 
@@ -175,6 +204,27 @@ def checkout_session_expire(*, session_id: str) -> CheckoutSession:
     except stripe.StripeError as exc:
         raise _translate(exc, f"expire Checkout Session {session_id}") from exc
     return CheckoutSession.from_payload(session.to_dict())
+
+
+def refund_create(
+    *,
+    payment_intent_id: str,
+    amount: int | None = None,
+    reason: str | None = None,
+    idempotency_key: str,
+    metadata: dict[str, str] | None = None,
+) -> StripeRefund:
+    """Refund a payment (all of it unless `amount` says); the key makes a retry or a duplicate refund once."""
+    params: dict[str, Any] = {"payment_intent": payment_intent_id, "metadata": metadata or {}}
+    if amount is not None:
+        params["amount"] = amount
+    if reason:
+        params["reason"] = reason
+    try:
+        refund = client().v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"refund payment {payment_intent_id}") from exc
+    return StripeRefund.from_payload(refund.to_dict())
 
 
 def product_create(*, name: str, description: str, sku: str) -> str:

@@ -1,0 +1,139 @@
+"""Close or fulfill an order on request (an operator, a command, the system), asking Stripe first.
+
+Closing an order closes its Checkout Session first: Stripe expires the session, or refuses because the
+buyer already paid (or a delayed payment is under way), and only Stripe's lock decides between an
+operator's expire and a buyer's payment racing each other. So an order is closed only once nobody can
+pay it, and an order whose session Stripe says is complete is never closed: what the session says is
+applied instead. Fulfilling from the admin likewise applies what Stripe says, and refuses an unpaid
+session. Every answer names the order and says what happened and why, for the admin's messages.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from orders import transitions
+from orders.models import Order, OrderStatus
+from orders.selectors import order_get_for_payment
+from payments import gateway
+from payments.exceptions import CheckoutSessionNotFound, PaymentProviderError, PaymentProviderRefused
+from payments.services.session_apply import checkout_session_apply
+
+logger = logging.getLogger(__name__)
+
+CloseTransition = Literal["fail", "expire"]
+CLOSED_STATUSES = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED})
+
+
+@dataclass(frozen=True)
+class OrderActionResult:
+    """What one request to move one order did: whether it moved as asked, its status now, and why."""
+
+    order_id: uuid.UUID
+    moved: bool
+    status: str
+    message: str
+
+    @property
+    def short_id(self) -> str:
+        return str(self.order_id)[:8]
+
+
+def order_close(
+    *, order_id: uuid.UUID | str, transition: CloseTransition, source: str, reason: str = ""
+) -> OrderActionResult:
+    """Expire the order's session at Stripe, then fail or expire the order; apply Stripe's word if it refuses.
+
+    Stripe unreachable: nothing moves. Stripe no longer knowing the session (a stranded order): the order
+    closes, since nobody can pay a session this account does not have.
+    """
+    order = order_get_for_payment(order_id=order_id)
+    if order.status == OrderStatus.FULFILLED:
+        return _result(order, False, "it is fulfilled, so it was paid: refund it instead of closing it")
+    session_id = order.stripe_checkout_session_id
+    if not session_id:
+        # No session was ever opened (or recorded), so there is nothing at Stripe to close first.
+        return _close(order, transition, source, reason, "it had no Checkout Session")
+    try:
+        gateway.checkout_session_expire(session_id=session_id)
+    except CheckoutSessionNotFound:
+        logger.warning("order %s session %s: Stripe does not know the session; closing", order.pk, session_id)
+        return _close(order, transition, source, reason, "Stripe does not know its session (stranded)")
+    except PaymentProviderRefused as exc:
+        # Stripe expires only open sessions: find out what this one is instead.
+        return _close_refused(order, transition, source, reason, exc)
+    except PaymentProviderError as exc:
+        logger.warning("order %s session %s: not closed, Stripe unavailable: %s", order.pk, session_id, exc)
+        return _result(order, False, f"not closed: Stripe could not be asked to expire its session ({exc})")
+    return _close(order, transition, source, reason, "its session is expired at Stripe")
+
+
+def _close_refused(
+    order: Order, transition: CloseTransition, source: str, reason: str, refusal: PaymentProviderRefused
+) -> OrderActionResult:
+    session_id = order.stripe_checkout_session_id or ""
+    try:
+        session = gateway.checkout_session_retrieve(session_id=session_id)
+    except PaymentProviderError as exc:
+        return _result(order, False, f"not closed: Stripe refused to expire its session ({refusal}) ({exc})")
+    if session.status == "expired":
+        return _close(order, transition, source, reason, "its session had already expired at Stripe")
+    if session.status != "complete":
+        return _result(order, False, f"not closed: Stripe refused to expire its session: {refusal}")
+    applied = checkout_session_apply(session=session, order=order, source=source)
+    logger.warning(
+        "order %s session %s: not closed, the session is complete (%s): %s",
+        order.pk,
+        session.id,
+        session.payment_status,
+        applied.summary,
+    )
+    return _result(
+        order, False, f"not closed: Stripe says the session is {_session_state(session)}: {applied.summary}"
+    )
+
+
+def _close(
+    order: Order, transition: CloseTransition, source: str, reason: str, why: str
+) -> OrderActionResult:
+    if transition == "fail":
+        won = transitions.order_fail(order_id=order.pk, source=source, reason=reason or f"Closed: {why}.")
+    else:
+        won = transitions.order_expire(order_id=order.pk, source=source)
+    done = "failed" if transition == "fail" else "expired"
+    if won:
+        return _result(order, True, f"{done}: {why}")
+    result = _result(order, False, "")
+    return replace(result, message=f"not {done}: it was already {result.status} ({why})")
+
+
+def order_fulfill_verified(*, order_id: uuid.UUID | str, source: str) -> OrderActionResult:
+    """Fulfil the order only if Stripe says its session is paid, applying the session as Stripe holds it."""
+    order = order_get_for_payment(order_id=order_id)
+    if order.status == OrderStatus.FULFILLED:
+        return _result(order, False, "already fulfilled")
+    session_id = order.stripe_checkout_session_id
+    if not session_id:
+        return _result(order, False, "not fulfilled: it has no Checkout Session, so nothing was paid")
+    try:
+        session = gateway.checkout_session_retrieve(session_id=session_id)
+    except CheckoutSessionNotFound:
+        return _result(order, False, "not fulfilled: Stripe does not know its session (stranded)")
+    except PaymentProviderError as exc:
+        return _result(order, False, f"not fulfilled: Stripe could not be asked about its session ({exc})")
+    if not session.is_paid:
+        return _result(order, False, f"not fulfilled: Stripe says the session is {_session_state(session)}")
+    applied = checkout_session_apply(session=session, order=order, source=source, fulfill=True)
+    return _result(order, applied.moved_to == OrderStatus.FULFILLED, applied.summary)
+
+
+def _session_state(session: gateway.CheckoutSession) -> str:
+    if session.status == "complete":
+        return "complete and paid" if session.is_paid else f"complete, payment {session.payment_status}"
+    return session.status or "open"
+
+
+def _result(order: Order, moved: bool, message: str) -> OrderActionResult:
+    status = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first() or "missing"
+    return OrderActionResult(order.pk, moved, status, message)
