@@ -499,3 +499,15 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
+
+
+def order_attach_payment_intent(*, order_id: uuid.UUID | str, payment_intent_id: str) -> bool:
+    """Record the order's PaymentIntent id where it is missing (refunds and disputes find orders by it)."""
+    attached = (
+        Order.objects.filter(pk=order_id, stripe_payment_intent_id="").update(
+            stripe_payment_intent_id=payment_intent_id
+        )
+        == 1
+    )
+    logger.info("order %s payment intent %s attached=%s", order_id, payment_intent_id, attached)
+    return attached
