@@ -4,6 +4,7 @@
     fulfill  pending, confirmed  -> fulfilled   (webhook, replay, reconcile)
     fail     pending, confirmed  -> failed      (async payment failed; session creation refused)
     expire   pending             -> expired     (session expired; reconcile)
+    refund   fulfilled           -> refunded    (refunds and lost disputes cover the total; orders.refunds)
 
 `UPDATE ... WHERE id = %s AND status IN (<from>)` touches one row for exactly one caller, however many
 threads, processes or machines try at once; everyone else touches none and has lost, which is normal.
@@ -48,7 +49,9 @@ FAIL = Transition(
 )
 EXPIRE = Transition("expire", frozenset({OrderStatus.PENDING}), OrderStatus.EXPIRED, "expired_at")
 
-TRANSITIONS = {t.name: t for t in (CONFIRM, FULFILL, FAIL, EXPIRE)}
+REFUND = Transition("refund", frozenset({OrderStatus.FULFILLED}), OrderStatus.REFUNDED, "refunded_at")
+
+TRANSITIONS = {t.name: t for t in (CONFIRM, FULFILL, FAIL, EXPIRE, REFUND)}
 
 
 def _apply(
@@ -174,6 +177,17 @@ def order_expire(
 ) -> bool:
     """Move a pending order to expired; return whether this caller did it."""
     return _apply(EXPIRE, order_id=order_id, source=source, stripe_event_id=stripe_event_id)
+
+
+def order_refund(
+    *,
+    order_id: uuid.UUID | str,
+    source: str,
+    stripe_event_id: str | None = None,
+    note: str = "",
+) -> bool:
+    """Move a fulfilled order to refunded; return whether this caller did it (`orders.refunds` asks)."""
+    return _apply(REFUND, order_id=order_id, source=source, stripe_event_id=stripe_event_id, note=note)
 
 
 def _payment_details(payment_intent_id: str, customer_email: str) -> dict[str, str]:

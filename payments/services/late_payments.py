@@ -1,12 +1,12 @@
 """Money that reaches an order which can no longer take it: flag the order, and refund unless told not to.
 
 An order is closed (failed, expired) only after its session is expired at Stripe, so a paid session of a
-closed order means the rule was bypassed (an order closed before this project expired sessions first, a
-session closed in the Dashboard after a payment, a delayed payment that settled after the order failed).
-The goods cannot be sent for an order the shop has closed, so by default the money goes back, once: the
-idempotency key is derived from the order, so duplicated, redelivered and replayed events, the audit and
-a retry after a crash all ask Stripe for the same refund. `REFUND_LATE_PAYMENTS = False` leaves it to a
-person, who finds the order under "Needs attention".
+closed order means that rule was bypassed: an order closed before the project expired sessions first, or
+closed while its session was still being created, or moved by hand. The shop will not send goods for an
+order it has closed, so by default the money goes back, once: the refund row's id, and so its idempotency
+key, is derived from the order, so duplicated, redelivered and replayed events, the audit and a retry
+after a crash all ask Stripe for the same refund. `REFUND_LATE_PAYMENTS = False` leaves it to a person,
+who finds the order under "Needs attention".
 """
 
 import logging
@@ -15,8 +15,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from orders.exceptions import RefundRefused
+from orders.models import OrderRefund, RefundRequester
+from orders.refunds import order_attach_payment_intent
 from orders.services import order_flag_attention
 from payments import gateway
+from payments.services.refunds import order_refund
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +30,16 @@ class LatePayment:
     """What was done about a payment for a closed order."""
 
     order_id: uuid.UUID
-    refund: gateway.StripeRefund | None
+    refund: OrderRefund | None
     summary: str
 
 
-def late_payment_refund_key(*, order_id: uuid.UUID | str) -> str:
-    """Return the idempotency key of an order's automatic refund: one per order, whoever asks."""
-    return f"late-payment-refund:{order_id}"
+def late_payment_refund_request_id(*, order_id: uuid.UUID | str) -> uuid.UUID:
+    """Return the id of an order's automatic refund row, the same whoever asks and however often.
+
+    The refund service's idempotency key is `refund:<row id>`, so this makes it a function of the order.
+    """
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"late-payment-refund:{order_id}")
 
 
 def late_payment_settle(
@@ -42,27 +49,30 @@ def late_payment_settle(
     session: gateway.CheckoutSession,
     stripe_event_id: str | None = None,
 ) -> LatePayment:
-    """Flag the closed order that was paid, and refund the payment if REFUND_LATE_PAYMENTS.
-
-    The refund is asked for before the flag is written, so no row lock is held while Stripe answers;
-    raises PaymentProviderError when Stripe cannot refund, leaving the event to be processed again.
-    """
+    """Flag the closed order that was paid, and refund the whole payment if REFUND_LATE_PAYMENTS."""
     order_id = uuid.UUID(str(order_id))
     paid = f"{session.amount_total} {session.currency}"
     refund = None
-    if settings.REFUND_LATE_PAYMENTS and session.payment_intent_id:
-        refund = gateway.refund_create(
-            payment_intent_id=session.payment_intent_id,
-            idempotency_key=late_payment_refund_key(order_id=order_id),
-            metadata={"order_id": str(order_id), "late_payment": "true"},
-        )
-        action = f"refund {refund.id} of {refund.amount} {refund.currency} requested automatically"
-    elif session.payment_intent_id:
-        action = "automatic refunds are off (REFUND_LATE_PAYMENTS): refund or fulfil it by hand"
-    else:
+    if not session.payment_intent_id:
         action = "nothing to refund (no payment intent)"
+    elif not settings.REFUND_LATE_PAYMENTS:
+        action = "automatic refunds are off (REFUND_LATE_PAYMENTS): refund it, or fulfill it, by hand"
+    else:
+        order_attach_payment_intent(order_id=order_id, payment_intent_id=session.payment_intent_id)
+        try:
+            outcome = order_refund(
+                order_id=order_id,
+                amount=None,
+                requested_by=RefundRequester.AUTOMATIC,
+                request_id=late_payment_refund_request_id(order_id=order_id),
+            )
+        except RefundRefused as exc:
+            action = f"not refunded automatically: {exc}"
+        else:
+            refund = outcome.refund
+            action = f"refunded automatically: {outcome.message}"
     summary = f"paid {paid} on session {session.id} after the order was {order_status}; {action}"
-    order_flag_attention(order_id=order_id, reason=f"Late payment: {summary}.")
+    order_flag_attention(order_id=order_id, reason=f"Late payment: {summary}")
     logger.warning(
         "order %s session %s event %s: late payment: %s",
         order_id,

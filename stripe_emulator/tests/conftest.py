@@ -29,6 +29,9 @@ FAST_KNOBS: dict[str, Any] = {
     "retry_backoff": 0.01,
     "delivery_timeout": 5.0,
     "seed": None,
+    "refund_mode": "succeeded",
+    "pending_next_refunds": 0,
+    "fail_next_refunds": 0,
 }
 
 
