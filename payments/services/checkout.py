@@ -18,7 +18,7 @@ from orders.services import (
 )
 from orders.transitions import order_confirm, order_fail
 from payments import gateway
-from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
+from payments.exceptions import CheckoutSessionNotFound, PaymentProviderError, PaymentProviderNotConfigured
 from payments.services.matching import session_charge_mismatch
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class ReturnOutcome(str, Enum):
     OPEN = "open"  # the buyer has not paid yet
     EXPIRED = "expired"
     MISMATCH = "mismatch"  # the session is not the one we created for this order
+    UNKNOWN = "unknown"  # Stripe has no such session (other keys, a restarted emulator): a stranded order
     UNVERIFIED = "unverified"  # Stripe could not be asked; only the stored state is known
 
 
@@ -202,6 +203,9 @@ def checkout_return_verify(*, session_id: str) -> CheckoutReturn:
     order = order_get_by_session(session_id=session_id)
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
+    except CheckoutSessionNotFound:
+        logger.warning("order %s session %s return: Stripe does not know the session", order.id, session_id)
+        return CheckoutReturn(order=order, outcome=ReturnOutcome.UNKNOWN)
     except PaymentProviderError as exc:
         logger.warning("order %s session %s return not verified: %s", order.id, session_id, exc)
         return CheckoutReturn(
