@@ -40,6 +40,14 @@ class OrderActionResult:
         return str(self.order_id)[:8]
 
 
+@dataclass(frozen=True)
+class SessionClosing:
+    """Whether nobody can pay the order's session any more, and what Stripe said."""
+
+    closed: bool
+    message: str
+
+
 def order_close(
     *, order_id: uuid.UUID | str, transition: CloseTransition, source: str, reason: str = ""
 ) -> OrderActionResult:
@@ -51,47 +59,56 @@ def order_close(
     order = order_get_for_payment(order_id=order_id)
     if order.status == OrderStatus.FULFILLED:
         return _result(order, False, "it is fulfilled, so it was paid: refund it instead of closing it")
-    session_id = order.stripe_checkout_session_id
-    if not session_id:
+    if not order.stripe_checkout_session_id:
         # No session was ever opened (or recorded), so there is nothing at Stripe to close first.
         return _close(order, transition, source, reason, "it had no Checkout Session")
+    closing = order_session_expire(order=order, source=source)
+    if not closing.closed:
+        return _result(order, False, f"not closed: {closing.message}")
+    return _close(order, transition, source, reason, closing.message)
+
+
+def order_session_expire(*, order: Order, source: str) -> SessionClosing:
+    """Expire the order's Checkout Session at Stripe, so nobody can pay it; apply it if Stripe says complete.
+
+    Only Stripe's answer decides between this and a buyer paying at the same moment: it expires open
+    sessions only, so a refusal means the buyer got there first (or a delayed payment is under way).
+    """
+    session_id = order.stripe_checkout_session_id or ""
     try:
         gateway.checkout_session_expire(session_id=session_id)
     except CheckoutSessionNotFound:
-        logger.warning("order %s session %s: Stripe does not know the session; closing", order.pk, session_id)
-        return _close(order, transition, source, reason, "Stripe does not know its session (stranded)")
+        logger.warning("order %s session %s: Stripe does not know the session", order.pk, session_id)
+        return SessionClosing(True, "Stripe does not know its session (stranded)")
     except PaymentProviderRefused as exc:
-        # Stripe expires only open sessions: find out what this one is instead.
-        return _close_refused(order, transition, source, reason, exc)
+        return _expire_refused(order, source, exc)
     except PaymentProviderError as exc:
-        logger.warning("order %s session %s: not closed, Stripe unavailable: %s", order.pk, session_id, exc)
-        return _result(order, False, f"not closed: Stripe could not be asked to expire its session ({exc})")
-    return _close(order, transition, source, reason, "its session is expired at Stripe")
+        logger.warning("order %s session %s: not expired, Stripe unavailable: %s", order.pk, session_id, exc)
+        return SessionClosing(False, f"Stripe could not be asked to expire its session ({exc})")
+    logger.info("order %s session %s expired at Stripe (source=%s)", order.pk, session_id, source)
+    return SessionClosing(True, "its session is expired at Stripe")
 
 
-def _close_refused(
-    order: Order, transition: CloseTransition, source: str, reason: str, refusal: PaymentProviderRefused
-) -> OrderActionResult:
+def _expire_refused(order: Order, source: str, refusal: PaymentProviderRefused) -> SessionClosing:
+    """Find out what the session Stripe would not expire is, and apply it if it is complete."""
     session_id = order.stripe_checkout_session_id or ""
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
     except PaymentProviderError as exc:
-        return _result(order, False, f"not closed: Stripe refused to expire its session ({refusal}) ({exc})")
+        return SessionClosing(False, f"Stripe refused to expire its session ({refusal}) ({exc})")
     if session.status == "expired":
-        return _close(order, transition, source, reason, "its session had already expired at Stripe")
+        return SessionClosing(True, "its session had already expired at Stripe")
     if session.status != "complete":
-        return _result(order, False, f"not closed: Stripe refused to expire its session: {refusal}")
+        return SessionClosing(False, f"Stripe refused to expire its session: {refusal}")
     applied = checkout_session_apply(session=session, order=order, source=source)
     logger.warning(
-        "order %s session %s: not closed, the session is complete (%s): %s",
+        "order %s session %s: not expired, the session is complete (%s): %s",
         order.pk,
         session.id,
         session.payment_status,
         applied.summary,
     )
-    return _result(
-        order, False, f"not closed: Stripe says the session is {_session_state(session)}: {applied.summary}"
-    )
+    return SessionClosing(False, f"Stripe says the session is {_session_state(session)}: {applied.summary}")
 
 
 def _close(

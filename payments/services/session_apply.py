@@ -25,6 +25,7 @@ class SessionApplied:
 
     moved_to: str
     summary: str
+    late_payment: bool = False
 
 
 def checkout_session_apply(
@@ -40,7 +41,7 @@ def checkout_session_apply(
             return SessionApplied("", f"amount mismatch: {mismatch}; a person must look")
         if status in CLOSED:
             late = late_payment_settle(order_id=order.pk, order_status=status, session=session)
-            return SessionApplied("", f"late payment: {late.summary}")
+            return SessionApplied("", f"late payment: {late.summary}", late_payment=True)
         move = transitions.order_fulfill if fulfill else transitions.order_confirm
         won = move(
             order_id=order.pk,
