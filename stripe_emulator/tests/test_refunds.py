@@ -270,6 +270,9 @@ def test_fail_next_refunds_fails_after_the_create(
     assert client.v1.refunds.retrieve(refund.id).status == "failed"
     assert emu.get_config()["fail_next_refunds"] == 0
     assert event_types(client)[-3:] == ["refund.created", "refund.updated", "refund.failed"]
+    created, *later = client.v1.events.list(params={"type": "refund.*"}).data[::-1]
+    assert created.request.id == refund.last_response.request_id
+    assert [e.request.id for e in later] == [None, None]
     assert client.v1.charges.retrieve(paid_intent.latest_charge).amount_refunded == 0
     assert client.v1.refunds.create(params={"payment_intent": paid_intent.id}).status == "succeeded"
 
