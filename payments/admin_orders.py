@@ -2,8 +2,9 @@
 
 Each action needs its own permission, so a view-only member of staff sees none and a forged POST of one
 is refused by Django before it runs: closing an order (fail, expire) stops a buyer from paying, and
-fulfilling sends the goods, two different trusts. The message counts what each call returned and names
-every order that did not move, with Stripe's reason.
+fulfilling sends the goods, two different trusts. Settling a flagged order (taking it off the Needs
+attention list once a person has dealt with it) needs the ordinary change permission. The messages count
+what each call returned and name every order that did not move, with Stripe's reason.
 """
 
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from django.http import HttpRequest
 
 from orders import admin as orders_admin
 from orders.models import Order, TransitionSource
+from orders.services import order_clear_attention
 from payments.services.order_actions import OrderActionResult, order_close, order_fulfill_verified
 
 
@@ -22,7 +24,7 @@ class OrderAdmin(orders_admin.OrderAdmin):
     list_filter = ("needs_attention", *orders_admin.OrderAdmin.list_filter)
     fields = (*orders_admin.OrderAdmin.fields, "needs_attention", "attention_reason")
     readonly_fields = fields
-    actions = ["fulfill_selected", "fail_selected", "expire_selected"]
+    actions = ["fulfill_selected", "fail_selected", "expire_selected", "settle_selected"]
 
     def has_close_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.close_order")
@@ -77,6 +79,13 @@ class OrderAdmin(orders_admin.OrderAdmin):
                 order_id=order_id, transition="expire", source=TransitionSource.ADMIN
             ),
         )
+
+    @admin.action(
+        description="Mark selected orders as settled (clears Needs attention)", permissions=["change"]
+    )
+    def settle_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        settled = sum(order_clear_attention(order_id=pk) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Settled: {settled} order(s) taken off the Needs attention list.")
 
 
 admin.site.unregister(Order)

@@ -17,7 +17,7 @@ from payments.tests.events import emulator_order, open_order
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:orders_order_changelist")
-ACTIONS = ("fulfill_selected", "fail_selected", "expire_selected")
+ACTIONS = ("fulfill_selected", "fail_selected", "expire_selected", "settle_selected")
 
 
 def staff(*permissions: str) -> Client:
@@ -218,3 +218,17 @@ def test_the_list_filters_orders_that_need_attention(product):
     response = staff("orders.view_order").get(CHANGELIST + "?needs_attention__exact=1")
 
     assert [o.pk for o in response.context["cl"].result_list] == [flagged.pk]
+
+
+def test_settling_takes_a_flagged_order_off_the_list_and_needs_the_change_permission(product):
+    flagged = open_order(product)
+    Order.objects.filter(pk=flagged.pk).update(needs_attention=True, attention_reason="late payment")
+
+    act(staff("orders.view_order", "orders.close_order"), "settle_selected", flagged)
+    assert Order.objects.get(pk=flagged.pk).needs_attention is True
+
+    text = act(staff("orders.view_order", "orders.change_order"), "settle_selected", flagged)
+
+    settled = Order.objects.get(pk=flagged.pk)
+    assert (settled.needs_attention, settled.attention_reason) == (False, "late payment")
+    assert text == "Settled: 1 order(s) taken off the Needs attention list."
