@@ -6,11 +6,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from orders.models import Order, OrderTransition, Product
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """Return a minor-unit amount as '49.99 USD'."""
-    return f"{amount / 100:.2f} {currency.upper()}"
+from orders.money import money_format
 
 
 @admin.register(Product)
@@ -23,7 +19,7 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.display(description="Price", ordering="unit_amount")
     def price(self, product: Product) -> str:
-        return format_amount(product.unit_amount, product.currency)
+        return money_format(product.unit_amount, product.currency)
 
 
 class OrderTransitionInline(admin.TabularInline):
@@ -81,7 +77,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Total", ordering="amount_total")
     def total(self, order: Order) -> str:
-        return format_amount(order.amount_total, order.currency)
+        return money_format(order.amount_total, order.currency)
 
     @admin.display(description="Stripe events")
     def stripe_events(self, order: Order) -> str:

@@ -7,17 +7,40 @@ in Stripe's Dashboard is recorded like one made here. Payments this project did 
 """
 
 import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
 from orders.refunds import RefundTotals, order_dispute_apply, order_refund_apply
 from payments import gateway
-from payments.handlers import Handler, Outcome
+from payments.handlers import Handler
 from payments.models import EventStatus
+from payments.outcome import EventOutcome
 from payments.services.refunds import PaymentNotOurs, order_for_payment_intent
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a refund or dispute handler decided; `_registered` makes it the inbox's EventOutcome."""
+
+    status: str
+    reason: str
+    order_id: uuid.UUID | None = None
+
+
+def _registered(handler: Callable[[dict[str, Any], str], Outcome]) -> Handler:
+    """Return the handler answering with an EventOutcome for its event, as the inbox expects."""
+
+    def handle(event: dict[str, Any], source: str) -> EventOutcome:
+        outcome = handler(event, source)
+        return EventOutcome.of(event, outcome.status, outcome.reason, order_id=outcome.order_id)
+
+    return handle
 
 
 def _object(event: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -142,11 +165,11 @@ def dispute_changed(event: dict[str, Any], source: str) -> Outcome:
 
 
 HANDLERS: dict[str, Handler] = {
-    "charge.refunded": charge_refunded,
-    "refund.created": refund_changed,
-    "refund.updated": refund_changed,
-    "refund.failed": refund_changed,
-    "charge.dispute.created": dispute_changed,
-    "charge.dispute.updated": dispute_changed,
-    "charge.dispute.closed": dispute_changed,
+    "charge.refunded": _registered(charge_refunded),
+    "refund.created": _registered(refund_changed),
+    "refund.updated": _registered(refund_changed),
+    "refund.failed": _registered(refund_changed),
+    "charge.dispute.created": _registered(dispute_changed),
+    "charge.dispute.updated": _registered(dispute_changed),
+    "charge.dispute.closed": _registered(dispute_changed),
 }

@@ -25,12 +25,16 @@ from enum import StrEnum
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from orders.models import Order, OrderStatus, TransitionSource
-from orders.refunds import RESERVING_STATUSES
+from orders.models import Order, OrderStatus, RefundStatus, TransitionSource
 from payments import gateway
-from payments.exceptions import CheckoutSessionNotFound
+from payments.exceptions import StripeResourceMissing
 from payments.services.order_actions import order_close, order_session_expire
-from payments.services.session_apply import checkout_session_apply
+from payments.services.sessions import (
+    SessionDecision,
+    checkout_session_apply,
+    checkout_session_charge_mismatch,
+    checkout_session_decision,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +160,7 @@ def _audit_one(order: Order, *, fix: bool, now: datetime, limiter: RateLimiter) 
     limiter.wait()
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
-    except CheckoutSessionNotFound:
+    except StripeResourceMissing:
         # A closed order holds no money and can take none: that Stripe forgot its session changes nothing.
         stranded = None if order.status in CLOSED else _stranded(order, fix=fix, now=now)
         return AuditedOrder(order.pk, order.status, session_id, "unknown", stranded)
@@ -176,37 +180,44 @@ def _audit_one(order: Order, *, fix: bool, now: datetime, limiter: RateLimiter) 
 
 
 def _compare(order: Order, session: gateway.CheckoutSession) -> Finding | None:
-    """Return how the order disagrees with its session as Stripe holds it, or None when they agree."""
-    if session.order_id != str(order.pk):
-        return Finding(Disagreement.NOT_ITS_SESSION, f"the session names order {session.order_id}")
-    if session.amount_total != order.amount_total or (session.currency or "").lower() != order.currency:
-        return Finding(
-            Disagreement.AMOUNT_DIFFERS,
-            f"Stripe: {session.amount_total} {session.currency}, "
-            f"order: {order.amount_total} {order.currency}",
-        )
-    if session.is_paid:
+    """Return how the order disagrees with its session as Stripe holds it, or None when they agree.
+
+    Whose session it is, and whether the amounts agree, are the one session service's rules.
+    """
+    owned = checkout_session_apply(
+        session=session, source=TransitionSource.RECONCILE, order=order, dry_run=True
+    )
+    if owned.decision == SessionDecision.NOT_OURS:
+        return Finding(Disagreement.NOT_ITS_SESSION, owned.detail)
+    mismatch = checkout_session_charge_mismatch(session=session, order=order)
+    if mismatch:
+        return Finding(Disagreement.AMOUNT_DIFFERS, mismatch)
+    decision = checkout_session_decision(session=session)
+    if decision == SessionDecision.PAID:
         if order.status in OPEN:
             return Finding(Disagreement.PAID_NOT_FULFILLED, "the paid session was never applied")
-        if order.status in CLOSED and not _refund_under_way(order):
+        if order.status in CLOSED and not _refunded_at_stripe(order):
             return Finding(
                 Disagreement.LATE_PAYMENT, f"paid, but the order is {order.status} and not refunded"
             )
         return None
     if order.status in PAID_FOR:
         return Finding(Disagreement.FULFILLED_NOT_PAID, f"Stripe says the session is {_says(session)}")
-    if session.status == "open" and order.status in CLOSED:
+    if decision == SessionDecision.OPEN and order.status in CLOSED:
         return Finding(Disagreement.CLOSED_SESSION_OPEN, "the buyer can still pay it")
-    if session.status == "expired" and order.status in OPEN:
+    if decision == SessionDecision.EXPIRED and order.status in OPEN:
         return Finding(Disagreement.OPEN_SESSION_EXPIRED, "the order still waits for a payment")
     return None
 
 
-def _refund_under_way(order: Order) -> bool:
-    """Return whether the order's money is refunded or being refunded."""
+def _refunded_at_stripe(order: Order) -> bool:
+    """Return whether the order's money went back, or Stripe has taken a refund of it (maybe pending).
+
+    A refund row Stripe never answered (it was unreachable) does not count: the fix asks for it again.
+    """
     if order.amount_refunded >= order.amount_total:
         return True
-    return order.refunds.filter(status__in=RESERVING_STATUSES).exists()
+    return order.refunds.filter(status__in=(RefundStatus.PENDING, RefundStatus.SUCCEEDED)).exists()
 
 
 def _repair(order: Order, session: gateway.CheckoutSession, finding: Finding) -> Finding:
@@ -216,8 +227,12 @@ def _repair(order: Order, session: gateway.CheckoutSession, finding: Finding) ->
         Disagreement.LATE_PAYMENT,
         Disagreement.OPEN_SESSION_EXPIRED,
     ):
-        applied = checkout_session_apply(session=session, order=order, source=TransitionSource.RECONCILE)
-        return _fixed(finding, applied.summary, fixed=bool(applied.moved_to) or applied.late_payment)
+        applied = checkout_session_apply(session=session, source=TransitionSource.RECONCILE, order=order)
+        if applied.transition is not None and applied.transition.won:
+            return _fixed(finding, f"applied it, now {applied.transition.status}", fixed=True)
+        if applied.decision == SessionDecision.LATE_PAYMENT:
+            return _fixed(finding, applied.detail, fixed=_refunded_at_stripe(order))
+        return _fixed(finding, applied.reason)
     if finding.kind == Disagreement.CLOSED_SESSION_OPEN:
         closing = order_session_expire(order=order, source=TransitionSource.RECONCILE)
         return _fixed(finding, closing.message, fixed=closing.closed)

@@ -70,7 +70,12 @@ def late_payment_settle(
             action = f"not refunded automatically: {exc}"
         else:
             refund = outcome.refund
-            action = f"refunded automatically: {outcome.message}"
+            asked = (
+                "refund asked of Stripe automatically"
+                if outcome.ok
+                else "the automatic refund did not go through"
+            )
+            action = f"{asked}: {outcome.message}"
     summary = f"paid {paid} on session {session.id} after the order was {order_status}; {action}"
     order_flag_attention(order_id=order_id, reason=f"Late payment: {summary}")
     logger.warning(

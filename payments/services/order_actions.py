@@ -10,15 +10,20 @@ session. Every answer names the order and says what happened and why, for the ad
 
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from orders import transitions
 from orders.models import Order, OrderStatus
 from orders.selectors import order_get_for_payment
 from payments import gateway
-from payments.exceptions import CheckoutSessionNotFound, PaymentProviderError, PaymentProviderRefused
-from payments.services.session_apply import checkout_session_apply
+from payments.exceptions import PaymentProviderError, PaymentProviderRefused, StripeResourceMissing
+from payments.services.sessions import (
+    SessionApplied,
+    SessionDecision,
+    checkout_session_apply,
+    checkout_session_decision,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +82,7 @@ def order_session_expire(*, order: Order, source: str) -> SessionClosing:
     session_id = order.stripe_checkout_session_id or ""
     try:
         gateway.checkout_session_expire(session_id=session_id)
-    except CheckoutSessionNotFound:
+    except StripeResourceMissing:
         logger.warning("order %s session %s: Stripe does not know the session", order.pk, session_id)
         return SessionClosing(True, "Stripe does not know its session (stranded)")
     except PaymentProviderRefused as exc:
@@ -100,29 +105,29 @@ def _expire_refused(order: Order, source: str, refusal: PaymentProviderRefused) 
         return SessionClosing(True, "its session had already expired at Stripe")
     if session.status != "complete":
         return SessionClosing(False, f"Stripe refused to expire its session: {refusal}")
-    applied = checkout_session_apply(session=session, order=order, source=source)
+    applied = checkout_session_apply(session=session, source=source, order=order)
     logger.warning(
         "order %s session %s: not expired, the session is complete (%s): %s",
         order.pk,
         session.id,
         session.payment_status,
-        applied.summary,
+        applied.reason,
     )
-    return SessionClosing(False, f"Stripe says the session is {_session_state(session)}: {applied.summary}")
+    return SessionClosing(False, f"Stripe says the session is {_session_state(session)}: {_said(applied)}")
 
 
 def _close(
     order: Order, transition: CloseTransition, source: str, reason: str, why: str
 ) -> OrderActionResult:
     if transition == "fail":
-        won = transitions.order_fail(order_id=order.pk, source=source, reason=reason or f"Closed: {why}.")
+        moved = transitions.order_fail(order_id=order.pk, source=source, reason=reason or f"Closed: {why}.")
     else:
-        won = transitions.order_expire(order_id=order.pk, source=source)
+        moved = transitions.order_expire(order_id=order.pk, source=source)
     done = "failed" if transition == "fail" else "expired"
-    if won:
-        return _result(order, True, f"{done}: {why}")
-    result = _result(order, False, "")
-    return replace(result, message=f"not {done}: it was already {result.status} ({why})")
+    status = moved.status or "missing"
+    if moved.won:
+        return OrderActionResult(order.pk, True, status, f"{done}: {why}")
+    return OrderActionResult(order.pk, False, status, f"not {done}: it was already {status} ({why})")
 
 
 def order_fulfill_verified(*, order_id: uuid.UUID | str, source: str) -> OrderActionResult:
@@ -135,19 +140,30 @@ def order_fulfill_verified(*, order_id: uuid.UUID | str, source: str) -> OrderAc
         return _result(order, False, "not fulfilled: it has no Checkout Session, so nothing was paid")
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
-    except CheckoutSessionNotFound:
+    except StripeResourceMissing:
         return _result(order, False, "not fulfilled: Stripe does not know its session (stranded)")
     except PaymentProviderError as exc:
         return _result(order, False, f"not fulfilled: Stripe could not be asked about its session ({exc})")
-    if not session.is_paid:
+    if checkout_session_decision(session=session) != SessionDecision.PAID:
         return _result(order, False, f"not fulfilled: Stripe says the session is {_session_state(session)}")
-    applied = checkout_session_apply(session=session, order=order, source=source, fulfill=True)
-    return _result(order, applied.moved_to == OrderStatus.FULFILLED, applied.summary)
+    applied = checkout_session_apply(session=session, source=source, order=order)
+    won = applied.transition is not None and applied.transition.won
+    return _result(order, won, _said(applied))
+
+
+def _said(applied: SessionApplied) -> str:
+    """Return what applying the session did, for a person."""
+    if applied.transition is not None and applied.transition.won:
+        return f"applied it, now {applied.transition.status}"
+    if applied.decision == SessionDecision.PAYMENT_PENDING:
+        return "a delayed payment is under way: the order waits for its outcome"
+    return applied.reason
 
 
 def _session_state(session: gateway.CheckoutSession) -> str:
     if session.status == "complete":
-        return "complete and paid" if session.is_paid else f"complete, payment {session.payment_status}"
+        paid = checkout_session_decision(session=session) == SessionDecision.PAID
+        return "complete and paid" if paid else f"complete, payment {session.payment_status}"
     return session.status or "open"
 
 

@@ -21,9 +21,9 @@ from orders.refunds import (
 )
 from payments import gateway
 from payments.exceptions import (
-    CheckoutSessionNotFound,
     PaymentProviderRefused,
     PaymentProviderUnavailable,
+    StripeResourceMissing,
 )
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
         return order_id
     try:
         intent = gateway.payment_intent_retrieve(payment_intent_id=payment_intent_id)
-    except CheckoutSessionNotFound:
+    except StripeResourceMissing:
         raise PaymentNotOurs(f"Stripe does not know payment {payment_intent_id} (another account?)") from None
     try:
         order = Order.objects.only("pk", "stripe_checkout_session_id").get(

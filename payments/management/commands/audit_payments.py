@@ -5,8 +5,8 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
+from payments.management.arguments import age_parse, since_parse
 from payments.services import audit
-from payments.services.recovery import age_parse, since_parse
 
 PROGRESS_EVERY = 100
 COLUMNS = ("order", "status", "Stripe", "disagreement", "detail")
@@ -60,11 +60,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: str, **options: object) -> None:
-        try:
-            since = since_parse(str(options["since"]))
-            older_than = age_parse(str(options["older_than"]))
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
+        since = since_parse(str(options["since"]), option="--since")
+        older_than = age_parse(str(options["older_than"]), option="--older-than")
         max_rate = float(options["max_rate"])
         if max_rate <= 0:
             raise CommandError("--max-rate must be a positive number of calls a second.")
