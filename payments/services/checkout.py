@@ -10,12 +10,18 @@ from django.utils import timezone
 
 from orders.exceptions import ProductUnavailable
 from orders.models import Order, OrderStatus, Product, TransitionSource
-from orders.selectors import order_get, order_get_by_session, product_get_for_sale
+from orders.selectors import (
+    order_get,
+    order_get_by_session,
+    order_get_for_payment,
+    order_status_get,
+    product_get_for_sale,
+)
 from orders.services import order_attach_checkout_session, order_create, order_get_or_create
 from orders.transitions import order_fail
 from payments import gateway
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured, StripeResourceMissing
-from payments.services.order_actions import order_close
+from payments.services.order_actions import order_close, order_session_expire
 from payments.services.sessions import (
     PaidTransition,
     SessionDecision,
@@ -139,6 +145,7 @@ def checkout_start(
         customer_email=customer_email,
     )
     _session_store(order, session)
+    _refuse_if_closed_meanwhile(order, session)
     logger.info(
         "order %s session %s opened: %s x %d, expires_at=%d, repeat=%s",
         order.id,
@@ -217,6 +224,32 @@ def _check_repeat_matches(order: Order, *, product_id: int, quantity: int) -> No
             "Choose your item again to start a new order.",
             order=order,
         )
+
+
+def _refuse_if_closed_meanwhile(order: Order, session: gateway.CheckoutSession) -> None:
+    """Expire the new session of an order someone closed while Stripe was opening it, and refuse.
+
+    Closing an order without a stored session has nothing to expire at Stripe; once the session is
+    stored, anyone closing the order expires it first, so this one check after storing closes the gap.
+    """
+    status = order_status_get(order_id=order.id)
+    if status == OrderStatus.PENDING:
+        return
+    closing = order_session_expire(
+        order=order_get_for_payment(order_id=order.id), source=TransitionSource.SYSTEM
+    )
+    logger.warning(
+        "order %s session %s: the order became %s while its session was opened: %s",
+        order.id,
+        session.id,
+        status,
+        closing.message,
+    )
+    raise CheckoutAlreadySubmitted(
+        f"Order {order.id} was closed ({status}) while its checkout was being opened. "
+        "Choose your item again to start a new order.",
+        order=order,
+    )
 
 
 def _refuse_mismatched_price(order: Order, session: gateway.CheckoutSession) -> None:

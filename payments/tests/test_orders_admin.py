@@ -12,6 +12,7 @@ from orders.models import Order, OrderStatus, OrderTransition
 from orders.signals import order_fulfilled
 from payments import gateway
 from payments.exceptions import PaymentProviderUnavailable
+from payments.services.order_actions import order_close
 from payments.tests.events import emulator_order, open_order
 
 pytestmark = pytest.mark.django_db
@@ -232,3 +233,36 @@ def test_settling_takes_a_flagged_order_off_the_list_and_needs_the_change_permis
     settled = Order.objects.get(pk=flagged.pk)
     assert (settled.needs_attention, settled.attention_reason) == (False, "late payment")
     assert text == "Settled: 1 order(s) taken off the Needs attention list."
+
+
+def test_an_order_closed_while_its_session_was_being_opened_gets_the_session_expired(
+    emulator, synced_product
+):
+    # The operator closes the order in the moment between Stripe opening its session and the project
+    # storing the session id: there was nothing at Stripe to expire yet, so the checkout must do it.
+    from payments.services import checkout
+
+    real_create = gateway.checkout_session_create
+    opened = []
+
+    def create_then_close(**params):
+        session = real_create(**params)
+        opened.append(session.id)
+        result = order_close(order_id=params["order_id"], transition="expire", source="admin")
+        assert result.moved, result.message
+        return session
+
+    with (
+        mock.patch.object(gateway, "checkout_session_create", side_effect=create_then_close),
+        pytest.raises(checkout.CheckoutAlreadySubmitted, match="was closed"),
+    ):
+        checkout.checkout_start(
+            sku=synced_product.sku,
+            quantity=1,
+            checkout_token=None,
+            success_url="http://testserver/success?session_id={CHECKOUT_SESSION_ID}",
+            cancel_url="http://testserver/cancel",
+        )
+
+    assert session_status(opened[0]) == "expired"
+    assert Order.objects.get().status == OrderStatus.EXPIRED
