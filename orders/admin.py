@@ -7,6 +7,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from orders import transitions
+from orders.admin_refunds import OrderDisputeInline, OrderRefundInline, refund_summary
 from orders.models import Order, OrderTransition, Product, TransitionSource
 
 
@@ -50,7 +51,7 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("=id", "stripe_checkout_session_id", "stripe_payment_intent_id", "customer_email")
     list_select_related = ("product",)
     date_hierarchy = "created_at"
-    inlines = [OrderTransitionInline]
+    inlines = [OrderTransitionInline, OrderRefundInline, OrderDisputeInline]
     actions = ["fulfill_selected", "fail_selected", "expire_selected"]
     fields = (
         "id",
@@ -61,6 +62,7 @@ class OrderAdmin(admin.ModelAdmin):
         "unit_amount",
         "amount_total",
         "currency",
+        "refunds",
         "customer_email",
         "stripe_checkout_session_id",
         "stripe_payment_intent_id",
@@ -71,6 +73,7 @@ class OrderAdmin(admin.ModelAdmin):
         "fulfilled_at",
         "failed_at",
         "expired_at",
+        "refunded_at",
         "updated_at",
     )
     readonly_fields = fields
@@ -84,6 +87,10 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="Total", ordering="amount_total")
     def total(self, order: Order) -> str:
         return format_amount(order.amount_total, order.currency)
+
+    @admin.display(description="Refunded")
+    def refunds(self, order: Order) -> str:
+        return refund_summary(order)
 
     @admin.display(description="Stripe events")
     def stripe_events(self, order: Order) -> str:

@@ -143,22 +143,7 @@ def order_refund_request(
             existing = OrderRefund.objects.filter(pk=request_id).first()
             if existing is not None:
                 return _repeated(existing, order=order, amount=amount), False
-        _check_refundable(order, requester)
-        reserved = _reserved(order.pk)
-        remaining = order.amount_total - reserved
-        if remaining <= 0:
-            raise RefundRefused(_nothing_left(order, reserved))
-        if amount is None:
-            amount = remaining
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise RefundRefused(f"A refund must be a positive whole number of minor units, not {amount!r}.")
-        if amount > remaining:
-            raise RefundRefused(
-                f"Cannot refund {money_display(amount, order.currency)} on order {order.pk}: only "
-                f"{money_display(remaining, order.currency)} of its "
-                f"{money_display(order.amount_total, order.currency)} is left to refund"
-                f"{_under_way(order.pk)}."
-            )
+        amount = _refund_amount(order, amount, requester)
         refund = OrderRefund.objects.create(
             id=request_id or uuid.uuid4(),
             order_id=order.pk,
@@ -321,6 +306,7 @@ def order_dispute_apply(
         changed = created or bool(
             OrderDispute.objects.filter(pk=dispute_pk)
             .filter(Q(status__in=_not_beyond(DISPUTE_STATUS_RANK, status)) | Q(status=status))
+            .exclude(status=status, **fields)  # already so: not a change
             .update(status=status, updated_at=timezone.now(), **fields)
         )
         totals = order_refunds_recompute(order_id=order_id, source=source, stripe_event_id=stripe_event_id)
@@ -468,6 +454,7 @@ def _refund_advance(refund_pk: uuid.UUID | str, status: str, **fields: object) -
     return bool(
         OrderRefund.objects.filter(pk=refund_pk)
         .filter(Q(status__in=_not_beyond(REFUND_STATUS_RANK, status)) | Q(status=status))
+        .exclude(status=status, **fields)  # already so: not a change
         .update(status=status, updated_at=timezone.now(), **fields)
     )
 
@@ -499,6 +486,38 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
+
+
+def order_refund_amount_check(*, order_id: uuid.UUID | str, amount: int | None, requested_by: str) -> int:
+    """Return the amount a refund would take (the remainder when None), or raise RefundRefused saying why.
+
+    For a confirmation page: the request itself checks again under the order's lock.
+    """
+    order = Order.objects.only("pk", "status", "amount_total", "currency").filter(pk=order_id).first()
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    return _refund_amount(order, amount, RefundRequester(requested_by))
+
+
+def _refund_amount(order: Order, amount: int | None, requester: RefundRequester) -> int:
+    """Return the amount to refund (the remainder when None), or raise RefundRefused."""
+    _check_refundable(order, requester)
+    reserved = _reserved(order.pk)
+    remaining = order.amount_total - reserved
+    if remaining <= 0:
+        raise RefundRefused(_nothing_left(order, reserved))
+    if amount is None:
+        return remaining
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise RefundRefused(f"A refund must be a positive whole number of minor units, not {amount!r}.")
+    if amount > remaining:
+        raise RefundRefused(
+            f"Cannot refund {money_display(amount, order.currency)} on order {order.pk}: only "
+            f"{money_display(remaining, order.currency)} of its "
+            f"{money_display(order.amount_total, order.currency)} is left to refund"
+            f"{_under_way(order.pk)}."
+        )
+    return amount
 
 
 def order_attach_payment_intent(*, order_id: uuid.UUID | str, payment_intent_id: str) -> bool:

@@ -14,6 +14,7 @@ STATUS_MESSAGES = {
     OrderStatus.FULFILLED: "Your order is complete. Thank you!",
     OrderStatus.FAILED: "The payment did not go through, and nothing was charged.",
     OrderStatus.EXPIRED: "This checkout expired before it was paid. Nothing was charged.",
+    OrderStatus.REFUNDED: "This order was refunded: the payment went back to your payment method.",
 }
 PAYMENT_PENDING_MESSAGE = (
     "Your payment is processing: your bank has not confirmed it yet. This page updates when it does."
