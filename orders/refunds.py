@@ -474,11 +474,9 @@ def _source_of(refund_pk: uuid.UUID | str) -> str:
 
 
 def _signal_if_succeeded(refund_pk: uuid.UUID | str) -> None:
-    if OrderRefund.objects.filter(
-        pk=refund_pk, status=RefundStatus.SUCCEEDED, signalled_at__isnull=True
-    ).exists():
-        # robust: a failing receiver must not undo the committed refund; the signal stays owed.
-        transaction.on_commit(lambda: order_refunded_signal_send(refund_pk=refund_pk), robust=True)
+    # The send's own claim decides whether this refund is due a signal (succeeded, not yet sent).
+    # robust: a failing receiver must not undo the committed refund; the signal stays owed.
+    transaction.on_commit(lambda: order_refunded_signal_send(refund_pk=refund_pk), robust=True)
 
 
 def _uuid(value: str) -> uuid.UUID | None:
