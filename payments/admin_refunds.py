@@ -45,12 +45,11 @@ class RefundForm(forms.Form):
         text = self.cleaned_data["amount"].strip()
         if not text:
             return None
-        if "." not in text:
-            text += ".00"  # a person types 12 for 12.00, never 12 cents
         try:
-            amount, _ = refund_amount_parse(text)
-        except RefundRefused as exc:
-            raise forms.ValidationError(str(exc)) from None
+            # A person types 12 for 12.00, never for 12 cents.
+            amount, _ = refund_amount_parse(text if "." in text else f"{text}.00")
+        except RefundRefused:
+            raise forms.ValidationError(f"{text!r} is not an amount: write it as 12.50.") from None
         if amount <= 0:
             raise forms.ValidationError("Enter an amount above zero.")
         return amount
