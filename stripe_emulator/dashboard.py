@@ -85,7 +85,12 @@ def _row(row: dict[str, Any]) -> str:
     session, intent, charge = row["session"], row["intent"], row["charge"]
     currency = session["currency"]
     created = datetime.datetime.fromtimestamp(session["created"], datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    order = session["metadata"].get("order_id") or session["client_reference_id"]
+    intent_metadata = intent["metadata"] if intent else {}
+    order = (
+        session["metadata"].get("order_id")
+        or session["client_reference_id"]
+        or intent_metadata.get("order_id")
+    )
     order_html = f"<div>order {escape(order)}</div>" if order else ""
     ids = f"<div><code>{escape(session['id'])}</code></div>"
     if intent:

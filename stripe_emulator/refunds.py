@@ -26,6 +26,7 @@ FAILURE_REASONS = (
     "unknown",
 )
 DEFAULT_FAILURE_REASON = "expired_or_canceled_card"
+NO_REQUEST: dict[str, Any] = {"request_id": None, "idempotency_key": None}
 
 
 class RefundFlow:
@@ -73,7 +74,8 @@ class RefundFlow:
                 records.append(self._refresh_charge(charge, request))
             result = copy.deepcopy(refund)
             if outcome == "failed":
-                records += self._settle(refund, "failed", DEFAULT_FAILURE_REASON, request)
+                # The bank turns it down later, on no request of the caller's.
+                records += self._settle(refund, "failed", DEFAULT_FAILURE_REASON, NO_REQUEST)
         self._publish(records)
         return result
 
@@ -98,8 +100,7 @@ class RefundFlow:
                     f"Refund {refund_id} cannot be settled: its status is `{refund['status']}`, "
                     "and only pending refunds settle.",
                 )
-            no_request = {"request_id": None, "idempotency_key": None}
-            records = self._settle(refund, outcome, failure_reason or DEFAULT_FAILURE_REASON, no_request)
+            records = self._settle(refund, outcome, failure_reason or DEFAULT_FAILURE_REASON, NO_REQUEST)
             result = copy.deepcopy(refund)
         self._publish(records)
         return result
