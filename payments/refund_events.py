@@ -4,6 +4,10 @@ Each reads the refund or dispute object the signed event carries, finds the orde
 upserts the row by its Stripe id (`orders.refunds`): rows never move backwards and the refunded amount
 is recomputed from the rows, so duplicated, reordered and replayed events are harmless, and a refund made
 in Stripe's Dashboard is recorded like one made here. Payments this project did not take are ignored.
+
+Unlike the checkout handlers these may call Stripe, rarely: to find the order of a payment whose id was
+never stored (through the PaymentIntent's metadata), and to list a charge's refunds, which `charge.refunded`
+no longer embeds.
 """
 
 import logging

@@ -1,16 +1,17 @@
 """Refunding an order through Stripe, and finding the order a Stripe payment belongs to.
 
 A refund is reserved first, as a row (`orders.refunds.order_refund_request`, under the order's row lock),
-then asked of Stripe OUTSIDE that transaction with the idempotency key `refund:<row id>`, then Stripe's
-answer is recorded on the row. A repeated request finds its row; a retry of a row Stripe never answered
-reuses the key, so Stripe makes one refund whatever happens in between.
+then asked of Stripe OUTSIDE that transaction with the idempotency key `refund:<row id>` (no lock is held
+across a network call, and the refund's webhook, which Stripe may deliver before it answers, is not stuck
+behind ours), then Stripe's answer is recorded on the row. A repeated request finds its row; a retry of
+a row Stripe never answered reuses the key, so Stripe makes one refund whatever happens in between.
 """
 
 import logging
 import uuid
 from dataclasses import dataclass
 
-from orders.exceptions import OrderNotFound
+from orders.exceptions import RefundNotFound
 from orders.models import Order, OrderRefund, RefundStatus
 from orders.refunds import (
     money_display,
@@ -181,8 +182,8 @@ def _said(refund: OrderRefund, *, repeated: bool = False) -> str:
 
 
 def refund_get(*, refund_id: str) -> OrderRefund:
-    """Return the refund row with this id, or raise OrderNotFound."""
+    """Return the refund row with this id, or raise RefundNotFound."""
     try:
         return OrderRefund.objects.get(pk=uuid.UUID(str(refund_id)))
     except (ValueError, OrderRefund.DoesNotExist):
-        raise OrderNotFound(f"No refund request {refund_id}.") from None
+        raise RefundNotFound(f"No refund request {refund_id}.") from None

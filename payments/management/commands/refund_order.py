@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orders.exceptions import OrderNotFound, RefundRefused
+from orders.exceptions import OrderNotFound, RefundNotFound, RefundRefused
 from orders.models import RefundReason, RefundRequester
 from orders.refunds import money_display, refund_amount_parse
 from payments.exceptions import PaymentProviderError
@@ -40,7 +40,7 @@ class Command(BaseCommand):
                 outcome = self._retry(order_id, str(options["retry"]))
             else:
                 outcome = self._refund(order_id, options["amount"], str(options["reason"]))
-        except (OrderNotFound, RefundRefused, PaymentProviderError) as exc:
+        except (OrderNotFound, RefundNotFound, RefundRefused, PaymentProviderError) as exc:
             raise CommandError(str(exc)) from exc
         if not outcome.ok:
             raise CommandError(outcome.message)
