@@ -496,11 +496,31 @@ def wsgi_environ(event: SignedEvent, signature: str) -> dict[str, Any]:
     }
 
 
+IN_TRANSACTION = " (in transaction)"
+
+
+def sql_normalised(sql: str) -> str:
+    """Return a statement's SQL without quotes and with its white space folded, to compare it whole."""
+    return " ".join(sql.replace('"', "").split())
+
+
+def statement_name(statement: str) -> str:
+    """Return a normalised statement's verb and table, as 'UPDATE orders_order (in transaction)'."""
+    words = statement.split()
+    verb = words[0].upper()
+    table = next((w for w in words[1:] if "_" in w and w.islower() and "." not in w), "")
+    if verb == "SELECT" and " FROM " in statement:
+        table = statement.split(" FROM ", 1)[1].split()[0]
+    suffix = " (in transaction)" if statement.endswith(IN_TRANSACTION) else ""
+    return f"{verb} {table}".strip() + suffix
+
+
 def webhook_statements(events: list[SignedEvent], secret: str) -> tuple[list[str], list[int]]:
     """Send events through the WSGI app in this process; return the statements of the last one, and statuses.
 
-    Each statement is "VERB table" plus " (in transaction)" when inside an atomic block, as Django's
-    cursor sent it. BEGIN, COMMIT and the connection health check do not pass through that cursor.
+    Each statement is its whole SQL, normalised (`sql_normalised`), plus " (in transaction)" when inside
+    an atomic block, as Django's cursor sent it. BEGIN, COMMIT and the connection health check do not
+    pass through that cursor.
     """
     from django.core.wsgi import get_wsgi_application
     from django.db import connection
@@ -510,14 +530,8 @@ def webhook_statements(events: list[SignedEvent], secret: str) -> tuple[list[str
     seen: list[str] = []
 
     def record(execute, sql, params, many, context):
-        words = sql.replace('"', "").split()
-        verb = words[0].upper()
-        if verb == "BEGIN":  # SQLite's BEGIN IMMEDIATE goes through the cursor; psycopg's BEGIN does not
-            return execute(sql, params, many, context)
-        table = next((w for w in words[1:] if "_" in w and w.islower() and "." not in w), "")
-        if verb == "SELECT" and " FROM " in sql:
-            table = sql.split(" FROM ", 1)[1].replace('"', "").split()[0]
-        seen.append(f"{verb} {table}".strip() + (" (in transaction)" if connection.in_atomic_block else ""))
+        if sql.split()[0].upper() != "BEGIN":  # SQLite's BEGIN IMMEDIATE goes through the cursor
+            seen.append(sql_normalised(sql) + (IN_TRANSACTION if connection.in_atomic_block else ""))
         return execute(sql, params, many, context)
 
     for event in events:

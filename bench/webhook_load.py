@@ -12,9 +12,10 @@ builds N distinct `checkout.session.completed` events shaped like Stripe's (abou
    Django, on C threads with a connection each, against N fresh orders: the INSERT of the event in its
    own autocommit, then one transaction with the conditional UPDATE of the order, the audit row and the
    event's status, which is the inbox's transaction structure (payments/services/inbox.py);
-2. the same, issuing every statement the Django path issues, as PostgreSQL's log shows them (the
-   connection health check, the handler's order lookup, the transition's savepoint and its re-read of
-   the previous status), to split the gap into "more statements" and "Django and HTTP";
+2. the mirror: the same, sending every statement the Django path sends, whole and with its parameters
+   (the connection health check, the handler's read of the order's payment fields, the transition's
+   re-read of the previous status), checked against the statements Django's cursor really sends, to
+   split the gap into "more statements" and "Django and HTTP";
 3. the webhook: gunicorn with the project's gunicorn.conf.py, production settings, C clients posting
    the events, each signed as Stripe signs, over keep-alive connections; the load generator runs on
    the same machine and its CPU counts against the result.
@@ -46,6 +47,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
+    IN_TRANSACTION,
     Database,
     Gunicorn,
     HarnessError,
@@ -60,6 +62,7 @@ from bench.harness import (
     proc_cpu_seconds,
     say,
     script_exit,
+    sql_normalised,
     webhook_statements,
 )
 from stripe_emulator import objects as emulator_objects
@@ -97,23 +100,59 @@ SQL_SIGNAL_MARK = (
     "UPDATE orders_order SET fulfillment_signalled_at = %s "
     "WHERE id = %s AND status = 'fulfilled' AND fulfillment_signalled_at IS NULL"
 )
-# What the Django path sends besides (seen in PostgreSQL's log with log_statement=all): a health check
-# per request (CONN_HEALTH_CHECKS), the handler's order_get (select_related product), and the
-# transition's re-read of previous_status after its UPDATE. The run checks this list against the
-# statements Django's cursor really sends (DJANGO_PATH_STATEMENTS) and says so when they part.
-SQL_ORDER_GET = (
-    "SELECT o.*, p.* FROM orders_order o JOIN orders_product p ON o.product_id = p.id WHERE o.id = %s"
+# The mirror sends exactly what the Django path sends through Django's cursor, whole (sql_normalised),
+# with the same parameters; {json} is the payload's cast, which differs by database. Besides, Django
+# sends a health check per request (CONN_HEALTH_CHECKS) and BEGIN/COMMIT outside its cursor. The run
+# compares this list with the statements Django's cursor really sends and says so when they part.
+JSON_CASTS = {"postgresql": "(%s)::jsonb", "sqlite": "CAST(%s AS text)"}
+MIRROR_EVENT_INSERT = (
+    "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload, "
+    "source, status, attempts, outcome, last_error, order_id, received_at, processed_at) VALUES (%s, %s, "
+    "%s, %s, %s, {json}, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING payments_stripeevent.id"
 )
-SQL_PREVIOUS_STATUS = "SELECT previous_status FROM orders_order WHERE id = %s"
-DJANGO_PATH_STATEMENTS = [
-    "INSERT payments_stripeevent",
-    "SELECT orders_order (in transaction)",
-    "UPDATE orders_order (in transaction)",
-    "SELECT orders_order (in transaction)",
-    "INSERT orders_ordertransition (in transaction)",
-    "UPDATE payments_stripeevent (in transaction)",
-    "UPDATE orders_order (in transaction)",
-]
+# orders.selectors.order_get_for_payment: the payment fields only, no product.
+MIRROR_ORDER_GET = (
+    "SELECT orders_order.id, orders_order.amount_total, orders_order.currency, orders_order.status, "
+    "orders_order.stripe_checkout_session_id, orders_order.payment_pending FROM orders_order "
+    "WHERE orders_order.id = %s LIMIT 21"
+)
+MIRROR_ORDER_FULFILL = (
+    "UPDATE orders_order SET status = %s, previous_status = orders_order.status, fulfilled_at = %s, "
+    "updated_at = %s, payment_pending = %s, stripe_payment_intent_id = %s, customer_email = %s "
+    "WHERE (orders_order.id = %s AND orders_order.status IN (%s, %s))"
+)
+MIRROR_PREVIOUS_STATUS = (
+    "SELECT orders_order.previous_status AS previous_status FROM orders_order WHERE orders_order.id = %s "
+    "LIMIT 21"
+)
+MIRROR_TRANSITION_INSERT = (
+    "INSERT INTO orders_ordertransition (order_id, from_status, to_status, source, stripe_event_id, note, "
+    "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING orders_ordertransition.id"
+)
+MIRROR_EVENT_FINISH = (
+    "UPDATE payments_stripeevent SET status = %s, outcome = %s, order_id = %s, processed_at = %s, "
+    "attempts = (payments_stripeevent.attempts + %s), last_error = %s "
+    "WHERE (payments_stripeevent.id = %s AND payments_stripeevent.status IN (%s, %s))"
+)
+MIRROR_SIGNAL_MARK = (
+    "UPDATE orders_order SET fulfillment_signalled_at = %s WHERE (orders_order.fulfillment_signalled_at "
+    "IS NULL AND orders_order.id = %s AND orders_order.status = %s)"
+)
+
+
+def mirror_statements(vendor: str) -> list[str]:
+    """Return the statements the mirror sends per event, as webhook_statements reports Django's."""
+    in_transaction = [
+        MIRROR_ORDER_GET,
+        MIRROR_ORDER_FULFILL,
+        MIRROR_PREVIOUS_STATUS,
+        MIRROR_TRANSITION_INSERT,
+        MIRROR_EVENT_FINISH,
+        MIRROR_SIGNAL_MARK,
+    ]
+    return [sql_normalised(MIRROR_EVENT_INSERT.format(json=JSON_CASTS[vendor]))] + [
+        sql_normalised(sql) + IN_TRANSACTION for sql in in_transaction
+    ]
 
 
 @dataclass
@@ -132,21 +171,24 @@ class ReferenceResult:
 
 
 class ReferenceWorker:
-    """One connection doing, per event, what the inbox does, in the inbox's transactions."""
+    """One connection doing, per event, what the inbox does, in the inbox's transactions.
+
+    The reference sends the fewest statements that work (the transition's UPDATE returns the previous
+    status); the mirror sends the Django path's statements, whole, with its parameters.
+    """
 
     def __init__(self, db: Database, *, mirror: bool, health_check: bool = False):
         self.db = db
         self.mirror = mirror
         self.health_check = mirror and health_check
         self.sqlite = db.vendor == "sqlite"
-        json_cast = "%s" if self.sqlite else "%s::jsonb"
-        returning = " RETURNING previous_status"
-        self.sql_insert = self._sql(SQL_EVENT_INSERT.format(json=json_cast))
-        self.sql_fulfill = self._sql(SQL_ORDER_FULFILL + ("" if mirror else returning))
+        if mirror:
+            self.sql_insert = self._sql(MIRROR_EVENT_INSERT.format(json=JSON_CASTS[db.vendor]))
+        else:
+            self.sql_insert = self._sql(SQL_EVENT_INSERT.format(json="%s" if self.sqlite else "%s::jsonb"))
+        self.sql_fulfill = self._sql(SQL_ORDER_FULFILL + " RETURNING previous_status")
         self.sql_transition = self._sql(SQL_TRANSITION_INSERT)
         self.sql_finish = self._sql(SQL_EVENT_FINISH)
-        self.sql_order_get = self._sql(SQL_ORDER_GET)
-        self.sql_previous = self._sql(SQL_PREVIOUS_STATUS)
         self.sql_signal_mark = self._sql(SQL_SIGNAL_MARK)
         if self.sqlite:
             # Django's SQLite options (checkout_demo.settings): WAL, synchronous NORMAL, IMMEDIATE
@@ -183,41 +225,52 @@ class ReferenceWorker:
         if self.health_check:
             cur.execute("SELECT 1")  # CONN_HEALTH_CHECKS: Django checks a reused connection per request
             cur.fetchall()
-        cur.execute(
-            self.sql_insert,
-            (
-                event.event_id,
-                "checkout.session.completed",
-                emulator_objects.API_VERSION,
-                False,
-                created,
-                event.body.decode(),
-                self._now(),
-            ),
-        )
+        row = (event.event_id, "checkout.session.completed", emulator_objects.API_VERSION, False, created)
+        if self.mirror:
+            inserted = (*row, event.body.decode(), "webhook", "received", 0, "", "", None, self._now(), None)
+        else:
+            inserted = (*row, event.body.decode(), self._now())
+        cur.execute(self.sql_insert, inserted)
         event_pk = cur.fetchall()[0][0]
         self._begin()
         try:
             if self.mirror:
-                cur.execute(self.sql_order_get, (order_id,))
-                cur.fetchall()
-            now = self._now()
-            cur.execute(
-                self.sql_fulfill,
-                (now, now, False, event.payment_intent_id, event.customer_email, order_id),
-            )
-            if self.mirror:
-                cur.execute(self.sql_previous, (order_id,))
-            from_status = cur.fetchall()[0][0]
-            cur.execute(self.sql_transition, (order_id, from_status, event.event_id, now))
-            cur.execute(self.sql_finish, (order_id, now, event_pk))
+                self._process_as_django(cur, event, order_id, event_pk)
+            else:
+                self._process(cur, event, order_id, event_pk)
         except BaseException:
             self._end("ROLLBACK")
             raise
         self._end("COMMIT")
         self._begin()
-        cur.execute(self.sql_signal_mark, (self._now(), order_id))
+        if self.mirror:
+            cur.execute(self._sql(MIRROR_SIGNAL_MARK), (self._now(), order_id, "fulfilled"))
+        else:
+            cur.execute(self.sql_signal_mark, (self._now(), order_id))
         self._end("COMMIT")
+
+    def _process(self, cur: Any, event: SignedEvent, order_id: Any, event_pk: int) -> None:
+        now = self._now()
+        payment = (event.payment_intent_id, event.customer_email)
+        cur.execute(self.sql_fulfill, (now, now, False, *payment, order_id))
+        from_status = cur.fetchall()[0][0]
+        cur.execute(self.sql_transition, (order_id, from_status, event.event_id, now))
+        cur.execute(self.sql_finish, (order_id, now, event_pk))
+
+    def _process_as_django(self, cur: Any, event: SignedEvent, order_id: Any, event_pk: int) -> None:
+        sql = self._sql
+        cur.execute(sql(MIRROR_ORDER_GET), (order_id,))
+        cur.fetchall()
+        now = self._now()
+        fulfill = ("fulfilled", now, now, False, event.payment_intent_id, event.customer_email, order_id)
+        cur.execute(sql(MIRROR_ORDER_FULFILL), (*fulfill, "pending", "confirmed"))
+        cur.execute(sql(MIRROR_PREVIOUS_STATUS), (order_id,))
+        from_status = cur.fetchall()[0][0]
+        transition = (order_id, from_status, "fulfilled", "webhook", event.event_id, "", now)
+        cur.execute(sql(MIRROR_TRANSITION_INSERT), transition)
+        cur.fetchall()
+        finish = ("processed", "fulfilled", order_id, now, 1, "", event_pk, "received", "failed")
+        cur.execute(sql(MIRROR_EVENT_FINISH), finish)
 
     def _begin(self) -> None:
         if self.sqlite:
@@ -480,11 +533,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         connections.close_all()
         if probe_statuses != [200, 200]:
             raise HarnessError(f"the webhook answered {probe_statuses} in this process; is it configured?")
-        if statements != DJANGO_PATH_STATEMENTS:
+        mirrored = mirror_statements(db.vendor)
+        if statements != mirrored:
             say(
                 "  warning: the mirror reference no longer matches the Django path; update "
                 f"bench/webhook_load.py.\n    Django sends: {statements}"
-                f"\n    the mirror sends: {DJANGO_PATH_STATEMENTS}"
+                f"\n    the mirror sends: {mirrored}"
             )
         size = sum(len(e.body) for e in web_events) / n
         say(

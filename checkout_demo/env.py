@@ -27,7 +27,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int) -> int:
-    """Return the variable as an integer."""
+    """Return the variable as an integer, the default when unset; refuse anything else at start-up."""
     raw = env_str(name)
     if not raw:
         return default
@@ -38,7 +38,7 @@ def env_int(name: str, default: int) -> int:
 
 
 def env_float(name: str, default: float) -> float:
-    """Return the variable as a float."""
+    """Return the variable as a number, the default when unset; refuse anything else at start-up."""
     raw = env_str(name)
     if not raw:
         return default

@@ -136,8 +136,8 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
-# Stripe. With no secret key the pages that need Stripe explain how to configure it; `make run`
-# starts the offline emulator and points STRIPE_API_BASE at it.
+# Stripe. With no secret key the pages that need Stripe explain how to configure it;
+# `python3 dev.py run` starts the offline emulator and points STRIPE_API_BASE at it.
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")

@@ -9,11 +9,7 @@ from django.utils.html import format_html
 from orders import transitions
 from orders.admin_refunds import OrderDisputeInline, OrderRefundInline, refund_summary
 from orders.models import Order, OrderTransition, Product, TransitionSource
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """Return a minor-unit amount as '49.99 USD'."""
-    return f"{amount / 100:.2f} {currency.upper()}"
+from orders.money import money_format
 
 
 @admin.register(Product)
@@ -26,7 +22,7 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.display(description="Price", ordering="unit_amount")
     def price(self, product: Product) -> str:
-        return format_amount(product.unit_amount, product.currency)
+        return money_format(product.unit_amount, product.currency)
 
 
 class OrderTransitionInline(admin.TabularInline):
@@ -86,7 +82,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Total", ordering="amount_total")
     def total(self, order: Order) -> str:
-        return format_amount(order.amount_total, order.currency)
+        return money_format(order.amount_total, order.currency)
 
     @admin.display(description="Refunded")
     def refunds(self, order: Order) -> str:
@@ -106,7 +102,7 @@ class OrderAdmin(admin.ModelAdmin):
     ) -> None:
         apply = getattr(transitions, f"order_{name}")
         moved = sum(
-            apply(order_id=order_id, source=TransitionSource.ADMIN, **kwargs)
+            apply(order_id=order_id, source=TransitionSource.ADMIN, **kwargs).won
             for order_id in queryset.values_list("pk", flat=True)
         )
         skipped = queryset.count() - moved

@@ -6,7 +6,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from orders.models import Order, OrderDispute, OrderRefund, OrderStatus
-from orders.refunds import money_display, order_refundable_remaining
+from orders.money import money_format
+from orders.refunds import order_refundable_remaining
 
 
 class _ReadOnlyInline(admin.TabularInline):
@@ -40,7 +41,7 @@ class OrderRefundInline(_ReadOnlyInline):
 
     @admin.display(description="Amount")
     def amount_display(self, refund: OrderRefund) -> str:
-        return money_display(refund.amount, refund.currency)
+        return money_format(refund.amount, refund.currency)
 
 
 class OrderDisputeInline(_ReadOnlyInline):
@@ -53,12 +54,12 @@ class OrderDisputeInline(_ReadOnlyInline):
 
     @admin.display(description="Amount")
     def amount_display(self, dispute: OrderDispute) -> str:
-        return money_display(dispute.amount, dispute.currency)
+        return money_format(dispute.amount, dispute.currency)
 
 
 def refund_summary(order: Order) -> str:
     """Return what was refunded, what is left, and the link to the refund page when there is any."""
-    refunded = money_display(order.amount_refunded, order.currency)
+    refunded = money_format(order.amount_refunded, order.currency)
     if order.status != OrderStatus.FULFILLED:
         return f"{refunded} refunded"
     remaining = order_refundable_remaining(order_id=order.pk)
@@ -72,6 +73,6 @@ def refund_summary(order: Order) -> str:
     return format_html(
         '{} refunded; {} left. <a class="button" href="{}">Refund…</a>',
         refunded,
-        money_display(remaining, order.currency),
+        money_format(remaining, order.currency),
         url,
     )

@@ -16,8 +16,8 @@ from django.urls import reverse
 
 from orders.exceptions import OrderNotFound, RefundRefused
 from orders.models import Order, RefundReason, RefundRequester
+from orders.money import currency_decimals, money_format
 from orders.refunds import (
-    money_display,
     order_refund_amount_check,
     order_refundable_remaining,
     refund_amount_parse,
@@ -46,8 +46,9 @@ class RefundForm(forms.Form):
         if not text:
             return None
         try:
-            # A person types 12 for 12.00, never for 12 cents.
-            amount, _ = refund_amount_parse(text if "." in text else f"{text}.00")
+            # A person types 12 for 12.00, never for 12 cents (in a currency that has cents).
+            whole = "." not in text and currency_decimals(self.order.currency) > 0
+            amount, _ = refund_amount_parse(f"{text}.0" if whole else text, currency=self.order.currency)
         except RefundRefused:
             raise forms.ValidationError(f"{text!r} is not an amount: write it as 12.50.") from None
         if amount <= 0:
@@ -81,7 +82,7 @@ def order_refund_view(request: HttpRequest, order_id: uuid.UUID) -> HttpResponse
             form.add_error(None, str(exc))
         else:
             step = "confirm"
-            to_refund = money_display(checked, order.currency) + (
+            to_refund = money_format(checked, order.currency) + (
                 " (everything left)" if amount is None else ""
             )
             form = RefundForm(
@@ -96,9 +97,9 @@ def order_refund_view(request: HttpRequest, order_id: uuid.UUID) -> HttpResponse
         "order_url": order_url,
         "form": form,
         "step": step,
-        "total": money_display(order.amount_total, order.currency),
-        "refunded": money_display(order.amount_refunded, order.currency),
-        "remaining": money_display(remaining, order.currency),
+        "total": money_format(order.amount_total, order.currency),
+        "refunded": money_format(order.amount_refunded, order.currency),
+        "remaining": money_format(remaining, order.currency),
         "to_refund": to_refund,
         "reason_label": dict(RefundReason.choices).get(form.initial.get("reason") or "", "None given"),
     }

@@ -17,8 +17,9 @@ from typing import Any
 
 from orders.refunds import RefundTotals, order_dispute_apply, order_refund_apply
 from payments import gateway
-from payments.handlers import Handler, Outcome
+from payments.handlers import Handler
 from payments.models import EventStatus
+from payments.outcome import EventOutcome
 from payments.services.refunds import PaymentNotOurs, order_for_payment_intent
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,8 @@ def _object(event: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
-def _ignored(reason: str) -> Outcome:
-    return Outcome(EventStatus.IGNORED, reason)
+def _ignored(event: dict[str, Any], reason: str) -> EventOutcome:
+    return EventOutcome.of(event, EventStatus.IGNORED, reason)
 
 
 def _money(totals: RefundTotals) -> str:
@@ -40,11 +41,11 @@ def _money(totals: RefundTotals) -> str:
     return f"refunded {totals.amount_refunded} of {totals.amount_total}{full}"
 
 
-def _apply_refund(refund: gateway.StripeRefund, event: dict[str, Any], source: str) -> Outcome:
+def _apply_refund(refund: gateway.StripeRefund, event: dict[str, Any], source: str) -> EventOutcome:
     try:
         order_id = order_for_payment_intent(payment_intent_id=refund.payment_intent_id)
     except PaymentNotOurs as exc:
-        return _ignored(f"refund {refund.id} of a payment not made by this project: {exc}")
+        return _ignored(event, f"refund {refund.id} of a payment not made by this project: {exc}")
     applied = order_refund_apply(
         order_id=order_id,
         stripe_refund_id=refund.id,
@@ -62,31 +63,32 @@ def _apply_refund(refund: gateway.StripeRefund, event: dict[str, Any], source: s
         if applied.created
         else ("updated" if applied.changed else "no-op: already as far or further")
     )
-    return Outcome(
+    return EventOutcome.of(
+        event,
         EventStatus.PROCESSED,
         f"refund {refund.id} {applied.refund.status}: {what}; {_money(applied.totals)}",
-        order_id,
+        order_id=order_id,
     )
 
 
-def refund_changed(event: dict[str, Any], source: str) -> Outcome:
+def refund_changed(event: dict[str, Any], source: str) -> EventOutcome:
     """Record a refund as the event shows it (refund.created, refund.updated, refund.failed)."""
     data = _object(event, "refund")
     if data is None:
-        return _ignored("event data is not a Refund")
+        return _ignored(event, "event data is not a Refund")
     return _apply_refund(gateway.StripeRefund.from_payload(data), event, source)
 
 
-def charge_refunded(event: dict[str, Any], source: str) -> Outcome:
+def charge_refunded(event: dict[str, Any], source: str) -> EventOutcome:
     """Record every refund of the charge: those the event embeds, else those Stripe lists for the payment."""
     charge = _object(event, "charge")
     if charge is None:
-        return _ignored("event data is not a Charge")
+        return _ignored(event, "event data is not a Charge")
     payment_intent_id = gateway.StripeRefund.from_payload({"id": "", **charge}).payment_intent_id
     try:
         order_id = order_for_payment_intent(payment_intent_id=payment_intent_id)
     except PaymentNotOurs as exc:
-        return _ignored(f"charge {charge['id']} not made by this project: {exc}")
+        return _ignored(event, f"charge {charge['id']} not made by this project: {exc}")
     embedded = (charge.get("refunds") or {}).get("data")
     # Since API version 2022-11-15 a charge no longer embeds its refunds: ask Stripe for them.
     refunds = (
@@ -96,20 +98,24 @@ def charge_refunded(event: dict[str, Any], source: str) -> Outcome:
     )
     outcomes = [_apply_refund(refund, event, source) for refund in refunds]
     if not outcomes:
-        return Outcome(EventStatus.PROCESSED, f"charge {charge['id']}: no refund found", order_id)
-    return Outcome(EventStatus.PROCESSED, "; ".join(o.reason for o in outcomes), order_id)
+        return EventOutcome.of(
+            event, EventStatus.PROCESSED, f"charge {charge['id']}: no refund found", order_id=order_id
+        )
+    return EventOutcome.of(
+        event, EventStatus.PROCESSED, "; ".join(o.reason for o in outcomes), order_id=order_id
+    )
 
 
-def dispute_changed(event: dict[str, Any], source: str) -> Outcome:
+def dispute_changed(event: dict[str, Any], source: str) -> EventOutcome:
     """Record a dispute as the event shows it (charge.dispute.created, .updated, .closed)."""
     data = _object(event, "dispute")
     if data is None:
-        return _ignored("event data is not a Dispute")
+        return _ignored(event, "event data is not a Dispute")
     dispute = gateway.StripeDispute.from_payload(data)
     try:
         order_id = order_for_payment_intent(payment_intent_id=dispute.payment_intent_id)
     except PaymentNotOurs as exc:
-        return _ignored(f"dispute {dispute.id} of a payment not made by this project: {exc}")
+        return _ignored(event, f"dispute {dispute.id} of a payment not made by this project: {exc}")
     due_by = (
         datetime.fromtimestamp(dispute.evidence_due_by, tz=dt_timezone.utc)
         if isinstance(dispute.evidence_due_by, int)
@@ -138,10 +144,11 @@ def dispute_changed(event: dict[str, Any], source: str) -> Outcome:
             due_by.isoformat() if due_by else "-",
             event["id"],
         )
-    return Outcome(
+    return EventOutcome.of(
+        event,
         EventStatus.PROCESSED,
         f"dispute {dispute.id} {applied.dispute.status}: {what}; {_money(applied.totals)}",
-        order_id,
+        order_id=order_id,
     )
 
 

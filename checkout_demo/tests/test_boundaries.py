@@ -1,4 +1,4 @@
-"""The rooms of DESIGN.md, enforced: who may import what."""
+"""The rooms of docs/design.md, enforced: who may import what."""
 
 import ast
 import sys

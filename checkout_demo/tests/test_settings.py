@@ -13,6 +13,8 @@ PRODUCTION_ENV = {
     "DJANGO_SECRET_KEY": "a-long-random-production-secret-key-that-is-not-in-the-repository-0123456789",
     "DJANGO_ALLOWED_HOSTS": "shop.example.com",
     "DATABASE_URL": "sqlite:////tmp/checkout-demo-settings-test.sqlite3",
+    "STRIPE_SECRET_KEY": "rk_live_settings_suite",  # never used: the checks do not call Stripe
+    "STRIPE_WEBHOOK_SECRET": "whsec_settings_suite",
 }
 
 
@@ -37,12 +39,28 @@ def test_missing_secret_key_stops_start_up_when_debug_is_off():
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
 
 
+def _security_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if "(security." in line]
+
+
 def test_deploy_check_reports_nothing_serious_with_production_variables():
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
 
-    # Only the HSTS preload hint may remain: submitting a domain to browsers' preload list is a choice.
-    reported = [line for line in result.stderr.splitlines() if "(security." in line]
-    assert all("security.W021" in line for line in reported), result.stderr
+    # Only the HSTS preload hint may remain: submitting a domain to browsers' preload list is a choice,
+    # and that one warning is what makes the check fail at warning level.
+    reported = _security_lines(result)
+    assert reported and all("security.W021" in line for line in reported), result.stderr
+    assert "System check identified 1 issue" in result.stderr
+    assert result.returncode == 1, result.stderr
+
+
+def test_deploy_check_passes_once_the_shop_chooses_hsts_preload():
+    env = {**PRODUCTION_ENV, "DJANGO_SECURE_HSTS_PRELOAD": "true"}
+
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert _security_lines(result) == []
 
 
 def test_zero_configuration_runs_locally():

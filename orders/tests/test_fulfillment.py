@@ -27,7 +27,7 @@ def _fulfilled_by_a_process_that_died(product, django_capture_on_commit_callback
     """Fulfill an order, then drop the on-commit callbacks, as a SIGKILL after the commit would."""
     order = order_create(product=product, quantity=1)
     with django_capture_on_commit_callbacks(execute=False):
-        assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_dead")
+        assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_dead").won
     return order
 
 
@@ -81,7 +81,7 @@ def test_failing_receiver_rolls_back_its_writes_and_leaves_the_signal_owed(produ
     try:
         order = order_create(product=product, quantity=1)
         # The transition is committed and final: the caller still learns it won.
-        assert transitions.order_fulfill(order_id=order.pk, source="webhook") is True
+        assert transitions.order_fulfill(order_id=order.pk, source="webhook").won is True
         order.refresh_from_db()
         assert order.status == "fulfilled"
         assert order.fulfillment_signalled_at is None

@@ -174,7 +174,7 @@ def test_the_database_refuses_amount_refunded_above_the_total(fulfilled):
 def test_the_refund_transition_takes_only_a_fulfilled_order(product):
     order = order_create(product=product, quantity=1)
 
-    assert transitions.order_refund(order_id=order.pk, source="system") is False
+    assert transitions.order_refund(order_id=order.pk, source="system").won is False
     assert state(order) == (OrderStatus.PENDING, 0)
 
 
@@ -224,13 +224,19 @@ def test_a_repeated_request_id_finds_its_row_and_refuses_another_amount(fulfille
     [("1250", (1250, False)), ("12.50", (1250, True)), ("12.5", (1250, True)), ("0.07", (7, True))],
 )
 def test_amounts_are_read_as_minor_units_or_decimals(text, expected):
-    assert refund_amount_parse(text) == expected
+    assert refund_amount_parse(text, currency="usd") == expected
 
 
 @pytest.mark.parametrize("text", ["12,50", "-5", "1.234", "ten", ""])
 def test_unreadable_amounts_are_refused(text):
     with pytest.raises(RefundRefused, match="is not an amount"):
-        refund_amount_parse(text)
+        refund_amount_parse(text, currency="usd")
+
+
+def test_a_currency_without_minor_units_takes_no_decimals():
+    assert refund_amount_parse("500", currency="jpy") == (500, False)
+    with pytest.raises(RefundRefused, match="no decimal point"):
+        refund_amount_parse("5.00", currency="jpy")
 
 
 def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled, sent):

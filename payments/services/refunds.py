@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from orders.exceptions import RefundNotFound
 from orders.models import Order, OrderRefund, RefundStatus
+from orders.money import money_format
 from orders.refunds import (
-    money_display,
     order_attach_payment_intent,
     order_refund_record,
     order_refund_refused,
@@ -22,9 +22,9 @@ from orders.refunds import (
 )
 from payments import gateway
 from payments.exceptions import (
-    CheckoutSessionNotFound,
     PaymentProviderRefused,
     PaymentProviderUnavailable,
+    StripeResourceMissing,
 )
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
         return RefundOutcome(
             refund,
             created,
-            f"{exc} The refund of {money_display(refund.amount, refund.currency)} is kept as requested "
+            f"{exc} The refund of {money_format(refund.amount, refund.currency)} is kept as requested "
             f"({refund.pk}); try again with `manage.py refund_order {order.pk} --retry {refund.pk}`. "
             "The retry reuses the same idempotency key, so Stripe refunds at most once.",
         )
@@ -140,7 +140,7 @@ def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
         return order_id
     try:
         intent = gateway.payment_intent_retrieve(payment_intent_id=payment_intent_id)
-    except CheckoutSessionNotFound:
+    except StripeResourceMissing:
         raise PaymentNotOurs(f"Stripe does not know payment {payment_intent_id} (another account?)") from None
     try:
         order = Order.objects.only("pk", "stripe_checkout_session_id").get(
@@ -162,7 +162,7 @@ def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
 
 def _said(refund: OrderRefund, *, repeated: bool = False) -> str:
     """Return one sentence saying where the refund stands."""
-    amount = money_display(refund.amount, refund.currency)
+    amount = money_format(refund.amount, refund.currency)
     again = "This refund was already asked for: " if repeated else ""
     if refund.status == RefundStatus.SUCCEEDED:
         return (

@@ -198,7 +198,7 @@ def test_unpaid_completed_after_fulfillment_leaves_payment_pending_off(product):
     [{"amount_total": 100}, {"currency": "eur"}],
     ids=["amount", "currency"],
 )
-def test_mismatched_payment_fails_the_event_and_moves_nothing(
+def test_mismatched_payment_puts_the_event_in_front_of_a_person_and_moves_nothing(
     client, product, settings, payments_log, changes
 ):
     settings.STRIPE_WEBHOOK_SECRETS = ["whsec_test_payments_suite"]
@@ -209,12 +209,12 @@ def test_mismatched_payment_fails_the_event_and_moves_nothing(
 
     # Final: a retry cannot change what was charged, so Stripe must not retry it for days.
     assert response.status_code == 200
-    assert response.content.decode().startswith("failed: amount mismatch")
+    assert response.content.decode().startswith("needs_review: amount mismatch")
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING
     assert not OrderTransition.objects.exists()
     event_row = stored(evt)
-    assert event_row.status == "failed"
+    assert event_row.status == "needs_review"
     assert event_row.order_id == order.pk
     assert "amount mismatch" in event_row.outcome and "a person must look" in event_row.outcome
     assert any(

@@ -110,16 +110,39 @@ def test_event_left_received_by_a_crash_is_processed_on_redelivery(client, produ
     assert order.status == OrderStatus.FULFILLED
 
 
+def crash(event, source):
+    raise RuntimeError("the fulfilment backend is down")
+
+
 def test_failed_event_is_processed_again_on_redelivery(client, product):
     order = open_order(product)
-    evt = session_event(COMPLETED, order, amount_total=1)
-    deliver(client, evt)
+    evt = session_event(COMPLETED, order)
+    with mock.patch.dict(handlers.HANDLERS, {COMPLETED: crash}):
+        assert deliver(client, evt).status_code == 500
 
     response = deliver(client, evt)
 
     assert response.status_code == 200
     stored = StripeEvent.objects.get()
-    assert (stored.status, stored.attempts) == ("failed", 2)
+    assert (stored.status, stored.attempts) == ("processed", 2)
+
+
+def test_redelivery_of_a_needs_review_event_answers_200_and_changes_nothing(client, product):
+    order = open_order(product)
+    evt = session_event(COMPLETED, order, amount_total=1)
+    first = deliver(client, evt)
+    before = StripeEvent.objects.values().get()
+
+    response = deliver(client, evt)
+
+    assert first.status_code == 200
+    assert first.content.decode().startswith("needs_review: amount mismatch")
+    assert response.status_code == 200
+    assert response.content == b"duplicate: event already needs_review"
+    assert StripeEvent.objects.values().get() == before
+    assert (before["status"], before["attempts"]) == ("needs_review", 1)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
 
 
 def test_database_down_while_storing_answers_503_and_stores_nothing(client, product):
@@ -152,7 +175,7 @@ def test_unexpected_error_while_processing_rolls_back_and_keeps_the_event_as_fai
     evt = session_event(COMPLETED, order)
 
     def fulfill_then_crash(event, source):
-        handlers.checkout_session_completed(event, source)
+        handlers.checkout_session_event(event, source)
         raise RuntimeError("the fulfilment backend is down")
 
     with (

@@ -1,4 +1,4 @@
-"""The webhook hot path, statement by statement: what a fresh paid event costs, and a duplicate."""
+"""The webhook hot path, statement by statement: a fresh paid event that wins, one that loses, a duplicate."""
 
 import pytest
 from django.db import connection
@@ -44,6 +44,24 @@ def test_paid_event_costs_the_inbox_the_transition_and_the_signal_mark_only(clie
         "INSERT orders_ordertransition",
         "UPDATE payments_stripeevent",  # the event's outcome, committed with the transition
         "UPDATE orders_order",  # after the commit: the fulfillment signal's mark
+    ]
+
+
+def test_paid_event_that_loses_costs_one_read_to_say_what_the_order_already_is(client, product):
+    order = open_order(product)
+    deliver(client, session_event("checkout.session.async_payment_succeeded", order))
+    late = session_event("checkout.session.completed", order)  # another event, for an order already fulfilled
+
+    with CaptureQueriesContext(connection) as captured:
+        response = deliver(client, late)
+
+    assert response.content == b"processed: no-op: order already fulfilled"
+    assert _statements(captured) == [
+        "INSERT payments_stripeevent",
+        "SELECT orders_order",  # the order's payment fields
+        "UPDATE orders_order",  # the conditional transition, which touches no row
+        "SELECT orders_order",  # the one read a loser costs: what the order already is
+        "UPDATE payments_stripeevent",
     ]
 
 

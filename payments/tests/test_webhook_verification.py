@@ -9,11 +9,11 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 
 from orders.models import OrderStatus
-from payments import gateway
 from payments.models import StripeEvent
 from payments.services import inbox
 from payments.tests.conftest import WEBHOOK_SECRET
 from payments.tests.events import body, deliver, open_order, session_event, sign
+from payments.tests.signing import webhook_signature_header
 from payments.views.webhook import stripe_webhook
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +38,7 @@ def test_event_signed_with_the_secret_is_stored_and_processed(client, product):
     payload = body(session_event("checkout.session.completed", order))
 
     response = deliver(
-        client, payload, signature=gateway.webhook_signature_header(payload=payload, secret=WEBHOOK_SECRET)
+        client, payload, signature=webhook_signature_header(payload=payload, secret=WEBHOOK_SECRET)
     )
 
     assert response.status_code == 200

@@ -1,8 +1,9 @@
 """The endpoint Stripe delivers events to: verify, store, process, and answer so Stripe knows to retry.
 
-2xx means "stored, and its outcome is final" (processed, ignored, a duplicate, or failed for a reason
-a retry cannot change). 5xx means "not stored" or "processing hit an unexpected error": Stripe then
-delivers the event again, for days. 4xx means the request is not a genuine Stripe event: nothing is
+2xx means "stored, and its outcome is final": processed, ignored, a duplicate, or needs_review (a
+refusal no retry can change, which a person must settle; the inbox logs it at error level). 5xx means
+"not stored" or "processing hit an unexpected error" (failed): Stripe then delivers the event again,
+for days. 4xx means the request is not a genuine Stripe event: nothing is
 stored. No Stripe API call is made here: the signed payload is the truth at its moment.
 """
 
@@ -31,7 +32,6 @@ def _text(status: int, message: str) -> HttpResponse:
 @require_POST
 @transaction.non_atomic_requests
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
-    """Receive one Stripe event delivery."""
     limit = settings.STRIPE_WEBHOOK_MAX_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)

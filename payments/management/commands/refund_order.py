@@ -4,7 +4,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orders.exceptions import OrderNotFound, RefundNotFound, RefundRefused
 from orders.models import RefundReason, RefundRequester
-from orders.refunds import money_display, refund_amount_parse
+from orders.money import money_format
+from orders.refunds import refund_amount_parse
+from orders.selectors import order_get
 from payments.exceptions import PaymentProviderError
 from payments.services.refunds import RefundOutcome, order_refund, refund_get, refund_request_send
 
@@ -49,7 +51,8 @@ class Command(BaseCommand):
     def _refund(self, order_id: str, amount_text: object, reason: str) -> RefundOutcome:
         amount = None
         if amount_text is not None:
-            amount, decimal = refund_amount_parse(str(amount_text))
+            currency = order_get(order_id=order_id).currency
+            amount, decimal = refund_amount_parse(str(amount_text), currency=currency)
             unit = "a decimal" if decimal else "minor units"
             if self.verbosity >= 1:
                 self.stdout.write(f"--amount {amount_text} read as {unit}: {amount} minor units.")
@@ -58,7 +61,7 @@ class Command(BaseCommand):
         )
         refund = outcome.refund
         if self.verbosity >= 1:
-            amount = money_display(refund.amount, refund.currency)
+            amount = money_format(refund.amount, refund.currency)
             self.stdout.write(f"Order {refund.order_id}: refund request {refund.pk} of {amount}.")
         return outcome
 
