@@ -5,6 +5,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
+from orders.admin_refunds import OrderDisputeInline, OrderRefundInline, refund_summary
 from orders.models import Order, OrderTransition, Product
 from orders.money import money_format
 
@@ -44,7 +45,7 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("=id", "stripe_checkout_session_id", "stripe_payment_intent_id", "customer_email")
     list_select_related = ("product",)
     date_hierarchy = "created_at"
-    inlines = [OrderTransitionInline]
+    inlines = [OrderTransitionInline, OrderRefundInline, OrderDisputeInline]
     # The actions that move an order ask Stripe first, so they live in payments (payments/admin_orders.py).
     fields = (
         "id",
@@ -55,6 +56,7 @@ class OrderAdmin(admin.ModelAdmin):
         "unit_amount",
         "amount_total",
         "currency",
+        "refunds",
         "customer_email",
         "stripe_checkout_session_id",
         "stripe_payment_intent_id",
@@ -65,6 +67,7 @@ class OrderAdmin(admin.ModelAdmin):
         "fulfilled_at",
         "failed_at",
         "expired_at",
+        "refunded_at",
         "updated_at",
     )
     readonly_fields = fields
@@ -78,6 +81,10 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="Total", ordering="amount_total")
     def total(self, order: Order) -> str:
         return money_format(order.amount_total, order.currency)
+
+    @admin.display(description="Refunded")
+    def refunds(self, order: Order) -> str:
+        return refund_summary(order)
 
     @admin.display(description="Stripe events")
     def stripe_events(self, order: Order) -> str:

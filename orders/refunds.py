@@ -15,7 +15,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
@@ -34,6 +33,7 @@ from orders.models import (
     RefundStatus,
     TransitionSource,
 )
+from orders.money import currency_decimals, money_format
 from orders.refund_signals import order_disputed_signal_send, order_refunded_signal_send
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ DISPUTE_STATUS_RANK = {
     DisputeStatus.PREVENTED: 4,
 }
 
-_AMOUNT = re.compile(r"^\s*(\d+)(?:\.(\d{1,2}))?\s*$")
+_AMOUNT = re.compile(r"^\s*(\d+)(?:\.(\d+))?\s*$")
 REQUESTER_SOURCES = {
     RefundRequester.ADMIN: TransitionSource.ADMIN,
     RefundRequester.COMMAND: TransitionSource.COMMAND,
@@ -88,25 +88,17 @@ class RefundTotals:
         return self.amount_refunded >= self.amount_total
 
 
-def money_display(amount: int, currency: str) -> str:
-    """Return a minor-unit amount as '12.50 USD'."""
-    return f"{Decimal(amount) / 100:.2f} {currency.upper()}"
-
-
-def refund_amount_parse(text: str) -> tuple[int, bool]:
+def refund_amount_parse(text: str, *, currency: str) -> tuple[int, bool]:
     """Return minor units from '1250' (minor units) or '12.50' (a decimal); the bool says it was a decimal."""
     match = _AMOUNT.match(text or "")
-    if not match:
-        raise RefundRefused(
-            f"{text!r} is not an amount: write minor units (1250) or a decimal with a point (12.50)."
-        )
+    decimals = currency_decimals(currency)
+    if not match or (match.group(2) is not None and len(match.group(2)) > decimals):
+        example = f"12.{'5' * decimals}" if decimals else "no decimal point: this currency has no minor unit"
+        raise RefundRefused(f"{text!r} is not an amount: write minor units (1250) or a decimal ({example}).")
     whole, fraction = match.groups()
     if fraction is None:
         return int(whole), False
-    try:
-        return int(Decimal(f"{whole}.{fraction}") * 100), True
-    except InvalidOperation:  # pragma: no cover - the pattern admits only digits
-        raise RefundRefused(f"{text!r} is not an amount.") from None
+    return int(whole) * 10**decimals + int(fraction.ljust(decimals, "0")), True
 
 
 def order_refundable_remaining(*, order_id: uuid.UUID | str) -> int:
@@ -143,22 +135,7 @@ def order_refund_request(
             existing = OrderRefund.objects.filter(pk=request_id).first()
             if existing is not None:
                 return _repeated(existing, order=order, amount=amount), False
-        _check_refundable(order, requester)
-        reserved = _reserved(order.pk)
-        remaining = order.amount_total - reserved
-        if remaining <= 0:
-            raise RefundRefused(_nothing_left(order, reserved))
-        if amount is None:
-            amount = remaining
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise RefundRefused(f"A refund must be a positive whole number of minor units, not {amount!r}.")
-        if amount > remaining:
-            raise RefundRefused(
-                f"Cannot refund {money_display(amount, order.currency)} on order {order.pk}: only "
-                f"{money_display(remaining, order.currency)} of its "
-                f"{money_display(order.amount_total, order.currency)} is left to refund"
-                f"{_under_way(order.pk)}."
-            )
+        amount = _refund_amount(order, amount, requester)
         refund = OrderRefund.objects.create(
             id=request_id or uuid.uuid4(),
             order_id=order.pk,
@@ -321,6 +298,7 @@ def order_dispute_apply(
         changed = created or bool(
             OrderDispute.objects.filter(pk=dispute_pk)
             .filter(Q(status__in=_not_beyond(DISPUTE_STATUS_RANK, status)) | Q(status=status))
+            .exclude(status=status, **fields)  # already so: not a change
             .update(status=status, updated_at=timezone.now(), **fields)
         )
         totals = order_refunds_recompute(order_id=order_id, source=source, stripe_event_id=stripe_event_id)
@@ -352,8 +330,8 @@ def order_refunds_recompute(
                 order_id=order.pk,
                 source=source,
                 stripe_event_id=stripe_event_id,
-                note=f"refunds and lost disputes cover {money_display(capped, order.currency)}",
-            )
+                note=f"refunds and lost disputes cover {money_format(capped, order.currency)}",
+            ).won
         elif capped < order.amount_total and order.status == OrderStatus.REFUNDED:
             # States never move back; a refund that failed after succeeding leaves money with the shop.
             logger.error(
@@ -411,7 +389,7 @@ def _repeated(existing: OrderRefund, *, order: Order, amount: int | None) -> Ord
     if existing.order_id != order.pk or (amount is not None and amount != existing.amount):
         raise RefundRefused(
             f"This refund request ({existing.pk}) was already made for "
-            f"{money_display(existing.amount, existing.currency)} on order {existing.order_id}; "
+            f"{money_format(existing.amount, existing.currency)} on order {existing.order_id}; "
             "start a new refund for another amount."
         )
     return existing
@@ -450,7 +428,7 @@ def _nothing_left(order: Order, reserved: int) -> str:
         return f"Order {order.pk} is already refunded in full."
     return (
         f"Nothing is left to refund on order {order.pk}: refunds under way already cover its "
-        f"{money_display(order.amount_total, order.currency)}{_under_way(order.pk)}."
+        f"{money_format(order.amount_total, order.currency)}{_under_way(order.pk)}."
     )
 
 
@@ -468,6 +446,7 @@ def _refund_advance(refund_pk: uuid.UUID | str, status: str, **fields: object) -
     return bool(
         OrderRefund.objects.filter(pk=refund_pk)
         .filter(Q(status__in=_not_beyond(REFUND_STATUS_RANK, status)) | Q(status=status))
+        .exclude(status=status, **fields)  # already so: not a change
         .update(status=status, updated_at=timezone.now(), **fields)
     )
 
@@ -487,11 +466,9 @@ def _source_of(refund_pk: uuid.UUID | str) -> str:
 
 
 def _signal_if_succeeded(refund_pk: uuid.UUID | str) -> None:
-    if OrderRefund.objects.filter(
-        pk=refund_pk, status=RefundStatus.SUCCEEDED, signalled_at__isnull=True
-    ).exists():
-        # robust: a failing receiver must not undo the committed refund; the signal stays owed.
-        transaction.on_commit(lambda: order_refunded_signal_send(refund_pk=refund_pk), robust=True)
+    # The send's own claim decides whether this refund is due a signal (succeeded, not yet sent).
+    # robust: a failing receiver must not undo the committed refund; the signal stays owed.
+    transaction.on_commit(lambda: order_refunded_signal_send(refund_pk=refund_pk), robust=True)
 
 
 def _uuid(value: str) -> uuid.UUID | None:
@@ -499,6 +476,38 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
+
+
+def order_refund_amount_check(*, order_id: uuid.UUID | str, amount: int | None, requested_by: str) -> int:
+    """Return the amount a refund would take (the remainder when None), or raise RefundRefused saying why.
+
+    For a confirmation page: the request itself checks again under the order's lock.
+    """
+    order = Order.objects.only("pk", "status", "amount_total", "currency").filter(pk=order_id).first()
+    if order is None:
+        raise OrderNotFound(f"No order {order_id}.")
+    return _refund_amount(order, amount, RefundRequester(requested_by))
+
+
+def _refund_amount(order: Order, amount: int | None, requester: RefundRequester) -> int:
+    """Return the amount to refund (the remainder when None), or raise RefundRefused."""
+    _check_refundable(order, requester)
+    reserved = _reserved(order.pk)
+    remaining = order.amount_total - reserved
+    if remaining <= 0:
+        raise RefundRefused(_nothing_left(order, reserved))
+    if amount is None:
+        return remaining
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise RefundRefused(f"A refund must be a positive whole number of minor units, not {amount!r}.")
+    if amount > remaining:
+        raise RefundRefused(
+            f"Cannot refund {money_format(amount, order.currency)} on order {order.pk}: only "
+            f"{money_format(remaining, order.currency)} of its "
+            f"{money_format(order.amount_total, order.currency)} is left to refund"
+            f"{_under_way(order.pk)}."
+        )
+    return amount
 
 
 def order_attach_payment_intent(*, order_id: uuid.UUID | str, payment_intent_id: str) -> bool:

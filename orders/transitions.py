@@ -212,8 +212,8 @@ def order_refund(
     source: str,
     stripe_event_id: str | None = None,
     note: str = "",
-) -> bool:
-    """Move a fulfilled order to refunded; return whether this caller did it (`orders.refunds` asks)."""
+) -> TransitionResult:
+    """Move a fulfilled order to refunded (`orders.refunds` asks, when refunds cover the total)."""
     return _apply(REFUND, order_id=order_id, source=source, stripe_event_id=stripe_event_id, note=note)
 
 

@@ -1,19 +1,20 @@
 """Refunding an order through Stripe, and finding the order a Stripe payment belongs to.
 
 A refund is reserved first, as a row (`orders.refunds.order_refund_request`, under the order's row lock),
-then asked of Stripe OUTSIDE that transaction with the idempotency key `refund:<row id>`, then Stripe's
-answer is recorded on the row. A repeated request finds its row; a retry of a row Stripe never answered
-reuses the key, so Stripe makes one refund whatever happens in between.
+then asked of Stripe OUTSIDE that transaction with the idempotency key `refund:<row id>` (no lock is held
+across a network call, and the refund's webhook, which Stripe may deliver before it answers, is not stuck
+behind ours), then Stripe's answer is recorded on the row. A repeated request finds its row; a retry of
+a row Stripe never answered reuses the key, so Stripe makes one refund whatever happens in between.
 """
 
 import logging
 import uuid
 from dataclasses import dataclass
 
-from orders.exceptions import OrderNotFound
+from orders.exceptions import RefundNotFound
 from orders.models import Order, OrderRefund, RefundStatus
+from orders.money import money_format
 from orders.refunds import (
-    money_display,
     order_attach_payment_intent,
     order_refund_record,
     order_refund_refused,
@@ -93,7 +94,7 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
         return RefundOutcome(
             refund,
             created,
-            f"{exc} The refund of {money_display(refund.amount, refund.currency)} is kept as requested "
+            f"{exc} The refund of {money_format(refund.amount, refund.currency)} is kept as requested "
             f"({refund.pk}); try again with `manage.py refund_order {order.pk} --retry {refund.pk}`. "
             "The retry reuses the same idempotency key, so Stripe refunds at most once.",
         )
@@ -161,7 +162,7 @@ def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
 
 def _said(refund: OrderRefund, *, repeated: bool = False) -> str:
     """Return one sentence saying where the refund stands."""
-    amount = money_display(refund.amount, refund.currency)
+    amount = money_format(refund.amount, refund.currency)
     again = "This refund was already asked for: " if repeated else ""
     if refund.status == RefundStatus.SUCCEEDED:
         return (
@@ -181,8 +182,8 @@ def _said(refund: OrderRefund, *, repeated: bool = False) -> str:
 
 
 def refund_get(*, refund_id: str) -> OrderRefund:
-    """Return the refund row with this id, or raise OrderNotFound."""
+    """Return the refund row with this id, or raise RefundNotFound."""
     try:
         return OrderRefund.objects.get(pk=uuid.UUID(str(refund_id)))
     except (ValueError, OrderRefund.DoesNotExist):
-        raise OrderNotFound(f"No refund request {refund_id}.") from None
+        raise RefundNotFound(f"No refund request {refund_id}.") from None

@@ -36,8 +36,10 @@ def stored(evt) -> StripeEvent:
     return StripeEvent.objects.get(stripe_id=evt["id"])
 
 
-def test_registry_has_one_handler_per_checkout_event_type():
-    assert set(HANDLERS) == {COMPLETED, SUCCEEDED, FAILED, EXPIRED}
+def test_registry_has_one_handler_per_checkout_refund_and_dispute_event_type():
+    refunds = {"charge.refunded", "refund.created", "refund.updated", "refund.failed"}
+    disputes = {"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"}
+    assert set(HANDLERS) == {COMPLETED, SUCCEEDED, FAILED, EXPIRED} | refunds | disputes
 
 
 def test_paid_completed_session_fulfills_the_order(product, django_capture_on_commit_callbacks, payments_log):
@@ -296,7 +298,7 @@ def test_session_of_an_order_whose_session_id_was_never_saved_is_adopted(product
     assert order.status == OrderStatus.FULFILLED
 
 
-@pytest.mark.parametrize("event_type", ["payment_intent.succeeded", "customer.created", "charge.refunded"])
+@pytest.mark.parametrize("event_type", ["payment_intent.succeeded", "customer.created", "invoice.paid"])
 def test_unhandled_event_type_is_stored_as_ignored(event_type):
     evt = event(event_type, {"id": new_id("obj_"), "object": event_type.split(".")[0]})
 

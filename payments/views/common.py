@@ -15,6 +15,7 @@ STATUS_MESSAGES = {
     OrderStatus.FULFILLED: "Your order is complete. Thank you!",
     OrderStatus.FAILED: "The payment did not go through, and nothing was charged.",
     OrderStatus.EXPIRED: "This checkout expired before it was paid. Nothing was charged.",
+    OrderStatus.REFUNDED: "This order was refunded: the payment went back to your payment method.",
 }
 # A payment that reached an order already closed (see payments.services.late_payments).
 LATE_PAYMENT_REFUNDED = "You were charged after this checkout had closed, and the payment has been refunded."
