@@ -9,21 +9,26 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from checkout_demo.env import env_bool, env_float, env_int, env_list, env_str
+from checkout_demo.env import env_bool, env_float, env_int, env_list, env_networks, env_rate, env_str
+from payments.stripe_ips import STRIPE_WEBHOOK_IPS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # A real environment variable always wins over the same name in `.env`.
 load_dotenv(BASE_DIR / ".env", override=False)
 
-DEBUG = env_bool("DJANGO_DEBUG", default=True)
+# Off unless asked for: a deployment that forgets the variable must not run in development mode.
+# `python3 dev.py run` writes DJANGO_DEBUG=true into a local `.env` for you.
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. It is required when DJANGO_DEBUG is off: generate one with "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` and put it in the environment."
+            "DJANGO_SECRET_KEY is not set. It is required when DJANGO_DEBUG is off (the default): generate "
+            "one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'` and put it in the "
+            "environment. For local development, `python3 dev.py run` writes a .env with DJANGO_DEBUG=true "
+            "and a generated key."
         )
     SECRET_KEY = "django-insecure-local-development-only-never-use-in-production"
 
@@ -149,6 +154,39 @@ CHECKOUT_SESSION_TTL_SECONDS = env_int("CHECKOUT_SESSION_TTL_SECONDS", 60 * 60)
 REFUND_LATE_PAYMENTS = env_bool("REFUND_LATE_PAYMENTS", default=True)
 # Stripe's own limit for a webhook payload is far below this; anything larger is not from Stripe.
 STRIPE_WEBHOOK_MAX_BYTES = env_int("STRIPE_WEBHOOK_MAX_BYTES", 512 * 1024)
+# Off when empty; `stripe` stands for the addresses Stripe publishes (payments/stripe_ips.py).
+STRIPE_WEBHOOK_ALLOWED_IPS = env_networks("STRIPE_WEBHOOK_ALLOWED_IPS", {"stripe": STRIPE_WEBHOOK_IPS})
+
+# On the public internet: how many proxies in front of the site append to X-Forwarded-For (0: none,
+# the client is REMOTE_ADDR), and how many checkouts a client, and everyone together, may start.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT={TRUSTED_PROXY_COUNT} must be 0 or more.")
+CHECKOUT_RATE_LIMIT = env_rate("CHECKOUT_RATE_LIMIT", "10/m")
+# CHECKOUT_RATE_LIMIT=off alone turns every checkout limit off; set this too to keep an overall one.
+CHECKOUT_RATE_LIMIT_GLOBAL = env_rate("CHECKOUT_RATE_LIMIT_GLOBAL", "300/m" if CHECKOUT_RATE_LIMIT else "off")
+
+
+def _cache_from_url(url: str) -> dict:
+    """Build the default cache: Redis from its URL, else this process's memory."""
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "checkout-demo"}
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"REDIS_URL / CACHE_URL={url!r} is not a Redis URL: use redis://host:6379/0, rediss://... or "
+            "unix:///path/redis.sock."
+        )
+    # Short timeouts: the rate limits read the cache on every checkout, and let it through when Redis
+    # does not answer rather than hang the buyer.
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+
+
+CACHES = {"default": _cache_from_url(env_str("REDIS_URL") or env_str("CACHE_URL"))}
+CSRF_FAILURE_VIEW = "checkout_demo.errors.csrf_failure"
 
 LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
 LOGGING = {

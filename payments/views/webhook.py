@@ -20,6 +20,7 @@ from payments import gateway
 from payments.exceptions import WebhookPayloadInvalid, WebhookSignatureInvalid
 from payments.models import EventSource
 from payments.services.inbox import EventNotStored, EventProcessingFailed, stripe_event_receive
+from payments.webhook_sources import stripe_source_required
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def _text(status: int, message: str) -> HttpResponse:
 @csrf_exempt
 @require_POST
 @transaction.non_atomic_requests
+@stripe_source_required
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     limit = settings.STRIPE_WEBHOOK_MAX_BYTES
     try:
