@@ -128,6 +128,8 @@ class Order(models.Model):
 FINAL_STATUSES = frozenset(
     {OrderStatus.FULFILLED, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.REFUNDED}
 )
+# Closed without being paid: such an order can take no money (a payment that reaches it is a late payment).
+CLOSED_STATUSES = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED})
 
 
 class TransitionSource(models.TextChoices):

@@ -25,7 +25,7 @@ from enum import StrEnum
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from orders.models import Order, OrderStatus, RefundStatus, TransitionSource
+from orders.models import CLOSED_STATUSES, Order, OrderStatus, RefundStatus, TransitionSource
 from payments import gateway
 from payments.exceptions import StripeResourceMissing
 from payments.services.order_actions import order_close, order_session_expire
@@ -43,7 +43,6 @@ DEFAULT_MAX_RATE = 20.0
 # Stripe's longest Checkout Session lifetime: after this, a session cannot be paid on any account.
 SESSION_MAX_LIFETIME = timedelta(hours=24)
 OPEN = frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED})
-CLOSED = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED})
 PAID_FOR = frozenset({OrderStatus.FULFILLED, OrderStatus.REFUNDED})
 FIELDS = (
     "pk",
@@ -162,7 +161,7 @@ def _audit_one(order: Order, *, fix: bool, now: datetime, limiter: RateLimiter) 
         session = gateway.checkout_session_retrieve(session_id=session_id)
     except StripeResourceMissing:
         # A closed order holds no money and can take none: that Stripe forgot its session changes nothing.
-        stranded = None if order.status in CLOSED else _stranded(order, fix=fix, now=now)
+        stranded = None if order.status in CLOSED_STATUSES else _stranded(order, fix=fix, now=now)
         return AuditedOrder(order.pk, order.status, session_id, "unknown", stranded)
     finding = _compare(order, session)
     if finding is not None and fix:
@@ -196,14 +195,14 @@ def _compare(order: Order, session: gateway.CheckoutSession) -> Finding | None:
     if decision == SessionDecision.PAID:
         if order.status in OPEN:
             return Finding(Disagreement.PAID_NOT_FULFILLED, "the paid session was never applied")
-        if order.status in CLOSED and not _refunded_at_stripe(order):
+        if order.status in CLOSED_STATUSES and not _refunded_at_stripe(order):
             return Finding(
                 Disagreement.LATE_PAYMENT, f"paid, but the order is {order.status} and not refunded"
             )
         return None
     if order.status in PAID_FOR:
         return Finding(Disagreement.FULFILLED_NOT_PAID, f"Stripe says the session is {_says(session)}")
-    if decision == SessionDecision.OPEN and order.status in CLOSED:
+    if decision == SessionDecision.OPEN and order.status in CLOSED_STATUSES:
         return Finding(Disagreement.CLOSED_SESSION_OPEN, "the buyer can still pay it")
     if decision == SessionDecision.EXPIRED and order.status in OPEN:
         return Finding(Disagreement.OPEN_SESSION_EXPIRED, "the order still waits for a payment")

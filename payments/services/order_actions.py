@@ -28,7 +28,6 @@ from payments.services.sessions import (
 logger = logging.getLogger(__name__)
 
 CloseTransition = Literal["fail", "expire"]
-CLOSED_STATUSES = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED})
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from orders import transitions
 from orders.exceptions import OrderNotFound
-from orders.models import Order, OrderStatus
+from orders.models import CLOSED_STATUSES, Order
 from orders.selectors import OPEN_STATUSES, order_get_for_payment, order_status_get
 from orders.services import order_attach_checkout_session, order_mark_payment_pending
 from orders.transitions import TransitionResult
@@ -70,7 +70,6 @@ _REASON_PREFIXES = {
     SessionDecision.AMOUNT_MISMATCH: "amount mismatch: ",
     SessionDecision.LATE_PAYMENT: "late payment: ",
 }
-CLOSED_STATUSES = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED})
 
 
 @dataclass(frozen=True)

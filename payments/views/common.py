@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 
-from orders.models import Order, OrderStatus
+from orders.models import CLOSED_STATUSES, Order, OrderStatus
 from orders.refunds import RESERVING_STATUSES
 
 STATUS_MESSAGES = {
@@ -98,8 +98,7 @@ def order_status_message(order: Order) -> str:
 
 def late_payment_message(order: Order) -> str:
     """Return what to tell a buyer whose money reached the order after it closed, or '' when none did."""
-    closed = order.status in (OrderStatus.FAILED, OrderStatus.EXPIRED)
-    if not closed or not (order.needs_attention or order.amount_refunded):
+    if order.status not in CLOSED_STATUSES or not (order.needs_attention or order.amount_refunded):
         return ""
     if order.amount_refunded >= order.amount_total:
         return LATE_PAYMENT_REFUNDED

@@ -19,7 +19,8 @@ class _Unended:
         self._wrapper = wrapper
 
     def write(self, text: str) -> None:
-        self._wrapper.write(text, ending="")
+        # Unstyled: Django paints a command's stderr as errors, and progress is not one.
+        self._wrapper.write(text, style_func=str, ending="")
 
     def flush(self) -> None:
         self._wrapper.flush()
@@ -66,9 +67,10 @@ class Command(BaseCommand):
         if max_rate <= 0:
             raise CommandError("--max-rate must be a positive number of calls a second.")
         verbosity = int(options["verbosity"])
-        total = audit.orders_in_window(since=since, until=timezone.now() - older_than).count()
+        now = timezone.now()
+        total = audit.orders_in_window(since=since, until=now - older_than).count()
         results = audit.orders_audit(
-            since=since, older_than=older_than, fix=options["fix"], max_rate=max_rate
+            since=since, older_than=older_than, fix=options["fix"], max_rate=max_rate, now=now
         )
 
         findings, seen = [], 0
