@@ -47,7 +47,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "orders",
+    # Before django_tasks_db: its `db_worker` command is replaced by payments' one, which adds the lease.
     "payments",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -188,6 +191,29 @@ def _cache_from_url(url: str) -> dict:
 CACHES = {"default": _cache_from_url(env_str("REDIS_URL") or env_str("CACHE_URL"))}
 CSRF_FAILURE_VIEW = "checkout_demo.errors.csrf_failure"
 
+# Background tasks (Django's tasks API). The database backend queues a task as a row written in the
+# caller's transaction, so a task commits, or rolls back, with the event or transition that asked for it;
+# `manage.py db_worker` runs the queue. `immediate` runs each task inside `enqueue`, in the caller's
+# process and transaction: for a unit test or a throwaway demo, never for production.
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+}
+TASK_BACKEND = env_str("TASK_BACKEND", "database").lower()
+if TASK_BACKEND not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(f"TASK_BACKEND={TASK_BACKEND!r} is not one of: {', '.join(_TASK_BACKENDS)}.")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[TASK_BACKEND]}}
+# A worker that claimed a task this long ago and has not finished it is presumed dead (SIGKILL, OOM, a
+# lost machine): any worker returns the task to the queue. Keep it above the slowest task's run time.
+TASK_LEASE_SECONDS = env_float("TASK_LEASE_SECONDS", 300.0)
+# A failed task runs again after TASK_RETRY_BASE_SECONDS, doubling each time up to the cap.
+TASK_RETRY_BASE_SECONDS = env_float("TASK_RETRY_BASE_SECONDS", 5.0)
+TASK_RETRY_MAX_SECONDS = env_float("TASK_RETRY_MAX_SECONDS", 600.0)
+# Attempts before a Stripe event is left `failed` (replay_events --failed), and before a fulfillment
+# signal is left owed (reconcile_orders sends it).
+STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 8)
+FULFILLMENT_SIGNAL_MAX_ATTEMPTS = env_int("FULFILLMENT_SIGNAL_MAX_ATTEMPTS", 8)
+
 LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
@@ -203,5 +229,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "orders": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "payments": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # The worker's own lines (claims, task outcomes, tracebacks of failed tasks).
+        "django_tasks": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django_tasks_db": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }

@@ -1,8 +1,9 @@
 """Set the project up and serve it: what `python3 dev.py run` executes inside .venv.
 
 Migrate (the demo catalog is seeded by a migration), start the Stripe emulator unless real Stripe test
-keys are configured, sync the catalog to Stripe, and serve on http://127.0.0.1:8000/. Ctrl-C stops
-everything this script started.
+keys are configured, sync the catalog to Stripe, serve on http://127.0.0.1:8000/, and run the task
+worker that processes the webhooks' events and the fulfillment signals. Ctrl-C stops everything this
+script started.
 """
 
 from __future__ import annotations
@@ -219,6 +220,7 @@ def print_banner(
     env: dict[str, str],
     stripe_api_base: str,
     env_written: str,
+    worker: bool,
 ) -> None:
     say()
     say("=" * 72)
@@ -247,7 +249,13 @@ def print_banner(
         port = site.rsplit(":", 1)[1]
         say(f"               Run `stripe listen --forward-to localhost:{port}/stripe-webhook` and put the")
         say("               whsec_... secret it prints in .env as STRIPE_WEBHOOK_SECRET, then restart.")
-    say("stop           Ctrl-C (stops the site" + (" and the emulator)" if emulator_url else ")"))
+    if worker:
+        say("worker         manage.py db_worker: processes each stored event and fulfillment signal")
+    else:
+        say("worker         none: TASK_BACKEND=immediate runs each task inside the request")
+    stopped = ["the site", *(["the worker"] if worker else []), *(["the emulator"] if emulator_url else [])]
+    listed = stopped[0] if len(stopped) == 1 else f"{', '.join(stopped[:-1])} and {stopped[-1]}"
+    say(f"stop           Ctrl-C (stops {listed})")
     say("=" * 72)
     say()
 
@@ -297,6 +305,14 @@ def run(args: argparse.Namespace) -> int:
         server = spawn(command, env)
         children.append((server, "site"))
         wait_for_site(f"{site}/", server)
+        # The webhook only stores and queues; the worker processes (unless tasks run inside the request).
+        worker = configured("TASK_BACKEND", dotenv).lower() in ("", "database")
+        if worker:
+            command = [sys.executable, str(ROOT / "manage.py"), "db_worker", "--interval", "0.2"]
+            if args.noreload:
+                command.append("--no-reload")
+            say("starting the task worker (manage.py db_worker)")
+            children.append((spawn(command, env), "task worker"))
         print_banner(
             site=site,
             emulator_url=emulator_url,
@@ -304,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
             env=env,
             stripe_api_base=configured("STRIPE_API_BASE", dotenv),
             env_written=env_written,
+            worker=worker,
         )
 
         while True:
