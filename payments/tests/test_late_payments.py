@@ -13,6 +13,7 @@ from orders.models import Order, OrderRefund, OrderStatus, RefundRequester
 from payments import gateway
 from payments.models import EventStatus, StripeEvent
 from payments.services.late_payments import late_payment_settle
+from payments.tests.conftest import EMULATOR_API_KEY
 from payments.tests.events import emulator_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,9 +22,34 @@ COMPLETED = "checkout.session.completed"
 
 
 @pytest.fixture
-def deliver_to_project(emulator, live_server):
+def worker(emulator, db_worker):
+    """Return a starter of a real worker process that can call the emulator (it refunds late payments)."""
+
+    def start(**env: str):
+        # The worker is another process: it learns Stripe's address, and the settings, from its environment.
+        stripe = {"STRIPE_SECRET_KEY": EMULATOR_API_KEY, "STRIPE_API_BASE": emulator.base_url}
+        return db_worker(DJANGO_DEBUG="true", STRIPE_MAX_NETWORK_RETRIES="0", **stripe, **env)
+
+    return start
+
+
+@pytest.fixture
+def deliver_to_project(emulator, live_server, worker):
+    """Return the emulator, delivering its webhooks to the live server, whose worker processes them."""
+    worker()
     emulator.configure(webhook_url=f"{live_server.url}/stripe-webhook", async_delay=3600)
     return emulator
+
+
+def processed(wait_until, order: Order, event_type: str) -> StripeEvent:
+    """Wait until the worker has processed the order's event of this type; return it."""
+    return wait_until(
+        lambda: (
+            StripeEvent.objects.filter(order=order, type=event_type)
+            .exclude(status=EventStatus.RECEIVED)
+            .first()
+        )
+    )
 
 
 def closed_then_paid(emulator, product, *, close: str = "expire", method: str = "card") -> Order:
@@ -46,10 +72,12 @@ def late_events(order: Order) -> list[StripeEvent]:
 
 
 def test_a_late_payment_delivered_three_times_and_replayed_is_refunded_exactly_once(
-    deliver_to_project, synced_product
+    deliver_to_project, synced_product, wait_until
 ):
     deliver_to_project.configure(duplicates=3)
     order = closed_then_paid(deliver_to_project, synced_product)
+    processed(wait_until, order, COMPLETED)
+    wait_until(lambda: len([d for d in deliver_to_project.deliveries() if d["type"] == COMPLETED]) == 3)
     assert deliver_to_project.wait_for_idle(timeout=20)
     [event] = late_events(order)
     call_command("replay_events", event.stripe_id, verbosity=0)
@@ -75,12 +103,12 @@ def test_a_late_payment_delivered_three_times_and_replayed_is_refunded_exactly_o
 
 
 def test_a_delayed_payment_that_settles_after_the_order_failed_is_refunded(
-    deliver_to_project, synced_product
+    deliver_to_project, synced_product, wait_until
 ):
     order = closed_then_paid(deliver_to_project, synced_product, close="fail", method="delayed_success")
-    assert deliver_to_project.wait_for_idle(timeout=10)
+    processed(wait_until, order, COMPLETED)
     deliver_to_project.settle(order.stripe_checkout_session_id)
-    assert deliver_to_project.wait_for_idle(timeout=10)
+    processed(wait_until, order, "checkout.session.async_payment_succeeded")
 
     assert len(refunds_at_stripe(order)) == 1
     order.refresh_from_db()
@@ -90,11 +118,13 @@ def test_a_delayed_payment_that_settles_after_the_order_failed_is_refunded(
 
 
 def test_with_automatic_refunds_off_the_order_waits_for_a_person(
-    deliver_to_project, synced_product, settings
+    emulator, live_server, worker, synced_product, settings, wait_until
 ):
-    settings.REFUND_LATE_PAYMENTS = False
-    order = closed_then_paid(deliver_to_project, synced_product)
-    assert deliver_to_project.wait_for_idle(timeout=10)
+    settings.REFUND_LATE_PAYMENTS = False  # for the success page, served in this process
+    worker(REFUND_LATE_PAYMENTS="false")
+    emulator.configure(webhook_url=f"{live_server.url}/stripe-webhook")
+    order = closed_then_paid(emulator, synced_product)
+    processed(wait_until, order, COMPLETED)
 
     assert refunds_at_stripe(order) == []
     order.refresh_from_db()
