@@ -39,6 +39,11 @@ def product(db) -> Product:
     )
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres_only") and connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's concurrent writers: it runs in the PostgreSQL pass")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     """Start every test with empty rate-limit counters (they live in the local-memory cache)."""

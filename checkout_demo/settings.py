@@ -152,6 +152,9 @@ STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")
 STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 CHECKOUT_SESSION_TTL_SECONDS = env_int("CHECKOUT_SESSION_TTL_SECONDS", 60 * 60)
+# A payment that reaches an order already failed or expired is refunded through Stripe (and the order
+# flagged for a person); false: it is only flagged, and a person decides.
+REFUND_LATE_PAYMENTS = env_bool("REFUND_LATE_PAYMENTS", default=True)
 # Stripe's own limit for a webhook payload is far below this; anything larger is not from Stripe.
 STRIPE_WEBHOOK_MAX_BYTES = env_int("STRIPE_WEBHOOK_MAX_BYTES", 512 * 1024)
 # Off when empty; `stripe` stands for the addresses Stripe publishes (payments/stripe_ips.py).

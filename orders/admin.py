@@ -1,13 +1,12 @@
 """Admin for the catalog and for orders; an order's status changes only through the state machine."""
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from orders import transitions
-from orders.models import Order, OrderTransition, Product, TransitionSource
+from orders.admin_refunds import OrderDisputeInline, OrderRefundInline, refund_summary
+from orders.models import Order, OrderTransition, Product
 from orders.money import money_format
 
 
@@ -46,8 +45,8 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("=id", "stripe_checkout_session_id", "stripe_payment_intent_id", "customer_email")
     list_select_related = ("product",)
     date_hierarchy = "created_at"
-    inlines = [OrderTransitionInline]
-    actions = ["fulfill_selected", "fail_selected", "expire_selected"]
+    inlines = [OrderTransitionInline, OrderRefundInline, OrderDisputeInline]
+    # The actions that move an order ask Stripe first, so they live in payments (payments/admin_orders.py).
     fields = (
         "id",
         "status",
@@ -57,6 +56,7 @@ class OrderAdmin(admin.ModelAdmin):
         "unit_amount",
         "amount_total",
         "currency",
+        "refunds",
         "customer_email",
         "stripe_checkout_session_id",
         "stripe_payment_intent_id",
@@ -67,6 +67,7 @@ class OrderAdmin(admin.ModelAdmin):
         "fulfilled_at",
         "failed_at",
         "expired_at",
+        "refunded_at",
         "updated_at",
     )
     readonly_fields = fields
@@ -81,6 +82,10 @@ class OrderAdmin(admin.ModelAdmin):
     def total(self, order: Order) -> str:
         return money_format(order.amount_total, order.currency)
 
+    @admin.display(description="Refunded")
+    def refunds(self, order: Order) -> str:
+        return refund_summary(order)
+
     @admin.display(description="Stripe events")
     def stripe_events(self, order: Order) -> str:
         # The events admin belongs to the payments app, which this app must not import: link by name.
@@ -89,29 +94,3 @@ class OrderAdmin(admin.ModelAdmin):
         except NoReverseMatch:
             return "-"
         return format_html('<a href="{}?order__id__exact={}">Events of this order</a>', url, order.pk)
-
-    def _transition_selected(
-        self, request: HttpRequest, queryset: QuerySet[Order], name: str, **kwargs: str
-    ) -> None:
-        apply = getattr(transitions, f"order_{name}")
-        moved = sum(
-            apply(order_id=order_id, source=TransitionSource.ADMIN, **kwargs).won
-            for order_id in queryset.values_list("pk", flat=True)
-        )
-        skipped = queryset.count() - moved
-        self.message_user(
-            request, f"{name.capitalize()}: {moved} order(s) moved, {skipped} left as they were."
-        )
-
-    @admin.action(description="Fulfill selected orders (pending or confirmed)")
-    def fulfill_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        self._transition_selected(request, queryset, "fulfill")
-
-    @admin.action(description="Fail selected orders (pending or confirmed)")
-    def fail_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        reason = f"Failed by {request.user} in the admin."
-        self._transition_selected(request, queryset, "fail", reason=reason)
-
-    @admin.action(description="Expire selected orders (pending)")
-    def expire_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        self._transition_selected(request, queryset, "expire")

@@ -11,3 +11,11 @@ class ProductUnavailable(Exception):
 
 class InvalidQuantity(ValueError):
     """The quantity is not a whole number within the allowed range."""
+
+
+class RefundNotFound(Exception):
+    """No refund request has the given id."""
+
+
+class RefundRefused(Exception):
+    """The refund cannot be asked for (too much, wrong state, unknown reason); the message says why."""

@@ -40,6 +40,7 @@ class OrderStatus(models.TextChoices):
     FULFILLED = "fulfilled", "Fulfilled"
     FAILED = "failed", "Failed"
     EXPIRED = "expired", "Expired"
+    REFUNDED = "refunded", "Refunded"
 
 
 class Order(models.Model):
@@ -65,7 +66,7 @@ class Order(models.Model):
     # The one-time token of the checkout form that created this order: a double-clicked submit posts
     # the same token twice and finds this order instead of creating a second one.
     checkout_token = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
-    stripe_payment_intent_id = models.CharField(max_length=255, blank=True, default="")
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
     customer_email = models.EmailField(blank=True, default="")
     payment_pending = models.BooleanField(
         default=False, help_text="Paid with a delayed method whose outcome Stripe has not reported yet."
@@ -80,6 +81,15 @@ class Order(models.Model):
     # Set in the same transaction as the `order_fulfilled` receivers run in: null on a fulfilled order
     # means the process died between the fulfilling commit and the signal, and the signal is still owed.
     fulfillment_signalled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Recomputed from the refund and dispute rows by `orders.refunds`, never added to.
+    amount_refunded = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Refunded or lost to disputes, in minor units."
+    )
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    # Set when the order and Stripe's money cannot agree by themselves (a payment for an order that was
+    # already closed): the order waits in the admin's "Needs attention" filter until a person clears it.
+    needs_attention = models.BooleanField(default=False, db_index=True, editable=False)
+    attention_reason = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -95,6 +105,15 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=models.Q(status__in=OrderStatus.values), name="order_status_known"
             ),
+            models.CheckConstraint(
+                condition=models.Q(amount_refunded__gte=0, amount_refunded__lte=models.F("amount_total")),
+                name="order_amount_refunded_within_total",
+            ),
+        ]
+        permissions = [
+            ("refund_order", "Can refund orders through Stripe"),
+            ("close_order", "Can fail or expire an order (closes its Checkout Session at Stripe)"),
+            ("fulfill_order", "Can fulfill an order whose Checkout Session Stripe says is paid"),
         ]
 
     def __str__(self) -> str:
@@ -106,7 +125,11 @@ class Order(models.Model):
         return self.status in FINAL_STATUSES
 
 
-FINAL_STATUSES = frozenset({OrderStatus.FULFILLED, OrderStatus.FAILED, OrderStatus.EXPIRED})
+FINAL_STATUSES = frozenset(
+    {OrderStatus.FULFILLED, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.REFUNDED}
+)
+# Closed without being paid: such an order can take no money (a payment that reaches it is a late payment).
+CLOSED_STATUSES = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED})
 
 
 class TransitionSource(models.TextChoices):
@@ -115,6 +138,7 @@ class TransitionSource(models.TextChoices):
     REPLAY = "replay", "Event replay"
     RECONCILE = "reconcile", "Reconciliation"
     ADMIN = "admin", "Admin"
+    COMMAND = "command", "Management command"
     SYSTEM = "system", "System"
 
 
@@ -135,3 +159,96 @@ class OrderTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.from_status} → {self.to_status} ({self.source})"
+
+
+class RefundStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested (not yet answered by Stripe)"
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+class RefundReason(models.TextChoices):
+    """Stripe's list of refund reasons; blank when none was given."""
+
+    DUPLICATE = "duplicate", "Duplicate"
+    FRAUDULENT = "fraudulent", "Fraudulent"
+    REQUESTED_BY_CUSTOMER = "requested_by_customer", "Requested by customer"
+
+
+class RefundRequester(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    COMMAND = "command", "Management command"
+    AUTOMATIC = "automatic", "Automatic"
+    DASHBOARD = "dashboard", "Stripe Dashboard (learnt by webhook)"
+
+
+class OrderRefund(models.Model):
+    """One refund of an order's payment: asked for here first, or learnt of from Stripe's webhooks."""
+
+    # A UUID rather than a counter, because it makes the idempotency key `refund:<id>`: a counter would
+    # repeat after a database reset while Stripe still remembers the old keys.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    # Null until Stripe answers the request (or for ever, when Stripe refused or could not be reached).
+    stripe_refund_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    amount = models.PositiveIntegerField(help_text="In the currency's minor unit.")
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.REQUESTED)
+    reason = models.CharField(max_length=32, choices=RefundReason.choices, blank=True, default="")
+    requested_by = models.CharField(max_length=16, choices=RefundRequester.choices)
+    requested_by_user = models.CharField(
+        max_length=150, blank=True, default="", help_text="The admin user who asked, if one did."
+    )
+    failure_reason = models.TextField(blank=True, default="")
+    # Set in the transaction the `order_refunded` receivers run in (see `orders.refund_signals`).
+    signalled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["order", "status"], name="refund_order_status_idx")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=RefundStatus.values), name="refund_status_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund {self.stripe_refund_id or self.id} of order {self.order_id} ({self.status})"
+
+
+class DisputeStatus(models.TextChoices):
+    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
+    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
+    WARNING_CLOSED = "warning_closed", "Inquiry: closed"
+    NEEDS_RESPONSE = "needs_response", "Needs response"
+    UNDER_REVIEW = "under_review", "Under review"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    PREVENTED = "prevented", "Prevented"
+
+
+class OrderDispute(models.Model):
+    """One dispute (chargeback or inquiry) of an order's payment, as Stripe's webhooks report it."""
+
+    stripe_dispute_id = models.CharField(max_length=255, unique=True)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="disputes")
+    amount = models.PositiveIntegerField(help_text="In the currency's minor unit.")
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=32, choices=DisputeStatus.choices)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    # The last status the `order_disputed` receivers were told of (see `orders.refund_signals`).
+    signalled_status = models.CharField(max_length=32, blank=True, default="", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"Dispute {self.stripe_dispute_id} of order {self.order_id} ({self.status})"

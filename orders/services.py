@@ -103,3 +103,25 @@ def order_mark_payment_pending(*, order_id: uuid.UUID | str, stripe_event_id: st
         stripe_event_id or "-",
     )
     return marked
+
+
+def order_flag_attention(*, order_id: uuid.UUID | str, reason: str) -> bool:
+    """Put the order in front of a person with the reason; return False if it was flagged already.
+
+    The first reason is kept: a duplicate or replayed event must not overwrite what a person reads.
+    """
+    flagged = (
+        Order.objects.filter(pk=order_id, needs_attention=False).update(
+            needs_attention=True, attention_reason=reason
+        )
+        == 1
+    )
+    logger.warning("order %s needs attention (newly flagged=%s): %s", order_id, flagged, reason)
+    return flagged
+
+
+def order_clear_attention(*, order_id: uuid.UUID | str) -> bool:
+    """Take the order off the needs-attention list, once a person has settled it."""
+    cleared = Order.objects.filter(pk=order_id, needs_attention=True).update(needs_attention=False) == 1
+    logger.info("order %s attention cleared=%s", order_id, cleared)
+    return cleared

@@ -8,3 +8,12 @@ from django.dispatch import Signal
 # with outside effects should be idempotent on `order_id`. Receivers get `order_id`, `source` and
 # `stripe_event_id` as keyword arguments.
 order_fulfilled = Signal()
+
+# Sent once per succeeded refund, after its commit, in a transaction that marks the refund as signalled
+# (`OrderRefund.signalled_at`; see `orders.refund_signals`). Receivers get `order_id`, `amount` (of this
+# refund, minor units), `currency`, `full` (the order is now refunded in full) and `refund_id` (Stripe's).
+order_refunded = Signal()
+
+# Sent once per status a dispute reaches (opened, under review, won, lost...), durably in the same way
+# (`OrderDispute.signalled_status`). Receivers get `order_id`, `dispute_id` (Stripe's) and `status`.
+order_disputed = Signal()

@@ -4,6 +4,7 @@
     fulfill  pending, confirmed  -> fulfilled   (webhook, replay, reconcile)
     fail     pending, confirmed  -> failed      (async payment failed; session creation refused)
     expire   pending             -> expired     (session expired; reconcile)
+    refund   fulfilled           -> refunded    (refunds and lost disputes cover the total; orders.refunds)
 
 `UPDATE ... WHERE id = %s AND status IN (<from>)` touches one row for exactly one caller, however many
 threads, processes or machines try at once; everyone else touches none and has lost, which is normal.
@@ -49,7 +50,9 @@ FAIL = Transition(
 )
 EXPIRE = Transition("expire", frozenset({OrderStatus.PENDING}), OrderStatus.EXPIRED, "expired_at")
 
-TRANSITIONS = {t.name: t for t in (CONFIRM, FULFILL, FAIL, EXPIRE)}
+REFUND = Transition("refund", frozenset({OrderStatus.FULFILLED}), OrderStatus.REFUNDED, "refunded_at")
+
+TRANSITIONS = {t.name: t for t in (CONFIRM, FULFILL, FAIL, EXPIRE, REFUND)}
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,17 @@ def order_expire(
 ) -> TransitionResult:
     """Move a pending order to expired; never a confirmed one, whose money is on its way."""
     return _apply(EXPIRE, order_id=order_id, source=source, stripe_event_id=stripe_event_id)
+
+
+def order_refund(
+    *,
+    order_id: uuid.UUID | str,
+    source: str,
+    stripe_event_id: str | None = None,
+    note: str = "",
+) -> TransitionResult:
+    """Move a fulfilled order to refunded (`orders.refunds` asks, when refunds cover the total)."""
+    return _apply(REFUND, order_id=order_id, source=source, stripe_event_id=stripe_event_id, note=note)
 
 
 def _payment_details(payment_intent_id: str, customer_email: str) -> dict[str, str]:

@@ -102,3 +102,7 @@ class StripeEventAdmin(admin.ModelAdmin):
         needs_a_person = counts["errors"] or any(counts[status] for status in NEEDS_A_PERSON)
         level = messages.WARNING if needs_a_person else messages.SUCCESS
         self.message_user(request, f"Replayed {total} event(s): {details}.", level)
+
+
+# The order admin with actions that ask Stripe first replaces the orders app's own registration.
+from payments import admin_orders  # noqa: E402, F401

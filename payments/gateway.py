@@ -67,6 +67,88 @@ class CheckoutSession:
         )
 
 
+def _id_of(value: Any) -> str:
+    """Return the id of an expandable field, whether Stripe sent the id or the expanded object."""
+    if isinstance(value, dict):
+        return value.get("id") or ""
+    return value or ""
+
+
+@dataclass(frozen=True)
+class StripeRefund:
+    """What the project needs to know of a Stripe Refund."""
+
+    id: str
+    status: str  # pending, requires_action, succeeded, failed, canceled
+    amount: int
+    currency: str
+    payment_intent_id: str
+    charge_id: str
+    reason: str
+    failure_reason: str
+    metadata: dict[str, str]
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> "StripeRefund":
+        """Build from a refund as Stripe serialises it (API response, event, or a charge's list)."""
+        return cls(
+            id=data["id"],
+            status=data.get("status") or "",
+            amount=int(data.get("amount") or 0),
+            currency=data.get("currency") or "",
+            payment_intent_id=_id_of(data.get("payment_intent")),
+            charge_id=_id_of(data.get("charge")),
+            reason=data.get("reason") or "",
+            failure_reason=data.get("failure_reason") or "",
+            metadata=dict(data.get("metadata") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class StripeDispute:
+    """What the project needs to know of a Stripe Dispute."""
+
+    id: str
+    status: str  # warning_needs_response, needs_response, under_review, won, lost, ...
+    amount: int
+    currency: str
+    payment_intent_id: str
+    charge_id: str
+    reason: str
+    evidence_due_by: int | None  # a Unix time
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> "StripeDispute":
+        """Build from a dispute as Stripe serialises it."""
+        details = data.get("evidence_details") or {}
+        return cls(
+            id=data["id"],
+            status=data.get("status") or "",
+            amount=int(data.get("amount") or 0),
+            currency=data.get("currency") or "",
+            payment_intent_id=_id_of(data.get("payment_intent")),
+            charge_id=_id_of(data.get("charge")),
+            reason=data.get("reason") or "",
+            evidence_due_by=details.get("due_by"),
+        )
+
+
+@dataclass(frozen=True)
+class PaymentIntent:
+    """What the project needs to know of a Stripe PaymentIntent: whose it is."""
+
+    id: str
+    status: str
+    amount: int
+    currency: str
+    metadata: dict[str, str]
+
+    @property
+    def order_id(self) -> str | None:
+        """Return the order id the checkout put in `payment_intent_data.metadata`."""
+        return self.metadata.get("order_id")
+
+
 @dataclass(frozen=True)
 class StripePrice:
     """A Stripe Price, as the catalog sync compares it."""
@@ -165,6 +247,59 @@ def checkout_session_expire(*, session_id: str) -> CheckoutSession:
     except stripe.StripeError as exc:
         raise _translate(exc, f"expire Checkout Session {session_id}") from exc
     return CheckoutSession.from_payload(session.to_dict())
+
+
+def refund_create(
+    *,
+    payment_intent_id: str,
+    amount: int,
+    reason: str,
+    idempotency_key: str,
+    metadata: dict[str, str],
+) -> StripeRefund:
+    """Refund part or all of a payment; the idempotency key makes retries of one request one refund."""
+    params: dict[str, Any] = {"payment_intent": payment_intent_id, "amount": amount, "metadata": metadata}
+    if reason:
+        params["reason"] = reason
+    try:
+        refund = client().v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"refund {amount} of payment {payment_intent_id}") from exc
+    return StripeRefund.from_payload(refund.to_dict())
+
+
+def refund_retrieve(*, refund_id: str) -> StripeRefund:
+    """Return the Refund as Stripe knows it now."""
+    try:
+        refund = client().v1.refunds.retrieve(refund_id)
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"retrieve refund {refund_id}") from exc
+    return StripeRefund.from_payload(refund.to_dict())
+
+
+def refunds_list(*, payment_intent_id: str) -> list[StripeRefund]:
+    """Return every refund of a payment (a payment has few: Stripe caps them at its amount)."""
+    try:
+        listed = client().v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100})
+        return [StripeRefund.from_payload(refund.to_dict()) for refund in listed.auto_paging_iter()]
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"list the refunds of payment {payment_intent_id}") from exc
+
+
+def payment_intent_retrieve(*, payment_intent_id: str) -> PaymentIntent:
+    """Return the PaymentIntent as Stripe knows it now."""
+    try:
+        intent = client().v1.payment_intents.retrieve(payment_intent_id)
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"retrieve payment {payment_intent_id}") from exc
+    data = intent.to_dict()
+    return PaymentIntent(
+        id=data["id"],
+        status=data.get("status") or "",
+        amount=int(data.get("amount") or 0),
+        currency=data.get("currency") or "",
+        metadata=dict(data.get("metadata") or {}),
+    )
 
 
 def product_create(*, name: str, description: str, sku: str) -> str:

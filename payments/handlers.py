@@ -20,6 +20,7 @@ ASYNC_PAYMENT_FAILED = "checkout.session.async_payment_failed"
 EVENT_STATUSES = {
     SessionDecision.NOT_OURS: EventStatus.IGNORED,
     SessionDecision.AMOUNT_MISMATCH: EventStatus.NEEDS_REVIEW,
+    SessionDecision.LATE_PAYMENT: EventStatus.NEEDS_REVIEW,
 }
 
 

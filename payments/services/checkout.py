@@ -10,11 +10,18 @@ from django.utils import timezone
 
 from orders.exceptions import ProductUnavailable
 from orders.models import Order, OrderStatus, Product, TransitionSource
-from orders.selectors import order_get, order_get_by_session, product_get_for_sale
+from orders.selectors import (
+    order_get,
+    order_get_by_session,
+    order_get_for_payment,
+    order_status_get,
+    product_get_for_sale,
+)
 from orders.services import order_attach_checkout_session, order_create, order_get_or_create
 from orders.transitions import order_fail
 from payments import gateway
-from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
+from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured, StripeResourceMissing
+from payments.services.order_actions import order_close, order_session_expire
 from payments.services.sessions import (
     PaidTransition,
     SessionDecision,
@@ -70,6 +77,7 @@ class ReturnOutcome(str, Enum):
     OPEN = "open"  # the buyer has not paid yet
     EXPIRED = "expired"
     MISMATCH = "mismatch"  # the session is not the one we created for this order
+    UNKNOWN = "unknown"  # Stripe has no such session (other keys, a restarted emulator): a stranded order
     UNVERIFIED = "unverified"  # Stripe could not be asked; only the stored state is known
 
 
@@ -81,6 +89,8 @@ RETURN_OUTCOMES = {
     SessionDecision.EXPIRED: ReturnOutcome.EXPIRED,
     SessionDecision.NOT_OURS: ReturnOutcome.MISMATCH,
     SessionDecision.AMOUNT_MISMATCH: ReturnOutcome.MISMATCH,
+    # Paid, for an order already closed: the page tells the buyer they were charged and are refunded.
+    SessionDecision.LATE_PAYMENT: ReturnOutcome.PAID,
 }
 
 
@@ -135,6 +145,7 @@ def checkout_start(
         customer_email=customer_email,
     )
     _session_store(order, session)
+    _refuse_if_closed_meanwhile(order, session)
     logger.info(
         "order %s session %s opened: %s x %d, expires_at=%d, repeat=%s",
         order.id,
@@ -215,6 +226,32 @@ def _check_repeat_matches(order: Order, *, product_id: int, quantity: int) -> No
         )
 
 
+def _refuse_if_closed_meanwhile(order: Order, session: gateway.CheckoutSession) -> None:
+    """Expire the new session of an order someone closed while Stripe was opening it, and refuse.
+
+    Closing an order without a stored session has nothing to expire at Stripe; once the session is
+    stored, anyone closing the order expires it first, so this one check after storing closes the gap.
+    """
+    status = order_status_get(order_id=order.id)
+    if status == OrderStatus.PENDING:
+        return
+    closing = order_session_expire(
+        order=order_get_for_payment(order_id=order.id), source=TransitionSource.SYSTEM
+    )
+    logger.warning(
+        "order %s session %s: the order became %s while its session was opened: %s",
+        order.id,
+        session.id,
+        status,
+        closing.message,
+    )
+    raise CheckoutAlreadySubmitted(
+        f"Order {order.id} was closed ({status}) while its checkout was being opened. "
+        "Choose your item again to start a new order.",
+        order=order,
+    )
+
+
 def _refuse_mismatched_price(order: Order, session: gateway.CheckoutSession) -> None:
     """Fail the order and close its session: Stripe would charge an amount the catalog does not say."""
     reason = (
@@ -222,11 +259,12 @@ def _refuse_mismatched_price(order: Order, session: gateway.CheckoutSession) -> 
         f"{order.amount_total} {order.currency}; run `manage.py sync_catalog --fix`."
     )
     logger.error("order %s session %s price mismatch: %s", order.id, session.id, reason)
-    try:
-        gateway.checkout_session_expire(session_id=session.id)
-    except PaymentProviderError as exc:
-        logger.warning("order %s session %s could not be expired: %s", order.id, session.id, exc)
-    order_fail(order_id=order.id, source=TransitionSource.SYSTEM, reason=reason)
+    # Recorded first, so that closing the order expires this session at Stripe before the order fails.
+    order_attach_checkout_session(order_id=order.id, session_id=session.id)
+    closed = order_close(order_id=order.id, transition="fail", source=TransitionSource.SYSTEM, reason=reason)
+    if not closed.moved:
+        # Its session stays open (nobody was sent to it) and expires by itself; the webhook then expires it.
+        logger.warning("order %s session %s not failed: %s", order.id, session.id, closed.message)
     raise CheckoutPriceMismatch(reason)
 
 
@@ -238,6 +276,9 @@ def checkout_return_verify(*, session_id: str) -> CheckoutReturn:
     order = order_get_by_session(session_id=session_id)
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
+    except StripeResourceMissing:
+        logger.warning("order %s session %s return: Stripe does not know the session", order.id, session_id)
+        return CheckoutReturn(order=order, outcome=ReturnOutcome.UNKNOWN)
     except PaymentProviderError as exc:
         logger.warning("order %s session %s return not verified: %s", order.id, session_id, exc)
         return CheckoutReturn(

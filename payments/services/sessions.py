@@ -12,6 +12,9 @@ fulfil (webhook, replay, reconcile) or confirm (the success redirect), once the 
 the order's; if they are not, nothing moves and a person must look. Complete and unpaid: a delayed
 payment, marked as pending, or failed when the caller knows it failed (`async_payment_failed` carries
 a complete, unpaid session, so the state alone cannot tell). Expired: expire. Open: nothing yet.
+
+A paid session whose order is already closed (failed, expired) is never a no-op: it is a late payment,
+refunded and flagged by `payments.services.late_payments`, and a refusal that needs a person.
 """
 
 import logging
@@ -21,11 +24,12 @@ from enum import StrEnum
 
 from orders import transitions
 from orders.exceptions import OrderNotFound
-from orders.models import Order
+from orders.models import CLOSED_STATUSES, Order
 from orders.selectors import OPEN_STATUSES, order_get_for_payment, order_status_get
 from orders.services import order_attach_checkout_session, order_mark_payment_pending
 from orders.transitions import TransitionResult
 from payments.gateway import CheckoutSession
+from payments.services.late_payments import late_payment_settle
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ class SessionDecision(StrEnum):
     OPEN = "open"
     NOT_OURS = "not ours"
     AMOUNT_MISMATCH = "amount mismatch"
+    LATE_PAYMENT = "late payment"  # paid, but the order had already closed
 
 
 class PaidTransition(StrEnum):
@@ -55,11 +60,15 @@ PAID_TRANSITIONS = {
     PaidTransition.FULFILL: transitions.order_fulfill,
     PaidTransition.CONFIRM: transitions.order_confirm,
 }
-# Refusals: nothing moved. A session that is not ours is left alone; a mismatch needs a person.
-REFUSALS = frozenset({SessionDecision.NOT_OURS, SessionDecision.AMOUNT_MISMATCH})
+# Refusals: nothing moved. A session that is not ours is left alone; a mismatch and a late payment need
+# a person (the late payment is refunded first, unless REFUND_LATE_PAYMENTS is off).
+REFUSALS = frozenset(
+    {SessionDecision.NOT_OURS, SessionDecision.AMOUNT_MISMATCH, SessionDecision.LATE_PAYMENT}
+)
 _REASON_PREFIXES = {
     SessionDecision.NOT_OURS: "session not created by this project: ",
     SessionDecision.AMOUNT_MISMATCH: "amount mismatch: ",
+    SessionDecision.LATE_PAYMENT: "late payment: ",
 }
 
 
@@ -126,6 +135,9 @@ def checkout_session_apply(
             _log_refusal(applied, logging.ERROR, source, stripe_event_id)
             return applied
     if dry_run:
+        if decision == SessionDecision.PAID and owner.status in CLOSED_STATUSES:
+            detail = f"would refund: paid, but the order is {owner.status}"
+            return SessionApplied(SessionDecision.LATE_PAYMENT, session.id, owner.pk, detail)
         return SessionApplied(decision, session.id, owner.pk, f"would apply: {decision}")
     return _act(decision, session, owner, source, paid_transition, stripe_event_id)
 
@@ -203,6 +215,16 @@ def _act(
             payment_intent_id=session.payment_intent_id,
             customer_email=session.customer_email,
         )
+        if not result.won and result.status in CLOSED_STATUSES:
+            late = late_payment_settle(
+                order_id=owner.pk,
+                order_status=result.status,
+                session=session,
+                stripe_event_id=stripe_event_id,
+            )
+            applied = SessionApplied(SessionDecision.LATE_PAYMENT, session.id, owner.pk, late.summary, result)
+            _log_refusal(applied, logging.ERROR, source, stripe_event_id)
+            return applied
         return _moved(decision, session, owner, result, done=result.status or "")
     if decision == SessionDecision.PAYMENT_FAILED:
         result = transitions.order_fail(

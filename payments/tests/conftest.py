@@ -20,6 +20,9 @@ DEFAULT_KNOBS = {
     "async_delay": 0.2,
     "max_attempts": 3,
     "retry_backoff": 0.05,
+    "refund_mode": "succeeded",
+    "pending_next_refunds": 0,
+    "fail_next_refunds": 0,
 }
 
 

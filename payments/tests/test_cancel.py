@@ -1,4 +1,4 @@
-"""Leaving Stripe's page: the buyer learns nothing was charged, and no order changes."""
+"""Leaving Stripe's page: the buyer learns what was (or, if unpaid, was not) charged; no order changes."""
 
 import uuid
 
@@ -18,12 +18,12 @@ def checkout(client, sku: str) -> Order:
     return Order.objects.get()
 
 
-def test_cancel_says_nothing_was_charged_and_offers_to_start_again(client, db):
+def test_cancel_says_nothing_was_charged_if_unpaid_and_offers_to_start_again(client, db):
     response = client.get(reverse("cancel"))
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert "Nothing was charged." in html
+    assert "If you did not finish paying, nothing was charged." in html
     assert 'href="/" id="start-again"' in html
 
 
@@ -36,7 +36,7 @@ def test_cancel_link_of_the_hosted_page_names_the_order_and_changes_nothing(clie
     html = response.content.decode()
     order.refresh_from_db()
     assert response.status_code == 200
-    assert "Nothing was charged." in html
+    assert "If you did not finish paying, nothing was charged." in html
     assert str(order.id) in html
     assert "Synced product" in html
     assert "$99.98" in html
@@ -59,7 +59,7 @@ def test_cancel_with_an_unknown_order_still_shows_the_plain_page(client, db, que
     response = client.get(reverse("cancel"), query)
 
     assert response.status_code == 200
-    assert "Nothing was charged." in response.content.decode()
+    assert "If you did not finish paying, nothing was charged." in response.content.decode()
 
 
 def test_cancel_of_an_order_that_was_paid_after_all_does_not_claim_nothing_was_charged(

@@ -39,8 +39,10 @@ def stored(evt) -> StripeEvent:
     return StripeEvent.objects.get(stripe_id=evt["id"])
 
 
-def test_registry_has_one_handler_per_checkout_event_type():
-    assert set(HANDLERS) == {COMPLETED, SUCCEEDED, FAILED, EXPIRED}
+def test_registry_has_one_handler_per_checkout_refund_and_dispute_event_type():
+    refunds = {"charge.refunded", "refund.created", "refund.updated", "refund.failed"}
+    disputes = {"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"}
+    assert set(HANDLERS) == {COMPLETED, SUCCEEDED, FAILED, EXPIRED} | refunds | disputes
 
 
 def test_paid_completed_session_fulfills_the_order(product, django_capture_on_commit_callbacks, payments_log):
@@ -151,18 +153,14 @@ def test_expired_session_expires_the_order(product):
         # Stripe gives no ordering guarantee; states only move forward, so the second finds nothing to do.
         ((SUCCEEDED, "paid", "complete"), (COMPLETED, "unpaid", "complete"), OrderStatus.FULFILLED),
         ((COMPLETED, "paid", "complete"), (EXPIRED, "unpaid", "expired"), OrderStatus.FULFILLED),
-        ((EXPIRED, "unpaid", "expired"), (COMPLETED, "paid", "complete"), OrderStatus.EXPIRED),
         ((SUCCEEDED, "paid", "complete"), (FAILED, "unpaid", "complete"), OrderStatus.FULFILLED),
-        ((FAILED, "unpaid", "complete"), (SUCCEEDED, "paid", "complete"), OrderStatus.FAILED),
         ((COMPLETED, "paid", "complete"), (SUCCEEDED, "paid", "complete"), OrderStatus.FULFILLED),
         ((FAILED, "unpaid", "complete"), (EXPIRED, "unpaid", "expired"), OrderStatus.FAILED),
     ],
     ids=[
         "succeeded-before-completed",
         "expired-after-completed",
-        "completed-after-expired",
         "failed-after-succeeded",
-        "succeeded-after-failed",
         "succeeded-after-completed",
         "expired-after-failed",
     ],
@@ -182,6 +180,37 @@ def test_second_event_of_an_out_of_order_pair_is_a_recorded_no_op(product, first
     assert result.status == "processed"
     assert result.reason == f"no-op: order already {final}"
     assert (stored(second_event).status, stored(second_event).order_id) == ("processed", order.pk)
+
+
+# A paid event for an order already closed is money the order cannot take: never a no-op (issue 11).
+@pytest.mark.parametrize(
+    ("first", "second", "closed"),
+    [
+        ((EXPIRED, "unpaid", "expired"), (COMPLETED, "paid", "complete"), OrderStatus.EXPIRED),
+        ((FAILED, "unpaid", "complete"), (SUCCEEDED, "paid", "complete"), OrderStatus.FAILED),
+    ],
+    ids=["completed-after-expired", "succeeded-after-failed"],
+)
+def test_a_payment_after_the_order_closed_needs_review_and_flags_the_order(
+    product, settings, first, second, closed
+):
+    settings.REFUND_LATE_PAYMENTS = False  # no Stripe here; the refund is tested against the emulator
+    order = open_order(product)
+    first_event = session_event(first[0], order, payment_status=first[1], status=first[2])
+    second_event = session_event(second[0], order, payment_status=second[1], status=second[2])
+
+    receive(first_event)
+    result = receive(second_event)
+
+    order.refresh_from_db()
+    assert (order.status, order.needs_attention) == (closed, True)
+    assert order.transitions.count() == 1
+    assert result.status == "needs_review"
+    assert result.reason.startswith(
+        f"late payment: paid 4999 usd on session {order.stripe_checkout_session_id}"
+    )
+    assert "automatic refunds are off" in order.attention_reason
+    assert (stored(second_event).status, stored(second_event).order_id) == ("needs_review", order.pk)
 
 
 def test_unpaid_completed_after_fulfillment_leaves_payment_pending_off(product):
@@ -274,7 +303,7 @@ def test_session_of_an_order_whose_session_id_was_never_saved_is_adopted(product
     assert order.status == OrderStatus.FULFILLED
 
 
-@pytest.mark.parametrize("event_type", ["payment_intent.succeeded", "customer.created", "charge.refunded"])
+@pytest.mark.parametrize("event_type", ["payment_intent.succeeded", "customer.created", "invoice.paid"])
 def test_unhandled_event_type_is_stored_as_ignored(event_type):
     evt = event(event_type, {"id": new_id("obj_"), "object": event_type.split(".")[0]})
 

@@ -279,14 +279,34 @@ def test_stripe_unreachable_shows_the_stored_state_with_a_note(client, synced_pr
     assert '<meta http-equiv="refresh"' in html
 
 
-def test_session_stripe_no_longer_knows_shows_the_stored_state(client, synced_product, emulator):
+def test_session_stripe_no_longer_knows_is_reported_as_unknown_not_unreachable(
+    client, synced_product, emulator
+):
+    # Stripe answered, so this is verified: the session is stranded, not the provider unreachable.
     order = checkout(client, synced_product.sku)
     emulator.reset()
 
     response = success(client, order.stripe_checkout_session_id, Accept="application/json")
 
+    body = response.json()
     assert response.status_code == 200
-    assert (response.json()["outcome"], response.json()["verified"]) == ("unverified", False)
+    assert (body["outcome"], body["verified"], body["session"]) == ("unknown", True, None)
+    assert "has no record of this checkout" in body["note"]
+
+
+def test_page_of_a_stranded_session_says_so_and_stops_polling(client, synced_product, emulator):
+    order = checkout(client, synced_product.sku)
+    emulator.reset()
+
+    response = success(client, order.stripe_checkout_session_id)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "This checkout is unknown to the payment provider" in html
+    assert "has no record of this checkout" in html
+    assert "could not reach" not in html
+    assert response.context["poll"] is False
+    assert 'id="poll-note"' not in html
 
 
 # JSON clients and the status endpoint

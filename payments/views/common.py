@@ -8,7 +8,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 
-from orders.models import Order, OrderStatus
+from orders.models import CLOSED_STATUSES, Order, OrderStatus
+from orders.refunds import RESERVING_STATUSES
 
 STATUS_MESSAGES = {
     OrderStatus.PENDING: "We are waiting for the payment provider to confirm your payment.",
@@ -16,7 +17,12 @@ STATUS_MESSAGES = {
     OrderStatus.FULFILLED: "Your order is complete. Thank you!",
     OrderStatus.FAILED: "The payment did not go through, and nothing was charged.",
     OrderStatus.EXPIRED: "This checkout expired before it was paid. Nothing was charged.",
+    OrderStatus.REFUNDED: "This order was refunded: the payment went back to your payment method.",
 }
+# A payment that reached an order already closed (see payments.services.late_payments).
+LATE_PAYMENT_REFUNDED = "You were charged after this checkout had closed, and the payment has been refunded."
+LATE_PAYMENT_REFUNDING = "You were charged after this checkout had closed; the payment is being refunded."
+LATE_PAYMENT_WAITING = "You were charged after this checkout had closed; our team will contact you."
 PAYMENT_PENDING_MESSAGE = (
     "Your payment is processing: your bank has not confirmed it yet. This page updates when it does."
 )
@@ -82,9 +88,23 @@ def json_methods(*methods: str) -> Callable:
 
 def order_status_message(order: Order) -> str:
     """Return one sentence telling the buyer where the order stands."""
+    late = late_payment_message(order)
+    if late:
+        return late
     if order.payment_pending and order.status in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
         return PAYMENT_PENDING_MESSAGE
     return STATUS_MESSAGES[OrderStatus(order.status)]
+
+
+def late_payment_message(order: Order) -> str:
+    """Return what to tell a buyer whose money reached the order after it closed, or '' when none did."""
+    if order.status not in CLOSED_STATUSES or not (order.needs_attention or order.amount_refunded):
+        return ""
+    if order.amount_refunded >= order.amount_total:
+        return LATE_PAYMENT_REFUNDED
+    if order.refunds.filter(status__in=RESERVING_STATUSES).exists():
+        return LATE_PAYMENT_REFUNDING
+    return LATE_PAYMENT_WAITING
 
 
 def order_payload(order: Order) -> dict[str, Any]:

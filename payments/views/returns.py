@@ -13,7 +13,13 @@ from orders.exceptions import OrderNotFound
 from orders.models import Order, OrderStatus
 from orders.selectors import order_get, order_get_by_session
 from payments.services.checkout import CheckoutReturn, ReturnOutcome, checkout_return_verify
-from payments.views.common import json_error, order_payload, order_status_message, wants_json
+from payments.views.common import (
+    json_error,
+    late_payment_message,
+    order_payload,
+    order_status_message,
+    wants_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +35,17 @@ OUTCOME_HEADINGS = {
     ReturnOutcome.EXPIRED: "Checkout expired",
     ReturnOutcome.MISMATCH: "We could not verify this payment",
     ReturnOutcome.UNVERIFIED: "Your order",
+    ReturnOutcome.UNKNOWN: "This checkout is unknown to the payment provider",
 }
+LATE_PAYMENT_HEADING = "Paid after the checkout had closed"
 OUTCOME_MESSAGES = {
     ReturnOutcome.OPEN: "You have not completed the payment yet, and nothing was charged.",
     ReturnOutcome.EXPIRED: "This checkout expired before it was paid. Nothing was charged.",
+    ReturnOutcome.UNKNOWN: (
+        "The payment provider has no record of this checkout (it was opened with other credentials, or "
+        "the provider's test system was reset), so it can no longer be paid. Please start a new order; "
+        "if you did pay, contact us with the order id below."
+    ),
 }
 MISMATCH_MESSAGE = (
     "The payment provider's record of this checkout does not match our order, so we have not confirmed "
@@ -84,10 +97,11 @@ def order_status(request: HttpRequest, order_id: uuid.UUID) -> JsonResponse:
 @never_cache
 @require_GET
 def cancel(request: HttpRequest) -> HttpResponse:
-    """Tell the buyer nothing was charged and offer to start again; change nothing."""
+    """Tell the buyer where the order stands (never that nothing was charged when it was); change nothing."""
     order = _order_from_query(request)
     paid = order is not None and order.status in (OrderStatus.CONFIRMED, OrderStatus.FULFILLED)
-    return render(request, "payments/cancel.html", {"order": order, "paid": paid})
+    late = late_payment_message(order) if order is not None else ""
+    return render(request, "payments/cancel.html", {"order": order, "paid": paid, "late_payment": late})
 
 
 def _order_from_query(request: HttpRequest) -> Order | None:
@@ -108,7 +122,10 @@ def _result_payload(result: CheckoutReturn) -> dict:
         "order": order_payload(result.order),
         "outcome": result.outcome.value,
         "verified": result.outcome != ReturnOutcome.UNVERIFIED,
-        "note": MISMATCH_MESSAGE if result.outcome == ReturnOutcome.MISMATCH else result.note,
+        "note": {
+            ReturnOutcome.MISMATCH: MISMATCH_MESSAGE,
+            ReturnOutcome.UNKNOWN: OUTCOME_MESSAGES[ReturnOutcome.UNKNOWN],
+        }.get(result.outcome, result.note),
         "session": (
             {"id": session.id, "status": session.status, "payment_status": session.payment_status}
             if session
@@ -120,15 +137,24 @@ def _result_payload(result: CheckoutReturn) -> dict:
 def _result_context(request: HttpRequest, result: CheckoutReturn) -> dict:
     order = result.order
     outcome = result.outcome
+    late = late_payment_message(order)
     if outcome == ReturnOutcome.MISMATCH:
         heading, message = OUTCOME_HEADINGS[outcome], MISMATCH_MESSAGE
+    elif late:
+        heading, message = LATE_PAYMENT_HEADING, late
+    elif outcome == ReturnOutcome.UNKNOWN:
+        heading, message = OUTCOME_HEADINGS[outcome], OUTCOME_MESSAGES[outcome]
     elif order.is_final:
         heading, message = STATUS_HEADINGS[OrderStatus(order.status)], order_status_message(order)
     else:
         heading = OUTCOME_HEADINGS[outcome]
         message = OUTCOME_MESSAGES.get(outcome) or order_status_message(order)
-    # An open session waits for the buyer, not for us; everything else may still move.
-    poll = not order.is_final and outcome not in (ReturnOutcome.OPEN, ReturnOutcome.MISMATCH)
+    # An open session waits for the buyer, not for us, and an unknown one can never move; the rest may.
+    poll = not order.is_final and outcome not in (
+        ReturnOutcome.OPEN,
+        ReturnOutcome.MISMATCH,
+        ReturnOutcome.UNKNOWN,
+    )
     return {
         "order": order,
         "outcome": outcome.value,

@@ -5,6 +5,7 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orders.fulfillment import order_fulfillment_signals_resend, orders_owed_fulfillment_signal
+from orders.refund_signals import refund_signals_resend
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
 from payments.management.arguments import age_parse
 from payments.services.reconcile import OrderCheck, ReconcileAction, orders_reconcile
@@ -58,7 +59,8 @@ class Command(BaseCommand):
             signals = f"{owed} fulfillment signal(s) owed would be sent"
         else:
             signals = (
-                f"{order_fulfillment_signals_resend(older_than=older_than)} owed fulfillment signal(s) sent"
+                f"{order_fulfillment_signals_resend(older_than=older_than)} owed fulfillment signal(s) sent, "
+                f"{refund_signals_resend(older_than=older_than)} owed refund and dispute signal(s) sent"
             )
         if verbosity >= 1:
             self.stdout.write(signals)

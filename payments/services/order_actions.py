@@ -1,0 +1,171 @@
+"""Close or fulfill an order on request (an operator, a command, the system), asking Stripe first.
+
+Closing an order closes its Checkout Session first: Stripe expires the session, or refuses because the
+buyer already paid (or a delayed payment is under way), and only Stripe's lock decides between an
+operator's expire and a buyer's payment racing each other. So an order is closed only once nobody can
+pay it, and an order whose session Stripe says is complete is never closed: what the session says is
+applied instead. Fulfilling from the admin likewise applies what Stripe says, and refuses an unpaid
+session. Every answer names the order and says what happened and why, for the admin's messages.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from orders import transitions
+from orders.models import Order, OrderStatus
+from orders.selectors import order_get_for_payment
+from payments import gateway
+from payments.exceptions import PaymentProviderError, PaymentProviderRefused, StripeResourceMissing
+from payments.services.sessions import (
+    SessionApplied,
+    SessionDecision,
+    checkout_session_apply,
+    checkout_session_decision,
+)
+
+logger = logging.getLogger(__name__)
+
+CloseTransition = Literal["fail", "expire"]
+
+
+@dataclass(frozen=True)
+class OrderActionResult:
+    """What one request to move one order did: whether it moved as asked, its status now, and why."""
+
+    order_id: uuid.UUID
+    moved: bool
+    status: str
+    message: str
+
+    @property
+    def short_id(self) -> str:
+        return str(self.order_id)[:8]
+
+
+@dataclass(frozen=True)
+class SessionClosing:
+    """Whether nobody can pay the order's session any more, and what Stripe said."""
+
+    closed: bool
+    message: str
+
+
+def order_close(
+    *, order_id: uuid.UUID | str, transition: CloseTransition, source: str, reason: str = ""
+) -> OrderActionResult:
+    """Expire the order's session at Stripe, then fail or expire the order; apply Stripe's word if it refuses.
+
+    Stripe unreachable: nothing moves. Stripe no longer knowing the session (a stranded order): the order
+    closes, since nobody can pay a session this account does not have.
+    """
+    order = order_get_for_payment(order_id=order_id)
+    if order.status == OrderStatus.FULFILLED:
+        return _result(order, False, "it is fulfilled, so it was paid: refund it instead of closing it")
+    if not order.stripe_checkout_session_id:
+        # No session was ever opened (or recorded), so there is nothing at Stripe to close first.
+        return _close(order, transition, source, reason, "it had no Checkout Session")
+    closing = order_session_expire(order=order, source=source)
+    if not closing.closed:
+        return _result(order, False, f"not closed: {closing.message}")
+    return _close(order, transition, source, reason, closing.message)
+
+
+def order_session_expire(*, order: Order, source: str) -> SessionClosing:
+    """Expire the order's Checkout Session at Stripe, so nobody can pay it; apply it if Stripe says complete.
+
+    Only Stripe's answer decides between this and a buyer paying at the same moment: it expires open
+    sessions only, so a refusal means the buyer got there first (or a delayed payment is under way).
+    """
+    session_id = order.stripe_checkout_session_id or ""
+    try:
+        gateway.checkout_session_expire(session_id=session_id)
+    except StripeResourceMissing:
+        logger.warning("order %s session %s: Stripe does not know the session", order.pk, session_id)
+        return SessionClosing(True, "Stripe does not know its session (stranded)")
+    except PaymentProviderRefused as exc:
+        return _expire_refused(order, source, exc)
+    except PaymentProviderError as exc:
+        logger.warning("order %s session %s: not expired, Stripe unavailable: %s", order.pk, session_id, exc)
+        return SessionClosing(False, f"Stripe could not be asked to expire its session ({exc})")
+    logger.info("order %s session %s expired at Stripe (source=%s)", order.pk, session_id, source)
+    return SessionClosing(True, "its session is expired at Stripe")
+
+
+def _expire_refused(order: Order, source: str, refusal: PaymentProviderRefused) -> SessionClosing:
+    """Find out what the session Stripe would not expire is, and apply it if it is complete."""
+    session_id = order.stripe_checkout_session_id or ""
+    try:
+        session = gateway.checkout_session_retrieve(session_id=session_id)
+    except PaymentProviderError as exc:
+        return SessionClosing(False, f"Stripe refused to expire its session ({refusal}) ({exc})")
+    if session.status == "expired":
+        return SessionClosing(True, "its session had already expired at Stripe")
+    if session.status != "complete":
+        return SessionClosing(False, f"Stripe refused to expire its session: {refusal}")
+    applied = checkout_session_apply(session=session, source=source, order=order)
+    logger.warning(
+        "order %s session %s: not expired, the session is complete (%s): %s",
+        order.pk,
+        session.id,
+        session.payment_status,
+        applied.reason,
+    )
+    return SessionClosing(False, f"Stripe says the session is {_session_state(session)}: {_said(applied)}")
+
+
+def _close(
+    order: Order, transition: CloseTransition, source: str, reason: str, why: str
+) -> OrderActionResult:
+    if transition == "fail":
+        moved = transitions.order_fail(order_id=order.pk, source=source, reason=reason or f"Closed: {why}.")
+    else:
+        moved = transitions.order_expire(order_id=order.pk, source=source)
+    done = "failed" if transition == "fail" else "expired"
+    status = moved.status or "missing"
+    if moved.won:
+        return OrderActionResult(order.pk, True, status, f"{done}: {why}")
+    return OrderActionResult(order.pk, False, status, f"not {done}: it was already {status} ({why})")
+
+
+def order_fulfill_verified(*, order_id: uuid.UUID | str, source: str) -> OrderActionResult:
+    """Fulfil the order only if Stripe says its session is paid, applying the session as Stripe holds it."""
+    order = order_get_for_payment(order_id=order_id)
+    if order.status == OrderStatus.FULFILLED:
+        return _result(order, False, "already fulfilled")
+    session_id = order.stripe_checkout_session_id
+    if not session_id:
+        return _result(order, False, "not fulfilled: it has no Checkout Session, so nothing was paid")
+    try:
+        session = gateway.checkout_session_retrieve(session_id=session_id)
+    except StripeResourceMissing:
+        return _result(order, False, "not fulfilled: Stripe does not know its session (stranded)")
+    except PaymentProviderError as exc:
+        return _result(order, False, f"not fulfilled: Stripe could not be asked about its session ({exc})")
+    if checkout_session_decision(session=session) != SessionDecision.PAID:
+        return _result(order, False, f"not fulfilled: Stripe says the session is {_session_state(session)}")
+    applied = checkout_session_apply(session=session, source=source, order=order)
+    won = applied.transition is not None and applied.transition.won
+    return _result(order, won, _said(applied))
+
+
+def _said(applied: SessionApplied) -> str:
+    """Return what applying the session did, for a person."""
+    if applied.transition is not None and applied.transition.won:
+        return f"applied it, now {applied.transition.status}"
+    if applied.decision == SessionDecision.PAYMENT_PENDING:
+        return "a delayed payment is under way: the order waits for its outcome"
+    return applied.reason
+
+
+def _session_state(session: gateway.CheckoutSession) -> str:
+    if session.status == "complete":
+        paid = checkout_session_decision(session=session) == SessionDecision.PAID
+        return "complete and paid" if paid else f"complete, payment {session.payment_status}"
+    return session.status or "open"
+
+
+def _result(order: Order, moved: bool, message: str) -> OrderActionResult:
+    status = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first() or "missing"
+    return OrderActionResult(order.pk, moved, status, message)

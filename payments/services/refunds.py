@@ -1,0 +1,189 @@
+"""Refunding an order through Stripe, and finding the order a Stripe payment belongs to.
+
+A refund is reserved first, as a row (`orders.refunds.order_refund_request`, under the order's row lock),
+then asked of Stripe OUTSIDE that transaction with the idempotency key `refund:<row id>` (no lock is held
+across a network call, and the refund's webhook, which Stripe may deliver before it answers, is not stuck
+behind ours), then Stripe's answer is recorded on the row. A repeated request finds its row; a retry of
+a row Stripe never answered reuses the key, so Stripe makes one refund whatever happens in between.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from orders.exceptions import RefundNotFound
+from orders.models import Order, OrderRefund, RefundStatus
+from orders.money import money_format
+from orders.refunds import (
+    order_attach_payment_intent,
+    order_refund_record,
+    order_refund_refused,
+    order_refund_request,
+)
+from payments import gateway
+from payments.exceptions import (
+    PaymentProviderRefused,
+    PaymentProviderUnavailable,
+    StripeResourceMissing,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class PaymentNotOurs(Exception):
+    """The Stripe payment was not made through this project's checkout; the message says why."""
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    """A refund request after asking Stripe: its row, whether it is new, and a sentence for people."""
+
+    refund: OrderRefund
+    created: bool  # False: a repeated request found the row of the first
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        """Return whether Stripe took the refund (it may still be pending)."""
+        return self.refund.status in (RefundStatus.PENDING, RefundStatus.SUCCEEDED)
+
+
+def order_refund(
+    *,
+    order_id: uuid.UUID | str,
+    amount: int | None,
+    reason: str = "",
+    requested_by: str,
+    requested_by_user: str = "",
+    request_id: uuid.UUID | None = None,
+) -> RefundOutcome:
+    """Refund an order through Stripe (the whole remainder when `amount` is None), once per request.
+
+    Raises RefundRefused before any call to Stripe for an amount above what remains or an order that
+    cannot be refunded, PaymentProviderNotConfigured when Stripe is not set up, OrderNotFound.
+    """
+    gateway.client()
+    refund, created = order_refund_request(
+        order_id=order_id,
+        amount=amount,
+        reason=reason,
+        requested_by=requested_by,
+        requested_by_user=requested_by_user,
+        request_id=request_id,
+    )
+    return refund_request_send(refund_id=refund.pk, created=created)
+
+
+def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) -> RefundOutcome:
+    """Ask Stripe for a refund row still `requested`; a row Stripe already answered is only reported."""
+    refund = OrderRefund.objects.select_related("order").get(pk=refund_id)
+    if refund.status != RefundStatus.REQUESTED:
+        return RefundOutcome(refund, created, _said(refund, repeated=not created))
+    order = refund.order
+    try:
+        payment_intent_id = order_payment_intent(order=order)
+        answer = gateway.refund_create(
+            payment_intent_id=payment_intent_id,
+            amount=refund.amount,
+            reason=refund.reason,
+            idempotency_key=f"refund:{refund.pk}",
+            metadata={"order_id": str(order.pk), "refund_request_id": str(refund.pk)},
+        )
+    except PaymentProviderUnavailable as exc:
+        logger.warning("order %s refund %s not sent, Stripe unavailable: %s", order.pk, refund.pk, exc)
+        return RefundOutcome(
+            refund,
+            created,
+            f"{exc} The refund of {money_format(refund.amount, refund.currency)} is kept as requested "
+            f"({refund.pk}); try again with `manage.py refund_order {order.pk} --retry {refund.pk}`. "
+            "The retry reuses the same idempotency key, so Stripe refunds at most once.",
+        )
+    except PaymentProviderRefused as exc:
+        refund = order_refund_refused(refund_id=refund.pk, message=str(exc))
+        return RefundOutcome(refund, created, _said(refund))
+    refund = order_refund_record(
+        refund_id=refund.pk,
+        stripe_refund_id=answer.id,
+        status=answer.status,
+        failure_reason=answer.failure_reason,
+    )
+    return RefundOutcome(refund, created, _said(refund, repeated=not created))
+
+
+def order_payment_intent(*, order: Order) -> str:
+    """Return the order's PaymentIntent id, asking Stripe for its session's when it was never stored."""
+    if order.stripe_payment_intent_id:
+        return order.stripe_payment_intent_id
+    if not order.stripe_checkout_session_id:
+        raise PaymentProviderRefused(f"Order {order.pk} never had a Checkout Session, so nothing was paid.")
+    session = gateway.checkout_session_retrieve(session_id=order.stripe_checkout_session_id)
+    if session.order_id != str(order.pk) or not session.payment_intent_id:
+        raise PaymentProviderRefused(
+            f"Checkout Session {session.id} of order {order.pk} has no payment of this order to refund."
+        )
+    order_attach_payment_intent(order_id=order.pk, payment_intent_id=session.payment_intent_id)
+    return session.payment_intent_id
+
+
+def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
+    """Return the id of the order a Stripe payment paid, or raise PaymentNotOurs.
+
+    By the stored PaymentIntent id first; where an order never stored it, by the PaymentIntent's
+    `metadata.order_id` (the checkout sets it), believed only when that order's own Checkout Session
+    names this payment. Raises PaymentProviderUnavailable when Stripe cannot be asked.
+    """
+    if not payment_intent_id:
+        raise PaymentNotOurs("it names no payment intent")
+    stored = Order.objects.filter(stripe_payment_intent_id=payment_intent_id).values_list("pk", flat=True)
+    order_id = stored.first()
+    if order_id is not None:
+        return order_id
+    try:
+        intent = gateway.payment_intent_retrieve(payment_intent_id=payment_intent_id)
+    except StripeResourceMissing:
+        raise PaymentNotOurs(f"Stripe does not know payment {payment_intent_id} (another account?)") from None
+    try:
+        order = Order.objects.only("pk", "stripe_checkout_session_id").get(
+            pk=uuid.UUID(intent.order_id or "")
+        )
+    except (ValueError, Order.DoesNotExist):
+        raise PaymentNotOurs(f"payment {payment_intent_id} names no order of this shop") from None
+    if not order.stripe_checkout_session_id:
+        raise PaymentNotOurs(f"payment {payment_intent_id} names order {order.pk}, which has no session")
+    session = gateway.checkout_session_retrieve(session_id=order.stripe_checkout_session_id)
+    if session.payment_intent_id != payment_intent_id:
+        raise PaymentNotOurs(
+            f"payment {payment_intent_id} names order {order.pk}, whose session {session.id} paid "
+            f"{session.payment_intent_id or 'nothing'}"
+        )
+    order_attach_payment_intent(order_id=order.pk, payment_intent_id=payment_intent_id)
+    return order.pk
+
+
+def _said(refund: OrderRefund, *, repeated: bool = False) -> str:
+    """Return one sentence saying where the refund stands."""
+    amount = money_format(refund.amount, refund.currency)
+    again = "This refund was already asked for: " if repeated else ""
+    if refund.status == RefundStatus.SUCCEEDED:
+        return (
+            f"{again}Refunded {amount} on order {refund.order_id} (Stripe refund {refund.stripe_refund_id})."
+        )
+    if refund.status == RefundStatus.PENDING:
+        return (
+            f"{again}Stripe accepted the refund of {amount} on order {refund.order_id} "
+            f"({refund.stripe_refund_id}); it is pending and the order is updated when it settles."
+        )
+    if refund.status == RefundStatus.REQUESTED:
+        return f"{again}The refund of {amount} on order {refund.order_id} has not reached Stripe yet."
+    return (
+        f"{again}The refund of {amount} on order {refund.order_id} {refund.status}: "
+        f"{refund.failure_reason or 'Stripe gave no reason'}. Nothing was refunded."
+    )
+
+
+def refund_get(*, refund_id: str) -> OrderRefund:
+    """Return the refund row with this id, or raise RefundNotFound."""
+    try:
+        return OrderRefund.objects.get(pk=uuid.UUID(str(refund_id)))
+    except (ValueError, OrderRefund.DoesNotExist):
+        raise RefundNotFound(f"No refund request {refund_id}.") from None
