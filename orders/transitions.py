@@ -21,9 +21,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orders.fulfillment import order_fulfillment_signal_send
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
 from orders.selectors import order_status_get
+from orders.tasks import order_fulfillment_signal_task
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _record_win(
     stripe_event_id: str | None,
     note: str,
 ) -> str:
-    """Write the winner's audit row (and, for fulfil, the signal after the commit); return the from-state."""
+    """Write the winner's audit row (and, for fulfil, queue the signal); return the from-state."""
     # Our UPDATE holds the row until commit, so nobody can change previous_status under us.
     from_status = Order.objects.values_list("previous_status", flat=True).get(pk=order_id)
     OrderTransition.objects.create(
@@ -136,13 +136,9 @@ def _record_win(
         note=note,
     )
     if transition is FULFILL:
-        # robust: a failing receiver must not turn this committed, final transition into an error
-        # for the caller; the signal stays owed and order_fulfillment_signals_resend sends it again.
-        transaction.on_commit(
-            lambda: order_fulfillment_signal_send(
-                order_id=order_id, source=source.value, stripe_event_id=stripe_event_id
-            ),
-            robust=True,
+        # Queued in this transaction: the signal's task commits with the fulfilment, or neither does.
+        order_fulfillment_signal_task.enqueue(
+            order_id=str(order_id), source=source.value, stripe_event_id=stripe_event_id
         )
     return from_status
 

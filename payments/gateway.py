@@ -387,6 +387,11 @@ def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dic
         raise WebhookSignatureInvalid("No webhook secret is configured (STRIPE_WEBHOOK_SECRET).")
     if not signature_header:
         raise WebhookSignatureInvalid("Missing Stripe-Signature header.")
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        # stripe-python decodes the body before it checks anything, and would raise this out of the view.
+        raise WebhookPayloadInvalid("Body is not UTF-8 text, so it is not a Stripe event.") from None
     last_error: stripe.SignatureVerificationError | None = None
     for secret in secrets:
         try:

@@ -1,4 +1,6 @@
 import pytest
+from django.db import transaction
+from django_tasks_db.models import DBTaskResult
 
 from orders import transitions
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
@@ -128,7 +130,7 @@ def test_unknown_source_is_rejected_before_touching_the_order(product):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_fulfilled_signal_is_sent_once_after_commit_for_the_winner_only(product):
+def test_fulfilled_signal_is_sent_once_by_the_worker_for_the_winner_only(product, tasks_run):
     received = []
 
     def receiver(sender, **kwargs):
@@ -139,6 +141,8 @@ def test_fulfilled_signal_is_sent_once_after_commit_for_the_winner_only(product)
         order = order_create(product=product, quantity=1)
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_2")
+        assert received == []  # queued, not sent: receivers run in a worker, outside the transition
+        assert tasks_run() == 1
     finally:
         order_fulfilled.disconnect(receiver)
 
@@ -148,9 +152,20 @@ def test_fulfilled_signal_is_sent_once_after_commit_for_the_winner_only(product)
     assert received[0]["source"] == "webhook"
 
 
-def test_fulfilled_signal_waits_for_the_commit(product, django_capture_on_commit_callbacks):
+def test_fulfilled_signal_is_queued_in_the_fulfilling_transaction(product):
     order = order_create(product=product, quantity=1)
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        transitions.order_fulfill(order_id=order.pk, source="webhook")
-    # In a test transaction nothing commits: the signal waits on the commit that never comes.
-    assert len(callbacks) == 1
+
+    with transaction.atomic():
+        transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
+        # The task row is written by the transition's own transaction: it commits, or rolls back, with it.
+        (queued,) = DBTaskResult.objects.all()
+        assert queued.task_path == "orders.tasks.order_fulfillment_signal_task"
+        assert queued.args_kwargs["kwargs"] == {
+            "order_id": str(order.pk),
+            "source": "webhook",
+            "stripe_event_id": "evt_1",
+        }
+        transaction.set_rollback(True)
+
+    assert not DBTaskResult.objects.exists()
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING

@@ -19,7 +19,8 @@ from payments.services.inbox import stripe_event_record
 from payments.services.sessions import SessionDecision, checkout_session_apply
 from payments.tests.events import checkout_session, deliver, emulator_order, event, open_order
 
-pytestmark = pytest.mark.django_db
+# The webhook's event is processed inline, inside its request: these test the decision, not the queue.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_immediate")]
 
 D = SessionDecision
 # Each session as Stripe holds it, and what it means for the order that stores its id.
