@@ -50,6 +50,15 @@ def emulator(emulator_server, settings):
     emulator_server.wait_for_idle(timeout=5)
 
 
+def emulator_worker_env(emulator) -> dict[str, str]:
+    """Return the environment a worker process needs to call the emulator as the project's Stripe."""
+    return {
+        "STRIPE_SECRET_KEY": EMULATOR_API_KEY,
+        "STRIPE_API_BASE": emulator.base_url,
+        "STRIPE_MAX_NETWORK_RETRIES": "0",
+    }
+
+
 @pytest.fixture
 def synced_product(emulator, db) -> Product:
     """Return an active 49.99 USD product that exists, with its price, on the emulator."""

@@ -7,21 +7,33 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from orders.models import Order, OrderRefund, OrderStatus
+from payments.models import FINISHED_STATUSES, StripeEvent
+from payments.tests.conftest import emulator_worker_env
 from payments.tests.events import emulator_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def order(emulator, live_server, synced_product) -> Order:
-    """Return a fulfilled 99.98 USD order paid on the emulator, whose webhooks reach the live server."""
+def order(emulator, live_server, db_worker, wait_until, synced_product) -> Order:
+    """Return a fulfilled 99.98 USD order paid on the emulator, processed by a worker of the live server."""
+    db_worker(**emulator_worker_env(emulator))
     emulator.configure(webhook_url=f"{live_server.url}/stripe-webhook")
     order, session = emulator_order(synced_product, quantity=2)
     emulator.pay(session.id, "card")
-    assert emulator.wait_for_idle(timeout=10)
-    order.refresh_from_db()
-    assert order.status == OrderStatus.FULFILLED
-    return order
+    wait_until(lambda: Order.objects.get(pk=order.pk).status == OrderStatus.FULFILLED)
+    return Order.objects.get(pk=order.pk)
+
+
+@pytest.fixture
+def settled(emulator, wait_until):
+    """Return a waiter for every delivery to be made and every stored event to be finished."""
+
+    def settled() -> None:
+        assert emulator.wait_for_idle(timeout=10)
+        wait_until(lambda: not StripeEvent.objects.exclude(status__in=FINISHED_STATUSES).exists())
+
+    return settled
 
 
 def staff(*permissions: str) -> User:
@@ -70,7 +82,9 @@ def test_the_order_page_links_to_the_refund_page_and_shows_refunds(admin_client,
     assert "0.00 USD refunded; 99.98 USD left." in content
 
 
-def test_review_then_confirm_refunds_once_and_a_double_submit_changes_nothing(client, emulator, order):
+def test_review_then_confirm_refunds_once_and_a_double_submit_changes_nothing(
+    client, emulator, order, settled
+):
     client.force_login(staff("view_order", "refund_order"))
 
     review = client.post(refund_url(order), {"amount": "12.50", "reason": "requested_by_customer"})
@@ -86,7 +100,7 @@ def test_review_then_confirm_refunds_once_and_a_double_submit_changes_nothing(cl
     }
     done = client.post(refund_url(order), confirm, follow=True)
     client.post(refund_url(order), confirm)  # the second click
-    assert emulator.wait_for_idle(timeout=10)
+    settled()
 
     assert "Refunded 12.50 USD" in done.content.decode()
     (row,) = OrderRefund.objects.all()
@@ -100,14 +114,14 @@ def test_review_then_confirm_refunds_once_and_a_double_submit_changes_nothing(cl
     assert Order.objects.get(pk=order.pk).amount_refunded == 1250
 
 
-def test_an_empty_amount_refunds_everything_left(admin_client, emulator, order):
+def test_an_empty_amount_refunds_everything_left(admin_client, emulator, order, settled):
     review = admin_client.post(refund_url(order), {"amount": "", "reason": ""})
     assert "99.98 USD (everything left)" in review.content.decode()
 
     admin_client.post(
         refund_url(order), {"amount": "", "reason": "", "token": token_of(review), "confirm": "1"}
     )
-    assert emulator.wait_for_idle(timeout=10)
+    settled()
 
     assert Order.objects.get(pk=order.pk).status == OrderStatus.REFUNDED
 

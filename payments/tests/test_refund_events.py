@@ -7,7 +7,8 @@ from orders.models import Order, OrderDispute, OrderRefund, OrderStatus
 from orders.services import order_create
 from payments.handlers import HANDLERS
 from payments.models import StripeEvent
-from payments.tests.events import deliver, event, new_id
+from payments.tests import events
+from payments.tests.events import event, new_id
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +60,18 @@ def dispute_object(order: Order, *, dispute_id: str, status: str) -> dict:
     }
 
 
+@pytest.fixture
+def deliver(client, tasks_run):
+    """Return a deliverer of signed events whose worker then processes them, one delivery at a time."""
+
+    def deliver(evt: dict):
+        response = events.deliver(client, evt)
+        tasks_run()
+        return response
+
+    return deliver
+
+
 def stored(evt: dict) -> StripeEvent:
     return StripeEvent.objects.get(stripe_id=evt["id"])
 
@@ -67,13 +80,13 @@ def test_every_refund_and_dispute_event_has_a_handler():
     assert set(HANDLERS) >= REFUND_TYPES
 
 
-def test_refund_updated_before_refund_created_counts_once_and_stays_succeeded(client, order):
+def test_refund_updated_before_refund_created_counts_once_and_stays_succeeded(deliver, order):
     updated = event("refund.updated", refund_object(order, refund_id="re_a", amount=5000, status="succeeded"))
     created = event("refund.created", refund_object(order, refund_id="re_a", amount=5000, status="pending"))
 
-    assert deliver(client, updated).status_code == 200
-    assert deliver(client, created).status_code == 200
-    assert deliver(client, updated).status_code == 200  # a duplicate
+    assert deliver(updated).status_code == 200
+    assert deliver(created).status_code == 200
+    assert deliver(updated).status_code == 200  # a duplicate
 
     row = OrderRefund.objects.get(stripe_refund_id="re_a")
     assert (row.status, row.requested_by) == ("succeeded", "dashboard")
@@ -82,9 +95,8 @@ def test_refund_updated_before_refund_created_counts_once_and_stays_succeeded(cl
     assert stored(created).order_id == order.pk
 
 
-def test_refund_failed_after_its_success_gives_the_amount_back(client, order):
+def test_refund_failed_after_its_success_gives_the_amount_back(deliver, order):
     deliver(
-        client,
         event("refund.created", refund_object(order, refund_id="re_f", amount=9998, status="succeeded")),
     )
     assert Order.objects.get(pk=order.pk).status == OrderStatus.REFUNDED
@@ -92,7 +104,7 @@ def test_refund_failed_after_its_success_gives_the_amount_back(client, order):
     failed = refund_object(
         order, refund_id="re_f", amount=9998, status="failed", failure_reason="expired_or_canceled_card"
     )
-    deliver(client, event("refund.failed", failed))
+    deliver(event("refund.failed", failed))
 
     fresh = Order.objects.get(pk=order.pk)
     # States only move forward; the refunded order that got its money back is logged for a person.
@@ -100,15 +112,15 @@ def test_refund_failed_after_its_success_gives_the_amount_back(client, order):
     assert OrderRefund.objects.get(stripe_refund_id="re_f").failure_reason == "expired_or_canceled_card"
 
 
-def test_dispute_closed_before_it_was_created_keeps_the_loss(client, order):
+def test_dispute_closed_before_it_was_created_keeps_the_loss(deliver, order):
     closed = event("charge.dispute.closed", dispute_object(order, dispute_id="dp_a", status="lost"))
     created = event(
         "charge.dispute.created", dispute_object(order, dispute_id="dp_a", status="needs_response")
     )
 
-    deliver(client, closed)
-    deliver(client, created)
-    deliver(client, closed)
+    deliver(closed)
+    deliver(created)
+    deliver(closed)
 
     row = OrderDispute.objects.get(stripe_dispute_id="dp_a")
     assert (row.status, row.reason, row.evidence_due_by.year) == ("lost", "product_not_received", 2030)
@@ -116,32 +128,32 @@ def test_dispute_closed_before_it_was_created_keeps_the_loss(client, order):
     assert (fresh.status, fresh.amount_refunded) == (OrderStatus.REFUNDED, 9998)
 
 
-def test_a_refund_of_a_payment_stripe_does_not_know_is_ignored(client, order):
+def test_a_refund_of_a_payment_stripe_does_not_know_is_ignored(deliver, order):
     foreign = refund_object(order, refund_id="re_x", amount=100, status="succeeded")
     foreign["payment_intent"] = "pi_someone_elses"
     evt = event("refund.created", foreign)
 
-    assert deliver(client, evt).status_code == 200
+    assert deliver(evt).status_code == 200
 
     assert stored(evt).status == "ignored"
     assert "not made by this project" in stored(evt).outcome
     assert not OrderRefund.objects.exists()
 
 
-def test_a_dispute_naming_no_payment_is_ignored(client, order):
+def test_a_dispute_naming_no_payment_is_ignored(deliver, order):
     data = dispute_object(order, dispute_id="dp_x", status="needs_response")
     data["payment_intent"] = None
     evt = event("charge.dispute.created", data)
 
-    deliver(client, evt)
+    deliver(evt)
 
     assert stored(evt).status == "ignored"
     assert not OrderDispute.objects.exists()
 
 
-def test_an_event_whose_object_is_not_a_refund_is_ignored(client, order):
+def test_an_event_whose_object_is_not_a_refund_is_ignored(deliver, order):
     evt = event("refund.updated", {"id": "cus_1", "object": "customer"})
 
-    deliver(client, evt)
+    deliver(evt)
 
     assert (stored(evt).status, stored(evt).outcome) == ("ignored", "event data is not a Refund")

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from orders.models import Order, Product
+from payments.tests.conftest import emulator_worker_env
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -101,8 +102,8 @@ def page(browser, request):
 @pytest.fixture
 def shop(transactional_db, live_server, emulator, db_worker) -> str:
     """Serve the shop with a product synced to the emulator, aim the emulator's webhooks at it, and run
-    a real worker to process them."""
-    db_worker()
+    a real worker to process them (some handlers, the refunds' among them, ask Stripe)."""
+    db_worker(**emulator_worker_env(emulator))
     # The live server's tests flush the database afterwards, seeded catalog included: make sure it is there.
     Product.objects.get_or_create(
         sku=PRODUCT_SKU,
