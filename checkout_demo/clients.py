@@ -1,6 +1,7 @@
 """Where a request comes from, behind as many proxies as TRUSTED_PROXY_COUNT says."""
 
 import ipaddress
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -27,3 +28,17 @@ def client_address(request: HttpRequest) -> str:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return remote
+
+
+def address_in_networks(
+    address: str, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    """Return whether the address is in one of the networks; an empty or malformed address is in none."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)

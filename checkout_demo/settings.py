@@ -3,6 +3,7 @@
 Every variable is listed, with its meaning, in `.env.example`.
 """
 
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -213,6 +214,18 @@ TASK_RETRY_MAX_SECONDS = env_float("TASK_RETRY_MAX_SECONDS", 600.0)
 # signal is left owed (reconcile_orders sends it).
 STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 8)
 FULFILLMENT_SIGNAL_MAX_ATTEMPTS = env_int("FULFILLMENT_SIGNAL_MAX_ATTEMPTS", 8)
+
+# `/metrics` (Prometheus): off (404) unless one of these is set; with both, a scrape needs both. The
+# token is a bearer token (`Authorization: Bearer ...`); the addresses are the clients' as
+# TRUSTED_PROXY_COUNT says.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Printable ASCII without spaces, so it fits an Authorization header as it is.
+if METRICS_TOKEN and not re.fullmatch(r"[!-~]{32,}", METRICS_TOKEN):
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN must be at least 32 printable ASCII characters without spaces: generate one with "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or leave it empty."
+    )
+METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS")
 
 LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
 LOGGING = {

@@ -155,7 +155,11 @@ class OrderTransition(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["order", "created_at"], name="transition_order_idx")]
+        indexes = [
+            models.Index(fields=["order", "created_at"], name="transition_order_idx"),
+            # Counts by source (`/metrics`, the admin's dashboard) read this index, never the whole log.
+            models.Index(fields=["source"], name="transition_source_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.from_status} → {self.to_status} ({self.source})"

@@ -1,8 +1,8 @@
-"""Every URL the payments app serves: the buyer's pages and API, and Stripe's webhook."""
+"""Every URL the payments app serves: the buyer's pages and API, Stripe's webhook, and the metrics."""
 
 from django.urls import path, re_path
 
-from payments.views import checkout, returns, webhook
+from payments.views import checkout, metrics, returns, webhook
 
 urlpatterns = [
     path("", checkout.checkout_page, name="checkout"),
@@ -12,4 +12,5 @@ urlpatterns = [
     path("orders/<uuid:order_id>/status", returns.order_status, name="order-status"),
     path("cancel", returns.cancel, name="cancel"),
     re_path(r"^stripe-webhook/?$", webhook.stripe_webhook, name="stripe-webhook"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]

@@ -4,7 +4,6 @@ Stripe recommends checking the source address beside the signature. The signatur
 event genuine; the address check keeps everyone else's requests away from the verifying code.
 """
 
-import ipaddress
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -12,7 +11,7 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from checkout_demo.clients import client_address
+from checkout_demo.clients import address_in_networks, client_address
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ def stripe_source_required(view: Callable[..., HttpResponse]) -> Callable[..., H
         allowed = settings.STRIPE_WEBHOOK_ALLOWED_IPS
         if allowed:
             address = client_address(request)
-            if not _address_in(address, allowed):
+            if not address_in_networks(address, allowed):
                 logger.warning(
                     "webhook refused: %s is not in STRIPE_WEBHOOK_ALLOWED_IPS", address or "no address"
                 )
@@ -35,14 +34,3 @@ def stripe_source_required(view: Callable[..., HttpResponse]) -> Callable[..., H
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-def _address_in(address: str, networks) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in networks)

@@ -182,6 +182,9 @@ def test_networks_expand_a_named_list_and_read_cidr(monkeypatch):
         ),
         ({"TRUSTED_PROXY_COUNT": "-1"}, "TRUSTED_PROXY_COUNT=-1 must be 0 or more"),
         ({"REDIS_URL": "memcached://127.0.0.1"}, "is not a Redis URL"),
+        ({"METRICS_TOKEN": "too-short"}, "METRICS_TOKEN must be at least 32 printable ASCII characters"),
+        ({"METRICS_TOKEN": "a token with spaces in it, long enough to pass"}, "without spaces"),
+        ({"METRICS_ALLOWED_IPS": "10.0.0.0/8,prometheus"}, "METRICS_ALLOWED_IPS: 'prometheus' is not an IP"),
     ],
 )
 def test_bad_abuse_settings_stop_start_up_with_their_name(env, message):

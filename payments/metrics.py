@@ -1,0 +1,113 @@
+"""The project's Prometheus metrics, read from the database at scrape time.
+
+A custom collector rather than counters kept in memory: gunicorn runs several web processes and the
+task workers are other processes still, so no one process knows the totals, and a restart would reset
+them. The database does know, so each scrape asks it (`payments.selectors.health`, a handful of indexed
+queries) and every web process answers the same.
+
+The latency figures are gauges over a recent window, not a Prometheus histogram or summary: those types
+promise counts that only grow, which a window recomputed at each scrape does not, so `rate()` over them
+would mislead.
+"""
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from payments.selectors import health
+
+PREFIX = "checkout"
+
+
+class HealthCollector(Collector):
+    """Yield the queue's and the inbox's figures, read afresh at each collect()."""
+
+    def collect(self) -> Iterator[Metric]:
+        queue = health.task_queue()
+        depth = GaugeMetricFamily(
+            f"{PREFIX}_queue_depth",
+            "Tasks waiting for a worker: 'waiting' may run now, 'scheduled' is a failed task's retry whose "
+            "backoff has not passed yet.",
+            labels=["state"],
+        )
+        depth.add_metric(["waiting"], queue.waiting)
+        depth.add_metric(["scheduled"], queue.scheduled)
+        yield depth
+        yield _gauge(
+            "oldest_waiting_task_age_seconds",
+            "How long the longest-waiting runnable task has been due; 0 when none waits. Growing: no worker "
+            "is running, or they are all busy.",
+            _seconds(queue.oldest_waiting_age),
+        )
+
+        running = health.running_tasks()
+        yield _gauge("running_tasks", "Tasks a worker has claimed and not finished.", running.running)
+        yield _gauge(
+            "stuck_tasks",
+            "Tasks claimed longer ago than TASK_LEASE_SECONDS: their worker died, and no live worker has "
+            "queued them again yet.",
+            running.stuck,
+        )
+
+        yield _gauge(
+            "oldest_received_event_age_seconds",
+            "How long the oldest Stripe event stored but not yet processed (status received) has waited; "
+            "0 when none waits.",
+            _seconds(health.oldest_received_event_age()),
+        )
+        events = GaugeMetricFamily(
+            f"{PREFIX}_stripe_events",
+            "Stored Stripe events by status: needs_review waits for a person, failed for a retry or a "
+            f"replay. Exact up to {health.EXACT_COUNT_LIMIT}, PostgreSQL's estimate above.",
+            labels=["status"],
+        )
+        for status, count in health.stripe_event_counts().items():
+            events.add_metric([status], count)
+        yield events
+        transitions = GaugeMetricFamily(
+            f"{PREFIX}_order_transitions",
+            "Order transitions ever made, by who asked (webhook, redirect, replay, reconcile, admin, "
+            f"system). Exact up to {health.EXACT_COUNT_LIMIT}, PostgreSQL's estimate above.",
+            labels=["source"],
+        )
+        for source, count in health.order_transition_counts().items():
+            transitions.add_metric([source], count)
+        yield transitions
+
+        latency = health.event_processing_latency()
+        window = int(latency.window.total_seconds())
+        seconds = GaugeMetricFamily(
+            f"{PREFIX}_event_processing_latency_seconds",
+            f"Seconds from storing a Stripe event to finishing it, over the events received in the last "
+            f"{window} s: quantile 0.5, 0.9, 0.99 and 1 (the slowest). Absent when none finished.",
+            labels=["quantile"],
+        )
+        for quantile, value in latency.quantiles.items():
+            seconds.add_metric([str(quantile)], value)
+        if latency.max is not None:
+            seconds.add_metric(["1"], latency.max)
+        yield seconds
+        yield _gauge(
+            "event_processing_latency_events",
+            f"Finished Stripe events the latency quantiles describe (received in the last {window} s, "
+            "at most the most recent "
+            f"{health.LATENCY_SAMPLE_LIMIT}).",
+            latency.count,
+        )
+
+
+def metrics_exposition() -> bytes:
+    """Return every metric in Prometheus' text exposition format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HealthCollector())
+    return generate_latest(registry)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=value)
+
+
+def _seconds(age) -> float:
+    return age.total_seconds() if age is not None else 0.0

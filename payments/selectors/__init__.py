@@ -1,0 +1,1 @@
+"""Reads for operators: the health of the task queue and the event inbox."""

@@ -1,0 +1,16 @@
+"""The Prometheus scrape endpoint: the queue's and the inbox's health, for whoever the settings allow."""
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
+
+from payments.metrics import metrics_exposition
+from payments.metrics_access import metrics_access_required
+
+
+@require_safe
+@never_cache
+@metrics_access_required
+def metrics(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
