@@ -10,7 +10,7 @@ PaymentIntent ids spread as a shop's are, over the last 90 days), about N transi
 that left `pending`, two for those confirmed by the redirect first) and N Stripe events (one per such
 order, the rest events that name no order). Every value derives from the row's number, so a run can
 name a row it knows exists (the e-mail, session id, payment intent and order id it searches for). Then
-ANALYZE, and each admin page is requested through Django's test client as a superuser, in this process,
+VACUUM ANALYZE, and each admin page is requested through Django's test client as a superuser, in this process,
 once to warm up and three times timed: the server's time, without HTTP. It prints the median per page,
 how many queries the page ran and its slowest query, and checks that each page answered 200 and that
 each search found the row it looked for. Exit status 1 when a check fails, 2 when set-up fails.
@@ -205,7 +205,7 @@ def pages(n: int) -> list[Page]:
         Page("orders: status pending", f"{order_list}?status__exact=pending"),
         Page("orders: delayed payment", f"{order_list}?payment_pending__exact=1"),
         Page("orders: product", f"{order_list}?product__id__exact=1"),
-        Page("orders: created past 7 days", f"{order_list}?created_at__gte={(day.date())}"),
+        Page("orders: created past 10 days", f"{order_list}?created_at__gte={day.date()}+00:00:00%2B00:00"),
         Page(f"orders: page {last_page}", f"{order_list}?p={last_page}"),
         Page("orders: search e-mail", f"{order_list}?q={email}", email),
         Page("orders: search e-mail, capitals", f"{order_list}?q={email.upper()}", email),
@@ -262,8 +262,9 @@ def seed(n: int) -> dict[str, Any]:
             took[table] = time.perf_counter() - started
             say(f"  seeded {cursor.rowcount:>9,} {table} in {took[table]:5.1f} s")
         started = time.perf_counter()
-        cursor.execute("ANALYZE orders_order, orders_ordertransition, payments_stripeevent")
-        took["analyze"] = time.perf_counter() - started
+        # What autovacuum does to a real table: statistics, and the visibility map index-only scans need.
+        cursor.execute("VACUUM (ANALYZE) orders_order, orders_ordertransition, payments_stripeevent")
+        took["vacuum_analyze"] = time.perf_counter() - started
     return {"seconds": {k: round(v, 1) for k, v in took.items()}}
 
 

@@ -4,6 +4,7 @@ import uuid
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models.functions import Upper
 
 MIN_QUANTITY = 1
 MAX_QUANTITY = 100
@@ -68,7 +69,8 @@ class Order(models.Model):
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True, default="")
     customer_email = models.EmailField(blank=True, default="")
     payment_pending = models.BooleanField(
-        default=False, help_text="Paid with a delayed method whose outcome Stripe has not reported yet."
+        default=False,
+        help_text="Set while a delayed payment method (a bank debit) waits for Stripe to report the outcome.",
     )
     failure_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -85,7 +87,11 @@ class Order(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
-            models.Index(fields=["created_at"], name="order_created_idx"),
+            # The admin's ordering (-created_at, then -pk to break ties): a deep page walks only this index.
+            models.Index(fields=["created_at", "id"], name="order_created_id_idx"),
+            # The admin's searches (orders/search.py): an e-mail in any case, a PaymentIntent id.
+            models.Index(Upper("customer_email"), name="order_email_upper_idx"),
+            models.Index(fields=["stripe_payment_intent_id"], name="order_payment_intent_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -131,7 +137,11 @@ class OrderTransition(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["order", "created_at"], name="transition_order_idx")]
+        indexes = [
+            models.Index(fields=["order", "created_at"], name="transition_order_idx"),
+            # The transitions admin lists the newest first.
+            models.Index(fields=["created_at", "id"], name="transition_created_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.from_status} → {self.to_status} ({self.source})"

@@ -2,6 +2,7 @@
 
 import html
 import json
+import re
 from unittest import mock
 
 import pytest
@@ -94,7 +95,7 @@ def test_search_finds_by_event_id_and_by_order_id(admin_client, failed, processe
 def test_the_order_admins_link_lists_that_orders_events(admin_client, failed, processed):
     order, evt = processed
     order_page = admin_client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
-    link = html.unescape(order_page.split('href="')[-1].split('">Events of this order')[0])
+    link = html.unescape(re.search(r'href="([^"]*)">Events of this order', order_page).group(1))
     assert link == f"{reverse(CHANGELIST)}?order__id__exact={order.pk}"
 
     response = admin_client.get(link)
