@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .config import TIMINGS
+from .config import REFUND_MODES, TIMINGS
 from .emulator import EmulatorServer
 
 
@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--async-delay", type=float, default=2.0, help="seconds before a delayed payment method settles"
     )
+    parser.add_argument(
+        "--refund-mode",
+        choices=REFUND_MODES,
+        default="succeeded",
+        help="refunds succeed at once, or stay pending until POST /_emulator/refunds/{id}/settle",
+    )
     parser.add_argument("--max-attempts", type=int, default=5)
     parser.add_argument(
         "--retry-backoff", type=float, default=0.5, help="seconds before the first retry, doubled each time"
@@ -74,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "retry_backoff",
             "delivery_timeout",
             "seed",
+            "refund_mode",
         )
     }
     try:

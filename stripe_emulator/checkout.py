@@ -7,11 +7,10 @@ import copy
 import time
 from typing import Any
 
-from . import objects
+from . import charges, objects
 from .config import ConfigHolder
 from .errors import StripeError
 from .events import EventEmitter
-from .ids import new_id
 from .scheduler import Scheduler
 from .store import EventRecord, Store
 
@@ -79,6 +78,7 @@ class CheckoutFlow:
                     state.pending_outcome = "succeeded" if method == "delayed_success" else "failed"
                 else:
                     session["payment_status"] = "paid"
+                    self._charge(session, intent, now)
             record = self._emitter.record("checkout.session.completed", session)
             result = copy.deepcopy(session)
             generation = self._store.generation
@@ -101,9 +101,8 @@ class CheckoutFlow:
             assert intent is not None
             if state.pending_outcome == "succeeded":
                 session["payment_status"] = "paid"
-                intent.update(
-                    status="succeeded", amount_received=intent["amount"], latest_charge=new_id("ch_")
-                )
+                intent.update(status="succeeded", amount_received=intent["amount"])
+                self._charge(session, intent, int(time.time()))
                 event_type = "checkout.session.async_payment_succeeded"
             else:
                 intent.update(
@@ -130,7 +129,10 @@ class CheckoutFlow:
         with self._store.lock:
             session = self._existing(session_id)
             if session["status"] != "open":
-                raise StripeError.invalid('Only Checkout Sessions with a status in ["open"] can be expired.')
+                raise StripeError.invalid(
+                    'Only Checkout Sessions with a status in ["open"] can be expired. '
+                    f"This Checkout Session has a status of `{session['status']}`."
+                )
             record = self._expire(session, request_id, idempotency_key)
             result = copy.deepcopy(session)
         self._emitter.publish(record)
@@ -160,6 +162,12 @@ class CheckoutFlow:
         session["url"] = None
         return self._emitter.record(
             "checkout.session.expired", session, request_id=request_id, idempotency_key=idempotency_key
+        )
+
+    def _charge(self, session: dict[str, Any], intent: dict[str, Any], now: int) -> None:
+        details = session["customer_details"] or {}
+        charges.record_charge(
+            self._store, intent, email=details.get("email"), name=details.get("name"), created=now
         )
 
     def _existing(self, session_id: str) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from typing import Any
 from .ids import new_id
 
 TIMINGS = ("async", "before_redirect", "hold")
+# How a refund settles: at once, or pending until the control API settles it.
+REFUND_MODES = ("succeeded", "pending")
 
 
 @dataclasses.dataclass
@@ -27,6 +29,9 @@ class Config:
     retry_backoff: float = 0.5
     delivery_timeout: float = 10.0
     seed: int | None = None
+    refund_mode: str = "succeeded"
+    pending_next_refunds: int = 0
+    fail_next_refunds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-ready dict."""
@@ -78,7 +83,11 @@ def coerce(name: str, value: Any) -> Any:
         return value
     if name in ("duplicates", "max_attempts"):
         return _int_at_least(name, value, 1)
-    if name == "drop_next":
+    if name == "refund_mode":
+        if value not in REFUND_MODES:
+            raise ValueError(f"refund_mode must be one of {', '.join(REFUND_MODES)}")
+        return value
+    if name in ("drop_next", "pending_next_refunds", "fail_next_refunds"):
         return _int_at_least(name, value, 0)
     if name == "drop_rate":
         rate = _non_negative_float(name, value)
@@ -117,8 +126,13 @@ class ConfigHolder:
 
     def take_drop_next(self) -> bool:
         """Consume one deterministic drop if any are left."""
+        return self.take_one("drop_next")
+
+    def take_one(self, counter: str) -> bool:
+        """Decrement a "next N" counter (drop_next, fail_next_refunds...) if it is above zero."""
         with self._lock:
-            if self._config.drop_next > 0:
-                self._config.drop_next -= 1
+            left = getattr(self._config, counter)
+            if left > 0:
+                setattr(self._config, counter, left - 1)
                 return True
             return False

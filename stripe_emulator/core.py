@@ -8,8 +8,11 @@ from typing import Any
 from .api import StripeApi
 from .checkout import CheckoutFlow
 from .config import ConfigHolder
+from .disputes import DisputeFlow
 from .events import EventEmitter
 from .idempotency import IdempotencyCache
+from .money_api import MoneyApi
+from .refunds import RefundFlow
 from .scheduler import Scheduler
 from .store import Store
 from .webhooks import Dispatcher
@@ -25,7 +28,10 @@ class Emulator:
         self.dispatcher = Dispatcher(self.config, self.scheduler, self.store.mark_delivered)
         self.emitter = EventEmitter(self.store, self.config, self.dispatcher)
         self.flow = CheckoutFlow(self.store, self.config, self.emitter, self.scheduler)
+        self.refunds = RefundFlow(self.store, self.config, self.emitter)
+        self.disputes = DisputeFlow(self.store, self.config, self.emitter)
         self.api = StripeApi(self.store, self.flow, base_url)
+        self.money_api = MoneyApi(self.store, self.refunds)
         self.idempotency = IdempotencyCache()
 
     def start_background(self) -> None:
@@ -81,3 +87,45 @@ class Emulator:
     def expire(self, session_id: str) -> dict[str, Any]:
         """Expire an open session now; return the session."""
         return self.flow.expire(session_id)
+
+    def refund(
+        self,
+        *,
+        payment_intent: str | None = None,
+        charge: str | None = None,
+        amount: int | None = None,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Refund a payment as the Stripe Dashboard would (no API request); return the refund."""
+        return self.refunds.create(
+            charge_id=charge, intent_id=payment_intent, amount=amount, reason=reason, metadata=metadata or {}
+        )
+
+    def settle_refund(
+        self, refund_id: str, outcome: str = "succeeded", failure_reason: str | None = None
+    ) -> dict[str, Any]:
+        """Settle a pending refund as succeeded, failed or canceled; return the refund."""
+        return self.refunds.settle(refund_id, outcome, failure_reason)
+
+    def open_dispute(
+        self,
+        *,
+        payment_intent: str | None = None,
+        charge: str | None = None,
+        reason: str | None = None,
+        amount: int | None = None,
+        status: str | None = None,
+    ) -> dict[str, Any]:
+        """Open a dispute on a payment; return the dispute."""
+        return self.disputes.open(
+            charge_id=charge, intent_id=payment_intent, reason=reason, amount=amount, status=status
+        )
+
+    def update_dispute(self, dispute_id: str, status: str) -> dict[str, Any]:
+        """Move an open dispute to another open status; return the dispute."""
+        return self.disputes.update(dispute_id, status)
+
+    def close_dispute(self, dispute_id: str, outcome: str) -> dict[str, Any]:
+        """Close a dispute as won, lost or warning_closed; return the dispute."""
+        return self.disputes.close(dispute_id, outcome)

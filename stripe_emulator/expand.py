@@ -15,11 +15,23 @@ _EXPANDABLE = {
     ("checkout.session", "payment_intent"): "payment_intent",
     ("item", "price"): "price",
     ("price", "product"): "product",
+    ("payment_intent", "latest_charge"): "charge",
+    ("charge", "payment_intent"): "payment_intent",
+    ("refund", "charge"): "charge",
+    ("refund", "payment_intent"): "payment_intent",
+    ("dispute", "charge"): "charge",
+    ("dispute", "payment_intent"): "payment_intent",
 }
 # (object type, field) -> collection holding the object the field's id points to.
 _ID_FIELDS = {
     ("checkout.session", "payment_intent"): "payment_intents",
     ("price", "product"): "products",
+    ("payment_intent", "latest_charge"): "charges",
+    ("charge", "payment_intent"): "payment_intents",
+    ("refund", "charge"): "charges",
+    ("refund", "payment_intent"): "payment_intents",
+    ("dispute", "charge"): "charges",
+    ("dispute", "payment_intent"): "payment_intents",
 }
 
 

@@ -79,7 +79,8 @@ def _closed_page(session: dict) -> str:
         )
     link = (session["cancel_url"], "Return to the merchant") if session["cancel_url"] else None
     return page.notice_page(
-        "Session expired",
-        "This Checkout Session has expired and can no longer be paid. Return to the merchant to start again.",
+        "This checkout has expired",
+        "This Checkout Session has expired and can no longer be paid. Nothing was charged. "
+        "Return to the merchant to start again.",
         link=link,
     )

@@ -249,7 +249,8 @@ def payment_intent(
         "description": description,
         "excluded_payment_method_types": None,
         "last_payment_error": None,
-        "latest_charge": new_id("ch_") if succeeded else None,
+        # Set by charges.record_charge once the payment succeeds.
+        "latest_charge": None,
         "livemode": False,
         "metadata": metadata,
         "next_action": None,
@@ -269,6 +270,217 @@ def payment_intent(
         "status": status,
         "transfer_data": None,
         "transfer_group": None,
+    }
+
+
+def _payment_method_details(method_type: str) -> dict[str, Any]:
+    if method_type == "us_bank_account":
+        return {
+            "type": "us_bank_account",
+            "us_bank_account": {
+                "account_holder_type": "individual",
+                "account_type": "checking",
+                "bank_name": "STRIPE TEST BANK",
+                "fingerprint": random_alnum(16),
+                "last4": "6789",
+                "routing_number": "110000000",
+            },
+        }
+    return {
+        "type": "card",
+        "card": {
+            "brand": "visa",
+            "checks": {"address_line1_check": None, "address_postal_code_check": "pass", "cvc_check": "pass"},
+            "country": "US",
+            "exp_month": 12,
+            "exp_year": 2034,
+            "fingerprint": random_alnum(16),
+            "funding": "credit",
+            "last4": "4242",
+            "network": "visa",
+            "three_d_secure": None,
+            "wallet": None,
+        },
+    }
+
+
+def charge(*, intent: dict[str, Any], email: str | None, name: str | None, created: int) -> dict[str, Any]:
+    """Build the succeeded Charge of a PaymentIntent; it carries the intent's metadata."""
+    method_type = intent["payment_method_types"][0]
+    return {
+        "id": new_id("ch_"),
+        "object": "charge",
+        "amount": intent["amount"],
+        "amount_captured": intent["amount"],
+        "amount_refunded": 0,
+        "application": None,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "balance_transaction": new_id("txn_"),
+        "billing_details": {
+            "address": customer_details(email=None, name=None)["address"],
+            "email": email,
+            "name": name,
+            "phone": None,
+            "tax_id": None,
+        },
+        "calculated_statement_descriptor": "STRIPE EMULATOR",
+        "captured": True,
+        "created": created,
+        "currency": intent["currency"],
+        "customer": None,
+        "description": intent["description"],
+        "disputed": False,
+        "failure_balance_transaction": None,
+        "failure_code": None,
+        "failure_message": None,
+        "fraud_details": {},
+        "livemode": False,
+        "metadata": copy.deepcopy(intent["metadata"]),
+        "on_behalf_of": None,
+        "outcome": {
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "approved_by_network",
+            "reason": None,
+            "risk_level": "normal",
+            "risk_score": 20,
+            "seller_message": "Payment complete.",
+            "type": "authorized",
+        },
+        "paid": True,
+        "payment_intent": intent["id"],
+        "payment_method": intent["payment_method"],
+        "payment_method_details": _payment_method_details(method_type),
+        "radar_options": {},
+        "receipt_email": intent["receipt_email"],
+        "receipt_number": None,
+        "receipt_url": None,
+        "refunded": False,
+        "review": None,
+        "shipping": None,
+        "source": None,
+        "source_transfer": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "succeeded",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+
+
+def refund(
+    *,
+    charge_obj: dict[str, Any],
+    amount: int,
+    reason: str | None,
+    metadata: dict[str, str],
+    status: str,
+    created: int,
+) -> dict[str, Any]:
+    """Build a Refund of a charge (failure_reason is added only if it fails, as on Stripe)."""
+    if charge_obj["payment_method_details"]["type"] == "card":
+        destination: dict[str, Any] = {
+            "card": {
+                "reference": None,
+                "reference_status": "pending",
+                "reference_type": "acquirer_reference_number",
+                "type": "refund",
+            },
+            "type": "card",
+        }
+    else:
+        destination = {
+            "type": "us_bank_transfer",
+            "us_bank_transfer": {"reference": None, "reference_status": "pending"},
+        }
+    return {
+        "id": new_id("re_"),
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": new_id("txn_"),
+        "charge": charge_obj["id"],
+        "created": created,
+        "currency": charge_obj["currency"],
+        "destination_details": destination,
+        "metadata": metadata,
+        "payment_intent": charge_obj["payment_intent"],
+        "reason": reason,
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": status,
+        "transfer_reversal": None,
+    }
+
+
+DISPUTE_EVIDENCE_FIELDS = (
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_communication",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "receipt",
+    "refund_policy",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "service_documentation",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_documentation",
+    "shipping_tracking_number",
+    "uncategorized_file",
+    "uncategorized_text",
+)
+
+
+def dispute(
+    *, charge_obj: dict[str, Any], amount: int, reason: str, status: str, due_by: int, created: int
+) -> dict[str, Any]:
+    """Build a Dispute of a charge; it names the charge and the PaymentIntent, not their metadata."""
+    inquiry = status.startswith("warning_")
+    return {
+        "id": new_id("dp_"),
+        "object": "dispute",
+        "amount": amount,
+        "balance_transactions": [],
+        "charge": charge_obj["id"],
+        "created": created,
+        "currency": charge_obj["currency"],
+        "enhanced_eligibility_types": [],
+        "evidence": {name: None for name in DISPUTE_EVIDENCE_FIELDS},
+        "evidence_details": {
+            "due_by": due_by,
+            "enhanced_eligibility": {},
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+        },
+        "is_charge_refundable": inquiry,
+        "livemode": False,
+        "metadata": {},
+        "payment_intent": charge_obj["payment_intent"],
+        "payment_method_details": {
+            "card": {
+                "brand": "visa",
+                "case_type": "inquiry" if inquiry else "chargeback",
+                "network_reason_code": "10.4" if reason == "fraudulent" else "13.1",
+            },
+            "type": "card",
+        },
+        "reason": reason,
+        "status": status,
     }
 
 

@@ -71,11 +71,12 @@ def format_amount(amount: int, currency: str) -> str:
     return f"{symbol}{number}" if symbol else f"{number} {code.upper()}"
 
 
-def _document(title: str, body: str) -> str:
+def document(title: str, body: str, *, extra_css: str = "") -> str:
+    """Wrap an already escaped body into a complete page with the shared styles."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
+        f"<title>{escape(title)}</title><style>{_CSS}{extra_css}</style></head>"
         f"<body>{body}</body></html>\n"
     )
 
@@ -129,7 +130,7 @@ def checkout_page(session: dict[str, Any], line_items: list[dict[str, Any]]) -> 
       made.</p>
   </form>
 </div>"""
-    return _document(f"Pay {total}", body)
+    return document(f"Pay {total}", body)
 
 
 def notice_page(title: str, message: str, *, link: tuple[str, str] | None = None) -> str:
@@ -139,4 +140,4 @@ def notice_page(title: str, message: str, *, link: tuple[str, str] | None = None
         href, text = link
         extra = f'<p><a class="back" id="notice-link" href="{escape(href)}">{escape(text)}</a></p>'
     body = f'<div class="notice" id="notice"><h1>{escape(title)}</h1><p>{escape(message)}</p>{extra}</div>'
-    return _document(title, body)
+    return document(title, body)

@@ -74,7 +74,14 @@ class RequestHandler(BaseHTTPRequestHandler):
         if path == "/v1" or path.startswith("/v1/"):
             response = self.server.v1.handle(method, path, url.query, self.headers, body, request_id)
         elif path.startswith("/_emulator/"):
-            response = self.server.control.handle(method, path, body, request_id)
+            response = self.server.control.handle(
+                method,
+                path,
+                body,
+                request_id,
+                query=url.query,
+                content_type=self.headers.get("Content-Type", ""),
+            )
         elif path.startswith("/pay/") and path.count("/") == 2:
             response = self.server.hosted.handle(method, unquote(path[5:]), body, request_id)
         else:

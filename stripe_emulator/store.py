@@ -8,7 +8,7 @@ import heapq
 import threading
 from typing import Any
 
-COLLECTIONS = ("products", "prices", "sessions", "payment_intents")
+COLLECTIONS = ("products", "prices", "sessions", "payment_intents", "charges", "refunds", "disputes")
 
 
 @dataclasses.dataclass
@@ -95,6 +95,11 @@ class Store:
         with self.lock:
             items = list(self._objects[collection].values())
             return sorted(items, key=lambda o: (o["created"], self._order[o["id"]]), reverse=True)
+
+    def where(self, collection: str, field: str, value: Any) -> list[dict[str, Any]]:
+        """Return the stored objects whose `field` equals `value`, newest first."""
+        with self.lock:
+            return [o for o in self.newest_first(collection) if o.get(field) == value]
 
     def add_event(self, event: dict[str, Any], *, has_endpoint: bool) -> EventRecord:
         """Record a new event."""

@@ -29,6 +29,9 @@ FAST_KNOBS: dict[str, Any] = {
     "retry_backoff": 0.01,
     "delivery_timeout": 5.0,
     "seed": None,
+    "refund_mode": "succeeded",
+    "pending_next_refunds": 0,
+    "fail_next_refunds": 0,
 }
 
 
@@ -157,3 +160,27 @@ def session_params(price_id: str, **extra: Any) -> dict[str, Any]:
 def session(client: stripe.StripeClient, price: stripe.Price) -> stripe.checkout.Session:
     """Return an open session for one unit of `price`."""
     return client.v1.checkout.sessions.create(params=session_params(price.id))
+
+
+@pytest.fixture
+def paid_intent(
+    emu: EmulatorServer, client: stripe.StripeClient, price: stripe.Price
+) -> stripe.PaymentIntent:
+    """Return the PaymentIntent of a session paid by card (49.99 USD, order_id metadata)."""
+    session = client.v1.checkout.sessions.create(
+        params=session_params(price.id, payment_intent_data={"metadata": {"order_id": "42"}})
+    )
+    paid = emu.pay(session.id)["session"]
+    return client.v1.payment_intents.retrieve(paid["payment_intent"])
+
+
+def control(emu: EmulatorServer, method: str, path: str, body: Any = None) -> Any:
+    """Call the control API with a JSON body; return the requests response."""
+    import requests
+
+    return requests.request(method, f"{emu.base_url}/_emulator{path}", json=body, timeout=10)
+
+
+def event_types(client: stripe.StripeClient) -> list[str]:
+    """Return the types of every event, oldest first."""
+    return [e.type for e in client.v1.events.list(params={"limit": 100}).data][::-1]
