@@ -3,6 +3,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
+# At 1280 px the navigation sidebar takes the width the order list needs for its e-mail and date columns;
+# the breadcrumbs and the index page lead everywhere it did.
+admin.site.enable_nav_sidebar = False
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("payments.urls")),
