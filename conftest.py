@@ -1,11 +1,26 @@
 """Fixtures shared by every app's tests."""
 
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from unittest import mock
+from urllib.parse import quote
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
+from django_tasks_db.management.commands import db_worker as db_worker_command
 
 from orders.models import Product
+
+ROOT = Path(__file__).resolve().parent
+# Workers started by tests look for tasks every 50 ms when idle, so a test waits little for one.
+WORKER_POLL = ("--interval", "0.05")
+DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -22,3 +37,130 @@ def product(db) -> Product:
         currency="usd",
         stripe_price_id="price_test_fixture",
     )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Start every test with empty rate-limit counters (they live in the local-memory cache)."""
+    cache.clear()
+
+
+@pytest.fixture
+def tasks_immediate(settings) -> None:
+    """Run each task inside `enqueue`, in the caller's process and transaction: for unit tests only.
+
+    The project's default, in production and in every test that does not ask for this, is the database
+    backend, whose tasks wait for a worker.
+    """
+    settings.TASKS = IMMEDIATE_TASKS
+
+
+def _tasks_run() -> int:
+    worker = db_worker_command.Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="pytest",
+        excluded_queue_names=[],
+    )
+    # The worker closes "old" connections between tasks; inside a test's transaction that is the test's.
+    with mock.patch.object(db_worker_command, "close_old_connections", lambda: None):
+        worker.run()
+    return worker._run_tasks
+
+
+@pytest.fixture
+def tasks_queued(settings) -> None:
+    """Queue tasks in the database backend, as the project does, and leave them for a worker."""
+    settings.TASKS = DATABASE_TASKS
+
+
+@pytest.fixture
+def tasks_run(db, tasks_queued) -> Callable[[], int]:
+    """Queue tasks in the database; return a runner of every task that is ready, in this process.
+
+    The runner is django-tasks-db's worker: it claims and finishes tasks as `db_worker --batch` does,
+    without its signal handlers, and returns how many it ran.
+    """
+    return _tasks_run
+
+
+def _database_url() -> str:
+    """Return a URL to the test database this run created, for processes started by the tests."""
+    config = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{config['NAME']}"
+    user = quote(config.get("USER") or "postgres")
+    password = f":{quote(config['PASSWORD'])}" if config.get("PASSWORD") else ""
+    host, port = config.get("HOST") or "127.0.0.1", config.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{config['NAME']}"
+
+
+@pytest.fixture
+def db_worker(transactional_db, tasks_queued, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Queue tasks in the database; return a starter of real `manage.py db_worker` processes on it.
+
+    The workers run on the test database and are stopped after the test.
+    """
+    started: list[subprocess.Popen] = []
+
+    def start(*, settings_module: str = "checkout_demo.settings", **env: str) -> subprocess.Popen:
+        log = open(tmp_path / f"db_worker-{len(started)}.log", "wb")  # noqa: SIM115 (closed with the process)
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TASK_", "STRIPE_"))}
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "db_worker",
+                "--no-reload",
+                "--no-startup-delay",
+                "--interval",
+                "0.05",
+            ],
+            cwd=ROOT,
+            env={
+                **clean,
+                "DATABASE_URL": _database_url(),
+                "DJANGO_SETTINGS_MODULE": settings_module,
+                "DJANGO_LOG_LEVEL": "INFO",
+                "TASK_BACKEND": "database",
+                **env,
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        process.log_path = log.name  # type: ignore[attr-defined]
+        log.close()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+    for process in started:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until(condition: Callable[[], object], *, timeout: float = 20.0, interval: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {condition}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., object]:
+    """Return a waiter: it polls a condition and returns its first truthy value, or fails the test."""
+    return _wait_until

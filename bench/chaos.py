@@ -21,7 +21,8 @@ settings) and the Stripe emulator in this process, its webhooks aimed at gunicor
    skipped and the report says why (`--no-db-restart` skips it on purpose).
 4. Recovery, as an operator would: `manage.py replay_events --from-stripe --undelivered-only` receives
    every event Stripe (the emulator) could not deliver, then `manage.py reconcile_orders --older-than 0s`
-   sends the fulfillment signals still owed (a worker killed between its commit and the signal).
+   sends the fulfillment signals still owed. Before it, and after it, the script waits for the
+   `db_worker` processes (`--task-workers`, beside gunicorn) to drain the task queue.
 5. The invariants, printed, and the exit status 1 if any fails:
    - every paid order is fulfilled exactly once (one fulfilling transition), and every order whose
      delayed payment failed is failed, never fulfilled;
@@ -67,12 +68,14 @@ from bench.harness import (
     EmulatorProcess,
     Gunicorn,
     HarnessError,
+    TaskWorkers,
     bench_environment,
     default_database_url,
     django_configure,
     run_manage,
     say,
     script_exit,
+    tasks_drained,
 )
 
 SKU = "bench-chaos-item"
@@ -455,6 +458,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     say(f"  logs in {workdir}")
     db.create_fresh()
     server = None
+    task_workers = None
     try:
         django_configure(env)
         from django.db import connections
@@ -472,6 +476,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         server = Gunicorn(
             env=env, workers=args.workers, threads=args.threads, log_path=workdir / "gunicorn.log"
+        ).start()
+        task_workers = TaskWorkers(
+            env=env, count=args.task_workers, log_path=workdir / "db_worker.log"
         ).start()
         emulator.configure(webhook_url=f"{server.base_url}/stripe-webhook", drop_next=args.drop_first)
         began = time.monotonic()
@@ -500,6 +507,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{log.kills} workers killed; database restart: {log.db_restart}"
         )
 
+        drained, drain_seconds = tasks_drained(timeout=args.settle_timeout + 60)
+        say(
+            f"  task queue {'drained' if drained else 'NOT drained'} by {args.task_workers} db_worker(s) "
+            f"{drain_seconds:.1f} s after the last delivery"
+        )
         connections.close_all()
         before = stored_events()
         recovery = run_manage(env, "replay_events", "--from-stripe", "--undelivered-only")
@@ -514,6 +526,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         signals_owed = next((line for line in owed_text if "owed fulfillment signal" in line), "no output")
         say(f"  recovery: reconcile_orders --older-than 0s (exit {owed.returncode}): {signals_owed}")
 
+        # The recovery queued fulfillment signals of its own: let the workers send them.
+        tasks_drained(timeout=60)
         after = stored_events()
         created = emulator_events({p.session_id for p in purchases})
         signals = signals_by_order()
@@ -529,6 +543,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         connections.close_all()
     finally:
+        if task_workers:
+            task_workers.stop()
         if server:
             server.stop()
         emulator.stop()
@@ -591,6 +607,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="about 100 orders: seconds, not minutes")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    parser.add_argument(
+        "--task-workers", type=int, default=2, help="db_worker processes running the queue (default 2)"
+    )
     parser.add_argument("--buyers", type=int, default=12, help="buyers paying at once (default 12)")
     parser.add_argument("--round-size", type=int, help="orders per round of knobs (default orders/20, >= 10)")
     parser.add_argument("--kills", type=int, help="workers to SIGKILL (default 1 per 200 orders, at least 2)")

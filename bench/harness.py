@@ -12,6 +12,7 @@ import http.client
 import itertools
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -290,6 +291,53 @@ class Gunicorn:
             self.process.wait()
 
 
+class TaskWorkers:
+    """`manage.py db_worker` processes beside gunicorn: they run the tasks the webhook queues."""
+
+    def __init__(self, *, env: dict[str, str], count: int, log_path: Path):
+        self.env = env
+        self.count = count
+        self.log_path = log_path
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> TaskWorkers:
+        log = self.log_path.open("ab")
+        for _ in range(self.count):
+            cmd = [sys.executable, str(ROOT / "manage.py"), "db_worker", "--no-reload", "--interval", "0.05"]
+            self.processes.append(subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log))
+        log.close()
+        return self
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def tasks_drained(timeout: float) -> tuple[bool, float]:
+    """Wait until no task waits or runs (ORM code: after django_configure); return (drained, seconds)."""
+    from django.db import connections
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    began = time.monotonic()
+    unfinished = DBTaskResult.objects.filter(status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING])
+    try:
+        while unfinished.exists():
+            if time.monotonic() - began > timeout:
+                return False, time.monotonic() - began
+            time.sleep(0.05)
+        return True, time.monotonic() - began
+    finally:
+        connections.close_all()
+
+
 class EmulatorProcess:
     """The Stripe emulator in its own process (as Stripe is another machine), driven by its control API."""
 
@@ -496,11 +544,34 @@ def wsgi_environ(event: SignedEvent, signature: str) -> dict[str, Any]:
     }
 
 
+IN_TRANSACTION = " (in transaction)"
+
+
+SAVEPOINT_NAME = re.compile(r"\bs\d+_x\d+\b")
+
+
+def sql_normalised(sql: str) -> str:
+    """Return a statement's SQL without quotes and with its white space folded, to compare it whole."""
+    return " ".join(sql.replace('"', "").split())
+
+
+def statement_name(statement: str) -> str:
+    """Return a normalised statement's verb and table, as 'UPDATE orders_order (in transaction)'."""
+    words = statement.split()
+    verb = words[0].upper()
+    table = next((w for w in words[1:] if "_" in w and w.islower() and "." not in w), "")
+    if verb == "SELECT" and " FROM " in statement:
+        table = statement.split(" FROM ", 1)[1].split()[0]
+    suffix = " (in transaction)" if statement.endswith(IN_TRANSACTION) else ""
+    return f"{verb} {table}".strip() + suffix
+
+
 def webhook_statements(events: list[SignedEvent], secret: str) -> tuple[list[str], list[int]]:
     """Send events through the WSGI app in this process; return the statements of the last one, and statuses.
 
-    Each statement is "VERB table" plus " (in transaction)" when inside an atomic block, as Django's
-    cursor sent it. BEGIN, COMMIT and the connection health check do not pass through that cursor.
+    Each statement is its whole SQL, normalised (`sql_normalised`), plus " (in transaction)" when inside
+    an atomic block, as Django's cursor sent it. BEGIN, COMMIT and the connection health check do not
+    pass through that cursor.
     """
     from django.core.wsgi import get_wsgi_application
     from django.db import connection
@@ -510,14 +581,10 @@ def webhook_statements(events: list[SignedEvent], secret: str) -> tuple[list[str
     seen: list[str] = []
 
     def record(execute, sql, params, many, context):
-        words = sql.replace('"', "").split()
-        verb = words[0].upper()
-        if verb == "BEGIN":  # SQLite's BEGIN IMMEDIATE goes through the cursor; psycopg's BEGIN does not
-            return execute(sql, params, many, context)
-        table = next((w for w in words[1:] if "_" in w and w.islower() and "." not in w), "")
-        if verb == "SELECT" and " FROM " in sql:
-            table = sql.split(" FROM ", 1)[1].replace('"', "").split()[0]
-        seen.append(f"{verb} {table}".strip() + (" (in transaction)" if connection.in_atomic_block else ""))
+        if sql.split()[0].upper() != "BEGIN":  # SQLite's BEGIN IMMEDIATE goes through the cursor
+            # A savepoint is named after the thread and a counter: name them all `sp` to compare them.
+            statement = SAVEPOINT_NAME.sub("sp", sql_normalised(sql))
+            seen.append(statement + (IN_TRANSACTION if connection.in_atomic_block else ""))
         return execute(sql, params, many, context)
 
     for event in events:

@@ -35,6 +35,7 @@ from bench.harness import (
     default_database_url,
     django_configure,
     say,
+    statement_name,
     stripe_signature_header,
     webhook_statements,
     wsgi_environ,
@@ -130,7 +131,7 @@ def profile(args: argparse.Namespace) -> int:
     )
     say(
         "  statements per event through Django's cursor: "
-        + ", ".join(statements)
+        + ", ".join(statement_name(statement) for statement in statements)
         + "; besides, outside that cursor: "
         + ("BEGIN (psycopg), " if db.vendor == "postgresql" else "")
         + "COMMIT"

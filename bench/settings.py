@@ -1,10 +1,11 @@
 """Settings for the benchmarks: the production settings, relaxed only where a plain-HTTP local run needs it.
 
 The measured path is the production one: DEBUG off, the same middleware, apps, database options and
-code. What changes: no HTTPS redirect or secure-only cookies (the harness speaks plain HTTP to
-127.0.0.1), a throwaway secret key, log level WARNING unless DJANGO_LOG_LEVEL says otherwise, and
-static files served without the collectstatic manifest (the pages the chaos run requests would
-otherwise need `collectstatic` first; the webhook never touches static files).
+code. What changes: no checkout rate limits (a run opens thousands of checkouts from 127.0.0.1), no
+HTTPS redirect or secure-only cookies (the harness speaks plain HTTP to 127.0.0.1), a throwaway
+secret key, log level WARNING unless DJANGO_LOG_LEVEL says otherwise, and static files served without
+the collectstatic manifest (the pages the chaos run requests would otherwise need `collectstatic`
+first; the webhook never touches static files).
 """
 
 import os
@@ -15,6 +16,7 @@ os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
+os.environ.setdefault("CHECKOUT_RATE_LIMIT", "off")
 
 from checkout_demo.settings import *  # noqa: F403
 from checkout_demo.settings import INSTALLED_APPS, STORAGES

@@ -12,22 +12,27 @@ builds N distinct `checkout.session.completed` events shaped like Stripe's (abou
    Django, on C threads with a connection each, against N fresh orders: the INSERT of the event in its
    own autocommit, then one transaction with the conditional UPDATE of the order, the audit row and the
    event's status, which is the inbox's transaction structure (payments/services/inbox.py);
-2. the same, issuing every statement the Django path issues, as PostgreSQL's log shows them (the
-   connection health check, the handler's order lookup, the transition's savepoint and its re-read of
-   the previous status), to split the gap into "more statements" and "Django and HTTP";
+2. the mirror: every statement the webhook's request sends, whole and with its parameters (the
+   connection health check, then the event and its task row in one transaction), checked against the
+   statements Django's cursor really sends, to split the gap into "statements" and "Django and HTTP";
 3. the webhook: gunicorn with the project's gunicorn.conf.py, production settings, C clients posting
    the events, each signed as Stripe signs, over keep-alive connections; the load generator runs on
-   the same machine and its CPU counts against the result.
+   the same machine and its CPU counts against the result. The webhook only acknowledges: it stores
+   the event and queues its processing;
+4. then `--task-workers` db_worker processes drain the queue (the webhook's tasks and the mirror's),
+   timed.
 
 It prints events/s, latency percentiles and errors for each, the ratio webhook / reference, where the
-CPU went, and then checks that every order was fulfilled exactly once (one fulfilling transition, one
-stored event, processed). Exit status 1 when a check fails.
+CPU went, how long the workers took to drain the queue, and then checks that every order was
+fulfilled exactly once (one fulfilling transition, one stored event, processed). Exit status 1 when a
+check fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import sqlite3
@@ -46,11 +51,13 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
+    IN_TRANSACTION,
     Database,
     Gunicorn,
     HarnessError,
     LoadResult,
     SignedEvent,
+    TaskWorkers,
     bench_environment,
     completed_events,
     default_database_url,
@@ -60,6 +67,8 @@ from bench.harness import (
     proc_cpu_seconds,
     say,
     script_exit,
+    sql_normalised,
+    tasks_drained,
     webhook_statements,
 )
 from stripe_emulator import objects as emulator_objects
@@ -97,23 +106,39 @@ SQL_SIGNAL_MARK = (
     "UPDATE orders_order SET fulfillment_signalled_at = %s "
     "WHERE id = %s AND status = 'fulfilled' AND fulfillment_signalled_at IS NULL"
 )
-# What the Django path sends besides (seen in PostgreSQL's log with log_statement=all): a health check
-# per request (CONN_HEALTH_CHECKS), the handler's order_get (select_related product), and the
-# transition's re-read of previous_status after its UPDATE. The run checks this list against the
-# statements Django's cursor really sends (DJANGO_PATH_STATEMENTS) and says so when they part.
-SQL_ORDER_GET = (
-    "SELECT o.*, p.* FROM orders_order o JOIN orders_product p ON o.product_id = p.id WHERE o.id = %s"
+# The mirror sends exactly what the Django path sends through Django's cursor, whole (sql_normalised),
+# with the same parameters; {json} is the payload's cast, which differs by database. Besides, Django
+# sends a health check per request (CONN_HEALTH_CHECKS) and BEGIN/COMMIT outside its cursor. The run
+# compares this list with the statements Django's cursor really sends and says so when they part.
+JSON_CASTS = {"postgresql": "(%s)::jsonb", "sqlite": "CAST(%s AS text)"}
+MIRROR_EVENT_INSERT = (
+    "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload, "
+    "source, status, attempts, outcome, last_error, order_id, received_at, processed_at) VALUES (%s, %s, "
+    "%s, %s, %s, {json}, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING payments_stripeevent.id"
 )
-SQL_PREVIOUS_STATUS = "SELECT previous_status FROM orders_order WHERE id = %s"
-DJANGO_PATH_STATEMENTS = [
-    "INSERT payments_stripeevent",
-    "SELECT orders_order (in transaction)",
-    "UPDATE orders_order (in transaction)",
-    "SELECT orders_order (in transaction)",
-    "INSERT orders_ordertransition (in transaction)",
-    "UPDATE payments_stripeevent (in transaction)",
-    "UPDATE orders_order (in transaction)",
-]
+# The webhook's request since processing moved to a worker (payments.services.intake): in one
+# transaction, the event's INSERT in a savepoint, then its task row. The mirror queues real tasks, which
+# the run's db_workers process afterwards, as they do the webhook's.
+MIRROR_SAVEPOINT = "SAVEPOINT sp"
+MIRROR_RELEASE = "RELEASE SAVEPOINT sp"
+MIRROR_TASK_INSERT = (
+    "INSERT INTO django_tasks_database_dbtaskresult (id, status, enqueued_at, started_at, finished_at, "
+    "args_kwargs, priority, task_path, worker_ids, queue_name, backend_name, run_after, return_value, "
+    "exception_class_path, traceback) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+# The task row's run_after when none is asked for (django_tasks_db.models.get_date_max).
+RUN_AFTER_NONE = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
+def mirror_statements(vendor: str) -> list[str]:
+    """Return the statements the mirror sends per event, as webhook_statements reports Django's."""
+    in_transaction = [
+        MIRROR_SAVEPOINT,
+        MIRROR_EVENT_INSERT.format(json=JSON_CASTS[vendor]),
+        MIRROR_RELEASE,
+        MIRROR_TASK_INSERT,
+    ]
+    return [sql_normalised(sql) + IN_TRANSACTION for sql in in_transaction]
 
 
 @dataclass
@@ -132,21 +157,25 @@ class ReferenceResult:
 
 
 class ReferenceWorker:
-    """One connection doing, per event, what the inbox does, in the inbox's transactions."""
+    """One connection doing, per event, what the inbox does, in the inbox's transactions.
+
+    The reference sends the fewest statements that work (the transition's UPDATE returns the previous
+    status); the mirror sends the webhook request's statements, whole, with its parameters: it only
+    acknowledges (`acknowledge`), and the run's workers process its tasks later.
+    """
 
     def __init__(self, db: Database, *, mirror: bool, health_check: bool = False):
         self.db = db
         self.mirror = mirror
         self.health_check = mirror and health_check
         self.sqlite = db.vendor == "sqlite"
-        json_cast = "%s" if self.sqlite else "%s::jsonb"
-        returning = " RETURNING previous_status"
-        self.sql_insert = self._sql(SQL_EVENT_INSERT.format(json=json_cast))
-        self.sql_fulfill = self._sql(SQL_ORDER_FULFILL + ("" if mirror else returning))
+        if mirror:
+            self.sql_insert = self._sql(MIRROR_EVENT_INSERT.format(json=JSON_CASTS[db.vendor]))
+        else:
+            self.sql_insert = self._sql(SQL_EVENT_INSERT.format(json="%s" if self.sqlite else "%s::jsonb"))
+        self.sql_fulfill = self._sql(SQL_ORDER_FULFILL + " RETURNING previous_status")
         self.sql_transition = self._sql(SQL_TRANSITION_INSERT)
         self.sql_finish = self._sql(SQL_EVENT_FINISH)
-        self.sql_order_get = self._sql(SQL_ORDER_GET)
-        self.sql_previous = self._sql(SQL_PREVIOUS_STATUS)
         self.sql_signal_mark = self._sql(SQL_SIGNAL_MARK)
         if self.sqlite:
             # Django's SQLite options (checkout_demo.settings): WAL, synchronous NORMAL, IMMEDIATE
@@ -176,38 +205,14 @@ class ReferenceWorker:
         """Store the event; fulfill its order, write the audit row, finish the event, atomically; mark the
         fulfillment signal sent, in a transaction of its own."""
         order_id = self._id(event.order_id)
-        created = datetime.fromtimestamp(event.created, tz=timezone.utc)
-        if self.sqlite:
-            created = created.strftime("%Y-%m-%d %H:%M:%S")
         cur = self.conn.cursor()
-        if self.health_check:
-            cur.execute("SELECT 1")  # CONN_HEALTH_CHECKS: Django checks a reused connection per request
-            cur.fetchall()
-        cur.execute(
-            self.sql_insert,
-            (
-                event.event_id,
-                "checkout.session.completed",
-                emulator_objects.API_VERSION,
-                False,
-                created,
-                event.body.decode(),
-                self._now(),
-            ),
-        )
+        cur.execute(self.sql_insert, (*self._event_row(event), event.body.decode(), self._now()))
         event_pk = cur.fetchall()[0][0]
         self._begin()
         try:
-            if self.mirror:
-                cur.execute(self.sql_order_get, (order_id,))
-                cur.fetchall()
             now = self._now()
-            cur.execute(
-                self.sql_fulfill,
-                (now, now, False, event.payment_intent_id, event.customer_email, order_id),
-            )
-            if self.mirror:
-                cur.execute(self.sql_previous, (order_id,))
+            payment = (event.payment_intent_id, event.customer_email)
+            cur.execute(self.sql_fulfill, (now, now, False, *payment, order_id))
             from_status = cur.fetchall()[0][0]
             cur.execute(self.sql_transition, (order_id, from_status, event.event_id, now))
             cur.execute(self.sql_finish, (order_id, now, event_pk))
@@ -218,6 +223,60 @@ class ReferenceWorker:
         self._begin()
         cur.execute(self.sql_signal_mark, (self._now(), order_id))
         self._end("COMMIT")
+
+    def acknowledge(self, event: SignedEvent) -> None:
+        """Send what the webhook's request sends: the event and its task row, in one transaction."""
+        cur = self.conn.cursor()
+        if self.health_check:
+            cur.execute("SELECT 1")  # CONN_HEALTH_CHECKS: Django checks a reused connection per request
+            cur.fetchall()
+        inserted = (*self._event_row(event), event.body.decode(), "webhook", "received", 0, "", "", None)
+        self._begin()
+        try:
+            cur.execute(MIRROR_SAVEPOINT)
+            cur.execute(self.sql_insert, (*inserted, self._now(), None))
+            cur.fetchall()
+            cur.execute(MIRROR_RELEASE)
+            cur.execute(self._sql(MIRROR_TASK_INSERT), self._task_row(event))
+        except BaseException:
+            self._end("ROLLBACK")
+            raise
+        self._end("COMMIT")
+
+    def _event_row(self, event: SignedEvent) -> tuple:
+        created = datetime.fromtimestamp(event.created, tz=timezone.utc)
+        if self.sqlite:
+            created = created.strftime("%Y-%m-%d %H:%M:%S")
+        return (event.event_id, "checkout.session.completed", emulator_objects.API_VERSION, False, created)
+
+    def _task_row(self, event: SignedEvent) -> tuple:
+        arguments = {"args": [], "kwargs": {"stripe_event_id": event.event_id}}
+        if self.sqlite:
+            task_id, run_after = uuid.uuid4().hex, RUN_AFTER_NONE.strftime("%Y-%m-%d %H:%M:%S")
+            arguments, worker_ids = json.dumps(arguments), "[]"
+        else:
+            from psycopg.types.json import Jsonb
+
+            task_id, run_after = uuid.uuid4(), RUN_AFTER_NONE
+            arguments, worker_ids = Jsonb(arguments), Jsonb([])
+        path = "payments.tasks.stripe_event_process_task"
+        return (
+            task_id,
+            "READY",
+            self._now(),
+            None,
+            None,
+            arguments,
+            0,
+            path,
+            worker_ids,
+            "default",
+            "default",
+            run_after,
+            None,
+            "",
+            "",
+        )
 
     def _begin(self) -> None:
         if self.sqlite:
@@ -259,7 +318,7 @@ def run_reference(
         while (i := take()) is not None:
             began = time.perf_counter()
             try:
-                worker.handle(events[i])
+                (worker.acknowledge if worker.mirror else worker.handle)(events[i])
             except Exception as exc:  # counted and shown; the checks afterwards say what was lost
                 errors += 1
                 if errors == 1:
@@ -480,11 +539,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         connections.close_all()
         if probe_statuses != [200, 200]:
             raise HarnessError(f"the webhook answered {probe_statuses} in this process; is it configured?")
-        if statements != DJANGO_PATH_STATEMENTS:
+        mirrored = mirror_statements(db.vendor)
+        if statements != mirrored:
             say(
                 "  warning: the mirror reference no longer matches the Django path; update "
                 f"bench/webhook_load.py.\n    Django sends: {statements}"
-                f"\n    the mirror sends: {DJANGO_PATH_STATEMENTS}"
+                f"\n    the mirror sends: {mirrored}"
             )
         size = sum(len(e.body) for e in web_events) / n
         say(
@@ -523,6 +583,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             backend_cpu = sampler.seconds if db.vendor != "sqlite" else 0.0
         finally:
             server.stop()
+
+        workers = TaskWorkers(env=env, count=args.task_workers, log_path=workdir / "db_worker.log").start()
+        try:
+            drained, drain_seconds = tasks_drained(timeout=max(120.0, n / 10))
+        finally:
+            workers.stop()
+        if not drained:
+            raise HarnessError(f"the task queue did not drain in {drain_seconds:.0f} s; see {workdir}")
+        processed = 2 * n + warm + len(probe_events)  # the webhook's events and the mirror's
+        say(
+            f"  queue drained by {args.task_workers} db_worker(s) in {drain_seconds:.1f} s: "
+            f"{processed / drain_seconds if drain_seconds else 0:.0f} events/s processed, each with its "
+            "fulfillment signal"
+        )
 
         problems = {
             "webhook": fulfilled_exactly_once(web_events),
@@ -614,6 +688,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-n", "--events", type=int, help="events to send (default 5000; --quick 300)")
     parser.add_argument("-c", "--concurrency", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    parser.add_argument(
+        "--task-workers", type=int, default=2, help="db_worker processes draining the queue (default 2)"
+    )
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument(
         "--max-requests", type=int, help="override gunicorn.conf.py's max_requests (0 turns restarts off)"

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from payments.views.common import answers_in_json
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
@@ -27,7 +29,7 @@ class DatabaseUnavailableMiddleware:
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
         logger.error("database unavailable during %s %s: %s", request.method, request.path, exception)
-        if "application/json" in request.headers.get("Accept", "") or request.path.startswith("/api/"):
+        if answers_in_json(request):
             response: HttpResponse = JsonResponse({"error": {"message": MESSAGE}}, status=503)
         else:
             response = HttpResponse(MESSAGE, status=503, content_type="text/plain; charset=utf-8")

@@ -9,21 +9,26 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
-from checkout_demo.env import env_bool, env_float, env_int, env_list, env_str
+from checkout_demo.env import env_bool, env_float, env_int, env_list, env_networks, env_rate, env_str
+from payments.stripe_ips import STRIPE_WEBHOOK_IPS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # A real environment variable always wins over the same name in `.env`.
 load_dotenv(BASE_DIR / ".env", override=False)
 
-DEBUG = env_bool("DJANGO_DEBUG", default=True)
+# Off unless asked for: a deployment that forgets the variable must not run in development mode.
+# `python3 dev.py run` writes DJANGO_DEBUG=true into a local `.env` for you.
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. It is required when DJANGO_DEBUG is off: generate one with "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` and put it in the environment."
+            "DJANGO_SECRET_KEY is not set. It is required when DJANGO_DEBUG is off (the default): generate "
+            "one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'` and put it in the "
+            "environment. For local development, `python3 dev.py run` writes a .env with DJANGO_DEBUG=true "
+            "and a generated key."
         )
     SECRET_KEY = "django-insecure-local-development-only-never-use-in-production"
 
@@ -42,7 +47,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "orders",
+    # Before django_tasks_db: its `db_worker` command is replaced by payments' one, which adds the lease.
     "payments",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -138,8 +146,8 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
-# Stripe. With no secret key the pages that need Stripe explain how to configure it; `make run`
-# starts the offline emulator and points STRIPE_API_BASE at it.
+# Stripe. With no secret key the pages that need Stripe explain how to configure it;
+# `python3 dev.py run` starts the offline emulator and points STRIPE_API_BASE at it.
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")
@@ -148,6 +156,62 @@ STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 CHECKOUT_SESSION_TTL_SECONDS = env_int("CHECKOUT_SESSION_TTL_SECONDS", 60 * 60)
 # Stripe's own limit for a webhook payload is far below this; anything larger is not from Stripe.
 STRIPE_WEBHOOK_MAX_BYTES = env_int("STRIPE_WEBHOOK_MAX_BYTES", 512 * 1024)
+# Off when empty; `stripe` stands for the addresses Stripe publishes (payments/stripe_ips.py).
+STRIPE_WEBHOOK_ALLOWED_IPS = env_networks("STRIPE_WEBHOOK_ALLOWED_IPS", {"stripe": STRIPE_WEBHOOK_IPS})
+
+# On the public internet: how many proxies in front of the site append to X-Forwarded-For (0: none,
+# the client is REMOTE_ADDR), and how many checkouts a client, and everyone together, may start.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT={TRUSTED_PROXY_COUNT} must be 0 or more.")
+CHECKOUT_RATE_LIMIT = env_rate("CHECKOUT_RATE_LIMIT", "10/m")
+# CHECKOUT_RATE_LIMIT=off alone turns every checkout limit off; set this too to keep an overall one.
+CHECKOUT_RATE_LIMIT_GLOBAL = env_rate("CHECKOUT_RATE_LIMIT_GLOBAL", "300/m" if CHECKOUT_RATE_LIMIT else "off")
+
+
+def _cache_from_url(url: str) -> dict:
+    """Build the default cache: Redis from its URL, else this process's memory."""
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "checkout-demo"}
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"REDIS_URL / CACHE_URL={url!r} is not a Redis URL: use redis://host:6379/0, rediss://... or "
+            "unix:///path/redis.sock."
+        )
+    # Short timeouts: the rate limits read the cache on every checkout, and let it through when Redis
+    # does not answer rather than hang the buyer.
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+
+
+CACHES = {"default": _cache_from_url(env_str("REDIS_URL") or env_str("CACHE_URL"))}
+CSRF_FAILURE_VIEW = "checkout_demo.errors.csrf_failure"
+
+# Background tasks (Django's tasks API). The database backend queues a task as a row written in the
+# caller's transaction, so a task commits, or rolls back, with the event or transition that asked for it;
+# `manage.py db_worker` runs the queue. `immediate` runs each task inside `enqueue`, in the caller's
+# process and transaction: for a unit test or a throwaway demo, never for production.
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+}
+TASK_BACKEND = env_str("TASK_BACKEND", "database").lower()
+if TASK_BACKEND not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(f"TASK_BACKEND={TASK_BACKEND!r} is not one of: {', '.join(_TASK_BACKENDS)}.")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[TASK_BACKEND]}}
+# A worker that claimed a task this long ago and has not finished it is presumed dead (SIGKILL, OOM, a
+# lost machine): any worker returns the task to the queue. Keep it above the slowest task's run time.
+TASK_LEASE_SECONDS = env_float("TASK_LEASE_SECONDS", 300.0)
+# A failed task runs again after TASK_RETRY_BASE_SECONDS, doubling each time up to the cap.
+TASK_RETRY_BASE_SECONDS = env_float("TASK_RETRY_BASE_SECONDS", 5.0)
+TASK_RETRY_MAX_SECONDS = env_float("TASK_RETRY_MAX_SECONDS", 600.0)
+# Attempts before a Stripe event is left `failed` (replay_events --failed), and before a fulfillment
+# signal is left owed (reconcile_orders sends it).
+STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 8)
+FULFILLMENT_SIGNAL_MAX_ATTEMPTS = env_int("FULFILLMENT_SIGNAL_MAX_ATTEMPTS", 8)
 
 LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
 LOGGING = {
@@ -164,5 +228,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "orders": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "payments": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # The worker's own lines (claims, task outcomes, tracebacks of failed tasks).
+        "django_tasks": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django_tasks_db": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }

@@ -11,3 +11,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("payments.urls")),
 ]
+
+handler400 = "checkout_demo.errors.bad_request"
+handler403 = "checkout_demo.errors.permission_denied"
+handler404 = "checkout_demo.errors.page_not_found"
+handler500 = "checkout_demo.errors.server_error"

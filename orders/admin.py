@@ -17,17 +17,13 @@ from django.utils.safestring import SafeString
 from orders import transitions
 from orders.admin_support import ReadOnlyAdminMixin, ScaledListMixin
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
+from orders.money import money_format
 from orders.search import order_id_match, order_reference, orders_search, term_help
 
 
-def format_amount(amount: int, currency: str) -> str:
-    """Return a minor-unit amount as '49.99 USD'."""
-    return f"{amount / 100:.2f} {currency.upper()}"
-
-
 def money(amount: int, currency: str) -> str:
-    """Return an amount as every admin page shows it; the one place the admin formats money."""
-    return format_amount(amount, currency)
+    """Return an amount as every admin page shows it (49.99 USD; 5000 JPY); the admin's one call site."""
+    return money_format(amount, currency)
 
 
 def status_badge(status: str) -> SafeString:
@@ -198,7 +194,7 @@ class OrderAdmin(ScaledListMixin, admin.ModelAdmin):
     ) -> None:
         apply = getattr(transitions, f"order_{name}")
         moved = sum(
-            apply(order_id=order_id, source=TransitionSource.ADMIN, **kwargs)
+            apply(order_id=order_id, source=TransitionSource.ADMIN, **kwargs).won
             for order_id in queryset.values_list("pk", flat=True)
         )
         skipped = queryset.count() - moved

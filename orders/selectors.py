@@ -4,12 +4,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from orders.exceptions import OrderNotFound, ProductUnavailable
 from orders.models import Order, OrderStatus, Product
 
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.CONFIRMED)
+PAGE_SIZE = 200
 
 
 def products_for_sale() -> QuerySet[Product]:
@@ -53,10 +54,31 @@ def order_get_by_session(*, session_id: str) -> Order:
         raise OrderNotFound(f"No order for Checkout Session {session_id}.") from None
 
 
-def orders_open_created_before(*, cutoff: datetime, chunk_size: int = 500) -> Iterator[Order]:
-    """Yield pending and confirmed orders created before the cutoff, in constant memory."""
-    return (
+def order_status_get(*, order_id: uuid.UUID | str) -> str | None:
+    """Return the order's status now, or None when there is no such order."""
+    return Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
+
+
+def orders_open_created_before(*, cutoff: datetime, page_size: int = PAGE_SIZE) -> Iterator[Order]:
+    """Yield pending and confirmed orders created before the cutoff, oldest first, with payment fields.
+
+    Read one page at a time, keyed on (created_at, pk) rather than streamed from one open cursor: the
+    caller moves the orders it is walking, and SQLite gives a cursor no isolation from that.
+    """
+    orders = (
         Order.objects.filter(status__in=OPEN_STATUSES, created_at__lt=cutoff)
-        .order_by("created_at")
-        .iterator(chunk_size=chunk_size)
+        .only(*PAYMENT_FIELDS, "created_at")
+        .order_by("created_at", "pk")
     )
+    last: Order | None = None
+    while True:
+        page = orders
+        if last is not None:
+            page = orders.filter(
+                Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, pk__gt=last.pk)
+            )
+        batch = list(page[:page_size])
+        yield from batch
+        if len(batch) < page_size:
+            return
+        last = batch[-1]

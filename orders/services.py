@@ -2,8 +2,9 @@
 
 import logging
 import uuid
+from contextlib import nullcontext
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from orders.exceptions import InvalidQuantity, ProductUnavailable
 from orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderStatus, Product
@@ -67,13 +68,22 @@ def order_get_or_create(
 
 
 def order_attach_checkout_session(*, order_id: uuid.UUID | str, session_id: str) -> bool:
-    """Record the order's Checkout Session id once; return False if it already had one."""
-    attached = (
-        Order.objects.filter(pk=order_id, stripe_checkout_session_id__isnull=True).update(
-            stripe_checkout_session_id=session_id
-        )
-        == 1
-    )
+    """Record the order's Checkout Session id once; return False if it already had one.
+
+    False too when another order holds that session id (the unique constraint refuses it).
+    """
+    # Inside a transaction (the webhook's), a savepoint keeps a refused id from poisoning it.
+    isolated = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with isolated:
+            attached = (
+                Order.objects.filter(pk=order_id, stripe_checkout_session_id__isnull=True).update(
+                    stripe_checkout_session_id=session_id
+                )
+                == 1
+            )
+    except IntegrityError:
+        attached = False
     logger.info("order %s session %s attached=%s", order_id, session_id, attached)
     return attached
 

@@ -20,8 +20,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orders.fulfillment import order_fulfillment_signal_send
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
+from orders.selectors import order_status_get
+from orders.tasks import order_fulfillment_signal_task
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,19 @@ EXPIRE = Transition("expire", frozenset({OrderStatus.PENDING}), OrderStatus.EXPI
 TRANSITIONS = {t.name: t for t in (CONFIRM, FULFILL, FAIL, EXPIRE)}
 
 
+@dataclass(frozen=True)
+class TransitionResult:
+    """What asking for a transition did: whether this caller won, and the order's status before and now.
+
+    A loser moved nothing, so `from_status == status`: the status the order already had, or None when
+    there is no such order. Callers read this instead of the order.
+    """
+
+    won: bool
+    from_status: str | None
+    status: str | None
+
+
 def _apply(
     transition: Transition,
     *,
@@ -59,8 +73,8 @@ def _apply(
     stripe_event_id: str | None,
     note: str = "",
     changes: dict[str, Any] | None = None,
-) -> bool:
-    """Move the order if its status allows; return True when this caller won the transition."""
+) -> TransitionResult:
+    """Move the order if its status allows; a loser (the order already moved) is a normal result."""
     source = TransitionSource(source)
     now = timezone.now()
     values: dict[str, Any] = {
@@ -75,25 +89,7 @@ def _apply(
     with transaction.atomic(savepoint=False):
         won = Order.objects.filter(pk=order_id, status__in=transition.from_statuses).update(**values) == 1
         if won:
-            # Our UPDATE holds the row until commit, so nobody can change previous_status under us.
-            from_status = Order.objects.values_list("previous_status", flat=True).get(pk=order_id)
-            OrderTransition.objects.create(
-                order_id=order_id,
-                from_status=from_status,
-                to_status=transition.to_status,
-                source=source,
-                stripe_event_id=stripe_event_id,
-                note=note,
-            )
-            if transition is FULFILL:
-                # robust: a failing receiver must not turn this committed, final transition into an error
-                # for the caller; the signal stays owed and order_fulfillment_signals_resend sends it again.
-                transaction.on_commit(
-                    lambda: order_fulfillment_signal_send(
-                        order_id=order_id, source=source.value, stripe_event_id=stripe_event_id
-                    ),
-                    robust=True,
-                )
+            from_status = _record_win(transition, order_id, source, stripe_event_id, note)
     if won:
         logger.info(
             "order %s %s: %s -> %s (source=%s event=%s)",
@@ -104,17 +100,44 @@ def _apply(
             source.value,
             stripe_event_id or "-",
         )
-    else:
-        current = Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
-        logger.info(
-            "order %s %s: no-op, order is %s (source=%s event=%s)",
-            order_id,
-            transition.name,
-            current or "missing",
-            source.value,
-            stripe_event_id or "-",
+        return TransitionResult(won=True, from_status=from_status, status=str(transition.to_status))
+    # The one read a loser costs: what the order already is, for the caller and this log line.
+    current = order_status_get(order_id=order_id)
+    logger.info(
+        "order %s %s: no-op, order is %s (source=%s event=%s)",
+        order_id,
+        transition.name,
+        current or "missing",
+        source.value,
+        stripe_event_id or "-",
+    )
+    return TransitionResult(won=False, from_status=current, status=current)
+
+
+def _record_win(
+    transition: Transition,
+    order_id: uuid.UUID | str,
+    source: TransitionSource,
+    stripe_event_id: str | None,
+    note: str,
+) -> str:
+    """Write the winner's audit row (and, for fulfil, queue the signal); return the from-state."""
+    # Our UPDATE holds the row until commit, so nobody can change previous_status under us.
+    from_status = Order.objects.values_list("previous_status", flat=True).get(pk=order_id)
+    OrderTransition.objects.create(
+        order_id=order_id,
+        from_status=from_status,
+        to_status=transition.to_status,
+        source=source,
+        stripe_event_id=stripe_event_id,
+        note=note,
+    )
+    if transition is FULFILL:
+        # Queued in this transaction: the signal's task commits with the fulfilment, or neither does.
+        order_fulfillment_signal_task.enqueue(
+            order_id=str(order_id), source=source.value, stripe_event_id=stripe_event_id
         )
-    return won
+    return from_status
 
 
 def order_confirm(
@@ -124,8 +147,8 @@ def order_confirm(
     stripe_event_id: str | None = None,
     payment_intent_id: str = "",
     customer_email: str = "",
-) -> bool:
-    """Move a pending order to confirmed; return whether this caller did it."""
+) -> TransitionResult:
+    """Move a pending order to confirmed, keeping the payment details Stripe gave."""
     return _apply(
         CONFIRM,
         order_id=order_id,
@@ -142,8 +165,8 @@ def order_fulfill(
     stripe_event_id: str | None = None,
     payment_intent_id: str = "",
     customer_email: str = "",
-) -> bool:
-    """Move a pending or confirmed order to fulfilled; return whether this caller did it."""
+) -> TransitionResult:
+    """Move a pending or confirmed order to fulfilled, and send `order_fulfilled` once it commits."""
     changes = {"payment_pending": False, **_payment_details(payment_intent_id, customer_email)}
     return _apply(FULFILL, order_id=order_id, source=source, stripe_event_id=stripe_event_id, changes=changes)
 
@@ -154,8 +177,8 @@ def order_fail(
     source: str,
     reason: str,
     stripe_event_id: str | None = None,
-) -> bool:
-    """Move a pending or confirmed order to failed, recording why; return whether this caller did it."""
+) -> TransitionResult:
+    """Move a pending or confirmed order to failed, recording why."""
     return _apply(
         FAIL,
         order_id=order_id,
@@ -171,8 +194,8 @@ def order_expire(
     order_id: uuid.UUID | str,
     source: str,
     stripe_event_id: str | None = None,
-) -> bool:
-    """Move a pending order to expired; return whether this caller did it."""
+) -> TransitionResult:
+    """Move a pending order to expired; never a confirmed one, whose money is on its way."""
     return _apply(EXPIRE, order_id=order_id, source=source, stripe_event_id=stripe_event_id)
 
 

@@ -15,7 +15,8 @@ from orders.admin_support import DistinctValuesFilter, ScaledListMixin
 from orders.search import order_id_match, order_reference
 from payments import admin_catalog  # noqa: F401 - registers the catalog's admin
 from payments.models import StripeEvent
-from payments.services.recovery import stripe_events_replay
+from payments.services.inbox import NEEDS_A_PERSON
+from payments.services.replay import stripe_events_replay
 
 
 class OrderFilter(admin.SimpleListFilter):
@@ -131,9 +132,10 @@ class StripeEventAdmin(ScaledListMixin, admin.ModelAdmin):
     @admin.action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
         counts: Counter[str] = Counter()
-        for run in stripe_events_replay(events=queryset):
-            counts["errors" if run.error else "duplicate" if run.duplicate else run.status] += 1
+        for outcome in stripe_events_replay(events=queryset):
+            counts["errors" if outcome.error else "duplicate" if outcome.duplicate else outcome.status] += 1
         total = sum(counts.values())
         details = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))
-        level = messages.WARNING if counts["errors"] or counts["failed"] else messages.SUCCESS
+        needs_a_person = counts["errors"] or any(counts[status] for status in NEEDS_A_PERSON)
+        level = messages.WARNING if needs_a_person else messages.SUCCESS
         self.message_user(request, f"Replayed {total} event(s): {details}.", level)

@@ -22,8 +22,8 @@ class PaymentProviderRefused(PaymentProviderError):
         self.param = param
 
 
-class CheckoutSessionNotFound(PaymentProviderRefused):
-    """Stripe has no Checkout Session with that id (for this key)."""
+class StripeResourceMissing(PaymentProviderRefused):
+    """Stripe has no object with that id for this key: a Checkout Session, a price, a product..."""
 
 
 class WebhookSignatureInvalid(Exception):

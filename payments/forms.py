@@ -9,8 +9,13 @@ from django import forms
 from orders.models import MAX_QUANTITY, MIN_QUANTITY
 
 API_FIELDS = ("item_id", "quantity")
-# Order.checkout_token holds the key, so it is limited to that column's length.
-IDEMPOTENCY_KEY_MAX_LENGTH = 64
+# Only a digest of the key is stored (payments/idempotency.py); this bounds what a client may send.
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+FORM_OUT_OF_DATE = "This form is out of date: reload the page and try again."
+QUANTITY_MESSAGE = f"Quantity must be a whole number from {MIN_QUANTITY} to {MAX_QUANTITY}."
+# A JSON number longer than this is never a quantity; Python itself refuses to convert past 4300 digits,
+# with a message about its interpreter.
+MAX_NUMBER_DIGITS = 20
 
 
 class CheckoutForm(forms.Form):
@@ -28,14 +33,14 @@ class CheckoutForm(forms.Form):
         max_value=MAX_QUANTITY,
         error_messages={
             "required": f"Missing quantity: say how many to buy ({MIN_QUANTITY} to {MAX_QUANTITY}).",
-            "invalid": f"Quantity must be a whole number from {MIN_QUANTITY} to {MAX_QUANTITY}.",
+            "invalid": QUANTITY_MESSAGE,
             "min_value": "Quantity must be at least %(limit_value)s.",
             "max_value": "Quantity must be at most %(limit_value)s.",
         },
     )
     checkout_token = forms.UUIDField(
         required=False,
-        error_messages={"invalid": "This form is out of date: reload the page and try again."},
+        error_messages={"invalid": FORM_OUT_OF_DATE},
     )
 
     def first_error(self) -> tuple[str, str]:
@@ -80,9 +85,16 @@ def checkout_request_parse(*, content_type: str, body: bytes, idempotency_key: s
     except UnicodeDecodeError:
         raise CheckoutRequestInvalid("The request body is not UTF-8 text, as JSON must be.") from None
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise CheckoutRequestInvalid(f"The request body is not valid JSON: {exc}.") from None
+        data = json.loads(text, parse_int=_parse_int, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise CheckoutRequestInvalid(
+            f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno}): "
+            'send {"item_id": "...", "quantity": 1}.'
+        ) from None
+    except (ValueError, RecursionError):
+        raise CheckoutRequestInvalid(
+            'The request body is not valid JSON: send {"item_id": "...", "quantity": 1}.'
+        ) from None
     if not isinstance(data, dict):
         raise CheckoutRequestInvalid(
             f'The request body must be a JSON object like {{"item_id": "...", "quantity": 1}}, '
@@ -100,10 +112,12 @@ def checkout_request_parse(*, content_type: str, body: bytes, idempotency_key: s
             f"item_id must be a string (the item's id), not {_json_type(data['item_id'])}.", field="item_id"
         )
     quantity = data.get("quantity")
+    if isinstance(quantity, _OversizedNumber):
+        raise CheckoutRequestInvalid(QUANTITY_MESSAGE, field="quantity")
     if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int)):
+        shown = json.dumps(quantity)
         raise CheckoutRequestInvalid(
-            f"Quantity must be a whole number from {MIN_QUANTITY} to {MAX_QUANTITY}, "
-            f"not {json.dumps(quantity)}.",
+            f"{QUANTITY_MESSAGE[:-1]}, not {shown}." if len(shown) <= MAX_NUMBER_DIGITS else QUANTITY_MESSAGE,
             field="quantity",
         )
     form = CheckoutForm(data={name: data[name] for name in API_FIELDS if data.get(name) is not None})
@@ -124,12 +138,27 @@ def checkout_request_parse(*, content_type: str, body: bytes, idempotency_key: s
     )
 
 
+class _OversizedNumber:
+    """A JSON integer too long to be any field's value; kept unconverted."""
+
+
+def _parse_int(digits: str) -> int | _OversizedNumber:
+    if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
+        return _OversizedNumber()
+    return int(digits)
+
+
+def _refuse_constant(name: str) -> None:
+    # NaN and Infinity are Python's extension to JSON, not JSON.
+    raise ValueError(name)
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, _OversizedNumber)):
         return "a number"
     if isinstance(value, str):
         return "a string"

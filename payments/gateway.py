@@ -17,10 +17,10 @@ import stripe
 from django.conf import settings
 
 from payments.exceptions import (
-    CheckoutSessionNotFound,
     PaymentProviderNotConfigured,
     PaymentProviderRefused,
     PaymentProviderUnavailable,
+    StripeResourceMissing,
     WebhookPayloadInvalid,
     WebhookSignatureInvalid,
 )
@@ -45,16 +45,6 @@ class CheckoutSession:
     payment_intent_id: str
     customer_email: str
     url: str | None
-
-    @property
-    def order_id(self) -> str | None:
-        """Return the order id the session was created for."""
-        return self.metadata.get("order_id") or self.client_reference_id
-
-    @property
-    def is_paid(self) -> bool:
-        """Return whether the buyer's money is secured (or nothing was owed)."""
-        return self.status == "complete" and self.payment_status in ("paid", "no_payment_required")
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "CheckoutSession":
@@ -117,7 +107,7 @@ def client() -> stripe.StripeClient:
 def _translate(exc: stripe.StripeError, what: str) -> Exception:
     """Return the app's exception for a Stripe error raised while doing `what`."""
     if isinstance(exc, stripe.InvalidRequestError):
-        cls = CheckoutSessionNotFound if exc.code == "resource_missing" else PaymentProviderRefused
+        cls = StripeResourceMissing if exc.code == "resource_missing" else PaymentProviderRefused
         return cls(f"Stripe refused to {what}: {exc.user_message or exc}", code=exc.code, param=exc.param)
     if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
         return PaymentProviderRefused(f"Stripe rejected our credentials while trying to {what}.")
@@ -228,7 +218,7 @@ def price_archive(*, price_id: str) -> StripePrice:
 
 
 def price_retrieve(*, price_id: str) -> StripePrice:
-    """Return a Stripe Price."""
+    """Return a Stripe Price; StripeResourceMissing when Stripe has none with that id."""
     try:
         price = client().v1.prices.retrieve(price_id)
     except stripe.StripeError as exc:
@@ -280,6 +270,11 @@ def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dic
         raise WebhookSignatureInvalid("No webhook secret is configured (STRIPE_WEBHOOK_SECRET).")
     if not signature_header:
         raise WebhookSignatureInvalid("Missing Stripe-Signature header.")
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        # stripe-python decodes the body before it checks anything, and would raise this out of the view.
+        raise WebhookPayloadInvalid("Body is not UTF-8 text, so it is not a Stripe event.") from None
     last_error: stripe.SignatureVerificationError | None = None
     for secret in secrets:
         try:
@@ -324,10 +319,3 @@ def _signature_reason(exc: stripe.SignatureVerificationError | None) -> str:
     if "Unable to extract" in message or "with expected scheme" in message:
         return "Malformed Stripe-Signature header (no v1 signature)."
     return "Signature does not match any configured webhook secret."
-
-
-def webhook_signature_header(*, payload: bytes, secret: str, timestamp: int | None = None) -> str:
-    """Return a Stripe-Signature header for a payload, signed as Stripe signs (for tests and tools)."""
-    return stripe.WebhookSignature.generate_signature_header(
-        payload.decode("utf-8"), secret, timestamp=timestamp
-    )

@@ -8,6 +8,7 @@ class EventStatus(models.TextChoices):
     PROCESSED = "processed", "Processed"
     IGNORED = "ignored", "Ignored"
     FAILED = "failed", "Failed"
+    NEEDS_REVIEW = "needs_review", "Needs review"
 
 
 class EventSource(models.TextChoices):
@@ -16,8 +17,11 @@ class EventSource(models.TextChoices):
     FILE = "file", "Imported from a file"
 
 
-# An event in one of these states is processed again when it is delivered or replayed again.
+# An event in one of these states is processed again when it is delivered or replayed again: failed
+# is an unexpected error that a retry may cure. needs_review is a final refusal that only a person can
+# settle (what was charged is not what the order costs): finished, it is run again only by id.
 UNFINISHED_STATUSES = (EventStatus.RECEIVED, EventStatus.FAILED)
+FINISHED_STATUSES = (EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.NEEDS_REVIEW)
 
 
 class StripeEvent(models.Model):

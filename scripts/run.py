@@ -1,8 +1,9 @@
 """Set the project up and serve it: what `python3 dev.py run` executes inside .venv.
 
 Migrate (the demo catalog is seeded by a migration), start the Stripe emulator unless real Stripe test
-keys are configured, sync the catalog to Stripe, and serve on http://127.0.0.1:8000/. Ctrl-C stops
-everything this script started.
+keys are configured, sync the catalog to Stripe, serve on http://127.0.0.1:8000/, and run the task
+worker that processes the webhooks' events and the fulfillment signals. Ctrl-C stops everything this
+script started.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # committed; deleting .venv makes a new one.
 EMULATOR_SECRET_FILE = ROOT / ".venv" / "emulator-webhook-secret"
 EMULATOR_API_KEY = "sk_test_emulator_local_dev"
+ENV_FILE = ROOT / ".env"
 STOP_GRACE_SECONDS = 5.0
 
 
@@ -57,6 +59,33 @@ def configured(name: str, dotenv: dict[str, str | None]) -> str:
     if name in os.environ:
         return os.environ[name].strip()
     return (dotenv.get(name) or "").strip()
+
+
+def ensure_development_mode(dotenv: dict[str, str]) -> str:
+    """Make DJANGO_DEBUG true for this checkout, in `.env`, so every manage.py command here agrees.
+
+    DEBUG is off unless asked for. `.env` (ignored by git) is what runserver and the commands typed in
+    other shells read, so it is written there, once: DJANGO_DEBUG=true and, unless one is set, a generated
+    DJANGO_SECRET_KEY. Return what was written, for the banner; an explicit false is refused.
+    """
+    debug = configured("DJANGO_DEBUG", dotenv)
+    if debug.lower() in ("1", "true", "yes", "on"):
+        return ""
+    if "DJANGO_DEBUG" in os.environ or "DJANGO_DEBUG" in dotenv:
+        raise RunError(
+            f"DJANGO_DEBUG is {debug!r} (in the environment or .env). `dev.py run` serves with runserver, "
+            "which is for development: set DJANGO_DEBUG=true, or serve production mode with gunicorn "
+            "(see Deployment in README.md)."
+        )
+    written = ["DJANGO_DEBUG=true"]
+    if not configured("DJANGO_SECRET_KEY", dotenv):
+        written.append(f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}")
+    existing = ENV_FILE.read_text() if ENV_FILE.exists() else ""
+    separator = "\n" if existing and not existing.endswith("\n") else ""
+    header = "# Written by `python3 dev.py run`: development mode. Never commit this file."
+    block = "\n".join([header, *written])
+    ENV_FILE.write_text(existing + separator + ("\n" if existing else "") + block + "\n")
+    return " and ".join(line.split("=")[0] for line in written)
 
 
 def ensure_port_free(host: str, port: int, what: str, option: str) -> None:
@@ -184,11 +213,21 @@ def wait_for_site(url: str, process: subprocess.Popen, timeout: float = 30.0) ->
 
 
 def print_banner(
-    *, site: str, emulator_url: str | None, secret: str, env: dict[str, str], stripe_api_base: str
+    *,
+    site: str,
+    emulator_url: str | None,
+    secret: str,
+    env: dict[str, str],
+    stripe_api_base: str,
+    env_written: str,
+    worker: bool,
 ) -> None:
     say()
     say("=" * 72)
     say(f"shop           {site}/")
+    say("settings       development mode (DJANGO_DEBUG=true, from the environment or .env)")
+    if env_written:
+        say(f"               this run wrote {env_written} to .env (ignored by git; delete it to start over)")
     say(f"admin          {site}/admin/   (create a user: .venv/bin/python manage.py createsuperuser)")
     if emulator_url:
         say(f"Stripe         the emulator at {emulator_url} (offline, nothing is charged)")
@@ -210,7 +249,13 @@ def print_banner(
         port = site.rsplit(":", 1)[1]
         say(f"               Run `stripe listen --forward-to localhost:{port}/stripe-webhook` and put the")
         say("               whsec_... secret it prints in .env as STRIPE_WEBHOOK_SECRET, then restart.")
-    say("stop           Ctrl-C (stops the site" + (" and the emulator)" if emulator_url else ")"))
+    if worker:
+        say("worker         manage.py db_worker: processes each stored event and fulfillment signal")
+    else:
+        say("worker         none: TASK_BACKEND=immediate runs each task inside the request")
+    stopped = ["the site", *(["the worker"] if worker else []), *(["the emulator"] if emulator_url else [])]
+    listed = stopped[0] if len(stopped) == 1 else f"{', '.join(stopped[:-1])} and {stopped[-1]}"
+    say(f"stop           Ctrl-C (stops {listed})")
     say("=" * 72)
     say()
 
@@ -227,6 +272,9 @@ def run(args: argparse.Namespace) -> int:
         )
 
     ensure_port_free(args.host, args.port, "site", "--port")
+    env_written = ensure_development_mode(dotenv)
+    if env_written:
+        say(f"wrote {env_written} to .env: development mode for this checkout")
     if use_emulator:
         ensure_port_free("127.0.0.1", args.emulator_port, "Stripe emulator", "--emulator-port")
 
@@ -257,12 +305,22 @@ def run(args: argparse.Namespace) -> int:
         server = spawn(command, env)
         children.append((server, "site"))
         wait_for_site(f"{site}/", server)
+        # The webhook only stores and queues; the worker processes (unless tasks run inside the request).
+        worker = configured("TASK_BACKEND", dotenv).lower() in ("", "database")
+        if worker:
+            command = [sys.executable, str(ROOT / "manage.py"), "db_worker", "--interval", "0.2"]
+            if args.noreload:
+                command.append("--no-reload")
+            say("starting the task worker (manage.py db_worker)")
+            children.append((spawn(command, env), "task worker"))
         print_banner(
             site=site,
             emulator_url=emulator_url,
             secret=secret,
             env=env,
             stripe_api_base=configured("STRIPE_API_BASE", dotenv),
+            env_written=env_written,
+            worker=worker,
         )
 
         while True:

@@ -1,4 +1,4 @@
-"""The rooms of DESIGN.md, enforced: who may import what."""
+"""The rooms of docs/design.md, enforced: who may import what."""
 
 import ast
 import sys
@@ -52,6 +52,18 @@ def test_emulator_uses_the_standard_library_only():
     foreign = {
         str(path.relative_to(ROOT)): sorted(_imports(path) - allowed)
         for path in _modules("stripe_emulator")
+        if _imports(path) - allowed
+    }
+
+    assert foreign == {}
+
+
+def test_orders_imports_django_and_djangos_tasks_api_only():
+    # django_tasks is Django's own tasks API (django.tasks from Django 6), backported to 5.2.
+    allowed = set(sys.stdlib_module_names) | {"django", "django_tasks", "orders"}
+    foreign = {
+        str(path.relative_to(ROOT)): sorted(_imports(path) - allowed)
+        for path in _modules("orders")
         if _imports(path) - allowed
     }
 

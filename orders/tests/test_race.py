@@ -29,9 +29,9 @@ def _race(order_ids: list, plans: list[list[str]]) -> list[tuple[str, str, bool]
                 barrier.wait()
                 for name in rng.sample(plan, len(plan)):
                     if name == "confirm":
-                        won = transitions.order_confirm(order_id=order_id)
+                        won = transitions.order_confirm(order_id=order_id).won
                     else:
-                        won = transitions.order_fulfill(order_id=order_id, source="webhook")
+                        won = transitions.order_fulfill(order_id=order_id, source="webhook").won
                     with lock:
                         results.append((str(order_id), name, won))
         except BaseException as exc:  # reported to the main thread below

@@ -1,9 +1,12 @@
 import pytest
+from django.db import transaction
+from django_tasks_db.models import DBTaskResult
 
 from orders import transitions
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
 from orders.services import order_create
 from orders.signals import order_fulfilled
+from orders.transitions import TransitionResult
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +19,7 @@ def _order_in(product, status: str) -> Order:
     return order
 
 
-def _call(name: str, order: Order) -> bool:
+def _call(name: str, order: Order) -> TransitionResult:
     kwargs = {"reason": "card declined"} if name == "fail" else {}
     return getattr(transitions, f"order_{name}")(
         order_id=order.pk, source=TransitionSource.WEBHOOK, stripe_event_id="evt_1", **kwargs
@@ -34,7 +37,7 @@ def _call(name: str, order: Order) -> bool:
 def test_allowed_transition_moves_order_and_writes_one_audit_row(product, name, from_status, to_status):
     order = _order_in(product, from_status)
 
-    assert _call(name, order) is True
+    assert _call(name, order) == TransitionResult(won=True, from_status=from_status, status=to_status)
 
     order.refresh_from_db()
     assert order.status == to_status
@@ -60,27 +63,25 @@ def test_allowed_transition_moves_order_and_writes_one_audit_row(product, name, 
 def test_refused_transition_is_a_noop_without_audit_row(product, name, from_status):
     order = _order_in(product, from_status)
 
-    assert _call(name, order) is False
+    # The loser learns what the order already is, without reading it again.
+    assert _call(name, order) == TransitionResult(won=False, from_status=from_status, status=from_status)
 
     order.refresh_from_db()
     assert order.status == from_status
     assert not OrderTransition.objects.filter(order=order).exists()
 
 
-def test_transition_of_missing_order_returns_false(db):
-    assert (
-        transitions.order_fulfill(
-            order_id="00000000-0000-0000-0000-000000000000", source=TransitionSource.REPLAY
-        )
-        is False
-    )
+def test_transition_of_missing_order_loses_with_no_status(db):
+    assert transitions.order_fulfill(
+        order_id="00000000-0000-0000-0000-000000000000", source=TransitionSource.REPLAY
+    ) == TransitionResult(won=False, from_status=None, status=None)
 
 
 def test_second_fulfill_loses_and_leaves_first_audit_row_alone(product):
     order = order_create(product=product, quantity=1)
 
-    assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_a")
-    assert not transitions.order_fulfill(order_id=order.pk, source="replay", stripe_event_id="evt_b")
+    assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_a").won
+    assert not transitions.order_fulfill(order_id=order.pk, source="replay", stripe_event_id="evt_b").won
 
     assert list(OrderTransition.objects.filter(order=order).values_list("stripe_event_id", flat=True)) == [
         "evt_a"
@@ -90,8 +91,8 @@ def test_second_fulfill_loses_and_leaves_first_audit_row_alone(product):
 def test_confirm_then_fulfill_logs_both_steps_in_order(product):
     order = order_create(product=product, quantity=1)
 
-    assert transitions.order_confirm(order_id=order.pk, payment_intent_id="pi_1", customer_email="a@b.co")
-    assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
+    assert transitions.order_confirm(order_id=order.pk, payment_intent_id="pi_1", customer_email="a@b.co").won
+    assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1").won
 
     order.refresh_from_db()
     assert (order.stripe_payment_intent_id, order.customer_email) == ("pi_1", "a@b.co")
@@ -103,7 +104,7 @@ def test_confirm_after_fulfill_is_a_noop(product):
     order = order_create(product=product, quantity=1)
     transitions.order_fulfill(order_id=order.pk, source="webhook")
 
-    assert transitions.order_confirm(order_id=order.pk) is False
+    assert transitions.order_confirm(order_id=order.pk).won is False
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLED
 
@@ -129,7 +130,7 @@ def test_unknown_source_is_rejected_before_touching_the_order(product):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_fulfilled_signal_is_sent_once_after_commit_for_the_winner_only(product):
+def test_fulfilled_signal_is_sent_once_by_the_worker_for_the_winner_only(product, tasks_run):
     received = []
 
     def receiver(sender, **kwargs):
@@ -140,6 +141,8 @@ def test_fulfilled_signal_is_sent_once_after_commit_for_the_winner_only(product)
         order = order_create(product=product, quantity=1)
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_2")
+        assert received == []  # queued, not sent: receivers run in a worker, outside the transition
+        assert tasks_run() == 1
     finally:
         order_fulfilled.disconnect(receiver)
 
@@ -149,9 +152,20 @@ def test_fulfilled_signal_is_sent_once_after_commit_for_the_winner_only(product)
     assert received[0]["source"] == "webhook"
 
 
-def test_fulfilled_signal_waits_for_the_commit(product, django_capture_on_commit_callbacks):
+def test_fulfilled_signal_is_queued_in_the_fulfilling_transaction(product):
     order = order_create(product=product, quantity=1)
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        transitions.order_fulfill(order_id=order.pk, source="webhook")
-    # In a test transaction nothing commits: the signal waits on the commit that never comes.
-    assert len(callbacks) == 1
+
+    with transaction.atomic():
+        transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
+        # The task row is written by the transition's own transaction: it commits, or rolls back, with it.
+        (queued,) = DBTaskResult.objects.all()
+        assert queued.task_path == "orders.tasks.order_fulfillment_signal_task"
+        assert queued.args_kwargs["kwargs"] == {
+            "order_id": str(order.pk),
+            "source": "webhook",
+            "stripe_event_id": "evt_1",
+        }
+        transaction.set_rollback(True)
+
+    assert not DBTaskResult.objects.exists()
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING

@@ -8,7 +8,7 @@ from enum import Enum
 from orders.models import Product
 from orders.selectors import products_for_sale
 from payments import gateway
-from payments.exceptions import CheckoutSessionNotFound, PaymentProviderRefused
+from payments.exceptions import PaymentProviderRefused, StripeResourceMissing
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _product_sync(product: Product, *, fix: bool) -> ProductSync:
         return ProductSync(product.sku, SyncAction.CREATED, price_id)
     try:
         price = gateway.price_retrieve(price_id=product.stripe_price_id)
-    except CheckoutSessionNotFound:
+    except StripeResourceMissing:
         # Not drift but absence (another Stripe account, or an emulator that restarted): without a
         # price the product cannot be sold, so make one, as for a product that never had one.
         missing = product.stripe_price_id
@@ -121,7 +121,7 @@ def _price_create(product: Product) -> str:
             currency=product.currency,
             sku=product.sku,
         )
-    except CheckoutSessionNotFound:
+    except StripeResourceMissing:
         logger.warning(
             "catalog sync: Stripe product %s of %s does not exist; creating it",
             product.stripe_product_id,

@@ -3,29 +3,33 @@
 import logging
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from orders.exceptions import ProductUnavailable
-from orders.models import Order, OrderStatus, TransitionSource
+from orders.models import Order, OrderStatus, Product, TransitionSource
 from orders.selectors import order_get, order_get_by_session, product_get_for_sale
-from orders.services import (
-    order_attach_checkout_session,
-    order_create,
-    order_get_or_create,
-    order_mark_payment_pending,
-)
-from orders.transitions import order_confirm, order_fail
+from orders.services import order_attach_checkout_session, order_create, order_get_or_create
+from orders.transitions import order_fail
 from payments import gateway
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
-from payments.services.matching import session_charge_mismatch
+from payments.services.sessions import (
+    PaidTransition,
+    SessionDecision,
+    checkout_session_apply,
+    checkout_session_charge_mismatch,
+)
 
 logger = logging.getLogger(__name__)
 
 # Replaced by the order's id in the success and cancel URLs, as Stripe replaces {CHECKOUT_SESSION_ID}.
 ORDER_ID_PLACEHOLDER = "{ORDER_ID}"
-# A session must stay open long enough for the buyer to pay; Stripe refuses an expiry this close anyway.
+# A repeated submit is sent back to the session its first submit opened, which expires with the order's
+# first expires_at. With less time left than this the buyer could hardly pay, so they start again.
+# (Stripe refuses to create a session expiring under 30 minutes after creation, see payments/checks.py,
+# but a repeat gets the first session back by its idempotency key, so that limit does not apply here.)
 MIN_SECONDS_LEFT_TO_PAY = 5 * 60
 
 
@@ -69,6 +73,17 @@ class ReturnOutcome(str, Enum):
     UNVERIFIED = "unverified"  # Stripe could not be asked; only the stored state is known
 
 
+# The redirect never says a delayed payment failed (only the async_payment_failed event can).
+RETURN_OUTCOMES = {
+    SessionDecision.PAID: ReturnOutcome.PAID,
+    SessionDecision.PAYMENT_PENDING: ReturnOutcome.PROCESSING,
+    SessionDecision.OPEN: ReturnOutcome.OPEN,
+    SessionDecision.EXPIRED: ReturnOutcome.EXPIRED,
+    SessionDecision.NOT_OURS: ReturnOutcome.MISMATCH,
+    SessionDecision.AMOUNT_MISMATCH: ReturnOutcome.MISMATCH,
+}
+
+
 @dataclass(frozen=True)
 class CheckoutReturn:
     """The order after the buyer's return, and what Stripe said about its session."""
@@ -100,15 +115,7 @@ def checkout_start(
             f"Item {sku!r} cannot be paid for yet: it has no Stripe price. "
             "(Shop owner: run `python manage.py sync_catalog`.)"
         )
-    if checkout_token:
-        order, created = order_get_or_create(
-            product=product, quantity=quantity, checkout_token=checkout_token, customer_email=customer_email
-        )
-    else:
-        order, created = order_create(product=product, quantity=quantity, customer_email=customer_email), True
-    if not created:
-        _check_repeat_matches(order, product_id=product.pk, quantity=quantity)
-
+    order, created = _order_for_token(product, quantity, checkout_token, customer_email)
     # From the order, not from now, so a repeated call sends Stripe identical parameters and its
     # idempotency key answers with the same session.
     expires_at = int(order.created_at.timestamp()) + settings.CHECKOUT_SESSION_TTL_SECONDS
@@ -118,42 +125,16 @@ def checkout_start(
             "Choose your item again to start a new order.",
             order=order,
         )
-    try:
-        session = gateway.checkout_session_create(
-            order_id=str(order.id),
-            price_id=product.stripe_price_id,
-            quantity=quantity,
-            success_url=success_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
-            cancel_url=cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
-            expires_at=expires_at,
-            customer_email=customer_email,
-        )
-    except PaymentProviderNotConfigured:
-        raise
-    except PaymentProviderError as exc:
-        logger.error("order %s checkout session create failed (repeat=%s): %s", order.id, not created, exc)
-        # A repeated submit leaves the order to the request that created it, which may well succeed.
-        if created:
-            order_fail(order_id=order.id, source=TransitionSource.SYSTEM, reason=str(exc))
-        raise
-
-    if session.amount_total is not None and session_charge_mismatch(session=session, order=order):
-        _refuse_mismatched_price(order, session)
-
-    if not order_attach_checkout_session(order_id=order.id, session_id=session.id):
-        order.refresh_from_db(fields=["stripe_checkout_session_id"])
-        if order.stripe_checkout_session_id != session.id:
-            # Only possible once Stripe has forgotten the idempotency key; the order keeps its first session.
-            logger.error(
-                "order %s already has session %s; Stripe opened another, %s, which is not used",
-                order.id,
-                order.stripe_checkout_session_id,
-                session.id,
-            )
-            raise CheckoutAlreadySubmitted(
-                f"This checkout form was already used (order {order.id}). Choose your item again.",
-                order=order,
-            )
+    session = _session_open(
+        order,
+        created=created,
+        price_id=product.stripe_price_id,
+        success_url=success_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
+        cancel_url=cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
+        expires_at=expires_at,
+        customer_email=customer_email,
+    )
+    _session_store(order, session)
     logger.info(
         "order %s session %s opened: %s x %d, expires_at=%d, repeat=%s",
         order.id,
@@ -164,6 +145,58 @@ def checkout_start(
         not created,
     )
     return CheckoutStart(order=order, session=session, created=created)
+
+
+def _order_for_token(
+    product: Product, quantity: int, checkout_token: str | None, customer_email: str
+) -> tuple[Order, bool]:
+    """Return the token's order (created now, or by the first submit) and whether it was created now."""
+    if not checkout_token:
+        return order_create(product=product, quantity=quantity, customer_email=customer_email), True
+    order, created = order_get_or_create(
+        product=product, quantity=quantity, checkout_token=checkout_token, customer_email=customer_email
+    )
+    if not created:
+        _check_repeat_matches(order, product_id=product.pk, quantity=quantity)
+    return order, created
+
+
+def _session_open(order: Order, *, created: bool, price_id: str, **params: Any) -> gateway.CheckoutSession:
+    """Open the order's Checkout Session at the catalog's price, failing the order if Stripe refuses."""
+    try:
+        session = gateway.checkout_session_create(
+            order_id=str(order.id), price_id=price_id, quantity=order.quantity, **params
+        )
+    except PaymentProviderNotConfigured:
+        raise
+    except PaymentProviderError as exc:
+        logger.error("order %s checkout session create failed (repeat=%s): %s", order.id, not created, exc)
+        # A repeated submit leaves the order to the request that created it, which may well succeed.
+        if created:
+            order_fail(order_id=order.id, source=TransitionSource.SYSTEM, reason=str(exc))
+        raise
+    if session.amount_total is not None and checkout_session_charge_mismatch(session=session, order=order):
+        _refuse_mismatched_price(order, session)
+    return session
+
+
+def _session_store(order: Order, session: gateway.CheckoutSession) -> None:
+    """Store the session id on the order, unless it holds another (then refuse this checkout)."""
+    if order_attach_checkout_session(order_id=order.id, session_id=session.id):
+        return
+    order.refresh_from_db(fields=["stripe_checkout_session_id"])
+    if order.stripe_checkout_session_id != session.id:
+        # Only possible once Stripe has forgotten the idempotency key; the order keeps its first session.
+        logger.error(
+            "order %s already has session %s; Stripe opened another, %s, which is not used",
+            order.id,
+            order.stripe_checkout_session_id,
+            session.id,
+        )
+        raise CheckoutAlreadySubmitted(
+            f"This checkout form was already used (order {order.id}). Choose your item again.",
+            order=order,
+        )
 
 
 def _check_repeat_matches(order: Order, *, product_id: int, quantity: int) -> None:
@@ -198,7 +231,10 @@ def _refuse_mismatched_price(order: Order, session: gateway.CheckoutSession) -> 
 
 
 def checkout_return_verify(*, session_id: str) -> CheckoutReturn:
-    """Ask Stripe about the session the buyer came back from, confirm the order if it is paid."""
+    """Ask Stripe about the session the buyer came back from and apply it; a paid one confirms the order.
+
+    Raises OrderNotFound, before asking Stripe anything, when no order stores this session id.
+    """
     order = order_get_by_session(session_id=session_id)
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
@@ -210,32 +246,10 @@ def checkout_return_verify(*, session_id: str) -> CheckoutReturn:
             note="We could not reach the payment provider to check this payment just now, "
             "so this is what we knew before. This page checks again by itself.",
         )
-
-    problems = _ownership_problems(order, session)
-    if problems:
-        logger.error(
-            "order %s session %s does not match the order, not confirming: %s",
-            order.id,
-            session_id,
-            "; ".join(problems),
-        )
-        return CheckoutReturn(order=order, outcome=ReturnOutcome.MISMATCH, session=session)
-
-    if session.is_paid:
-        order_confirm(
-            order_id=order.id,
-            source=TransitionSource.REDIRECT,
-            payment_intent_id=session.payment_intent_id,
-            customer_email=session.customer_email,
-        )
-        outcome = ReturnOutcome.PAID
-    elif session.status == "complete":
-        order_mark_payment_pending(order_id=order.id, stripe_event_id=None)
-        outcome = ReturnOutcome.PROCESSING
-    elif session.status == "expired":
-        outcome = ReturnOutcome.EXPIRED
-    else:
-        outcome = ReturnOutcome.OPEN
+    applied = checkout_session_apply(
+        session=session, source=TransitionSource.REDIRECT, paid_transition=PaidTransition.CONFIRM, order=order
+    )
+    outcome = RETURN_OUTCOMES[applied.decision]
     logger.info(
         "order %s session %s return: session %s/%s, outcome %s",
         order.id,
@@ -245,17 +259,3 @@ def checkout_return_verify(*, session_id: str) -> CheckoutReturn:
         outcome.value,
     )
     return CheckoutReturn(order=order_get(order_id=order.id), outcome=outcome, session=session)
-
-
-def _ownership_problems(order: Order, session: gateway.CheckoutSession) -> list[str]:
-    """Return why the session is not the one created for this order (empty when it is)."""
-    order_id = str(order.id)
-    problems = []
-    if session.metadata.get("order_id") != order_id:
-        problems.append(f"metadata order_id is {session.metadata.get('order_id')!r}")
-    if session.client_reference_id != order_id:
-        problems.append(f"client_reference_id is {session.client_reference_id!r}")
-    mismatch = session_charge_mismatch(session=session, order=order)
-    if mismatch:
-        problems.append(mismatch)
-    return problems

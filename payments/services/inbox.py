@@ -11,9 +11,7 @@
 
 import logging
 import traceback
-import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
@@ -24,12 +22,14 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from orders.models import TransitionSource
-from payments.handlers import Outcome, event_handle
-from payments.models import UNFINISHED_STATUSES, EventSource, EventStatus, StripeEvent
+from payments.handlers import event_handle
+from payments.models import FINISHED_STATUSES, UNFINISHED_STATUSES, EventSource, EventStatus, StripeEvent
+from payments.outcome import EventOutcome
 
 logger = logging.getLogger(__name__)
 
-FINISHED_STATUSES = frozenset({EventStatus.PROCESSED, EventStatus.IGNORED})
+# Logged at error level: a person has to act on these.
+NEEDS_A_PERSON = frozenset({EventStatus.FAILED, EventStatus.NEEDS_REVIEW})
 
 # Events a project stores but did not fetch from a live delivery are applied as replays.
 TRANSITION_SOURCES = {
@@ -51,24 +51,6 @@ class EventProcessingFailed(Exception):
         self.stripe_id = stripe_id
 
 
-@dataclass(frozen=True)
-class EventResult:
-    """What became of one event: its status now, why, and whether it had been finished before."""
-
-    stripe_id: str
-    status: str
-    reason: str
-    duplicate: bool = False
-    order_id: uuid.UUID | None = None
-
-    @property
-    def reply(self) -> str:
-        """Return the short text a webhook answer carries."""
-        if self.duplicate:
-            return f"duplicate: event already {self.status}"
-        return f"{self.status}: {self.reason}"
-
-
 class _FinishedElsewhere(Exception):
     """Another worker finished this event while we processed it: roll our work back."""
 
@@ -78,14 +60,14 @@ def stripe_event_receive(
     event: dict[str, Any],
     payload: bytes | str | None = None,
     source: str = EventSource.WEBHOOK,
-) -> EventResult:
+) -> EventOutcome:
     """Store a verified event unless it is stored already, and process it unless it is finished."""
     pk, status, created = stripe_event_record(event=event, payload=payload, source=source)
     if not created and status in FINISHED_STATUSES:
         logger.info(
             "event %s %s: duplicate, already %s (source=%s)", event["id"], event["type"], status, source
         )
-        return EventResult(event["id"], status, "already finished", duplicate=True)
+        return EventOutcome.of(event, status, "already finished", duplicate=True)
     return stripe_event_process(
         pk=pk,
         event=event,
@@ -151,7 +133,7 @@ def stripe_event_process(
     event: dict[str, Any],
     transition_source: str,
     from_statuses: Iterable[str] = UNFINISHED_STATUSES,
-) -> EventResult:
+) -> EventOutcome:
     """Run the event's handler and store its outcome in one transaction, unless another worker did.
 
     `from_statuses` are the stored statuses this run may finish; a row found in any other status
@@ -176,14 +158,14 @@ def stripe_event_process(
         logger.info(
             "event %s %s: finished concurrently by another worker, now %s", event["id"], event["type"], status
         )
-        return EventResult(event["id"], status, "finished concurrently", duplicate=True)
+        return EventOutcome.of(event, status, "finished concurrently", duplicate=True)
     except Exception as exc:
         _record_failure(pk=pk, event=event, exc=exc, from_statuses=from_statuses)
         raise EventProcessingFailed(
             f"Event {event['id']} could not be processed: {type(exc).__name__}: {exc}", stripe_id=event["id"]
         ) from exc
-    _log_outcome(event, outcome, transition_source)
-    return EventResult(event["id"], outcome.status, outcome.reason, order_id=outcome.order_id)
+    _log_outcome(outcome, transition_source)
+    return outcome
 
 
 def _record_failure(
@@ -211,12 +193,12 @@ def _record_failure(
         logger.exception("event %s %s: could not record the failure either", event["id"], event["type"])
 
 
-def _log_outcome(event: dict[str, Any], outcome: Outcome, transition_source: str) -> None:
-    log = logger.error if outcome.status == EventStatus.FAILED else logger.info
+def _log_outcome(outcome: EventOutcome, transition_source: str) -> None:
+    log = logger.error if outcome.status in NEEDS_A_PERSON else logger.info
     log(
         "event %s %s %s: %s (order=%s session=%s source=%s)",
-        event["id"],
-        event["type"],
+        outcome.stripe_id,
+        outcome.type,
         outcome.status,
         outcome.reason,
         outcome.order_id or "-",

@@ -73,7 +73,8 @@ def test_form_post_writes_a_pending_order_and_answers_303_to_the_session(client,
         14997,
         "usd",
     )
-    assert order.checkout_token == token
+    # Stored as a digest of the client's scope and the token, never as the token a client sent.
+    assert order.checkout_token and token not in order.checkout_token
     session = emulator_session(order.stripe_checkout_session_id)
     assert response["Location"] == session["url"]
 
@@ -264,8 +265,9 @@ def test_api_needs_no_csrf_token_but_the_form_does(synced_product):
 
 
 def test_api_idempotency_key_gives_the_same_order_and_session(client, synced_product):
-    first = api_post(client, {"item_id": synced_product.sku, "quantity": 2}, idempotency_key="retry-me-1")
-    second = api_post(client, {"item_id": synced_product.sku, "quantity": 2}, idempotency_key="retry-me-1")
+    key = str(uuid.uuid4())
+    first = api_post(client, {"item_id": synced_product.sku, "quantity": 2}, idempotency_key=key)
+    second = api_post(client, {"item_id": synced_product.sku, "quantity": 2}, idempotency_key=key)
 
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json() == second.json()
@@ -274,9 +276,10 @@ def test_api_idempotency_key_gives_the_same_order_and_session(client, synced_pro
 
 
 def test_api_idempotency_key_reused_for_another_body_is_refused_with_409(client, synced_product):
-    api_post(client, {"item_id": synced_product.sku, "quantity": 2}, idempotency_key="retry-me-1")
+    key = str(uuid.uuid4())
+    api_post(client, {"item_id": synced_product.sku, "quantity": 2}, idempotency_key=key)
 
-    response = api_post(client, {"item_id": synced_product.sku, "quantity": 3}, idempotency_key="retry-me-1")
+    response = api_post(client, {"item_id": synced_product.sku, "quantity": 3}, idempotency_key=key)
 
     assert response.status_code == 409
     assert response.json()["error"]["field"] == "Idempotency-Key"

@@ -3,7 +3,7 @@
 import pytest
 from django.template import Context, Template
 
-from payments.templatetags.money import format_money
+from payments.templatetags.money import money
 
 
 @pytest.mark.parametrize(
@@ -19,8 +19,8 @@ from payments.templatetags.money import format_money
         (None, "usd", ""),
     ],
 )
-def test_format_money(amount, currency, shown):
-    assert format_money(amount, currency) == shown
+def test_money_filter_shows_the_symbol_and_the_currencys_decimals(amount, currency, shown):
+    assert money(amount, currency) == shown
 
 
 def test_money_filter_in_a_template():

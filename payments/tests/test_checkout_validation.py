@@ -180,12 +180,12 @@ def test_api_accepts_json_with_a_charset(client, synced_product):
     assert response.status_code == 201
 
 
-def test_api_refuses_an_idempotency_key_longer_than_64(client, synced_product):
+def test_api_refuses_an_idempotency_key_longer_than_255(client, synced_product):
     response = client.post(
         API_URL,
         {"item_id": "synced_product", "quantity": 1},
         content_type="application/json",
-        headers={"Idempotency-Key": "k" * 65},
+        headers={"Idempotency-Key": "k" * 256},
     )
 
     assert response.status_code == 400

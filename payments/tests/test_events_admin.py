@@ -54,6 +54,15 @@ def ignored(db):
     return StripeEvent.objects.get(stripe_id=evt["id"])
 
 
+@pytest.fixture
+def needs_review(product):
+    """Return an order and its completed event for another amount, a refusal only a person can settle."""
+    order = open_order(product)
+    evt = session_event(COMPLETED, order, amount_total=1)
+    stripe_event_receive(event=evt)
+    return order, StripeEvent.objects.get(stripe_id=evt["id"])
+
+
 def listed(response) -> set[str]:
     return {e.stripe_id for e in response.context["cl"].result_list}
 
@@ -78,6 +87,30 @@ def test_changelist_filters_by_status_and_type(admin_client, failed, processed, 
     assert listed(by_status) == {failed[1].stripe_id}
     assert listed(by_type) == {ignored.stripe_id}
     assert len(listed(by_time)) == 3
+
+
+def test_changelist_filters_on_needs_review_and_shows_it(admin_client, failed, processed, needs_review):
+    response = admin_client.get(reverse(CHANGELIST), {"status__exact": "needs_review"})
+
+    assert listed(response) == {needs_review[1].stripe_id}
+    content = response.content.decode()
+    assert "Needs review" in content  # the status column, and the filter's choice
+    assert 'href="?status__exact=needs_review"' in content
+
+
+def test_replay_action_runs_a_needs_review_event_again_and_warns(admin_client, needs_review):
+    order, evt = needs_review
+
+    response = admin_client.post(
+        reverse(CHANGELIST), {"action": "replay_selected", "_selected_action": [evt.pk]}, follow=True
+    )
+
+    (message,) = response.context["messages"]
+    assert (str(message), message.level_tag) == ("Replayed 1 event(s): 1 needs_review.", "warning")
+    evt.refresh_from_db()
+    assert (evt.status, evt.attempts) == ("needs_review", 2)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
 
 
 def test_search_finds_by_event_id_and_by_order_id(admin_client, failed, processed, ignored):

@@ -8,11 +8,12 @@ import pytest
 
 from payments import gateway
 from payments.exceptions import (
-    CheckoutSessionNotFound,
     PaymentProviderNotConfigured,
     PaymentProviderRefused,
     PaymentProviderUnavailable,
+    StripeResourceMissing,
 )
+from payments.services.sessions import SessionDecision, checkout_session_decision
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +39,9 @@ def test_checkout_session_create_returns_the_session_as_plain_values(synced_prod
     assert session.id.startswith("cs_test_")
     assert (session.status, session.payment_status) == ("open", "unpaid")
     assert (session.amount_total, session.currency) == (9998, "usd")
-    assert (session.order_id, session.client_reference_id) == (order_id, order_id)
+    assert (session.metadata, session.client_reference_id) == ({"order_id": order_id}, order_id)
     assert session.url
-    assert session.is_paid is False
+    assert checkout_session_decision(session=session) == SessionDecision.OPEN
 
 
 def test_repeated_create_for_one_order_returns_the_same_session(synced_product):
@@ -69,7 +70,7 @@ def test_retrieve_and_expire(synced_product):
 
 
 def test_retrieve_of_an_unknown_session_raises_not_found(emulator):
-    with pytest.raises(CheckoutSessionNotFound):
+    with pytest.raises(StripeResourceMissing):
         gateway.checkout_session_retrieve(session_id="cs_test_unknown")
 
 
@@ -126,5 +127,5 @@ def test_from_payload_reads_expanded_payment_intent_and_customer_details():
     )
 
     assert (session.payment_intent_id, session.customer_email) == ("pi_1", "buyer@example.com")
-    assert session.order_id == "order-1"  # client_reference_id when metadata has none
-    assert session.is_paid is True
+    assert (session.metadata, session.client_reference_id) == ({}, "order-1")
+    assert checkout_session_decision(session=session) == SessionDecision.PAID

@@ -1,4 +1,4 @@
-"""The inbox: stored before processed, processed once, failures kept for a retry, nothing lost."""
+"""The inbox: stored and queued before processed, processed once, failures retried, nothing lost."""
 
 import json
 from contextlib import contextmanager
@@ -6,6 +6,9 @@ from unittest import mock
 
 import pytest
 from django.db import OperationalError, connection
+from django.utils import timezone
+from django_tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from orders.models import OrderStatus, OrderTransition
 from orders.signals import order_fulfilled
@@ -67,59 +70,139 @@ def test_event_is_stored_with_its_envelope_and_the_payload_as_sent(client, produ
     assert stored.received_at is not None
 
 
-def test_duplicate_delivery_changes_nothing(
-    client, product, django_capture_on_commit_callbacks, fulfilled_signals
-):
+def _retries_due_now() -> int:
+    """Bring the queued retries' run_after to now, as the passing of their backoff would; return how many."""
+    return DBTaskResult.objects.filter(status=TaskResultStatus.READY).update(run_after=timezone.now())
+
+
+def test_webhook_stores_and_queues_then_a_worker_processes(client, product, tasks_run, fulfilled_signals):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        first = deliver(client, evt)
-    before = StripeEvent.objects.values().get()
-    with django_capture_on_commit_callbacks(execute=True):
-        second = deliver(client, evt)
+    response = deliver(client, evt)
 
-    assert (first.status_code, first.content) == (200, b"processed: fulfilled")
+    assert (response.status_code, response.content) == (200, b"received: processing queued")
+    # Acknowledged before any processing: the order waits for a worker.
+    assert StripeEvent.objects.get().status == "received"
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
+    (queued,) = DBTaskResult.objects.all()
+    assert queued.task_path == "payments.tasks.stripe_event_process_task"
+    assert queued.args_kwargs["kwargs"] == {"stripe_event_id": evt["id"]}
+
+    assert tasks_run() == 2  # the event, then the fulfillment signal it queued
+
+    stored = StripeEvent.objects.get()
+    assert (stored.status, stored.attempts, stored.order_id) == ("processed", 1, order.pk)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.FULFILLED
+    assert fulfilled_signals == [order.pk]
+
+
+def test_duplicate_delivery_of_a_finished_event_changes_nothing_and_queues_nothing(
+    client, product, tasks_run, fulfilled_signals
+):
+    order = open_order(product)
+    evt = session_event(COMPLETED, order)
+    first = deliver(client, evt)
+    tasks_run()
+    before = StripeEvent.objects.values().get()
+
+    second = deliver(client, evt)
+
+    assert (first.status_code, first.content) == (200, b"received: processing queued")
     assert (second.status_code, second.content) == (200, b"duplicate: event already processed")
+    assert tasks_run() == 0
     assert StripeEvent.objects.values().get() == before
     assert OrderTransition.objects.filter(order=order).count() == 1
     assert fulfilled_signals == [order.pk]
 
 
-def test_duplicate_of_an_ignored_event_changes_nothing(client):
+def test_duplicate_of_an_ignored_event_changes_nothing(client, tasks_run):
     evt = event("customer.created", {"id": "cus_1", "object": "customer"})
     deliver(client, evt)
+    tasks_run()
 
     response = deliver(client, evt)
 
     assert response.content == b"duplicate: event already ignored"
+    assert tasks_run() == 0
     assert StripeEvent.objects.get().attempts == 1
 
 
-def test_event_left_received_by_a_crash_is_processed_on_redelivery(client, product):
+def test_copies_of_an_event_still_waiting_queue_it_again_and_it_is_processed_once(
+    client, product, tasks_run, fulfilled_signals
+):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
-    stripe_event_record(event=evt)  # stored, then the worker died before processing
+
+    replies = [deliver(client, evt).content for _ in range(3)]
+
+    assert (
+        replies
+        == [b"received: processing queued"] + [b"received: stored before, processing queued again"] * 2
+    )
+    assert tasks_run() == 4  # three runs of the event (two find it finished), one fulfillment signal
+    stored = StripeEvent.objects.get()
+    assert (stored.status, stored.attempts) == ("processed", 1)
+    assert OrderTransition.objects.filter(order=order).count() == 1
+    assert fulfilled_signals == [order.pk]
+
+
+def test_event_left_received_without_a_task_is_processed_on_redelivery(client, product, tasks_run):
+    order = open_order(product)
+    evt = session_event(COMPLETED, order)
+    stripe_event_record(event=evt)  # stored by a backfill that died before processing: no task
 
     response = deliver(client, evt)
 
-    assert response.content == b"processed: fulfilled"
+    assert response.content == b"received: stored before, processing queued again"
+    tasks_run()
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts) == ("processed", 1)
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLED
 
 
-def test_failed_event_is_processed_again_on_redelivery(client, product):
+def crash(event, source):
+    raise RuntimeError("the fulfilment backend is down")
+
+
+def test_failed_event_is_processed_again_on_redelivery(client, product, tasks_run, settings):
+    settings.STRIPE_EVENT_MAX_ATTEMPTS = 1  # its retries ran out: only a redelivery runs it again
+    order = open_order(product)
+    evt = session_event(COMPLETED, order)
+    deliver(client, evt)
+    with mock.patch.dict(handlers.HANDLERS, {COMPLETED: crash}):
+        tasks_run()
+    assert StripeEvent.objects.get().status == "failed"
+
+    response = deliver(client, evt)
+    tasks_run()
+
+    assert response.content == b"failed: stored before, processing queued again"
+    stored = StripeEvent.objects.get()
+    assert (stored.status, stored.attempts) == ("processed", 2)
+
+
+def test_redelivery_of_a_needs_review_event_answers_200_and_queues_nothing(client, product, tasks_run):
     order = open_order(product)
     evt = session_event(COMPLETED, order, amount_total=1)
-    deliver(client, evt)
+    first = deliver(client, evt)
+    assert tasks_run() == 1  # a refusal only a person can settle: no retry is queued
+    before = StripeEvent.objects.values().get()
 
     response = deliver(client, evt)
 
+    assert first.status_code == 200
     assert response.status_code == 200
-    stored = StripeEvent.objects.get()
-    assert (stored.status, stored.attempts) == ("failed", 2)
+    assert response.content == b"duplicate: event already needs_review"
+    assert tasks_run() == 0
+    assert StripeEvent.objects.values().get() == before
+    assert (before["status"], before["attempts"]) == ("needs_review", 1)
+    assert "amount mismatch" in before["outcome"]
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
 
 
 def test_database_down_while_storing_answers_503_and_stores_nothing(client, product):
@@ -135,6 +218,16 @@ def test_database_down_while_storing_answers_503_and_stores_nothing(client, prod
     assert order.status == OrderStatus.PENDING
 
 
+def test_database_refusing_the_task_answers_503_and_rolls_the_event_back(client, product):
+    with database_refuses("INSERT", table="dbtaskresult"):
+        response = deliver(client, session_event(COMPLETED, open_order(product)))
+
+    assert response.status_code == 503
+    # Stored only with its task, or not at all: Stripe delivers it again.
+    assert not StripeEvent.objects.exists()
+    assert not DBTaskResult.objects.exists()
+
+
 def test_database_down_while_reading_a_duplicate_answers_503(client, product):
     evt = session_event(COMPLETED, open_order(product))
     deliver(client, evt)
@@ -146,53 +239,57 @@ def test_database_down_while_reading_a_duplicate_answers_503(client, product):
 
 
 def test_unexpected_error_while_processing_rolls_back_and_keeps_the_event_as_failed(
-    client, product, django_capture_on_commit_callbacks, fulfilled_signals
+    client, product, tasks_run, fulfilled_signals
 ):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
+    assert deliver(client, evt).status_code == 200
 
     def fulfill_then_crash(event, source):
-        handlers.checkout_session_completed(event, source)
+        handlers.checkout_session_event(event, source)
         raise RuntimeError("the fulfilment backend is down")
 
-    with (
-        mock.patch.dict(handlers.HANDLERS, {COMPLETED: fulfill_then_crash}),
-        django_capture_on_commit_callbacks(execute=True),
-    ):
-        response = deliver(client, evt)
+    with mock.patch.dict(handlers.HANDLERS, {COMPLETED: fulfill_then_crash}):
+        assert tasks_run() == 1  # the retry waits for its backoff
 
-    assert response.status_code == 500
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts) == ("failed", 1)
     assert "RuntimeError: the fulfilment backend is down" in stored.outcome
     assert "Traceback (most recent call last)" in stored.last_error
     assert "fulfill_then_crash" in stored.last_error
-    # The fulfilment inside the failed transaction was rolled back with it.
+    # The fulfilment inside the failed transaction was rolled back with it, and its signal's task too.
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING
     assert not OrderTransition.objects.exists()
     assert fulfilled_signals == []
+    assert DBTaskResult.objects.get(status=TaskResultStatus.FAILED).exception_class_path.endswith(
+        "EventProcessingFailed"
+    )
 
-    with django_capture_on_commit_callbacks(execute=True):
-        retry = deliver(client, evt)
+    assert _retries_due_now() == 1
+    assert tasks_run() == 2
 
-    assert retry.content == b"processed: fulfilled"
     stored.refresh_from_db()
     assert (stored.status, stored.attempts, stored.last_error) == ("processed", 2, "")
     assert fulfilled_signals == [order.pk]
 
 
-def test_database_down_while_processing_answers_500_and_leaves_the_event_to_redelivery(client, product):
+def test_database_down_while_processing_leaves_the_event_received_and_its_retry_queued(
+    client, product, tasks_run
+):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
+    deliver(client, evt)
 
     with database_refuses("UPDATE"):
-        response = deliver(client, evt)
+        tasks_run()
 
-    assert response.status_code == 500
     stored = StripeEvent.objects.get()
     assert stored.status == "received"  # neither the outcome nor the failure could be written
-    assert deliver(client, evt).content == b"processed: fulfilled"
+    assert _retries_due_now() == 1
+    tasks_run()
+    stored.refresh_from_db()
+    assert stored.status == "processed"
 
 
 def test_run_that_finds_the_event_finished_by_another_worker_rolls_back(
@@ -225,13 +322,14 @@ def test_the_same_event_received_through_the_service_twice_is_one_row(product):
     assert StripeEvent.objects.get().source == "webhook"
 
 
-def test_events_with_distinct_ids_for_one_order_are_all_kept(client, product):
+def test_events_with_distinct_ids_for_one_order_are_all_kept(client, product, tasks_run):
     order = open_order(product)
     ids = [new_id("evt_") for _ in range(3)]
     for event_id in ids:
         evt = session_event(COMPLETED, order)
         evt["id"] = event_id
         deliver(client, evt)
+    tasks_run()
 
     assert set(order.stripe_events.values_list("stripe_id", flat=True)) == set(ids)
     assert OrderTransition.objects.filter(order=order).count() == 1

@@ -14,7 +14,7 @@ from orders.models import OrderStatus, OrderTransition, TransitionSource
 from payments import handlers
 from payments.models import EventStatus, StripeEvent
 from payments.services.inbox import stripe_event_receive, stripe_event_record
-from payments.services.recovery import PAGE_SIZE
+from payments.services.replay import PAGE_SIZE
 from payments.tests.events import emulator_order, event, new_id, open_order, session_event
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +90,41 @@ def test_failed_replays_only_the_failed_events(product):
 
     assert StripeEvent.objects.get(stripe_id=evt["id"]).status == "processed"
     assert StripeEvent.objects.get(stripe_id=other["id"]).attempts == 1
+
+
+def needs_review_event(product):
+    """Return an order and its completed event for another amount, stored as needs_review."""
+    order = open_order(product)
+    evt = session_event(COMPLETED, order, amount_total=1)
+    stripe_event_receive(event=evt)
+    assert StripeEvent.objects.get(stripe_id=evt["id"]).status == EventStatus.NEEDS_REVIEW
+    return order, evt
+
+
+@pytest.mark.parametrize("selection", ["--failed", "--unfinished"])
+def test_failed_and_unfinished_leave_needs_review_events_alone(product, selection):
+    _, refused = needs_review_event(product)
+    _, crashed = failed_event(product)
+
+    output = replay(selection)
+
+    assert "1 stored event(s) handled: 1 processed." in output
+    stored = StripeEvent.objects.get(stripe_id=refused["id"])
+    assert (stored.status, stored.attempts) == ("needs_review", 1)
+    assert StripeEvent.objects.get(stripe_id=crashed["id"]).status == "processed"
+
+
+def test_a_needs_review_event_replayed_by_id_runs_again_and_is_shown(product):
+    order, evt = needs_review_event(product)
+
+    output = replay(evt["id"])
+
+    stored = StripeEvent.objects.get(stripe_id=evt["id"])
+    assert (stored.status, stored.attempts) == ("needs_review", 2)
+    assert f"{evt['id']} {COMPLETED} needs_review: amount mismatch: session" in output
+    assert "1 stored event(s) handled: 1 needs_review." in output
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
 
 
 def test_unfinished_replays_events_left_received_and_failed(product):

@@ -213,7 +213,8 @@ def test_open_session_says_not_paid_and_links_back_to_the_payment_page(client, s
     assert '<meta http-equiv="refresh"' not in html
 
 
-def test_expired_session_says_so_and_leaves_expiry_to_the_webhook(client, synced_product, emulator):
+def test_expired_session_says_so_and_expires_the_order(client, synced_product, emulator):
+    # Stripe says the session is expired, so nobody can pay it: the redirect applies it as the webhook would.
     order = checkout(client, synced_product.sku)
     control(emulator, order.stripe_checkout_session_id, "expire")
 
@@ -221,7 +222,8 @@ def test_expired_session_says_so_and_leaves_expiry_to_the_webhook(client, synced
 
     html = response.content.decode()
     order.refresh_from_db()
-    assert order.status == OrderStatus.PENDING
+    assert order.status == OrderStatus.EXPIRED
+    assert transitions(order) == [("pending", "expired", "redirect")]
     assert "Checkout expired" in html
     assert "expired before it was paid. Nothing was charged." in html
 

@@ -1,13 +1,22 @@
-"""The webhook hot path, statement by statement: what a fresh paid event costs, and a duplicate."""
+"""The hot paths, statement by statement: the webhook's acknowledgement, and the tasks that follow it.
+
+The acknowledgement is what a Stripe delivery waits for; the tasks run in a worker. Transaction control
+is counted too (BEGIN, SAVEPOINT...): each is a round trip to the database.
+"""
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from orders.tasks import order_fulfillment_signal_task
+from payments.tasks import stripe_event_process_task
+from payments.tests import events
 from payments.tests.conftest import WEBHOOK_SECRET
 from payments.tests.events import deliver, open_order, session_event
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("tasks_queued")]
+
+TASKS_TABLE = "django_tasks_database_dbtaskresult"
 
 
 @pytest.fixture(autouse=True)
@@ -16,44 +25,145 @@ def webhook_secret(settings):
 
 
 def _statements(captured: CaptureQueriesContext) -> list[str]:
-    """Return each statement's verb and table, as 'UPDATE orders_order'."""
+    """Return each statement's verb and table, as 'UPDATE orders_order'; transaction control as its verb."""
     names = []
     for query in captured.captured_queries:
         words = query["sql"].replace('"', "").split()
         verb = words[0].upper()
-        if verb in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK"):
-            continue
-        table = words[words.index("FROM") + 1] if verb == "SELECT" else words[2 if verb != "UPDATE" else 1]
-        names.append(f"{verb} {table}")
+        if verb in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"):
+            names.append(verb)
+        elif verb == "ROLLBACK":
+            names.append("ROLLBACK TO SAVEPOINT" if "SAVEPOINT" in query["sql"].upper() else verb)
+        else:
+            table = (
+                words[words.index("FROM") + 1] if verb == "SELECT" else words[2 if verb != "UPDATE" else 1]
+            )
+            names.append(f"{verb} {table}")
     return names
 
 
-def test_paid_event_costs_the_inbox_the_transition_and_the_signal_mark_only(client, product):
-    order = open_order(product)
-    event = session_event("checkout.session.completed", order)
+def test_acknowledging_a_new_event_costs_its_row_and_its_task_row_in_one_transaction(client, product):
+    event = session_event("checkout.session.completed", open_order(product))
 
     with CaptureQueriesContext(connection) as captured:
         response = deliver(client, event)
 
     assert response.status_code == 200
     assert _statements(captured) == [
-        "INSERT payments_stripeevent",  # stored first, in its own commit
+        "BEGIN",
+        "SAVEPOINT",  # the INSERT may meet a stored copy: only it rolls back then
+        "INSERT payments_stripeevent",
+        "RELEASE",
+        f"INSERT {TASKS_TABLE}",  # its processing, committed with it
+        "COMMIT",
+    ]
+
+
+def test_acknowledging_a_duplicate_of_a_finished_event_costs_one_failed_insert_and_one_read(
+    client, product, tasks_run
+):
+    paid = session_event("checkout.session.completed", open_order(product))
+    deliver(client, paid)
+    tasks_run()
+
+    with CaptureQueriesContext(connection) as captured:
+        response = deliver(client, paid)
+
+    assert response.content == b"duplicate: event already processed"
+    assert _statements(captured) == [
+        "BEGIN",
+        "SAVEPOINT",
+        "INSERT payments_stripeevent",
+        "ROLLBACK TO SAVEPOINT",
+        "RELEASE",
+        "SELECT payments_stripeevent",  # the stored copy's status: finished, so nothing is queued
+        "COMMIT",
+    ]
+
+
+def test_processing_a_paid_event_costs_the_inbox_the_transition_and_the_signals_task(client, product):
+    event = session_event("checkout.session.completed", open_order(product))
+    deliver(client, event)
+
+    with CaptureQueriesContext(connection) as captured:
+        assert stripe_event_process_task.call(stripe_event_id=event["id"]) == "processed: fulfilled"
+
+    assert _statements(captured) == [
+        "SELECT payments_stripeevent",  # the stored event: its status, source and payload
+        "BEGIN",
         "SELECT orders_order",  # the order's payment fields, to check the session is its own
         "UPDATE orders_order",  # the conditional transition
         "SELECT orders_order",  # which state the transition moved the order from
         "INSERT orders_ordertransition",
+        f"INSERT {TASKS_TABLE}",  # the fulfillment signal, queued with the transition
         "UPDATE payments_stripeevent",  # the event's outcome, committed with the transition
-        "UPDATE orders_order",  # after the commit: the fulfillment signal's mark
+        "COMMIT",
     ]
 
 
-def test_duplicate_delivery_costs_one_failed_insert_and_one_read(client, product):
+def test_processing_a_paid_event_that_loses_costs_one_read_to_say_what_the_order_already_is(
+    client, product, tasks_run
+):
+    order = open_order(product)
+    deliver(client, session_event("checkout.session.async_payment_succeeded", order))
+    tasks_run()
+    late = session_event("checkout.session.completed", order)  # another event, for an order already fulfilled
+    deliver(client, late)
+
+    with CaptureQueriesContext(connection) as captured:
+        reply = stripe_event_process_task.call(stripe_event_id=late["id"])
+
+    assert reply == "processed: no-op: order already fulfilled"
+    assert _statements(captured) == [
+        "SELECT payments_stripeevent",
+        "BEGIN",
+        "SELECT orders_order",  # the order's payment fields
+        "UPDATE orders_order",  # the conditional transition, which touches no row
+        "SELECT orders_order",  # the one read a loser costs: what the order already is
+        "UPDATE payments_stripeevent",
+        "COMMIT",
+    ]
+
+
+def test_sending_the_fulfillment_signal_costs_its_claim(client, product):
     order = open_order(product)
     event = session_event("checkout.session.completed", order)
     deliver(client, event)
+    stripe_event_process_task.call(stripe_event_id=event["id"])
 
     with CaptureQueriesContext(connection) as captured:
-        response = deliver(client, event)
+        assert order_fulfillment_signal_task.call(
+            order_id=str(order.pk), source="webhook", stripe_event_id=event["id"]
+        )
 
-    assert response.status_code == 200
-    assert _statements(captured) == ["INSERT payments_stripeevent", "SELECT payments_stripeevent"]
+    # The receivers' own statements come on top (payments.receivers only logs).
+    assert _statements(captured) == ["BEGIN", "UPDATE orders_order", "COMMIT"]
+
+
+def test_the_worker_adds_a_claim_and_a_finish_to_each_task(client, product, tasks_run):
+    deliver(client, events.event("customer.created", {"id": "cus_1", "object": "customer"}))
+    with CaptureQueriesContext(connection) as captured:
+        assert tasks_run() == 1
+
+    statements = _statements(captured)
+    task_body = ["SELECT payments_stripeevent", "BEGIN", "UPDATE payments_stripeevent", "COMMIT"]
+    claim = ["BEGIN", f"SELECT {TASKS_TABLE}", f"UPDATE {TASKS_TABLE}", "COMMIT"]
+    assert statements == [
+        *claim,  # SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL; an exclusive transaction on SQLite
+        *task_body,
+        f"UPDATE {TASKS_TABLE}",  # SUCCESSFUL, with the return value
+        "BEGIN",  # the batch worker's last look: nothing left
+        f"SELECT {TASKS_TABLE}",
+        "COMMIT",
+    ]
+
+
+def test_a_task_for_an_event_already_finished_costs_one_read(client, product, tasks_run):
+    event = session_event("checkout.session.completed", open_order(product))
+    deliver(client, event)
+    tasks_run()
+
+    with CaptureQueriesContext(connection) as captured:
+        assert stripe_event_process_task.call(stripe_event_id=event["id"]) == "already processed"
+
+    assert _statements(captured) == ["SELECT payments_stripeevent"]

@@ -9,11 +9,11 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 
 from orders.models import OrderStatus
-from payments import gateway
 from payments.models import StripeEvent
-from payments.services import inbox
 from payments.tests.conftest import WEBHOOK_SECRET
 from payments.tests.events import body, deliver, open_order, session_event, sign
+from payments.tests.signing import webhook_signature_header
+from payments.views import webhook
 from payments.views.webhook import stripe_webhook
 
 pytestmark = pytest.mark.django_db
@@ -33,16 +33,17 @@ def assert_refused(response, status: int, reason: str) -> None:
     assert not StripeEvent.objects.exists()
 
 
-def test_event_signed_with_the_secret_is_stored_and_processed(client, product):
+def test_event_signed_with_the_secret_is_stored_and_processed(client, product, tasks_run):
     order = open_order(product)
     payload = body(session_event("checkout.session.completed", order))
 
     response = deliver(
-        client, payload, signature=gateway.webhook_signature_header(payload=payload, secret=WEBHOOK_SECRET)
+        client, payload, signature=webhook_signature_header(payload=payload, secret=WEBHOOK_SECRET)
     )
 
     assert response.status_code == 200
-    assert response.content == b"processed: fulfilled"
+    assert response.content == b"received: processing queued"
+    tasks_run()
     assert StripeEvent.objects.get().status == "processed"
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLED
@@ -237,16 +238,16 @@ def test_body_over_the_size_limit_without_a_content_length_is_refused_with_413(s
 
 @pytest.mark.django_db(transaction=True)
 def test_webhook_runs_outside_the_request_transaction_even_with_atomic_requests(client, product, monkeypatch):
-    # The event must be committed on its own before processing, whatever ATOMIC_REQUESTS says.
+    # The event and its task must commit in a transaction of their own, whatever ATOMIC_REQUESTS says.
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
     seen = []
-    real_record = inbox.stripe_event_record
+    real_intake = webhook.stripe_event_intake
 
     def spy(**kwargs):
         seen.append(connection.in_atomic_block)
-        return real_record(**kwargs)
+        return real_intake(**kwargs)
 
-    monkeypatch.setattr(inbox, "stripe_event_record", spy)
+    monkeypatch.setattr(webhook, "stripe_event_intake", spy)
 
     response = deliver(client, session_event("checkout.session.completed", open_order(product)))
 

@@ -16,6 +16,8 @@ from orders.selectors import products_for_sale
 from payments import gateway
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
 from payments.forms import CheckoutForm, CheckoutRequestInvalid, checkout_request_parse
+from payments.idempotency import IdempotencyKeyTooWeak, checkout_scope_start, checkout_token_scoped
+from payments.ratelimits import CheckoutThrottled, checkout_throttle
 from payments.services.checkout import (
     ORDER_ID_PLACEHOLDER,
     CheckoutAlreadySubmitted,
@@ -24,7 +26,7 @@ from payments.services.checkout import (
     CheckoutTokenReused,
     checkout_start,
 )
-from payments.views.common import HttpResponseSeeOther, absolute_url, json_error
+from payments.views.common import HttpResponseSeeOther, absolute_url, json_error, json_methods
 
 logger = logging.getLogger(__name__)
 
@@ -57,18 +59,25 @@ def checkout_page_or_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 def checkout_create(request: HttpRequest) -> HttpResponse:
     """Open a Checkout Session for the posted item and quantity and send the buyer to it (303)."""
+    throttled = checkout_throttle(request=request)
+    if throttled:
+        return _retry_later(
+            render(request, "429.html", {"message": throttled.message}, status=429), throttled.retry_after
+        )
     form = CheckoutForm(request.POST)
     sku = request.POST.get("item_id", "")
     if not form.is_valid():
         _, message = form.first_error()
         return _page(request, status=400, error=message, sku=sku, quantity=request.POST.get("quantity"))
     token = form.cleaned_data["checkout_token"]
+    # A form token is a UUID, 36 characters of the alphabet a strong key is written in: never too weak.
+    checkout_token = checkout_token_scoped(request=request, key=str(token)) if token else None
     try:
         start = _start(
             request,
             sku=form.cleaned_data["item_id"],
             quantity=form.cleaned_data["quantity"],
-            checkout_token=str(token) if token else None,
+            checkout_token=checkout_token,
         )
     except PaymentProviderNotConfigured as exc:
         return render(request, "payments/not_configured.html", {"message": str(exc)}, status=503)
@@ -84,9 +93,13 @@ def checkout_create(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt  # JSON only: a cross-site form cannot send application/json without a CORS preflight.
-@require_POST
-def api_create_session(request: HttpRequest) -> JsonResponse:
+@never_cache
+@json_methods("POST")
+def api_create_session(request: HttpRequest) -> HttpResponse:
     """Open a Checkout Session for {"item_id", "quantity"}; answer {"order_id", "session_id", "url"}."""
+    throttled = checkout_throttle(request=request)
+    if throttled:
+        return _throttled_json(throttled)
     try:
         checkout = checkout_request_parse(
             content_type=request.content_type or "",
@@ -97,12 +110,14 @@ def api_create_session(request: HttpRequest) -> JsonResponse:
         return json_error("The request body is too large.", status=413)
     except CheckoutRequestInvalid as exc:
         return json_error(exc.message, status=exc.status, field=exc.field)
+    key = checkout.idempotency_key
+    try:
+        checkout_token = checkout_token_scoped(request=request, key=key) if key else None
+    except IdempotencyKeyTooWeak as exc:
+        return json_error(str(exc), status=400, field="Idempotency-Key")
     try:
         start = _start(
-            request,
-            sku=checkout.item_id,
-            quantity=checkout.quantity,
-            checkout_token=checkout.idempotency_key,
+            request, sku=checkout.item_id, quantity=checkout.quantity, checkout_token=checkout_token
         )
     except PaymentProviderNotConfigured as exc:
         return json_error(str(exc), status=503)
@@ -152,6 +167,7 @@ def _page(
     quantity: str | None = None,
 ) -> HttpResponse:
     """Render the product list, every form with a fresh token, and an error next to the form it concerns."""
+    checkout_scope_start(request)
     items = []
     error_placed = False
     for product in products_for_sale():
@@ -183,6 +199,11 @@ def _unavailable(request: HttpRequest, message: str) -> HttpResponse:
     return _retry_later(response)
 
 
-def _retry_later(response: HttpResponse) -> HttpResponse:
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+def _throttled_json(throttled: CheckoutThrottled) -> HttpResponse:
+    response = json_error(throttled.message, status=429, retry_after=throttled.retry_after)
+    return _retry_later(response, throttled.retry_after)
+
+
+def _retry_later(response: HttpResponse, seconds: int = RETRY_AFTER_SECONDS) -> HttpResponse:
+    response["Retry-After"] = str(seconds)
     return response

@@ -1,9 +1,11 @@
 """Small pieces the buyer-facing views share: absolute URLs, JSON errors, an order as the buyer sees it."""
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 
 from orders.models import Order, OrderStatus
@@ -41,6 +43,41 @@ def json_error(message: str, *, status: int, field: str | None = None, **extra: 
 def wants_json(request: HttpRequest) -> bool:
     """Return whether the client prefers JSON to HTML (browsers prefer HTML)."""
     return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
+
+
+API_PATH_PREFIX = "/api/"
+
+
+def answers_in_json(request: HttpRequest) -> bool:
+    """Return whether errors for this request are JSON: anything under /api/, or a client asking for it."""
+    return request.path.startswith(API_PATH_PREFIX) or wants_json(request)
+
+
+def json_methods(*methods: str) -> Callable:
+    """Allow only these methods, refusing others with a JSON 405; answer OPTIONS with Allow alone.
+
+    OPTIONS gets no Access-Control-Allow-* header: a CORS preflight from another origin is granted
+    nothing, so the browser never sends the request it asked about.
+    """
+    allow = ", ".join([*methods, "OPTIONS"])
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method in methods:
+                return view(request, *args, **kwargs)
+            if request.method == "OPTIONS":
+                response = HttpResponse(status=204)
+            else:
+                response = json_error(
+                    f"This endpoint answers {' and '.join(methods)} only, not {request.method}.", status=405
+                )
+            response["Allow"] = allow
+            return response
+
+        return wrapper
+
+    return decorator
 
 
 def order_status_message(order: Order) -> str:

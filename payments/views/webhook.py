@@ -1,9 +1,11 @@
-"""The endpoint Stripe delivers events to: verify, store, process, and answer so Stripe knows to retry.
+"""The endpoint Stripe delivers events to: verify, store and queue, and answer at once.
 
-2xx means "stored, and its outcome is final" (processed, ignored, a duplicate, or failed for a reason
-a retry cannot change). 5xx means "not stored" or "processing hit an unexpected error": Stripe then
-delivers the event again, for days. 4xx means the request is not a genuine Stripe event: nothing is
-stored. No Stripe API call is made here: the signed payload is the truth at its moment.
+Stripe asks for a 2xx before any complex logic. 2xx means "stored, and its processing queued" (or a
+copy already stored): the event row and its task row commit together, and a worker processes it
+(`payments.tasks`), retrying a crash with backoff; an outcome only a person can settle is stored as
+needs_review. 5xx (503) means "not stored": Stripe then delivers the event again, for days. 4xx means
+the request is not a genuine Stripe event: nothing is stored. No Stripe API call is made here: the
+signed payload is the truth at its moment.
 """
 
 import logging
@@ -17,8 +19,9 @@ from django.views.decorators.http import require_POST
 
 from payments import gateway
 from payments.exceptions import WebhookPayloadInvalid, WebhookSignatureInvalid
-from payments.models import EventSource
-from payments.services.inbox import EventNotStored, EventProcessingFailed, stripe_event_receive
+from payments.services.inbox import EventNotStored
+from payments.services.intake import stripe_event_intake
+from payments.webhook_sources import stripe_source_required
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +33,8 @@ def _text(status: int, message: str) -> HttpResponse:
 @csrf_exempt
 @require_POST
 @transaction.non_atomic_requests
+@stripe_source_required
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
-    """Receive one Stripe event delivery."""
     limit = settings.STRIPE_WEBHOOK_MAX_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -58,9 +61,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return _text(400, str(exc))
 
     try:
-        result = stripe_event_receive(event=event, payload=payload, source=EventSource.WEBHOOK)
+        intake = stripe_event_intake(event=event, payload=payload)
     except EventNotStored:
         return _text(503, "Could not store the event right now; deliver it again later.")
-    except EventProcessingFailed:
-        return _text(500, "The event is stored but processing failed; deliver it again later.")
-    return _text(200, result.reply)
+    return _text(200, intake.reply)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -80,11 +81,25 @@ def test_delayed_failure_settles_by_itself(
     assert failed.payment_intent.last_payment_error.message
 
 
-def test_reset_cancels_pending_settlements(emu: Any, client: stripe.StripeClient, session: Any) -> None:
+def test_reset_cancels_pending_settlements(
+    emu: Any, client: stripe.StripeClient, session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The settlement's timer still fires after the reset; wait until it has run, then look.
+    settlement_ran = threading.Event()
+    settle_later = emu.flow._settle_later
+
+    def settle_later_and_say_so(session_id: str, generation: int) -> None:
+        try:
+            settle_later(session_id, generation)
+        finally:
+            settlement_ran.set()
+
+    monkeypatch.setattr(emu.flow, "_settle_later", settle_later_and_say_so)
     emu.configure(async_delay=0.05)
     emu.pay(session.id, "delayed_success")
     emu.reset()
-    time.sleep(0.2)
+
+    assert settlement_ran.wait(timeout=10)
     assert client.v1.events.list().data == []
 
 

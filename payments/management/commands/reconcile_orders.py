@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orders.fulfillment import order_fulfillment_signals_resend, orders_owed_fulfillment_signal
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
-from payments.services import recovery
-from payments.services.recovery import OrderCheck, ReconcileAction
+from payments.management.arguments import age_parse
+from payments.services.reconcile import OrderCheck, ReconcileAction, orders_reconcile
 
 PROGRESS_EVERY = 100
 DEFAULT_AGE = "15m"
@@ -37,15 +37,12 @@ class Command(BaseCommand):
     def handle(self, *args: str, **options: object) -> None:
         verbosity = int(options["verbosity"])
         dry_run = bool(options["dry_run"])
-        try:
-            older_than = recovery.age_parse(str(options["older_than"]))
-        except ValueError as exc:
-            raise CommandError(f"--older-than: {exc}") from None
+        older_than = age_parse(str(options["older_than"]), option="--older-than")
 
         counts: Counter[str] = Counter()
         seen = 0
         try:
-            for check in recovery.orders_reconcile(older_than=older_than, dry_run=dry_run):
+            for check in orders_reconcile(older_than=older_than, dry_run=dry_run):
                 seen += 1
                 counts[check.action] += 1
                 self._show(check, verbosity=verbosity, dry_run=dry_run)

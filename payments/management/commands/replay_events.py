@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
-from payments.services import recovery
-from payments.services.inbox import EventNotStored
-from payments.services.recovery import EventRun
+from payments.management.arguments import since_parse
+from payments.outcome import EventOutcome
+from payments.services import replay
+from payments.services.inbox import NEEDS_A_PERSON, EventNotStored
 
 PROGRESS_EVERY = 100
 
@@ -69,16 +70,50 @@ class Command(BaseCommand):
         self.dry_run = bool(options["dry_run"])
         event_ids = list(options["event_ids"])
         types = list(options["types"])
-        from_stripe = bool(options["from_stripe"])
-        path = options["file"]
-        since = None
-        if options["since"]:
-            try:
-                since = recovery.since_parse(str(options["since"]))
-            except ValueError as exc:
-                raise CommandError(f"--since: {exc}") from None
+        since = since_parse(str(options["since"]), option="--since") if options["since"] else None
+        self._refuse_contradictions(
+            options, stored_filters=bool(event_ids or options["failed"] or options["unfinished"])
+        )
 
-        stored_filters = bool(event_ids or options["failed"] or options["unfinished"])
+        if options["from_stripe"]:
+            outcomes = replay.stripe_events_backfill(
+                since=since,
+                types=types,
+                undelivered_only=bool(options["undelivered_only"]),
+                dry_run=self.dry_run,
+            )
+            self._report(outcomes, what="event(s) from Stripe")
+        elif options["file"]:
+            try:
+                events = replay.events_file_load(path=str(options["file"]))
+            except replay.EventFileInvalid as exc:
+                raise CommandError(str(exc)) from None
+            self._report(
+                replay.stripe_events_import(events=events, dry_run=self.dry_run),
+                what="event(s) from the file",
+            )
+        else:
+            missing = replay.stripe_events_missing(stripe_ids=event_ids)
+            if missing:
+                raise CommandError(
+                    f"No stored event {', '.join(missing)}. "
+                    "To fetch events Stripe still has, use --from-stripe."
+                )
+            selected = replay.stripe_events_selected(
+                stripe_ids=event_ids,
+                failed=bool(options["failed"]),
+                unfinished=bool(options["unfinished"]),
+                types=types,
+                since=since,
+            )
+            self._report(
+                replay.stripe_events_replay(events=selected, dry_run=self.dry_run), what="stored event(s)"
+            )
+
+    @staticmethod
+    def _refuse_contradictions(options: dict[str, object], *, stored_filters: bool) -> None:
+        """Refuse options that select events in two ways at once, or that do not apply."""
+        from_stripe, path = options["from_stripe"], options["file"]
         if from_stripe and path:
             raise CommandError("Use either --from-stripe or --file, not both.")
         if (from_stripe or path) and stored_filters:
@@ -88,61 +123,26 @@ class Command(BaseCommand):
             )
         if options["undelivered_only"] and not from_stripe:
             raise CommandError("--undelivered-only only applies with --from-stripe.")
-        if path and (types or since):
+        if path and (options["types"] or options["since"]):
             raise CommandError(
                 "--type and --since do not apply to --file: the file's events are all received."
             )
-
-        if from_stripe:
-            runs = recovery.stripe_events_backfill(
-                since=since,
-                types=types,
-                undelivered_only=bool(options["undelivered_only"]),
-                dry_run=self.dry_run,
-            )
-            self._report(runs, what="event(s) from Stripe")
-        elif path:
-            try:
-                events = recovery.events_file_load(path=str(path))
-            except recovery.EventFileInvalid as exc:
-                raise CommandError(str(exc)) from None
-            self._report(
-                recovery.stripe_events_import(events=events, dry_run=self.dry_run),
-                what="event(s) from the file",
-            )
-        else:
-            if not (stored_filters or types or since):
-                raise CommandError(
-                    "Say which stored events to replay: event ids, --failed, --unfinished, --type or --since "
-                    "(or use --from-stripe / --file to receive events from elsewhere)."
-                )
-            missing = recovery.stripe_events_missing(stripe_ids=event_ids)
-            if missing:
-                raise CommandError(
-                    f"No stored event {', '.join(missing)}. "
-                    "To fetch events Stripe still has, use --from-stripe."
-                )
-            selected = recovery.stripe_events_selected(
-                stripe_ids=event_ids,
-                failed=bool(options["failed"]),
-                unfinished=bool(options["unfinished"]),
-                types=types,
-                since=since,
-            )
-            self._report(
-                recovery.stripe_events_replay(events=selected, dry_run=self.dry_run), what="stored event(s)"
+        if not (from_stripe or path or stored_filters or options["types"] or options["since"]):
+            raise CommandError(
+                "Say which stored events to replay: event ids, --failed, --unfinished, --type or --since "
+                "(or use --from-stripe / --file to receive events from elsewhere)."
             )
 
-    def _report(self, runs: Iterator[EventRun], *, what: str) -> None:
-        """Consume the runs, showing each at verbosity 2 (or in a dry run), progress and a summary."""
+    def _report(self, outcomes: Iterator[EventOutcome], *, what: str) -> None:
+        """Consume the outcomes, showing each at verbosity 2 (or in a dry run), progress and a summary."""
         counts: Counter[str] = Counter()
         seen = 0
         try:
-            for run in runs:
+            for outcome in outcomes:
                 seen += 1
-                key = "error" if run.error else "duplicate" if run.duplicate else run.status
+                key = "error" if outcome.error else "duplicate" if outcome.duplicate else outcome.status
                 counts[key] += 1
-                self._show(run)
+                self._show(outcome)
                 if self.verbosity >= 1 and seen % PROGRESS_EVERY == 0:
                     self.stdout.write(f"... {seen} done ({self._summary(counts)})")
         except PaymentProviderNotConfigured as exc:
@@ -162,18 +162,21 @@ class Command(BaseCommand):
                 "see their last error in the admin, fix the cause, then run: replay_events --failed"
             )
         if self.verbosity >= 1:
-            style = self.style.WARNING if counts["failed"] else self.style.SUCCESS
+            style = self.style.WARNING if any(counts[s] for s in NEEDS_A_PERSON) else self.style.SUCCESS
             self.stdout.write(style(summary))
 
-    def _show(self, run: EventRun) -> None:
-        if run.error:
-            self.stderr.write(self.style.ERROR(f"{run.stripe_id} {run.type}: {run.reason}"))
-        elif run.status == "failed" and not self.dry_run and self.verbosity >= 1:
-            self.stdout.write(self.style.WARNING(f"{run.stripe_id} {run.type} failed: {run.reason}"))
-        elif self.verbosity >= 2 or (self.dry_run and self.verbosity >= 1):
-            state = "duplicate, already " + run.status if run.duplicate else run.status
+    def _show(self, outcome: EventOutcome) -> None:
+        if outcome.error:
+            self.stderr.write(self.style.ERROR(f"{outcome.stripe_id} {outcome.type}: {outcome.reason}"))
+        elif outcome.status in NEEDS_A_PERSON and not self.dry_run and self.verbosity >= 1:
             self.stdout.write(
-                f"{run.stripe_id} {run.type}: {state}" + (f" ({run.reason})" if run.reason else "")
+                self.style.WARNING(f"{outcome.stripe_id} {outcome.type} {outcome.status}: {outcome.reason}")
+            )
+        elif self.verbosity >= 2 or (self.dry_run and self.verbosity >= 1):
+            state = "duplicate, already " + outcome.status if outcome.duplicate else outcome.status
+            self.stdout.write(
+                f"{outcome.stripe_id} {outcome.type}: {state}"
+                + (f" ({outcome.reason})" if outcome.reason else "")
             )
 
     @staticmethod

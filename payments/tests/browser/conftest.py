@@ -99,8 +99,10 @@ def page(browser, request):
 
 
 @pytest.fixture
-def shop(transactional_db, live_server, emulator) -> str:
-    """Serve the shop with a product synced to the emulator, and aim the emulator's webhooks at it."""
+def shop(transactional_db, live_server, emulator, db_worker) -> str:
+    """Serve the shop with a product synced to the emulator, aim the emulator's webhooks at it, and run
+    a real worker to process them."""
+    db_worker()
     # The live server's tests flush the database afterwards, seeded catalog included: make sure it is there.
     Product.objects.get_or_create(
         sku=PRODUCT_SKU,

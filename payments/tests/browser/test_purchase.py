@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from orders.models import OrderStatus, OrderTransition
+from orders.models import Order, OrderStatus, OrderTransition
 from payments.tests.browser.conftest import PRODUCT_SKU, only_order
 
 pytestmark = pytest.mark.browser
@@ -35,10 +35,19 @@ def pay_by_card_and_land_on_success(page, shop: str) -> None:
     page.evaluate("window.__sameDocument = true")
 
 
-def test_purchase_with_webhook_first_is_fulfilled_once(page, shop, emulator, buy, admin_login):
+def test_purchase_with_webhook_first_is_fulfilled_once(page, shop, emulator, buy, admin_login, wait_until):
     emulator.configure(webhook_timing="before_redirect")
     buy(quantity=3)
     expect(page.locator("#amount-total")).to_contain_text("149.97")
+
+    def after_the_worker_fulfilled(route):
+        # The webhook is acknowledged before the redirect, and processed by the worker a moment later:
+        # hold the buyer's redirect back to the shop until then, so the webhook wins the race outright.
+        redirect = route.fetch(max_redirects=0)
+        wait_until(lambda: Order.objects.filter(status=OrderStatus.FULFILLED).exists())
+        route.fulfill(response=redirect)
+
+    page.route(re.compile(re.escape(emulator.base_url) + r"/pay/.*"), after_the_worker_fulfilled)
 
     pay_by_card_and_land_on_success(page, shop)
     status = page.locator("#order-status")

@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("payments", "0001_stripe_event"),
+        ("payments", "0003_move_amount_mismatches_to_needs_review"),
     ]
 
     operations = [

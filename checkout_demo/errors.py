@@ -1,0 +1,48 @@
+"""The site's error answers: branded pages for people, JSON for the API (the handlers in urls.py)."""
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import REASON_NO_CSRF_COOKIE
+from django.shortcuts import render
+from django.views import defaults
+
+from payments.views.common import answers_in_json, json_error
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    403: "You do not have access to this page.",
+    404: "There is nothing at this address.",
+    500: "Something went wrong on our side. Nothing was charged; please try again in a moment.",
+}
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if answers_in_json(request):
+        return json_error(MESSAGES[400], status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if answers_in_json(request):
+        return json_error(MESSAGES[403], status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if answers_in_json(request):
+        return json_error(MESSAGES[404], status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # Django's own handler renders 500.html with no context at all: the page can rely on nothing that
+    # the failing request might have broken.
+    if answers_in_json(request):
+        return json_error(MESSAGES[500], status=500)
+    return defaults.server_error(request)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Tell a person whose form failed Django's CSRF check what to do about it."""
+    context = {"no_cookie": reason == REASON_NO_CSRF_COOKIE, "reason": reason if settings.DEBUG else ""}
+    return render(request, "403_csrf.html", context, status=403)

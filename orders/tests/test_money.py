@@ -1,0 +1,42 @@
+"""Amounts in minor units, shown with as many decimals as Stripe gives the currency."""
+
+import pytest
+from django.urls import reverse
+
+from orders.models import Order, Product
+from orders.money import money_format
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        (4999, "usd", "49.99 USD"),
+        (500, "jpy", "500 JPY"),
+        (1500000, "krw", "1,500,000 KRW"),
+        (12500, "bhd", "12.500 BHD"),
+        (5, "KWD", "0.005 KWD"),
+        (123456789, "eur", "1,234,567.89 EUR"),
+        (-250, "usd", "-2.50 USD"),
+    ],
+)
+def test_money_format_uses_the_currencys_minor_unit(amount, currency, shown):
+    assert money_format(amount, currency) == shown
+
+
+def test_money_format_with_a_symbol_uses_it_only_where_there_is_one():
+    assert (money_format(500, "jpy", symbol=True), money_format(12500, "bhd", symbol=True)) == (
+        "¥500",
+        "12.500 BHD",
+    )
+
+
+@pytest.mark.django_db
+def test_order_admin_shows_a_zero_decimal_total_as_it_is(admin_client):
+    product = Product.objects.create(sku="tea", name="Tea", unit_amount=500, currency="jpy")
+    Order.objects.create(product=product, quantity=1, unit_amount=500, amount_total=500, currency="jpy")
+
+    orders = admin_client.get(reverse("admin:orders_order_changelist")).content.decode()
+    products = admin_client.get(reverse("admin:orders_product_changelist")).content.decode()
+
+    assert "500 JPY" in orders and "5.00 JPY" not in orders
+    assert "500 JPY" in products

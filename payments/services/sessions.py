@@ -1,0 +1,249 @@
+"""Apply a Checkout Session to its order: the one path the webhook, the success redirect, reconcile and
+replay share, as Stripe's fulfilment guide asks (one `fulfill_checkout(session)` for every caller).
+
+Whose session is it? The session names its order by `metadata.order_id`, else by `client_reference_id`
+(the checkout sets both to the order id); when both are there and differ, it is nobody's. The named
+order's STORED session id decides: it must be this session's id. An order that stores none yet (Stripe
+created the session but storing its id failed) gets this one attached, since the session came from
+Stripe itself, in a signed event or an answer to our own API call. Any other session is not ours.
+
+What does it mean for the order? Complete and paid (or nothing owed): the caller's paid transition,
+fulfil (webhook, replay, reconcile) or confirm (the success redirect), once the amount and currency are
+the order's; if they are not, nothing moves and a person must look. Complete and unpaid: a delayed
+payment, marked as pending, or failed when the caller knows it failed (`async_payment_failed` carries
+a complete, unpaid session, so the state alone cannot tell). Expired: expire. Open: nothing yet.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+from orders import transitions
+from orders.exceptions import OrderNotFound
+from orders.models import Order
+from orders.selectors import OPEN_STATUSES, order_get_for_payment, order_status_get
+from orders.services import order_attach_checkout_session, order_mark_payment_pending
+from orders.transitions import TransitionResult
+from payments.gateway import CheckoutSession
+
+logger = logging.getLogger(__name__)
+
+PAID_STATUSES = frozenset({"paid", "no_payment_required"})
+
+
+class SessionDecision(StrEnum):
+    """What a session means for its order."""
+
+    PAID = "paid"
+    PAYMENT_PENDING = "payment pending"
+    PAYMENT_FAILED = "payment failed"
+    EXPIRED = "expired"
+    OPEN = "open"
+    NOT_OURS = "not ours"
+    AMOUNT_MISMATCH = "amount mismatch"
+
+
+class PaidTransition(StrEnum):
+    """What a paid session asks of its order: the webhook fulfils, the success redirect confirms."""
+
+    FULFILL = "fulfill"
+    CONFIRM = "confirm"
+
+
+PAID_TRANSITIONS = {
+    PaidTransition.FULFILL: transitions.order_fulfill,
+    PaidTransition.CONFIRM: transitions.order_confirm,
+}
+# Refusals: nothing moved. A session that is not ours is left alone; a mismatch needs a person.
+REFUSALS = frozenset({SessionDecision.NOT_OURS, SessionDecision.AMOUNT_MISMATCH})
+_REASON_PREFIXES = {
+    SessionDecision.NOT_OURS: "session not created by this project: ",
+    SessionDecision.AMOUNT_MISMATCH: "amount mismatch: ",
+}
+
+
+@dataclass(frozen=True)
+class SessionApplied:
+    """What applying a session did: the decision, the order it concerns, and the transition asked for.
+
+    `transition` is None when no transition was asked for: a refusal, an open or pending session, or a
+    dry run. `detail` is what a person reads after the decision; `reason` leads with the decision.
+    """
+
+    decision: SessionDecision
+    session_id: str
+    order_id: uuid.UUID | None
+    detail: str
+    transition: TransitionResult | None = None
+
+    @property
+    def reason(self) -> str:
+        return _REASON_PREFIXES.get(self.decision, "") + self.detail
+
+    @property
+    def refused(self) -> bool:
+        return self.decision in REFUSALS
+
+
+class _NotOurs(Exception):
+    """The session is not one this project created for the order it names; the message says why."""
+
+
+def checkout_session_apply(
+    *,
+    session: CheckoutSession,
+    source: str,
+    paid_transition: PaidTransition = PaidTransition.FULFILL,
+    stripe_event_id: str | None = None,
+    payment_failed: bool = False,
+    order: Order | None = None,
+    dry_run: bool = False,
+) -> SessionApplied:
+    """Find the session's order by the ownership rule and move it as the session's state says.
+
+    `order` is the order the caller already read (by its stored session id), to save reading it again;
+    it is used only if it is the one the session names. `payment_failed`: the caller knows the delayed
+    payment of this complete, unpaid session failed. `dry_run` decides and changes nothing.
+    """
+    try:
+        owner = _owner(session, known=order, dry_run=dry_run)
+    except _NotOurs as exc:
+        applied = SessionApplied(SessionDecision.NOT_OURS, session.id, None, str(exc))
+        _log_refusal(applied, logging.WARNING, source, stripe_event_id)
+        return applied
+    decision = checkout_session_decision(session=session, payment_failed=payment_failed)
+    if decision == SessionDecision.PAID:
+        mismatch = checkout_session_charge_mismatch(session=session, order=owner)
+        if mismatch:
+            done = transitions.TRANSITIONS[paid_transition].to_status
+            applied = SessionApplied(
+                SessionDecision.AMOUNT_MISMATCH,
+                session.id,
+                owner.pk,
+                f"{mismatch}; not {done}, a person must look",
+            )
+            _log_refusal(applied, logging.ERROR, source, stripe_event_id)
+            return applied
+    if dry_run:
+        return SessionApplied(decision, session.id, owner.pk, f"would apply: {decision}")
+    return _act(decision, session, owner, source, paid_transition, stripe_event_id)
+
+
+def checkout_session_decision(*, session: CheckoutSession, payment_failed: bool = False) -> SessionDecision:
+    """Return what the session's state asks of its order, ownership and amount aside."""
+    if session.status == "complete":
+        if session.payment_status in PAID_STATUSES:
+            return SessionDecision.PAID
+        return SessionDecision.PAYMENT_FAILED if payment_failed else SessionDecision.PAYMENT_PENDING
+    if session.status == "expired":
+        return SessionDecision.EXPIRED
+    return SessionDecision.OPEN
+
+
+def checkout_session_charge_mismatch(*, session: CheckoutSession, order: Order) -> str:
+    """Return how the session's charge differs from the order's total, or '' when they agree."""
+    if session.amount_total == order.amount_total and (session.currency or "").lower() == order.currency:
+        return ""
+    return (
+        f"session {session.id} charges {session.amount_total} {session.currency}, "
+        f"order {order.pk} is {order.amount_total} {order.currency}"
+    )
+
+
+def _owner(session: CheckoutSession, *, known: Order | None, dry_run: bool) -> Order:
+    """Return the order the session was created for, by the ownership rule, or raise _NotOurs."""
+    named = session.metadata.get("order_id") or None
+    referenced = session.client_reference_id or None
+    if named and referenced and named != referenced:
+        raise _NotOurs(f"its metadata names order {named!r} but its client_reference_id {referenced!r}")
+    reference = named or referenced
+    if not reference:
+        raise _NotOurs("it names no order")
+    try:
+        order_id = uuid.UUID(str(reference))
+    except ValueError:
+        raise _NotOurs(f"order reference {reference!r} is not an order id") from None
+    if known is not None and known.pk == order_id:
+        order = known
+    else:
+        try:
+            order = order_get_for_payment(order_id=order_id)
+        except OrderNotFound:
+            raise _NotOurs(f"no order {order_id}") from None
+    if order.stripe_checkout_session_id is None and not dry_run:
+        # Stripe created the session (one per order, by idempotency key) but storing its id failed:
+        # the session came from Stripe and names this order, so record it now.
+        if order_attach_checkout_session(order_id=order.pk, session_id=session.id):
+            order.stripe_checkout_session_id = session.id
+        else:
+            order = order_get_for_payment(order_id=order_id)
+    stored = order.stripe_checkout_session_id
+    if stored is None and not dry_run:
+        raise _NotOurs(f"order {order.pk} has no session, and {session.id} is stored on another order")
+    if stored not in (None, session.id):
+        raise _NotOurs(f"order {order.pk} belongs to session {stored}")
+    return order
+
+
+def _act(
+    decision: SessionDecision,
+    session: CheckoutSession,
+    owner: Order,
+    source: str,
+    paid_transition: PaidTransition,
+    stripe_event_id: str | None,
+) -> SessionApplied:
+    """Ask for the transition the decision calls for (or mark the payment pending) and say what it did."""
+    if decision == SessionDecision.PAID:
+        result = PAID_TRANSITIONS[paid_transition](
+            order_id=owner.pk,
+            source=source,
+            stripe_event_id=stripe_event_id,
+            payment_intent_id=session.payment_intent_id,
+            customer_email=session.customer_email,
+        )
+        return _moved(decision, session, owner, result, done=result.status or "")
+    if decision == SessionDecision.PAYMENT_FAILED:
+        result = transitions.order_fail(
+            order_id=owner.pk,
+            source=source,
+            reason=f"The delayed payment failed (Checkout Session {session.id}).",
+            stripe_event_id=stripe_event_id,
+        )
+        return _moved(decision, session, owner, result, done="failed: the delayed payment failed")
+    if decision == SessionDecision.EXPIRED:
+        result = transitions.order_expire(order_id=owner.pk, source=source, stripe_event_id=stripe_event_id)
+        return _moved(decision, session, owner, result, done="expired")
+    if decision == SessionDecision.PAYMENT_PENDING:
+        return SessionApplied(decision, session.id, owner.pk, _mark_pending(session, owner, stripe_event_id))
+    return SessionApplied(decision, session.id, owner.pk, "session is open: the buyer has not paid yet")
+
+
+def _moved(
+    decision: SessionDecision, session: CheckoutSession, order: Order, result: TransitionResult, *, done: str
+) -> SessionApplied:
+    detail = done if result.won else f"no-op: order already {result.status or 'missing'}"
+    return SessionApplied(decision, session.id, order.pk, detail, result)
+
+
+def _mark_pending(session: CheckoutSession, order: Order, stripe_event_id: str | None) -> str:
+    """Mark a delayed payment as pending unless it is already; return what happened."""
+    payment = f"payment {session.payment_status or 'unknown'}"
+    if order.payment_pending and order.status in OPEN_STATUSES:
+        return f"{payment}: already marked as pending, no transition"
+    if order_mark_payment_pending(order_id=order.pk, stripe_event_id=stripe_event_id):
+        return f"{payment}: marked as pending, no transition"
+    return f"no-op: order already {order_status_get(order_id=order.pk) or 'missing'}"
+
+
+def _log_refusal(applied: SessionApplied, level: int, source: str, stripe_event_id: str | None) -> None:
+    logger.log(
+        level,
+        "order %s session %s not applied: %s (source=%s event=%s)",
+        applied.order_id or "-",
+        applied.session_id,
+        applied.reason,
+        source,
+        stripe_event_id or "-",
+    )
