@@ -122,6 +122,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Timestamps to the second: a race's transitions within one minute must read apart (checkout_demo/formats).
+FORMAT_MODULE_PATH = ["checkout_demo.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

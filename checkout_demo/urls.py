@@ -5,6 +5,10 @@ from django.urls import include, path
 
 from payments.admin_refunds import order_refund_view
 
+# At 1280 px the navigation sidebar takes the width the order list needs for its e-mail and date columns;
+# the breadcrumbs and the index page lead everywhere it did.
+admin.site.enable_nav_sidebar = False
+
 urlpatterns = [
     # Before the admin's own URLs, whose catch-all would otherwise take it; admin_view asks for a login.
     path(

@@ -4,6 +4,7 @@ import uuid
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models.functions import Upper
 
 MIN_QUANTITY = 1
 MAX_QUANTITY = 100
@@ -69,7 +70,8 @@ class Order(models.Model):
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
     customer_email = models.EmailField(blank=True, default="")
     payment_pending = models.BooleanField(
-        default=False, help_text="Paid with a delayed method whose outcome Stripe has not reported yet."
+        default=False,
+        help_text="Set while a delayed payment method (a bank debit) waits for Stripe to report the outcome.",
     )
     failure_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -95,7 +97,11 @@ class Order(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
-            models.Index(fields=["created_at"], name="order_created_idx"),
+            # The admin's ordering (-created_at, then -pk to break ties): a deep page walks only this index.
+            models.Index(fields=["created_at", "id"], name="order_created_id_idx"),
+            # The admin's searches (orders/search.py): an e-mail in any case (the PaymentIntent id is
+            # indexed on its field).
+            models.Index(Upper("customer_email"), name="order_email_upper_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -159,6 +165,8 @@ class OrderTransition(models.Model):
             models.Index(fields=["order", "created_at"], name="transition_order_idx"),
             # Counts by source (`/metrics`, the admin's dashboard) read this index, never the whole log.
             models.Index(fields=["source"], name="transition_source_idx"),
+            # The transitions admin lists the newest first.
+            models.Index(fields=["created_at", "id"], name="transition_created_id_idx"),
         ]
 
     def __str__(self) -> str:

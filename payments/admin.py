@@ -11,6 +11,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from orders.admin_support import DistinctValuesFilter, ScaledListMixin
+from orders.search import order_id_match, order_reference
+from payments import admin_catalog  # noqa: F401 - registers the catalog's admin
 from payments.models import StripeEvent
 from payments.services.inbox import NEEDS_A_PERSON
 from payments.services.replay import stripe_events_replay
@@ -38,13 +41,29 @@ class OrderFilter(admin.SimpleListFilter):
         return queryset.filter(order_id=order_id)
 
 
+class EventTypeFilter(DistinctValuesFilter):
+    """The event types stored, read from the type's index rather than from every event."""
+
+    title = "type"
+    parameter_name = "type"
+
+
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(ScaledListMixin, admin.ModelAdmin):
     list_display = ("stripe_id", "type", "status", "order_link", "attempts", "received_at")
-    list_filter = ("status", "type", ("received_at", admin.DateFieldListFilter), "source", OrderFilter)
-    search_fields = ("=stripe_id", "=order__id")
+    list_filter = (
+        "status",
+        EventTypeFilter,
+        ("received_at", admin.DateFieldListFilter),
+        "source",
+        OrderFilter,
+    )
+    # Declared so the search box shows; get_search_results routes a term by its shape, through an index.
+    search_fields = ("stripe_id",)
+    search_help_text = (
+        "Search by event id (evt_...), Checkout Session (cs_...), or the order id or its first 8 characters."
+    )
     date_hierarchy = "received_at"
-    show_full_result_count = False
     actions = ["replay_selected"]
     fields = (
         "stripe_id",
@@ -74,6 +93,19 @@ class StripeEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: StripeEvent | None = None) -> bool:
         return False
 
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[StripeEvent], search_term: str
+    ) -> tuple[QuerySet[StripeEvent], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.startswith("evt_"):
+            return queryset.filter(stripe_id=term), False
+        if term.startswith("cs_"):
+            return queryset.filter(order__stripe_checkout_session_id=term), False
+        condition = order_id_match(term, field="order_id")
+        return (queryset.filter(condition) if condition is not None else queryset.none()), False
+
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("payments.change_stripeevent")
 
@@ -82,7 +114,12 @@ class StripeEventAdmin(admin.ModelAdmin):
         if event.order_id is None:
             return "-"
         url = reverse("admin:orders_order_change", args=[event.order_id])
-        return format_html('<a href="{}">{}</a>', url, event.order_id)
+        return format_html(
+            '<a href="{}" title="{}"><code>{}</code></a>',
+            url,
+            event.order_id,
+            order_reference(event.order_id),
+        )
 
     @admin.display(description="Payload")
     def payload_display(self, event: StripeEvent) -> str:

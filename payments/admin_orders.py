@@ -3,7 +3,8 @@
 Each action needs its own permission, so a view-only member of staff sees none and a forged POST of one
 is refused by Django before it runs: closing an order (fail, expire) stops a buyer from paying, and
 fulfilling sends the goods, two different trusts. Settling a flagged order (taking it off the Needs
-attention list once a person has dealt with it) needs the ordinary change permission. The messages count
+attention list once a person has dealt with it) needs the change permission on orders; the order page
+itself stays read-only. The messages count
 what each call returned and name every order that did not move, with Stripe's reason.
 """
 
@@ -22,8 +23,11 @@ from payments.services.order_actions import OrderActionResult, order_close, orde
 class OrderAdmin(orders_admin.OrderAdmin):
     list_display = (*orders_admin.OrderAdmin.list_display, "needs_attention")
     list_filter = ("needs_attention", *orders_admin.OrderAdmin.list_filter)
-    fields = (*orders_admin.OrderAdmin.fields, "needs_attention", "attention_reason")
-    readonly_fields = fields
+    fieldsets = (
+        *orders_admin.OrderAdmin.fieldsets,
+        ("Needs attention", {"fields": ("needs_attention", "attention_reason")}),
+    )
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
     actions = ["fulfill_selected", "fail_selected", "expire_selected", "settle_selected"]
 
     def has_close_permission(self, request: HttpRequest) -> bool:
@@ -31,6 +35,10 @@ class OrderAdmin(orders_admin.OrderAdmin):
 
     def has_fulfill_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.fulfill_order")
+
+    def has_settle_permission(self, request: HttpRequest) -> bool:
+        # Not has_change_permission: the order admin answers False there so that no page offers Save.
+        return request.user.has_perm("orders.change_order")
 
     def _run(
         self,
@@ -81,7 +89,7 @@ class OrderAdmin(orders_admin.OrderAdmin):
         )
 
     @admin.action(
-        description="Mark selected orders as settled (clears Needs attention)", permissions=["change"]
+        description="Mark selected orders as settled (clears Needs attention)", permissions=["settle"]
     )
     def settle_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         settled = sum(order_clear_attention(order_id=pk) for pk in queryset.values_list("pk", flat=True))

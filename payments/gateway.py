@@ -316,8 +316,14 @@ def product_create(*, name: str, description: str, sku: str) -> str:
     return product.id
 
 
-def price_create(*, product_id: str, unit_amount: int, currency: str, sku: str) -> StripePrice:
-    """Create a one-time Stripe Price for a Stripe Product."""
+def price_create(
+    *, product_id: str, unit_amount: int, currency: str, sku: str, replaces: str | None = None
+) -> StripePrice:
+    """Create a one-time Stripe Price for a Stripe Product; `replaces` names the price it succeeds.
+
+    The idempotency key names the amount, so a retry returns the same price; with `replaces` it names the
+    old price too, so a price changed back to an earlier amount gets a new price, not the archived one.
+    """
     params = {
         "product": product_id,
         "unit_amount": unit_amount,
@@ -327,10 +333,22 @@ def price_create(*, product_id: str, unit_amount: int, currency: str, sku: str) 
     try:
         price = client().v1.prices.create(
             params=params,
-            options={"idempotency_key": f"catalog-price:{sku}:{product_id}:{unit_amount}:{currency}"},
+            options={
+                "idempotency_key": f"catalog-price:{sku}:{product_id}:{unit_amount}:{currency}"
+                + (f":replaces:{replaces}" if replaces else "")
+            },
         )
     except stripe.StripeError as exc:
         raise _translate(exc, f"create the Stripe price for {sku}") from exc
+    return _price(price)
+
+
+def price_archive(*, price_id: str) -> StripePrice:
+    """Archive a Stripe Price, so no new Checkout Session can use it (sessions already open keep it)."""
+    try:
+        price = client().v1.prices.update(price_id, params={"active": False})
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"archive Stripe price {price_id}") from exc
     return _price(price)
 
 

@@ -51,7 +51,12 @@ class StripeEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["status", "received_at"], name="stripeevent_status_recv_idx")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="stripeevent_status_recv_idx"),
+            # The events admin's ordering, newest first, and its type filter's order within a type.
+            models.Index(fields=["received_at", "id"], name="stripeevent_received_id_idx"),
+            models.Index(fields=["type", "received_at"], name="stripeevent_type_recv_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(status__in=EventStatus.values), name="stripeevent_status_known"

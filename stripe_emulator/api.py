@@ -64,6 +64,7 @@ class StripeApi:
             ("POST", r"/v1/prices", self.create_price),
             ("GET", r"/v1/prices", self.list_prices),
             ("GET", r"/v1/prices/([^/]+)", self.retrieve_price),
+            ("POST", r"/v1/prices/([^/]+)", self.update_price),
             ("POST", r"/v1/checkout/sessions", self.create_session),
             ("GET", r"/v1/checkout/sessions", self.list_sessions),
             ("GET", r"/v1/checkout/sessions/([^/]+)", self.retrieve_session),
@@ -172,6 +173,21 @@ class StripeApi:
             return self._expander.render(
                 self._get("prices", "price", req.path_args[0]), validate.expand_paths(req.params)
             )
+
+    def update_price(self, req: ApiRequest) -> dict[str, Any]:
+        """Update what Stripe lets change on a price: active (archiving it), metadata, nickname."""
+        p = req.params
+        validate.reject_unknown(p, ("active", "metadata", "nickname", "expand"))
+        Expander.check("price", validate.expand_paths(p))
+        with self._store.lock:
+            price = self._get("prices", "price", req.path_args[0])
+            if "active" in p:
+                price["active"] = validate.as_bool(p["active"], "active")
+            if "metadata" in p:
+                price["metadata"] = {**price["metadata"], **validate.metadata(p["metadata"])}
+            if "nickname" in p:
+                price["nickname"] = validate.optional_string(p, "nickname", max_length=5000)
+            return self._expander.render(price, validate.expand_paths(p))
 
     def list_prices(self, req: ApiRequest) -> dict[str, Any]:
         """List prices, newest first, filtered by product, active, currency or type."""

@@ -154,3 +154,41 @@ def _product_create(product: Product) -> None:
     )
     product.save(update_fields=["stripe_product_id", "updated_at"])
     logger.info("catalog sync: %s is Stripe product %s", product.sku, product.stripe_product_id)
+
+
+def product_price_create(*, product: Product, unit_amount: int, currency: str) -> str:
+    """Create the Stripe price a product is about to be sold at and return its id; save nothing else.
+
+    Called before the catalog's new price is saved, so a Stripe that cannot be reached or refuses raises
+    (PaymentProviderError) while the product still has its old price and stripe_price_id. Creates the
+    Stripe product first if the product has none (saving its id). The caller saves the new price id with
+    the new amount, then archives the old price (product_price_archive).
+    """
+    if not product.stripe_product_id:
+        _product_create(product)
+    price = gateway.price_create(
+        product_id=product.stripe_product_id,
+        unit_amount=unit_amount,
+        currency=currency,
+        sku=product.sku,
+        replaces=product.stripe_price_id,
+    )
+    logger.info(
+        "catalog: %s gets price %s (%d %s), replacing %s",
+        product.sku,
+        price.id,
+        unit_amount,
+        currency,
+        product.stripe_price_id or "-",
+    )
+    return price.id
+
+
+def product_price_archive(*, product: Product, price_id: str) -> None:
+    """Archive a product's former Stripe price so no new Checkout Session can charge it.
+
+    Raises PaymentProviderError; the product already sells at its new price then, and `sync_catalog`
+    reports nothing wrong, so the caller says so and the old price can be archived in the Dashboard.
+    """
+    gateway.price_archive(price_id=price_id)
+    logger.info("catalog: %s price %s archived", product.sku, price_id)

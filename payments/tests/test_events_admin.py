@@ -2,6 +2,7 @@
 
 import html
 import json
+import re
 from unittest import mock
 
 import pytest
@@ -10,6 +11,7 @@ from django.urls import reverse
 
 from orders.models import OrderStatus
 from payments import handlers
+from payments.admin import EventTypeFilter
 from payments.models import StripeEvent
 from payments.services.inbox import stripe_event_receive
 from payments.tests.events import event, open_order, session_event
@@ -127,7 +129,7 @@ def test_search_finds_by_event_id_and_by_order_id(admin_client, failed, processe
 def test_the_order_admins_link_lists_that_orders_events(admin_client, failed, processed):
     order, evt = processed
     order_page = admin_client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
-    link = html.unescape(order_page.split('href="')[-1].split('">Events of this order')[0])
+    link = html.unescape(re.search(r'href="([^"]*)">Events of this order', order_page).group(1))
     assert link == f"{reverse(CHANGELIST)}?order__id__exact={order.pk}"
 
     response = admin_client.get(link)
@@ -215,3 +217,24 @@ def test_staff_who_may_only_view_events_cannot_replay(client, failed):
     assert "replay_selected" not in page.content.decode()
     evt.refresh_from_db()
     assert evt.status == "failed"
+
+
+def test_search_finds_an_event_by_its_id_its_session_or_its_orders_reference(
+    admin_client, processed, ignored
+):
+    order, evt = processed
+
+    by_id = admin_client.get(reverse(CHANGELIST), {"q": evt.stripe_id})
+    by_session = admin_client.get(reverse(CHANGELIST), {"q": order.stripe_checkout_session_id})
+    by_reference = admin_client.get(reverse(CHANGELIST), {"q": order.pk.hex[:8]})
+    by_nonsense = admin_client.get(reverse(CHANGELIST), {"q": "nonsense"})
+
+    assert listed(by_id) == listed(by_session) == listed(by_reference) == {evt.stripe_id}
+    assert listed(by_nonsense) == set()
+
+
+def test_type_filter_lists_each_stored_type_once(admin_client, failed, processed, ignored):
+    response = admin_client.get(reverse(CHANGELIST))
+
+    spec = next(s for s in response.context["cl"].filter_specs if isinstance(s, EventTypeFilter))
+    assert [value for value, _ in spec.lookup_choices] == ["checkout.session.completed", "customer.created"]

@@ -32,9 +32,11 @@ logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 30
 UNAVAILABLE_MESSAGE = "The payment provider is unavailable right now. Nothing was charged. Please try again."
+# True of every mismatch: the order is failed with the reason and an error is logged for the shop to act on.
 PRICE_MISMATCH_MESSAGE = (
-    "This item cannot be paid for right now: its price is being updated. Nothing was charged. "
-    "Please try again later."
+    "This item's price has changed and our payment provider does not have the new price yet, so it "
+    "cannot be paid for right now. Nothing was charged. The shop has been alerted to update it; please "
+    "try again later."
 )
 
 

@@ -21,10 +21,8 @@ def test_admin_shows_the_order_and_its_stripe_events_to_staff(page, shop, emulat
     admin_login()
     page.goto(f"{shop}/admin/orders/order/")
     page.click(f"a[href$='/admin/orders/order/{order.pk}/change/']")
-    expect(page.locator("div.field-status")).to_contain_text("Fulfilled")
-    expect(page.locator("div.field-stripe_checkout_session_id")).to_contain_text(
-        order.stripe_checkout_session_id
-    )
+    expect(page.locator("div.field-status_badge")).to_contain_text("Fulfilled")
+    expect(page.locator("div.field-checkout_session")).to_contain_text(order.stripe_checkout_session_id)
 
     page.click("text=Events of this order")
     expect(page).to_have_url(re.compile(r"/admin/payments/stripeevent/\?order__id__exact="))

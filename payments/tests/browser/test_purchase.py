@@ -21,8 +21,8 @@ def admin_transitions(page, shop: str, order) -> list[tuple[str, str]]:
     rows = page.locator("#transitions-group tbody tr.has_original")
     return [
         (
-            row.locator("td.field-from_status").inner_text().strip(),
-            row.locator("td.field-to_status").inner_text().strip(),
+            row.locator("td.field-from_badge").inner_text().strip(),
+            row.locator("td.field-to_badge").inner_text().strip(),
         )
         for row in rows.all()
     ]

@@ -49,7 +49,7 @@ def test_operator_refunds_part_then_the_rest_and_the_order_page_shows_it(
     emulator.wait_for_idle(timeout=10)
     page.reload()
 
-    expect(page.locator("div.field-status")).to_contain_text("Refunded")
+    expect(page.locator("div.field-status_badge")).to_contain_text("Refunded")
     expect(page.locator("div.field-refunds")).to_contain_text("99.98 USD refunded")
     expect(page.locator("#refunds-group")).to_contain_text("74.98 USD")
     order.refresh_from_db()
