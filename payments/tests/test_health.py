@@ -106,6 +106,7 @@ def test_transitions_are_counted_by_source_with_every_source_present(product):
         "replay": 0,
         "reconcile": 1,
         "admin": 0,
+        "command": 0,
         "system": 0,
     }
 

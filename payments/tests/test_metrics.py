@@ -156,7 +156,15 @@ def test_the_exposition_reports_the_seeded_queue_inbox_and_transitions(
         for (name, labels), value in samples.items()
         if name == "checkout_order_transitions"
     }
-    assert transitions == {"redirect": 0, "webhook": 3, "replay": 0, "reconcile": 1, "admin": 0, "system": 0}
+    assert transitions == {
+        "redirect": 0,
+        "webhook": 3,
+        "replay": 0,
+        "reconcile": 1,
+        "admin": 0,
+        "command": 0,
+        "system": 0,
+    }
     assert samples[("checkout_event_processing_latency_events", ())] == 4
     assert samples[("checkout_event_processing_latency_seconds", (("quantile", "0.5"),))] == pytest.approx(
         10, abs=1
