@@ -18,7 +18,6 @@ from orders.models import Order, OrderDispute, OrderRefund, OrderStatus, Transit
 from orders.money import money_format
 from orders.refunds import (
     money_returned,
-    order_attach_payment_intent,
     order_refunds_recompute,
     refund_status_from_stripe,
 )
@@ -54,7 +53,7 @@ def order_money_audit(*, order_id: uuid.UUID, payment_intent_id: str, fix: bool)
     found = _compare(_order(order_id), stripe)
     if not found or not fix:
         return [f.finding for f in found]
-    _repair(order_id, payment_intent_id, found)
+    _repair(order_id, found)
     left = {(f.subject, f.finding.kind): f.finding for f in _compare(_order(order_id), stripe)}
     return [_outcome(f, left, order_id) for f in found]
 
@@ -138,9 +137,7 @@ def _disputes_compare(order: Order, disputes: list[gateway.StripeDispute]) -> li
     return found
 
 
-def _repair(order_id: uuid.UUID, payment_intent_id: str, found: list[_Found]) -> None:
-    # The upsert finds the order by its payment intent; the audit has checked the session is this order's.
-    order_attach_payment_intent(order_id=order_id, payment_intent_id=payment_intent_id)
+def _repair(order_id: uuid.UUID, found: list[_Found]) -> None:
     for item in found:
         if item.refund is not None:
             stripe_refund_apply(refund=item.refund, source=TransitionSource.RECONCILE)
