@@ -13,6 +13,7 @@ order, so writers never deadlock, and the last one to take the lock sees every r
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -402,11 +403,21 @@ def _reserved(order_pk: uuid.UUID) -> int:
     return (refunds or 0) + _lost(order_pk)
 
 
+def money_returned(*, refunds: Iterable[tuple[str, int]], disputes: Iterable[tuple[str, int]]) -> int:
+    """Return what went back to the buyer: succeeded refunds plus lost disputes, as (status, amount) pairs.
+
+    The one rule, for the order's rows here and for what Stripe lists (the audit compares the two).
+    """
+    return sum(amount for status, amount in refunds if status == RefundStatus.SUCCEEDED) + sum(
+        amount for status, amount in disputes if status == DisputeStatus.LOST
+    )
+
+
 def _returned(order_pk: uuid.UUID) -> int:
-    refunds = OrderRefund.objects.filter(order_id=order_pk, status=RefundStatus.SUCCEEDED).aggregate(
-        total=Sum("amount")
-    )["total"]
-    return (refunds or 0) + _lost(order_pk)
+    return money_returned(
+        refunds=OrderRefund.objects.filter(order_id=order_pk).values_list("status", "amount"),
+        disputes=OrderDispute.objects.filter(order_id=order_pk).values_list("status", "amount"),
+    )
 
 
 def _lost(order_pk: uuid.UUID) -> int:

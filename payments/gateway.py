@@ -8,7 +8,9 @@ offline emulator: only `STRIPE_API_BASE` differs.
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -160,6 +162,35 @@ class StripePrice:
     active: bool
 
 
+# Called before every HTTP request to Stripe made in a `calls_paced` block (None elsewhere).
+_pace: ContextVar[Callable[[], None] | None] = ContextVar("stripe_pace", default=None)
+
+
+@contextmanager
+def calls_paced(wait: Callable[[], None]) -> Iterator[None]:
+    """Call `wait` before every HTTP request to Stripe made in this block, whichever service makes it.
+
+    Counted at the HTTP client, so list pages and stripe-python's own retries are paced too.
+    """
+    token = _pace.set(wait)
+    try:
+        yield
+    finally:
+        _pace.reset(token)
+
+
+class _PacedRequestsClient(stripe.RequestsClient):
+    def request(self, method, url, headers, post_data=None):
+        if (wait := _pace.get()) is not None:
+            wait()
+        return super().request(method, url, headers, post_data)
+
+    def request_stream(self, method, url, headers, post_data=None):
+        if (wait := _pace.get()) is not None:
+            wait()
+        return super().request_stream(method, url, headers, post_data)
+
+
 @lru_cache(maxsize=8)
 def _client(api_key: str, api_base: str, timeout: float, max_retries: int) -> stripe.StripeClient:
     base_addresses = {"api": api_base} if api_base else None
@@ -167,7 +198,7 @@ def _client(api_key: str, api_base: str, timeout: float, max_retries: int) -> st
         api_key,
         base_addresses=base_addresses,
         max_network_retries=max_retries,
-        http_client=stripe.RequestsClient(timeout=timeout),
+        http_client=_PacedRequestsClient(timeout=timeout),
     )
 
 
@@ -284,6 +315,15 @@ def refunds_list(*, payment_intent_id: str) -> list[StripeRefund]:
         return [StripeRefund.from_payload(refund.to_dict()) for refund in listed.auto_paging_iter()]
     except stripe.StripeError as exc:
         raise _translate(exc, f"list the refunds of payment {payment_intent_id}") from exc
+
+
+def disputes_list(*, payment_intent_id: str) -> list[StripeDispute]:
+    """Return every dispute of a payment (one per charge, so in practice one page)."""
+    try:
+        listed = client().v1.disputes.list(params={"payment_intent": payment_intent_id, "limit": 100})
+        return [StripeDispute.from_payload(dispute.to_dict()) for dispute in listed.auto_paging_iter()]
+    except stripe.StripeError as exc:
+        raise _translate(exc, f"list the disputes of payment {payment_intent_id}") from exc
 
 
 def payment_intent_retrieve(*, payment_intent_id: str) -> PaymentIntent:

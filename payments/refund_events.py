@@ -1,28 +1,29 @@
 """Handlers of Stripe's refund and dispute events, registered into `payments.handlers.HANDLERS`.
 
-Each reads the refund or dispute object the signed event carries, finds the order by payment intent and
-upserts the row by its Stripe id (`orders.refunds`): rows never move backwards and the refunded amount
-is recomputed from the rows, so duplicated, reordered and replayed events are harmless, and a refund made
-in Stripe's Dashboard is recorded like one made here. Payments this project did not take are ignored.
+Each reads the refund or dispute object the signed event carries and hands it to the one upsert
+(`payments.services.refunds`, which the audit's repairs call too): it finds the order by payment intent,
+and rows never move backwards and the refunded amount is recomputed from the rows, so duplicated,
+reordered and replayed events are harmless, and a refund made in Stripe's Dashboard is recorded like one
+made here. Payments this project did not take are ignored.
 
 Unlike the checkout handlers these may call Stripe, rarely: to find the order of a payment whose id was
 never stored (through the PaymentIntent's metadata), and to list a charge's refunds, which `charge.refunded`
 no longer embeds.
 """
 
-import logging
-from datetime import datetime
-from datetime import timezone as dt_timezone
 from typing import Any
 
-from orders.refunds import RefundTotals, order_dispute_apply, order_refund_apply
+from orders.refunds import RefundTotals
 from payments import gateway
 from payments.handlers import Handler
 from payments.models import EventStatus
 from payments.outcome import EventOutcome
-from payments.services.refunds import PaymentNotOurs, order_for_payment_intent
-
-logger = logging.getLogger(__name__)
+from payments.services.refunds import (
+    PaymentNotOurs,
+    order_for_payment_intent,
+    stripe_dispute_apply,
+    stripe_refund_apply,
+)
 
 
 def _object(event: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -43,21 +44,9 @@ def _money(totals: RefundTotals) -> str:
 
 def _apply_refund(refund: gateway.StripeRefund, event: dict[str, Any], source: str) -> EventOutcome:
     try:
-        order_id = order_for_payment_intent(payment_intent_id=refund.payment_intent_id)
+        order_id, applied = stripe_refund_apply(refund=refund, source=source, stripe_event_id=event["id"])
     except PaymentNotOurs as exc:
         return _ignored(event, f"refund {refund.id} of a payment not made by this project: {exc}")
-    applied = order_refund_apply(
-        order_id=order_id,
-        stripe_refund_id=refund.id,
-        amount=refund.amount,
-        currency=refund.currency,
-        status=refund.status,
-        reason=refund.reason,
-        failure_reason=refund.failure_reason,
-        request_id=refund.metadata.get("refund_request_id"),
-        source=source,
-        stripe_event_id=event["id"],
-    )
     what = (
         "recorded (unknown here: made in the Dashboard?)"
         if applied.created
@@ -113,37 +102,10 @@ def dispute_changed(event: dict[str, Any], source: str) -> EventOutcome:
         return _ignored(event, "event data is not a Dispute")
     dispute = gateway.StripeDispute.from_payload(data)
     try:
-        order_id = order_for_payment_intent(payment_intent_id=dispute.payment_intent_id)
+        order_id, applied = stripe_dispute_apply(dispute=dispute, source=source, stripe_event_id=event["id"])
     except PaymentNotOurs as exc:
         return _ignored(event, f"dispute {dispute.id} of a payment not made by this project: {exc}")
-    due_by = (
-        datetime.fromtimestamp(dispute.evidence_due_by, tz=dt_timezone.utc)
-        if isinstance(dispute.evidence_due_by, int)
-        else None
-    )
-    applied = order_dispute_apply(
-        order_id=order_id,
-        stripe_dispute_id=dispute.id,
-        amount=dispute.amount,
-        currency=dispute.currency,
-        status=dispute.status,
-        reason=dispute.reason,
-        evidence_due_by=due_by,
-        source=source,
-        stripe_event_id=event["id"],
-    )
     what = "recorded" if applied.created else ("updated" if applied.changed else "no-op: already further")
-    if applied.created or applied.changed:
-        logger.warning(
-            "order %s dispute %s %s: %s (reason=%s, evidence due %s, event=%s)",
-            order_id,
-            dispute.id,
-            what,
-            applied.dispute.status,
-            dispute.reason or "-",
-            due_by.isoformat() if due_by else "-",
-            event["id"],
-        )
     return EventOutcome.of(
         event,
         EventStatus.PROCESSED,

@@ -1,8 +1,10 @@
 """Audit the order book against Stripe: every order of a window, its session as Stripe holds it, and
 every way the two disagree; with `fix`, the repairs that are safe to make without a person.
 
-Each order's session is retrieved once, under a rate limit (Stripe allows 100 reads a second in live
-mode and 25 in test mode; the default stays well below). Orders are read a page at a time on the
+Each order's session is retrieved once; a paid session's payment costs two more calls, the list of its
+refunds and of its disputes (`payments.services.audit_money`). Every call made for an order, the
+repairs' included, goes through one rate limit (Stripe allows 100 reads a second in live mode and 25 in
+test mode; the default stays well below). Orders are read a page at a time on the
 primary key, so memory stays constant however large the window; the rows may change while being walked.
 
 Safe repairs, and only these: a paid session is applied to its open order (the webhook was lost); a paid
@@ -12,6 +14,8 @@ order is expired; a stranded pending order (Stripe no longer knows its session) 
 session would have expired anyway, `SESSION_MAX_LIFETIME` after the order was created: until then it may
 still be payable on the account that made it (keys from another account), so it is only reported. A
 fulfilled order whose session is not paid, and amounts that differ, need a person and are only reported.
+Refunds and disputes Stripe holds and the order does not (or holds otherwise) are recorded through the
+webhooks' own upsert, and the refunded amount recomputed (see `audit_money`).
 """
 
 import logging
@@ -20,7 +24,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -28,6 +31,8 @@ from django.utils import timezone
 from orders.models import CLOSED_STATUSES, Order, OrderStatus, RefundStatus, TransitionSource
 from payments import gateway
 from payments.exceptions import StripeResourceMissing
+from payments.services.audit_findings import Disagreement, Finding
+from payments.services.audit_money import order_money_audit
 from payments.services.order_actions import order_close, order_session_expire
 from payments.services.sessions import (
     SessionDecision,
@@ -53,41 +58,19 @@ FIELDS = (
     "currency",
     "stripe_checkout_session_id",
     "payment_pending",
+    "stripe_payment_intent_id",
 )
-
-
-class Disagreement(StrEnum):
-    """One way an order and Stripe's money can disagree."""
-
-    PAID_NOT_FULFILLED = "paid, order not fulfilled"
-    LATE_PAYMENT = "paid, order closed"
-    FULFILLED_NOT_PAID = "fulfilled, session not paid"
-    CLOSED_SESSION_OPEN = "closed, session still open"
-    OPEN_SESSION_EXPIRED = "session expired, order open"
-    AMOUNT_DIFFERS = "amounts differ"
-    NOT_ITS_SESSION = "session names another order"
-    STRANDED = "session unknown to Stripe"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A disagreement of one order with Stripe, and what `fix` did about it ('' when nothing)."""
-
-    kind: Disagreement
-    detail: str
-    fixed: bool = False
-    fix: str = ""
 
 
 @dataclass(frozen=True)
 class AuditedOrder:
-    """One order checked: its status, its session as Stripe holds it ('' when unknown), and any finding."""
+    """One order checked: its status, its session as Stripe holds it ('' when unknown), and its findings."""
 
     order_id: uuid.UUID
     status: str
     session_id: str
     stripe_says: str
-    finding: Finding | None = None
+    findings: tuple[Finding, ...] = ()
 
 
 class RateLimiter:
@@ -143,39 +126,61 @@ def orders_audit(
         page = orders if last_pk is None else orders.filter(pk__gt=last_pk)
         batch = list(page[:PAGE_SIZE])
         for order in batch:
-            yield _audit_one(order, fix=fix, now=now, limiter=limiter)
+            # Every Stripe call made for this order, by the audit or by the services its repairs call.
+            with gateway.calls_paced(limiter.wait):
+                audited = _audit_one(order, fix=fix, now=now)
+            yield audited
         if len(batch) < PAGE_SIZE:
             return
         last_pk = batch[-1].pk
 
 
-def _audit_one(order: Order, *, fix: bool, now: datetime, limiter: RateLimiter) -> AuditedOrder:
+def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
     session_id = order.stripe_checkout_session_id or ""
     if not session_id:
-        finding = None
+        findings = ()
         if order.status in PAID_FOR:
-            finding = Finding(Disagreement.FULFILLED_NOT_PAID, "it has no Checkout Session at all")
-        return AuditedOrder(order.pk, order.status, "", "no session", finding)
-    limiter.wait()
+            findings = (Finding(Disagreement.FULFILLED_NOT_PAID, "it has no Checkout Session at all"),)
+        return AuditedOrder(order.pk, order.status, "", "no session", findings)
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
     except StripeResourceMissing:
         # A closed order holds no money and can take none: that Stripe forgot its session changes nothing.
-        stranded = None if order.status in CLOSED_STATUSES else _stranded(order, fix=fix, now=now)
+        stranded = () if order.status in CLOSED_STATUSES else (_stranded(order, fix=fix, now=now),)
         return AuditedOrder(order.pk, order.status, session_id, "unknown", stranded)
     finding = _compare(order, session)
+    money = []
+    if _money_may_have_gone_back(session, finding):
+        money = order_money_audit(order_id=order.pk, payment_intent_id=session.payment_intent_id, fix=fix)
+        if any(f.fixed for f in money):
+            # A refund learnt of just now may settle the session's question too (a refunded late payment).
+            order = Order.objects.only(*FIELDS).get(pk=order.pk)
+            finding = _compare(order, session)
     if finding is not None and fix:
         finding = _repair(order, session, finding)
-    if finding is not None:
+    findings = tuple(f for f in (finding, *money) if f is not None)
+    for found in findings:
         logger.warning(
             "order %s session %s audit: %s: %s%s",
             order.pk,
             session.id,
-            finding.kind.value,
-            finding.detail,
-            f" (fixed: {finding.fix})" if finding.fixed else "",
+            found.kind.value,
+            found.detail,
+            f" (fixed: {found.fix})" if found.fixed else "",
         )
-    return AuditedOrder(order.pk, order.status, session.id, _says(session), finding)
+    return AuditedOrder(order.pk, order.status, session.id, _says(session), findings)
+
+
+def _money_may_have_gone_back(session: gateway.CheckoutSession, finding: Finding | None) -> bool:
+    """Return whether to ask Stripe for the refunds and disputes of the session's payment.
+
+    Only a paid session's payment can have been refunded or disputed; one naming another order is not
+    this order's money.
+    """
+    if finding is not None and finding.kind == Disagreement.NOT_ITS_SESSION:
+        return False
+    paid = checkout_session_decision(session=session) == SessionDecision.PAID
+    return paid and bool(session.payment_intent_id)
 
 
 def _compare(order: Order, session: gateway.CheckoutSession) -> Finding | None:
@@ -228,13 +233,13 @@ def _repair(order: Order, session: gateway.CheckoutSession, finding: Finding) ->
     ):
         applied = checkout_session_apply(session=session, source=TransitionSource.RECONCILE, order=order)
         if applied.transition is not None and applied.transition.won:
-            return _fixed(finding, f"applied it, now {applied.transition.status}", fixed=True)
+            return finding.fixed_as(f"applied it, now {applied.transition.status}", fixed=True)
         if applied.decision == SessionDecision.LATE_PAYMENT:
-            return _fixed(finding, applied.detail, fixed=_refunded_at_stripe(order))
-        return _fixed(finding, applied.reason)
+            return finding.fixed_as(applied.detail, fixed=_refunded_at_stripe(order))
+        return finding.fixed_as(applied.reason)
     if finding.kind == Disagreement.CLOSED_SESSION_OPEN:
         closing = order_session_expire(order=order, source=TransitionSource.RECONCILE)
-        return _fixed(finding, closing.message, fixed=closing.closed)
+        return finding.fixed_as(closing.message, fixed=closing.closed)
     return finding
 
 
@@ -244,15 +249,11 @@ def _stranded(order: Order, *, fix: bool, now: datetime) -> Finding:
         return finding
     payable_until = order.created_at + SESSION_MAX_LIFETIME
     if now < payable_until:
-        return _fixed(
-            finding, f"left open: it may be payable elsewhere until {payable_until:%Y-%m-%d %H:%M}Z"
+        return finding.fixed_as(
+            f"left open: it may be payable elsewhere until {payable_until:%Y-%m-%d %H:%M}Z"
         )
     result = order_close(order_id=order.pk, transition="expire", source=TransitionSource.RECONCILE)
-    return _fixed(finding, result.message, fixed=result.moved)
-
-
-def _fixed(finding: Finding, fix: str, *, fixed: bool = False) -> Finding:
-    return Finding(finding.kind, finding.detail, fixed=fixed, fix=fix)
+    return finding.fixed_as(result.message, fixed=result.moved)
 
 
 def _says(session: gateway.CheckoutSession) -> str:

@@ -10,12 +10,18 @@ a row Stripe never answered reuses the key, so Stripe makes one refund whatever 
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from orders.exceptions import RefundNotFound
 from orders.models import Order, OrderRefund, RefundStatus
 from orders.money import money_format
 from orders.refunds import (
+    DisputeApplied,
+    RefundApplied,
     order_attach_payment_intent,
+    order_dispute_apply,
+    order_refund_apply,
     order_refund_record,
     order_refund_refused,
     order_refund_request,
@@ -158,6 +164,69 @@ def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
         )
     order_attach_payment_intent(order_id=order.pk, payment_intent_id=payment_intent_id)
     return order.pk
+
+
+def stripe_refund_apply(
+    *, refund: gateway.StripeRefund, source: str, stripe_event_id: str | None = None
+) -> tuple[uuid.UUID, RefundApplied]:
+    """Record a refund as Stripe reports it on its order's rows; return the order id and what it did.
+
+    The one upsert of a Stripe refund: the webhook handlers and the audit's repairs both call it.
+    Raises PaymentNotOurs for a payment this project did not take.
+    """
+    order_id = order_for_payment_intent(payment_intent_id=refund.payment_intent_id)
+    applied = order_refund_apply(
+        order_id=order_id,
+        stripe_refund_id=refund.id,
+        amount=refund.amount,
+        currency=refund.currency,
+        status=refund.status,
+        reason=refund.reason,
+        failure_reason=refund.failure_reason,
+        request_id=refund.metadata.get("refund_request_id"),
+        source=source,
+        stripe_event_id=stripe_event_id,
+    )
+    return order_id, applied
+
+
+def stripe_dispute_apply(
+    *, dispute: gateway.StripeDispute, source: str, stripe_event_id: str | None = None
+) -> tuple[uuid.UUID, DisputeApplied]:
+    """Record a dispute as Stripe reports it on its order's rows; return the order id and what it did.
+
+    The one upsert of a Stripe dispute, as `stripe_refund_apply` is of refunds. Raises PaymentNotOurs.
+    """
+    order_id = order_for_payment_intent(payment_intent_id=dispute.payment_intent_id)
+    due_by = (
+        datetime.fromtimestamp(dispute.evidence_due_by, tz=dt_timezone.utc)
+        if isinstance(dispute.evidence_due_by, int)
+        else None
+    )
+    applied = order_dispute_apply(
+        order_id=order_id,
+        stripe_dispute_id=dispute.id,
+        amount=dispute.amount,
+        currency=dispute.currency,
+        status=dispute.status,
+        reason=dispute.reason,
+        evidence_due_by=due_by,
+        source=source,
+        stripe_event_id=stripe_event_id,
+    )
+    if applied.created or applied.changed:
+        logger.warning(
+            "order %s dispute %s %s: %s (reason=%s, evidence due %s, event=%s, source=%s)",
+            order_id,
+            dispute.id,
+            "recorded" if applied.created else "updated",
+            applied.dispute.status,
+            dispute.reason or "-",
+            due_by.isoformat() if due_by else "-",
+            stripe_event_id or "-",
+            source,
+        )
+    return order_id, applied
 
 
 def _said(refund: OrderRefund, *, repeated: bool = False) -> str:

@@ -7,6 +7,7 @@ from tqdm import tqdm
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
 from payments.management.arguments import age_parse, since_parse
 from payments.services import audit
+from payments.services.audit_findings import Finding
 
 PROGRESS_EVERY = 100
 COLUMNS = ("order", "status", "Stripe", "disagreement", "detail")
@@ -31,8 +32,11 @@ class Command(BaseCommand):
         "Retrieve the Checkout Session of every order created in a window and report where the order and "
         "Stripe's money disagree: a paid session whose order is not fulfilled, a fulfilled order whose "
         "session is not paid, a closed order whose session is still open, amounts that differ, a session "
-        "Stripe no longer knows. Exits with status 1 when it finds any, so cron can alert. --fix makes the "
-        "safe repairs (see payments/services/audit.py)."
+        "Stripe no longer knows; and, for a paid session, refunds and disputes Stripe holds that the order "
+        "does not (or holds with another status), and a refunded amount or refunded state that differs from "
+        "Stripe's succeeded refunds plus lost disputes. One Stripe call per order, three per paid order "
+        "(its session, its refunds, its disputes). Exits with status 1 when it finds any, so cron can "
+        "alert. --fix makes the safe repairs (see payments/services/audit.py)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -49,15 +53,16 @@ class Command(BaseCommand):
             "--fix",
             action="store_true",
             help="Apply paid sessions, refund late payments, expire the open sessions of closed orders, "
-            "close stranded orders whose session can no longer be paid anywhere.",
+            "close stranded orders whose session can no longer be paid anywhere, record the refunds and "
+            "disputes Stripe holds as the webhooks would, and recompute the refunded amount.",
         )
         parser.add_argument(
             "--max-rate",
             type=float,
             default=audit.DEFAULT_MAX_RATE,
             metavar="N",
-            help=f"At most N Stripe calls a second (default {audit.DEFAULT_MAX_RATE:g}; Stripe allows 25 in "
-            "test mode, 100 live).",
+            help=f"At most N Stripe calls a second, the repairs' included (default "
+            f"{audit.DEFAULT_MAX_RATE:g}; Stripe allows 25 in test mode, 100 live).",
         )
 
     def handle(self, *args: str, **options: object) -> None:
@@ -73,20 +78,21 @@ class Command(BaseCommand):
             since=since, older_than=older_than, fix=options["fix"], max_rate=max_rate, now=now
         )
 
-        findings, seen = [], 0
+        disagreeing, seen = [], 0
         try:
             for result in self._progress(results, total=total, verbosity=verbosity):
                 seen += 1
-                if result.finding is not None:
-                    findings.append(result)
+                if result.findings:
+                    disagreeing.append(result)
         except PaymentProviderNotConfigured as exc:
             raise CommandError(str(exc)) from exc
         except PaymentProviderError as exc:
             raise CommandError(f"{exc} {seen} order(s) audited before that; run it again.") from exc
 
+        findings = [finding for result in disagreeing for finding in result.findings]
         if findings:
-            self._table(findings)
-        fixed = sum(r.finding.fixed for r in findings)
+            self._table(disagreeing)
+        fixed = sum(finding.fixed for finding in findings)
         summary = (
             f"Audited {seen} order(s) created since {since:%Y-%m-%d %H:%M}Z: "
             f"{len(findings)} disagreement(s)" + (f", {fixed} fixed" if options["fix"] else "") + "."
@@ -97,7 +103,10 @@ class Command(BaseCommand):
             return
         self.stdout.write(summary)
         # Exit 1 even when everything was fixed: something upstream (webhooks, an operator) let it drift.
-        raise CommandError(f"{len(findings)} order(s) disagree with Stripe ({fixed} fixed).")
+        raise CommandError(
+            f"{len(disagreeing)} order(s) disagree with Stripe "
+            f"({len(findings)} disagreement(s), {fixed} fixed)."
+        )
 
     def _progress(self, results, *, total: int, verbosity: int):
         if verbosity < 1:
@@ -110,21 +119,11 @@ class Command(BaseCommand):
                     self.stderr.write(f"... {seen} of {total} orders audited")
                 yield result
 
-    def _table(self, findings: list[audit.AuditedOrder]) -> None:
+    def _table(self, disagreeing: list[audit.AuditedOrder]) -> None:
         rows = [
-            (
-                str(r.order_id),
-                r.status,
-                r.stripe_says,
-                r.finding.kind.value,
-                r.finding.detail
-                + (
-                    f"; {'fixed' if r.finding.fixed else 'not fixed'}: {r.finding.fix}"
-                    if r.finding.fix
-                    else ""
-                ),
-            )
-            for r in findings
+            (str(r.order_id), r.status, r.stripe_says, finding.kind.value, _detail(finding))
+            for r in disagreeing
+            for finding in r.findings
         ]
         widths = [max(len(row[i]) for row in (COLUMNS, *rows)) for i in range(len(COLUMNS) - 1)]
         for row in (COLUMNS, *rows):
@@ -132,7 +131,7 @@ class Command(BaseCommand):
             self.stdout.write("  ".join([*cells, row[-1]]).rstrip())
 
 
-def _detail(finding: audit.Finding) -> str:
+def _detail(finding: Finding) -> str:
     if not finding.fix:
         return finding.detail
     return f"{finding.detail}; {'fixed' if finding.fixed else 'not fixed'}: {finding.fix}"
