@@ -162,3 +162,27 @@ def test_a_task_for_an_event_already_finished_costs_one_read(client, product, ta
         assert stripe_event_process_task.call(stripe_event_id=event["id"]) == "already processed"
 
     assert _statements(captured) == ["SELECT payments_stripeevent"]
+
+
+def test_the_worker_sends_the_signal_at_once_claiming_it_with_one_statement(client, product, tasks_run):
+    deliver(client, session_event("checkout.session.completed", open_order(product)))
+    with CaptureQueriesContext(connection) as captured:
+        assert tasks_run() == 2
+
+    statements = _statements(captured)
+    claim = ["BEGIN", f"SELECT {TASKS_TABLE}", f"UPDATE {TASKS_TABLE}", "COMMIT"]
+    event_task = statements[4 : statements.index(f"UPDATE {TASKS_TABLE}", 4)]
+    assert statements == [
+        *claim,
+        *event_task,  # the processing, which queues the signal's task in its transaction
+        f"UPDATE {TASKS_TABLE}",  # SUCCESSFUL
+        f"UPDATE {TASKS_TABLE}",  # the signal's task claimed by its id, READY -> RUNNING: no poll
+        "BEGIN",
+        "UPDATE orders_order",  # the signal's own claim; the receivers run here
+        "COMMIT",
+        f"UPDATE {TASKS_TABLE}",  # SUCCESSFUL
+        "BEGIN",  # the batch worker's last look: nothing left
+        f"SELECT {TASKS_TABLE}",
+        "COMMIT",
+    ]
+    assert f"INSERT {TASKS_TABLE}" in event_task
