@@ -108,7 +108,7 @@ def db_worker(transactional_db, tasks_queued, tmp_path) -> Iterator[Callable[...
     """
     started: list[subprocess.Popen] = []
 
-    def start(*, settings_module: str = "checkout_demo.settings", **env: str) -> subprocess.Popen:
+    def start(*, settings_module: str = "checkout_demo.settings_test", **env: str) -> subprocess.Popen:
         log = open(tmp_path / f"db_worker-{len(started)}.log", "wb")  # noqa: SIM115 (closed with the process)
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TASK_", "STRIPE_"))}
         process = subprocess.Popen(
