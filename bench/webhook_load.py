@@ -541,14 +541,16 @@ def signalled_at_last(product_id: int, count: int, timeout: float) -> float | No
 
 
 def drain_rate() -> tuple[int, float]:
-    """Return (tasks run, seconds from the first claim to the last finish) over every finished task."""
+    """Return (tasks run, seconds from the first claim to the last finish) over the tasks a worker ran.
+
+    The reference's task rows are marked done without a claim (no `started_at`): they do not count.
+    """
     from django.db.models import Count, Max, Min
     from django_tasks import TaskResultStatus
     from django_tasks_db.models import DBTaskResult
 
-    span = DBTaskResult.objects.filter(status=TaskResultStatus.SUCCESSFUL).aggregate(
-        n=Count("id"), first=Min("started_at"), last=Max("finished_at")
-    )
+    ran = DBTaskResult.objects.filter(status=TaskResultStatus.SUCCESSFUL, started_at__isnull=False)
+    span = ran.aggregate(n=Count("id"), first=Min("started_at"), last=Max("finished_at"))
     return span["n"], (span["last"] - span["first"]).total_seconds() if span["n"] else 0.0
 
 
