@@ -278,6 +278,14 @@ def pages(n: int) -> list[Page]:
         Page("transitions list", transitions),
         Page("transitions: source redirect", f"{transitions}?source__exact=redirect"),
         Page("transitions: search order id", f"{transitions}?q={order_id(g)}", order_id(g)[:8]),
+        Page("needs attention", "/admin/needs-attention/", "Disputes waiting for a response"),
+        Page("admin index (dashboard)", "/admin/", "Orders created today"),
+        Page("orders: open past their session", f"{order_list}?session=expired_open"),
+        Page("orders: needs attention", f"{order_list}?needs_attention__exact=1"),
+        Page("refunds: not settled", "/admin/orders/orderrefund/?status__in=requested,pending,failed"),
+        Page(
+            "disputes: open", "/admin/orders/orderdispute/?status__in=needs_response,warning_needs_response"
+        ),
     ]
 
 
