@@ -51,7 +51,7 @@ def order_flags(order: Order) -> SafeString:
             format_html('<span class="flag">{} refunded</span>', money(order.amount_refunded, order.currency))
         )
     if getattr(order, "is_disputed", False):
-        marks.append(format_html('<span class="flag flag-dispute">Disputed</span>'))
+        marks.append(SafeString('<span class="flag flag-dispute">Disputed</span>'))
     return format_html_join(" ", "{}", ((mark,) for mark in marks)) if marks else SafeString("")
 
 
