@@ -187,6 +187,14 @@ class OrderAdmin(ScaledListMixin, admin.ModelAdmin):
     def flags(self, order: Order) -> SafeString:
         return order_flags(order)
 
+    @admin.display(description="Needs attention")
+    def attention(self, order: Order) -> SafeString | str:
+        if not order.needs_attention:
+            return "No: nothing for a person to settle"
+        return format_html(
+            '<span class="flag flag-attention">Needs attention</span> {}', order.attention_reason
+        )
+
     @admin.display(description="Order", ordering="id")
     def reference(self, order: Order) -> SafeString:
         return format_html('<code title="{}">{}</code>', order.pk, order_reference(order.pk))

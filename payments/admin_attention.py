@@ -43,12 +43,24 @@ VIEW_EVENTS = "payments.view_stripeevent"
 NO_WORKER_AFTER = timedelta(minutes=1)
 
 
+# How the index and the page's summary line name each list.
+SHORT_LABELS = {
+    "flagged_orders": "flagged orders",
+    "needs_review_events": "events to review",
+    "failed_events": "failed events",
+    "open_past_session": "open orders past their checkout",
+    "unsettled_refunds": "refunds not settled",
+    "open_disputes": "disputes to answer",
+}
+
+
 @dataclass(frozen=True)
 class Section:
     """One list as the page shows it."""
 
     key: str
     title: str
+    label: str
     help: str
     count: str
     empty: bool
@@ -72,8 +84,12 @@ def _order_link(order_id: object) -> SafeString:
     )
 
 
-def _when(moment: datetime | None) -> str:
-    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "—"
+def _when(moment: datetime | None) -> SafeString | str:
+    if not moment:
+        return "—"
+    return format_html(
+        '<span class="when">{}</span>', formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+    )
 
 
 def _event_row(event: StripeEvent) -> tuple:
@@ -174,6 +190,7 @@ def _sections(lists: list[AttentionList], user: AbstractBaseUser | AnonymousUser
             Section(
                 key=found.key,
                 title=title,
+                label=SHORT_LABELS[found.key],
                 help=help_text,
                 count=count_display(found.count, is_estimate=found.count_is_estimate),
                 empty=not found.count,
@@ -203,14 +220,6 @@ def dashboard_context(user: AbstractBaseUser | AnonymousUser) -> dict:
         return {"show": False}
     page = reverse("needs-attention")
     counts = attention_counts()
-    titles = {
-        "flagged_orders": "flagged orders",
-        "needs_review_events": "events to review",
-        "failed_events": "failed events",
-        "open_past_session": "open orders past their checkout",
-        "unsettled_refunds": "refunds not settled",
-        "open_disputes": "disputes to answer",
-    }
     attention = [
         {
             "label": label,
@@ -218,7 +227,7 @@ def dashboard_context(user: AbstractBaseUser | AnonymousUser) -> dict:
             "nonzero": bool(counts[key][0]),
             "url": f"{page}#{key}",
         }
-        for key, label in titles.items()
+        for key, label in SHORT_LABELS.items()
         if not key.endswith("_events") or user.has_perm(VIEW_EVENTS)
     ]
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)

@@ -40,7 +40,7 @@ class OrderAdmin(orders_admin.OrderAdmin):
     list_filter = ("needs_attention", SessionExpiredFilter, *orders_admin.OrderAdmin.list_filter)
     fieldsets = (
         *orders_admin.OrderAdmin.fieldsets,
-        ("Needs attention", {"fields": ("needs_attention", "attention_reason")}),
+        ("Needs attention", {"fields": ("attention",)}),
     )
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
     actions = ["fulfill_selected", "fail_selected", "expire_selected", "settle_selected"]
