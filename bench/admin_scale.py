@@ -59,6 +59,9 @@ STATUS_SQL = """CASE
     WHEN g % 100 < 96 THEN 'failed'
     ELSE 'confirmed' END"""
 
+# One order in a thousand is an expired one its buyer paid anyway: flagged, its event needs_review.
+FLAGGED_SQL = "g % 1000 = 881"
+
 # Expressions of the row number g that the three seeds share, so an event and a transition point at
 # their order, and the timing runs can name rows that exist.
 ORDER_ID_SQL = "md5('order-' || g)::uuid"
@@ -75,7 +78,7 @@ INSERT INTO orders_order (
     id, product_id, quantity, unit_amount, amount_total, currency, status, previous_status,
     stripe_checkout_session_id, checkout_token, stripe_payment_intent_id, customer_email, payment_pending,
     failure_reason, created_at, updated_at, confirmed_at, fulfilled_at, failed_at, expired_at,
-    fulfillment_signalled_at, amount_refunded, needs_attention, attention_reason)
+    fulfillment_signalled_at, amount_refunded, refunded_at, needs_attention, attention_reason)
 SELECT id, product_id, quantity, unit_amount, unit_amount * quantity, 'usd', status,
     CASE WHEN status = 'pending' THEN '' WHEN g % 20 = 0 AND status = 'fulfilled' THEN 'confirmed'
          ELSE 'pending' END,
@@ -92,7 +95,9 @@ SELECT id, product_id, quantity, unit_amount, unit_amount * quantity, 'usd', sta
     CASE WHEN status = 'failed' THEN created + interval '2 minutes' END,
     CASE WHEN status = 'expired' THEN created + interval '1 hour' END,
     CASE WHEN status = 'fulfilled' THEN created + interval '2 minutes' END,
-    0, false, ''
+    0, NULL, {FLAGGED_SQL},
+    CASE WHEN {FLAGGED_SQL} THEN 'A payment arrived after the order had closed (' ||
+        'evt_1' || substr(md5('event-' || g), 1, 23) || '); it is being refunded.' ELSE '' END
 FROM (
     SELECT g, {ORDER_ID_SQL} AS id, {STATUS_SQL} AS status, {CREATED_SQL} AS created,
         {SESSION_SQL} AS session_id, {INTENT_SQL} AS intent, {EMAIL_SQL} AS email,
@@ -137,14 +142,55 @@ SELECT stripe_id, type, '2025-03-31.basil', false, received - interval '1 second
     CASE WHEN status = 'failed' THEN 'Traceback (most recent call last): RuntimeError: backend down'
         ELSE '' END,
     CASE WHEN order_status = 'pending' THEN NULL ELSE {ORDER_ID_SQL} END,
-    received, CASE WHEN status IN ('processed', 'ignored') THEN received + interval '20 milliseconds' END
+    received, CASE WHEN status IN ('processed', 'ignored', 'needs_review')
+        THEN received + interval '20 milliseconds' END
 FROM (
     SELECT g, 'evt_1' || substr(md5('event-' || g), 1, 23) AS stripe_id, {EVENT_TYPE_SQL} AS type,
         {STATUS_SQL} AS order_status, {CREATED_SQL} + interval '2 minutes' AS received,
         CASE WHEN {STATUS_SQL} = 'pending' THEN 'ignored'
+             WHEN {FLAGGED_SQL} THEN 'needs_review'
              WHEN g % 100 = 93 THEN 'failed' WHEN g % 200 = 1 THEN 'received'
              ELSE 'processed' END AS status
     FROM generate_series(1, %(n)s) AS g
+) AS seed
+"""
+
+# One fulfilled order in fifty has a refund: most succeeded, one in a thousand orders still pending at
+# Stripe, failed, or requested and never answered (the ones the Needs attention page lists).
+SEED_REFUNDS = f"""
+INSERT INTO orders_orderrefund (
+    id, order_id, stripe_refund_id, amount, currency, status, reason, requested_by, requested_by_user,
+    failure_reason, signalled_at, created_at, updated_at)
+SELECT md5('refund-' || g)::uuid, {ORDER_ID_SQL},
+    CASE WHEN status = 'requested' THEN NULL ELSE 're_3' || substr(md5('refund-' || g), 1, 23) END,
+    100, 'usd', status, 'requested_by_customer', 'admin', 'bench-admin',
+    CASE WHEN status = 'failed' THEN 'The card was closed.' ELSE '' END,
+    NULL, created, created
+FROM (
+    SELECT g, {CREATED_SQL} + interval '1 day' AS created,
+        CASE g % 1000 WHEN 11 THEN 'pending' WHEN 61 THEN 'failed' WHEN 111 THEN 'requested'
+            ELSE 'succeeded' END AS status
+    FROM generate_series(1, %(n)s) AS g
+    WHERE g % 50 = 11
+) AS seed
+"""
+
+# One fulfilled order in five hundred is disputed; one in ten of those waits for the shop's evidence.
+SEED_DISPUTES = f"""
+INSERT INTO orders_orderdispute (
+    stripe_dispute_id, order_id, amount, currency, reason, status, evidence_due_by, signalled_status,
+    created_at, updated_at)
+SELECT 'dp_1' || substr(md5('dispute-' || g), 1, 23), {ORDER_ID_SQL}, 100, 'usd', 'fraudulent', status,
+    CASE WHEN status IN ('needs_response', 'warning_needs_response')
+        THEN %(now)s + ((g / 500) % 21) * interval '1 day' + (g % 500) * interval '1 minute'
+        ELSE created + interval '14 days' END,
+    status, created, created
+FROM (
+    SELECT g, {CREATED_SQL} + interval '2 days' AS created,
+        CASE g % 5000 WHEN 17 THEN 'needs_response' WHEN 517 THEN 'warning_needs_response'
+            WHEN 1017 THEN 'under_review' WHEN 1517 THEN 'lost' ELSE 'won' END AS status
+    FROM generate_series(1, %(n)s) AS g
+    WHERE g % 500 = 17
 ) AS seed
 """
 
@@ -232,6 +278,14 @@ def pages(n: int) -> list[Page]:
         Page("transitions list", transitions),
         Page("transitions: source redirect", f"{transitions}?source__exact=redirect"),
         Page("transitions: search order id", f"{transitions}?q={order_id(g)}", order_id(g)[:8]),
+        Page("needs attention", "/admin/needs-attention/", "Disputes waiting for a response"),
+        Page("admin index (dashboard)", "/admin/", "Orders created today"),
+        Page("orders: open past their session", f"{order_list}?session=expired_open"),
+        Page("orders: needs attention", f"{order_list}?needs_attention__exact=1"),
+        Page("refunds: not settled", "/admin/orders/orderrefund/?status__in=requested,pending,failed"),
+        Page(
+            "disputes: open", "/admin/orders/orderdispute/?status__in=needs_response,warning_needs_response"
+        ),
     ]
 
 
@@ -257,6 +311,8 @@ def seed(n: int) -> dict[str, Any]:
             ("orders", SEED_ORDERS),
             ("transitions", SEED_TRANSITIONS),
             ("events", SEED_EVENTS),
+            ("refunds", SEED_REFUNDS),
+            ("disputes", SEED_DISPUTES),
         ):
             started = time.perf_counter()
             cursor.execute(sql_for(statement), params)
@@ -264,7 +320,10 @@ def seed(n: int) -> dict[str, Any]:
             say(f"  seeded {cursor.rowcount:>9,} {table} in {took[table]:5.1f} s")
         started = time.perf_counter()
         # What autovacuum does to a real table: statistics, and the visibility map index-only scans need.
-        cursor.execute("VACUUM (ANALYZE) orders_order, orders_ordertransition, payments_stripeevent")
+        cursor.execute(
+            "VACUUM (ANALYZE) orders_order, orders_ordertransition, payments_stripeevent,"
+            " orders_orderrefund, orders_orderdispute"
+        )
         took["vacuum_analyze"] = time.perf_counter() - started
     return {"seconds": {k: round(v, 1) for k, v in took.items()}}
 

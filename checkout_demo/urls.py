@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from payments.admin_attention import needs_attention_view
 from payments.admin_refunds import order_refund_view
 
 # At 1280 px the navigation sidebar takes the width the order list needs for its e-mail and date columns;
@@ -15,6 +16,11 @@ urlpatterns = [
         "admin/orders/order/<uuid:order_id>/refund/",
         admin.site.admin_view(order_refund_view),
         name="order-refund",
+    ),
+    path(
+        "admin/needs-attention/",
+        admin.site.admin_view(needs_attention_view),
+        name="needs-attention",
     ),
     path("admin/", admin.site.urls),
     path("", include("payments.urls")),

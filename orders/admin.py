@@ -7,16 +7,16 @@ Every list here is built for a million rows: see orders/admin_support.py and ord
 from collections.abc import Callable
 
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from orders.admin_refunds import OrderDisputeInline, OrderRefundInline, refund_summary
+from orders.admin_refunds import OrderDisputeInline, OrderRefundInline, refund_summary, refund_url
 from orders.admin_support import ReadOnlyAdminMixin, ScaledListMixin
-from orders.models import Order, OrderStatus, OrderTransition
+from orders.models import Order, OrderDispute, OrderStatus, OrderTransition
 from orders.money import money_format
 from orders.search import order_id_match, order_reference, orders_search, term_help
 
@@ -26,10 +26,41 @@ def money(amount: int, currency: str) -> str:
     return money_format(amount, currency)
 
 
-def status_badge(status: str) -> SafeString:
-    """Return a status as a coloured badge that also says it in words (styles: orders/admin.css)."""
-    label = OrderStatus(status).label if status in OrderStatus.values else status
+def status_badge(status: str, label: str | None = None) -> SafeString:
+    """Return a status as a coloured badge that also says it in words (styles: orders/admin.css).
+
+    An order's status by default; another record's (a Stripe event's) with its own label.
+    """
+    if label is None:
+        label = OrderStatus(status).label if status in OrderStatus.values else status
     return format_html('<span class="status-badge status-{}">{}</span>', status, label)
+
+
+def order_flags(order: Order) -> SafeString:
+    """Return what an operator should notice about an order beside its status, as small labelled marks."""
+    marks = []
+    if order.needs_attention:
+        marks.append(
+            format_html(
+                '<span class="flag flag-attention" title="{}">Needs attention</span>', order.attention_reason
+            )
+        )
+    # A refunded order's badge says it already; a partial refund or a dispute lost shows only here.
+    if order.amount_refunded and order.status != OrderStatus.REFUNDED:
+        marks.append(
+            format_html('<span class="flag">{} refunded</span>', money(order.amount_refunded, order.currency))
+        )
+    if getattr(order, "is_disputed", False):
+        marks.append(SafeString('<span class="flag flag-dispute">Disputed</span>'))
+    return format_html_join(" ", "{}", ((mark,) for mark in marks)) if marks else SafeString("")
+
+
+class DelayedPaymentFilter(admin.BooleanFieldListFilter):
+    """The `payment_pending` filter, titled by what it means to an operator."""
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.title = "delayed payment"
 
 
 def _no_dashboard_link(*, kind: str, object_id: str) -> str | None:
@@ -66,10 +97,15 @@ class OrderTransitionInline(admin.TabularInline):
 @admin.register(Order)
 class OrderAdmin(ScaledListMixin, admin.ModelAdmin):
     # The date before the e-mail: at 1280 px beside the navigation, a long address is what gets cut.
-    list_display = ("reference", "status_badge", "created_at", "item", "total", "customer_email")
+    list_display = ("reference", "status_badge", "created_at", "item", "total", "customer_email", "flags")
     empty_value_display = "—"
     list_display_links = ("reference",)
-    list_filter = ("status", ("created_at", admin.DateFieldListFilter), "payment_pending", "product")
+    list_filter = (
+        "status",
+        ("created_at", admin.DateFieldListFilter),
+        ("payment_pending", DelayedPaymentFilter),
+        "product",
+    )
     # Declared so the search box shows; get_search_results routes a term by its shape (orders/search.py).
     search_fields = ("id",)
     search_help_text = term_help()
@@ -131,10 +167,33 @@ class OrderAdmin(ScaledListMixin, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
+        # One EXISTS per listed row through the disputes' order index, for the list's "Disputed" flag.
+        disputed = Exists(OrderDispute.objects.filter(order_id=OuterRef("pk")))
+        return super().get_queryset(request).annotate(is_disputed=disputed)
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
     ) -> tuple[QuerySet[Order], bool]:
         return orders_search(queryset=queryset, term=search_term), False
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict, *args: object, obj: Order | None = None, **kwargs: object
+    ) -> HttpResponse:
+        context["refund_url"] = refund_url(order=obj, user=request.user) if obj else None
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
+    @admin.display(description="Flags")
+    def flags(self, order: Order) -> SafeString:
+        return order_flags(order)
+
+    @admin.display(description="Needs attention")
+    def attention(self, order: Order) -> SafeString | str:
+        if not order.needs_attention:
+            return "No: nothing for a person to settle"
+        return format_html(
+            '<span class="flag flag-attention">Needs attention</span> {}', order.attention_reason
+        )
 
     @admin.display(description="Order", ordering="id")
     def reference(self, order: Order) -> SafeString:

@@ -35,6 +35,32 @@ def planner_estimate(queryset: QuerySet) -> int | None:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
+def capped_count(queryset: QuerySet) -> tuple[int, bool]:
+    """Return (count, is_estimate): exact up to EXACT_COUNT_LIMIT, PostgreSQL's planner estimate above.
+
+    The exact count is bounded by a LIMIT, so it never reads more than EXACT_COUNT_LIMIT + 1 rows; an
+    estimate costs one EXPLAIN. Where there is no planner to ask (SQLite), past the limit it says "about"
+    the limit.
+    """
+    estimate = planner_estimate(queryset)
+    if estimate is None or estimate <= EXACT_COUNT_LIMIT:
+        # Bounded: a count of at most EXACT_COUNT_LIMIT + 1 rows, whatever the planner believed.
+        exact = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+        if exact <= EXACT_COUNT_LIMIT:
+            return exact, False
+        estimate = max(estimate or 0, exact)
+    return estimate, True
+
+
+def count_display(count: int, *, is_estimate: bool) -> str:
+    """Return a count as the admin shows it: 1,234 when exact, "about 800,000" when an estimate."""
+    if not is_estimate:
+        return f"{count:,}"
+    # Two significant figures: the estimate is no more precise than that.
+    rounded = round(count, -max(len(str(count)) - 2, 0))
+    return f"about {max(rounded, EXACT_COUNT_LIMIT):,}"
+
+
 class EstimatedCountPaginator(Paginator):
     """A paginator that never counts a big list: an exact count up to EXACT_COUNT_LIMIT, an estimate above.
 
@@ -46,24 +72,14 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        estimate = planner_estimate(self.object_list)
-        if estimate is None or estimate <= EXACT_COUNT_LIMIT:
-            # Bounded: a count of at most EXACT_COUNT_LIMIT + 1 rows, whatever the planner believed.
-            exact = self.object_list[: EXACT_COUNT_LIMIT + 1].count()
-            if exact <= EXACT_COUNT_LIMIT:
-                return exact
-            estimate = max(estimate or 0, exact)
-        self.count_is_estimate = True
-        return estimate
+        if not isinstance(self.object_list, QuerySet):
+            return len(self.object_list)
+        count, self.count_is_estimate = capped_count(self.object_list)
+        return count
 
     @property
     def count_display(self) -> str:
-        count = self.count
-        if not self.count_is_estimate:
-            return f"{count:,}"
-        # Two significant figures: the estimate is no more precise than that.
-        rounded = round(count, -max(len(str(count)) - 2, 0))
-        return f"about {max(rounded, EXACT_COUNT_LIMIT):,}"
+        return count_display(self.count, is_estimate=self.count_is_estimate)
 
     def page(self, number: int | str) -> Page:
         number = self.validate_number(number)
@@ -129,4 +145,6 @@ class ScaledListMixin:
 
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    # "Show all" lists every row on one page: offered up to this many (an estimate is always far above).
+    list_max_show_all = 200
     change_list_template = "admin/scaled_change_list.html"

@@ -102,6 +102,12 @@ class Order(models.Model):
             # The admin's searches (orders/search.py): an e-mail in any case (the PaymentIntent id is
             # indexed on its field).
             models.Index(Upper("customer_email"), name="order_email_upper_idx"),
+            # The Needs attention page's newest flagged orders: only the flagged ones, a few rows.
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(needs_attention=True),
+                name="order_attention_created_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -221,7 +227,11 @@ class OrderRefund(models.Model):
 
     class Meta:
         ordering = ["created_at"]
-        indexes = [models.Index(fields=["order", "status"], name="refund_order_status_idx")]
+        indexes = [
+            models.Index(fields=["order", "status"], name="refund_order_status_idx"),
+            # The Needs attention page's refunds not settled, the oldest first, and the refunds list's filter.
+            models.Index(fields=["status", "created_at"], name="refund_status_created_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive"),
             models.CheckConstraint(
@@ -261,6 +271,10 @@ class OrderDispute(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        indexes = [
+            # The Needs attention page's open disputes, the evidence due soonest first.
+            models.Index(fields=["status", "evidence_due_by"], name="dispute_status_due_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Dispute {self.stripe_dispute_id} of order {self.order_id} ({self.status})"

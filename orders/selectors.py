@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from orders.exceptions import OrderNotFound, ProductUnavailable
 from orders.models import Order, OrderStatus, Product
@@ -57,6 +57,20 @@ def order_get_by_session(*, session_id: str) -> Order:
 def order_status_get(*, order_id: uuid.UUID | str) -> str | None:
     """Return the order's status now, or None when there is no such order."""
     return Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
+
+
+def order_counts_created_since(*, since: datetime) -> dict[str, int]:
+    """Return how many of the orders created since then are in each status now (zeros included)."""
+    counts = dict.fromkeys(OrderStatus.values, 0)
+    # Naming every status lets the (status, created_at) index answer with one short range per status.
+    rows = (
+        Order.objects.filter(status__in=OrderStatus.values, created_at__gte=since)
+        .order_by()
+        .values_list("status")
+        .annotate(orders=Count("pk"))
+    )
+    counts.update(rows)
+    return counts
 
 
 def orders_open_created_before(*, cutoff: datetime, page_size: int = PAGE_SIZE) -> Iterator[Order]:

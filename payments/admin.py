@@ -10,13 +10,21 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from orders.admin import ADMIN_CSS, status_badge
 from orders.admin_support import DistinctValuesFilter, ScaledListMixin
 from orders.search import order_id_match, order_reference
 from payments import admin_catalog  # noqa: F401 - registers the catalog's admin
-from payments.models import StripeEvent
+from payments.models import EventStatus, StripeEvent
 from payments.services.inbox import NEEDS_A_PERSON
 from payments.services.replay import stripe_events_replay
+
+
+def event_status_badge(status: str) -> SafeString:
+    """Return an event's status as a badge like an order's: colour and word (styles: orders/admin.css)."""
+    label = EventStatus(status).label if status in EventStatus.values else status
+    return status_badge(status, label)
 
 
 class OrderFilter(admin.SimpleListFilter):
@@ -50,7 +58,7 @@ class EventTypeFilter(DistinctValuesFilter):
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(ScaledListMixin, admin.ModelAdmin):
-    list_display = ("stripe_id", "type", "status", "order_link", "attempts", "received_at")
+    list_display = ("stripe_id", "type", "status_badge", "order_link", "attempts", "received_at")
     list_filter = (
         "status",
         EventTypeFilter,
@@ -68,7 +76,7 @@ class StripeEventAdmin(ScaledListMixin, admin.ModelAdmin):
     fields = (
         "stripe_id",
         "type",
-        "status",
+        "status_badge",
         "outcome",
         "order_link",
         "attempts",
@@ -82,6 +90,9 @@ class StripeEventAdmin(ScaledListMixin, admin.ModelAdmin):
         "payload_display",
     )
     readonly_fields = fields
+
+    class Media:
+        css = ADMIN_CSS
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -108,6 +119,10 @@ class StripeEventAdmin(ScaledListMixin, admin.ModelAdmin):
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("payments.change_stripeevent")
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, event: StripeEvent) -> SafeString:
+        return event_status_badge(event.status)
 
     @admin.display(description="Order", ordering="order")
     def order_link(self, event: StripeEvent) -> str:

@@ -17,15 +17,30 @@ from django.http import HttpRequest
 from orders import admin as orders_admin
 from orders.models import Order, TransitionSource
 from orders.services import order_clear_attention
+from payments.selectors.attention import open_past_session
 from payments.services.order_actions import OrderActionResult, order_close, order_fulfill_verified
 
 
+class SessionExpiredFilter(admin.SimpleListFilter):
+    """Open orders whose Checkout Session has expired at Stripe: the Needs attention page links here."""
+
+    title = "checkout session"
+    parameter_name = "session"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("expired_open", "Expired, order still open")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        if self.value() != "expired_open":
+            return queryset
+        return queryset.filter(open_past_session())
+
+
 class OrderAdmin(orders_admin.OrderAdmin):
-    list_display = (*orders_admin.OrderAdmin.list_display, "needs_attention")
-    list_filter = ("needs_attention", *orders_admin.OrderAdmin.list_filter)
+    list_filter = ("needs_attention", SessionExpiredFilter, *orders_admin.OrderAdmin.list_filter)
     fieldsets = (
         *orders_admin.OrderAdmin.fieldsets,
-        ("Needs attention", {"fields": ("needs_attention", "attention_reason")}),
+        ("Needs attention", {"fields": ("attention",)}),
     )
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
     actions = ["fulfill_selected", "fail_selected", "expire_selected", "settle_selected"]

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from orders.admin_refunds import REFUND_PERMISSION
 from orders.exceptions import OrderNotFound, RefundRefused
 from orders.models import Order, RefundReason, RefundRequester
 from orders.money import currency_decimals, money_format
@@ -25,7 +26,7 @@ from orders.refunds import (
 from payments.exceptions import PaymentProviderError
 from payments.services.refunds import order_refund
 
-PERMISSION = "orders.refund_order"
+PERMISSION = REFUND_PERMISSION
 
 
 class RefundForm(forms.Form):
