@@ -15,6 +15,7 @@ from django.db import connection
 from django_tasks_db.management.commands import db_worker as db_worker_command
 
 from orders.models import Product
+from payments.services.worker import TaskWorker
 
 ROOT = Path(__file__).resolve().parent
 # Workers started by tests look for tasks every 50 ms when idle, so a test waits little for one.
@@ -61,7 +62,7 @@ def tasks_immediate(settings) -> None:
 
 
 def _tasks_run() -> int:
-    worker = db_worker_command.Worker(
+    worker = TaskWorker(
         queue_names=["default"],
         interval=0,
         batch=True,

@@ -75,7 +75,7 @@ INSERT INTO orders_order (
     id, product_id, quantity, unit_amount, amount_total, currency, status, previous_status,
     stripe_checkout_session_id, checkout_token, stripe_payment_intent_id, customer_email, payment_pending,
     failure_reason, created_at, updated_at, confirmed_at, fulfilled_at, failed_at, expired_at,
-    fulfillment_signalled_at)
+    fulfillment_signalled_at, amount_refunded, needs_attention, attention_reason)
 SELECT id, product_id, quantity, unit_amount, unit_amount * quantity, 'usd', status,
     CASE WHEN status = 'pending' THEN '' WHEN g % 20 = 0 AND status = 'fulfilled' THEN 'confirmed'
          ELSE 'pending' END,
@@ -91,7 +91,8 @@ SELECT id, product_id, quantity, unit_amount, unit_amount * quantity, 'usd', sta
     CASE WHEN status = 'fulfilled' THEN created + interval '2 minutes' END,
     CASE WHEN status = 'failed' THEN created + interval '2 minutes' END,
     CASE WHEN status = 'expired' THEN created + interval '1 hour' END,
-    CASE WHEN status = 'fulfilled' THEN created + interval '2 minutes' END
+    CASE WHEN status = 'fulfilled' THEN created + interval '2 minutes' END,
+    0, false, ''
 FROM (
     SELECT g, {ORDER_ID_SQL} AS id, {STATUS_SQL} AS status, {CREATED_SQL} AS created,
         {SESSION_SQL} AS session_id, {INTENT_SQL} AS intent, {EMAIL_SQL} AS email,

@@ -16,7 +16,10 @@ settings) and the Stripe emulator in this process, its webhooks aimed at gunicor
    the buyer is redirected, and a drop rate (a dropped delivery is never sent). Right after paying, the
    buyer's browser follows the redirect to `/success`, racing the webhooks.
 3. Meanwhile gunicorn workers are killed with SIGKILL (the master replaces them; the emulator retries
-   what failed), and the PostgreSQL server is restarted once, when this script may: the database is
+   what failed). The task workers start only after a third of the rounds, so a queue has built up, and
+   then drain it while `--task-kills` of them are killed with SIGKILL, mid-task most likely (each is
+   started again, as a supervisor would; the lease, `--lease` seconds for the run, returns its task to
+   the queue), and while the PostgreSQL server is restarted once, when this script may: the database is
    PostgreSQL on this machine, `pg_lsclusters` knows its port and we are root. Otherwise that step is
    skipped and the report says why (`--no-db-restart` skips it on purpose).
 4. Recovery, as an operator would: `manage.py replay_events --from-stripe --undelivered-only` receives
@@ -34,7 +37,10 @@ settings) and the Stripe emulator in this process, its webhooks aimed at gunicor
    - every event the emulator delivered (answered 2xx) was stored and processed before any recovery:
      an acknowledged event is never lost;
    - every event stored once (one row per event id) and, after recovery, every event the emulator
-     created for these sessions stored and processed: nothing lost.
+     created for these sessions stored and processed: nothing lost;
+   - every enqueued task finished or recoverable: none left waiting or stuck RUNNING past its lease at
+     the end, and each acknowledged event's processing task ran to completion (SUCCESSFUL);
+   - every signal delivered exactly once (the witness rows above).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -72,6 +79,7 @@ from bench.harness import (
     bench_environment,
     default_database_url,
     django_configure,
+    queue_depth,
     run_manage,
     say,
     script_exit,
@@ -111,6 +119,9 @@ class ChaosLog:
     """What the chaos did, for the report."""
 
     kills: int = 0
+    task_kills: int = 0
+    depth_at_task_kills: list[int] = field(default_factory=list)
+    depth_at_db_restart: int | None = None
     db_restart: str = "not attempted"
     rounds: list[dict[str, Any]] = field(default_factory=list)
 
@@ -227,9 +238,47 @@ def kill_a_worker_soon(
     return thread
 
 
+task_kill_lock = threading.Lock()
+
+
+def kill_a_task_worker_soon(
+    workers: TaskWorkers, rng: random.Random, log: ChaosLog, lock: threading.Lock
+) -> threading.Thread:
+    """SIGKILL a db_worker soon, mid-task likely, and start another in its place, as a supervisor would."""
+
+    def kill() -> None:
+        time.sleep(rng.random() * 0.3)
+        depth = queue_depth_or_none()
+        with task_kill_lock:  # one at a time: each kills a living worker and starts its successor
+            index = rng.randrange(len(workers.processes))
+            workers.kill(index)
+            with lock:
+                log.task_kills += 1
+                if depth is not None:
+                    log.depth_at_task_kills.append(depth)
+            time.sleep(0.5)
+            workers.revive(index)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def queue_depth_or_none() -> int | None:
+    from django.db import connection
+
+    try:
+        return queue_depth()
+    except Exception:  # the database is restarting: no figure this time
+        return None
+    finally:
+        connection.close()
+
+
 def restart_database_soon(command: list[str], log: ChaosLog) -> threading.Thread:
     def restart() -> None:
         time.sleep(0.1)
+        log.depth_at_db_restart = queue_depth_or_none()
         began = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True)
         took = time.monotonic() - began
@@ -244,9 +293,18 @@ def restart_database_soon(command: list[str], log: ChaosLog) -> threading.Thread
 
 
 def run_chaos(
-    purchases: list[Purchase], *, server: Gunicorn, emulator: Any, args: argparse.Namespace, db: Database
+    purchases: list[Purchase],
+    *,
+    server: Gunicorn,
+    task_workers: TaskWorkers,
+    emulator: Any,
+    args: argparse.Namespace,
+    db: Database,
 ) -> ChaosLog:
-    """Pay every order in rounds with fresh knobs, killing workers and restarting the database meanwhile."""
+    """Pay every order in rounds with fresh knobs, killing workers and restarting the database meanwhile.
+
+    The task workers start after a third of the rounds, on the queue built up by then.
+    """
     rng = random.Random(args.seed)
     log = ChaosLog()
     lock = threading.Lock()
@@ -255,17 +313,27 @@ def run_chaos(
         purchase.method = rng.choices(methods, weights)[0]
     rounds = [purchases[i : i + args.round_size] for i in range(0, len(purchases), args.round_size)]
     kill_plan = Counter(rng.randrange(len(rounds)) for _ in range(args.kills))
+    workers_round = len(rounds) // 3
+    task_kill_plan = Counter(rng.randrange(workers_round, len(rounds)) for _ in range(args.task_kills))
     restart_cmd, why = (None, "skipped (--no-db-restart)") if args.no_db_restart else pg_restart_command(db)
     if restart_cmd is None:
         log.db_restart = why if why.startswith("skipped") else f"skipped: {why}"
-    restart_round = len(rounds) // 2 if restart_cmd else None
+    restart_round = max(len(rounds) // 2, workers_round) if restart_cmd else None
     background: list[threading.Thread] = []
     with ThreadPoolExecutor(max_workers=args.buyers) as pool:
         for index, batch in enumerate(rounds):
             knobs = chaos_round_knobs(rng, args.drop_rate)
             emulator.configure(**knobs)
             log.rounds.append(knobs)
+            if index == workers_round:
+                say(
+                    f"  round {index + 1}/{len(rounds)}: task workers start, on {queue_depth_or_none()} tasks"
+                )
+                task_workers.start()
             background += [kill_a_worker_soon(server, rng, log, lock) for _ in range(kill_plan[index])]
+            background += [
+                kill_a_task_worker_soon(task_workers, rng, log, lock) for _ in range(task_kill_plan[index])
+            ]
             if index == restart_round:
                 say(f"  round {index + 1}/{len(rounds)}: restarting PostgreSQL ({why})")
                 background.append(restart_database_soon(restart_cmd, log))
@@ -432,6 +500,54 @@ def check_events(
     ]
 
 
+EVENT_TASK = "payments.tasks.stripe_event_process_task"
+
+
+def tasks_by_status() -> dict[str, int]:
+    from django.db.models import Count
+    from django_tasks_db.models import DBTaskResult
+
+    rows = DBTaskResult.objects.values("task_path", "status").annotate(n=Count("id")).order_by("task_path")
+    return {f"{r['task_path'].rsplit('.', 1)[-1]} {r['status']}": r["n"] for r in rows}
+
+
+def check_tasks(*, drained: bool, lease: float) -> list[Check]:
+    """Every enqueued task finished or recoverable; every acknowledged event's processing task completed."""
+    from django.utils import timezone
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    from payments.models import EventSource, StripeEvent
+
+    recoverable = []
+    stuck = DBTaskResult.objects.filter(
+        status=TaskResultStatus.RUNNING, started_at__lt=timezone.now() - timedelta(seconds=lease)
+    ).count()
+    if stuck:
+        recoverable.append(f"{stuck} tasks still RUNNING past their {lease:g} s lease")
+    waiting = DBTaskResult.objects.filter(status=TaskResultStatus.READY).count()
+    if not drained or waiting:
+        recoverable.append(f"the queue did not drain: {waiting} tasks still READY")
+    finished = DBTaskResult.objects.filter(task_path=EVENT_TASK, status=TaskResultStatus.SUCCESSFUL)
+    completed = {
+        arguments["kwargs"]["stripe_event_id"] for arguments in finished.values_list("args_kwargs", flat=True)
+    }
+    acknowledged = set(
+        StripeEvent.objects.filter(source=EventSource.WEBHOOK).values_list("stripe_id", flat=True)
+    )
+    lost = sorted(acknowledged - completed)
+    return [
+        Check(
+            "every enqueued task finished or recoverable: none waiting, none stuck past its lease",
+            recoverable,
+        ),
+        Check(
+            "none lost: each acknowledged event's processing task ran to completion",
+            [f"{len(lost)} events whose processing task never completed: {lost[:5]}"] if lost else [],
+        ),
+    ]
+
+
 # --- the run ---------------------------------------------------------------------------------------------
 
 
@@ -453,6 +569,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         STRIPE_WEBHOOK_SECRET=secret,
         BENCH_SIGNAL_WITNESS="true",
         DJANGO_LOG_LEVEL=args.log_level,
+        TASK_LEASE_SECONDS=str(args.lease),
     )
     say(f"chaos: a fresh {db.label} database ({db.name}), the emulator at {emulator.base_url}")
     say(f"  logs in {workdir}")
@@ -477,9 +594,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server = Gunicorn(
             env=env, workers=args.workers, threads=args.threads, log_path=workdir / "gunicorn.log"
         ).start()
-        task_workers = TaskWorkers(
-            env=env, count=args.task_workers, log_path=workdir / "db_worker.log"
-        ).start()
+        task_workers = TaskWorkers(env=env, count=args.task_workers, log_path=workdir / "db_worker.log")
         emulator.configure(webhook_url=f"{server.base_url}/stripe-webhook", drop_next=args.drop_first)
         began = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.buyers) as pool:
@@ -487,7 +602,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"  {len(purchases)} orders opened through the API in {time.monotonic() - began:.1f} s")
 
         began = time.monotonic()
-        log = run_chaos(purchases, server=server, emulator=emulator, args=args, db=db)
+        log = run_chaos(
+            purchases, server=server, task_workers=task_workers, emulator=emulator, args=args, db=db
+        )
         idle = emulator.wait_for_idle(timeout=args.settle_timeout)
         time.sleep(max(r["async_delay"] for r in log.rounds) + 0.5)  # delayed payments settle
         # A delivery the emulator lost track of keeps it busy forever: do not wait for it twice.
@@ -504,7 +621,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         delivered = {d["event_id"] for d in deliveries if d["status"] == "delivered"}
         say(
             f"  {len(purchases)} orders paid in {len(log.rounds)} rounds in {chaos_seconds:.1f} s; "
-            f"{log.kills} workers killed; database restart: {log.db_restart}"
+            f"{log.kills} gunicorn workers killed; {log.task_kills} task workers killed (queue depth then: "
+            f"{log.depth_at_task_kills}); database restart: {log.db_restart} (queue depth then: "
+            f"{log.depth_at_db_restart})"
         )
 
         drained, drain_seconds = tasks_drained(timeout=args.settle_timeout + 60)
@@ -527,15 +646,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"  recovery: reconcile_orders --older-than 0s (exit {owed.returncode}): {signals_owed}")
 
         # The recovery queued fulfillment signals of its own: let the workers send them.
-        tasks_drained(timeout=60)
+        final_drained, _ = tasks_drained(timeout=60 + 2 * args.lease)
         after = stored_events()
+        task_checks = check_tasks(drained=final_drained, lease=args.lease)
         created = emulator_events({p.session_id for p in purchases})
         signals = signals_by_order()
-        checks = check_orders(purchases, signals) + check_events(before, after, created, delivered, purchases)
+        checks = (
+            check_orders(purchases, signals)
+            + check_events(before, after, created, delivered, purchases)
+            + task_checks
+        )
         if recovery.returncode != 0:
             checks.append(Check("the recovery command succeeded", recovery_text[-5:]))
         if owed.returncode != 0:
             checks.append(Check("the reconcile command succeeded", owed_text[-5:]))
+        task_summary = tasks_by_status()
         sources = Counter(
             OrderTransition.objects.filter(order_id__in=[p.order_id for p in purchases]).values_list(
                 "source", flat=True
@@ -568,6 +693,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     say(f"  success redirects by answer: {dict(redirects)}")
     say(f"  transitions by source: {dict(sources)}; fulfillment signals: {sum(signals.values())}")
+    say(f"  tasks by path and status: {task_summary}")
     for check in checks:
         mark = "ok  " if check.ok else "FAIL"
         say(f"  [{mark}] {check.name}" + ("" if check.ok else f": {len(check.problems)} problems"))
@@ -581,6 +707,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "orders": len(purchases),
         "payments": dict(methods),
         "kills": log.kills,
+        "task_kills": log.task_kills,
+        "depth_at_task_kills": log.depth_at_task_kills,
+        "depth_at_db_restart": log.depth_at_db_restart,
+        "lease_seconds": args.lease,
+        "tasks": task_summary,
         "db_restart": log.db_restart,
         "events_created": len(created),
         "deliveries": dict(statuses),
@@ -625,6 +756,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--settle-timeout", type=float, default=60, help="wait this long for deliveries to finish (60 s)"
     )
     parser.add_argument("--no-db-restart", action="store_true", help="do not restart PostgreSQL")
+    parser.add_argument(
+        "--task-kills",
+        type=int,
+        help="task workers to SIGKILL while the queue drains (default 1 per 250 orders, >= 2)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=3.0,
+        help="TASK_LEASE_SECONDS for the run (default 3: a killed task returns soon)",
+    )
     parser.add_argument("--seed", type=int, help="seed the random choices (knobs, methods, drops)")
     parser.add_argument("--log-level", default="WARNING", help="DJANGO_LOG_LEVEL of the server (WARNING)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the logs even when all went well")
@@ -634,6 +776,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.orders = args.orders or (100 if args.quick else 2000)
     args.round_size = args.round_size or max(10, args.orders // 20)
     args.kills = args.kills if args.kills is not None else max(2, args.orders // 200)
+    args.task_kills = args.task_kills if args.task_kills is not None else max(2, args.orders // 250)
     args.seed = args.seed if args.seed is not None else random.randrange(2**31)
     if args.orders < 1 or args.workers < 1 or args.threads < 1 or args.buyers < 1 or args.round_size < 1:
         parser.error("--orders, --workers, --threads, --buyers and --round-size must be at least 1")

@@ -292,21 +292,44 @@ class Gunicorn:
 
 
 class TaskWorkers:
-    """`manage.py db_worker` processes beside gunicorn: they run the tasks the webhook queues."""
+    """`manage.py db_worker` processes beside gunicorn: they run the tasks the webhook queues.
+
+    `kill` SIGKILLs one and `revive` starts a new one in its place, as a supervisor would.
+    """
 
     def __init__(self, *, env: dict[str, str], count: int, log_path: Path):
         self.env = env
         self.count = count
         self.log_path = log_path
         self.processes: list[subprocess.Popen] = []
+        self.reaped_cpu = 0.0
+
+    def _start_one(self) -> subprocess.Popen:
+        log = self.log_path.open("ab")
+        cmd = [sys.executable, str(ROOT / "manage.py"), "db_worker", "--no-reload", "--interval", "0.05"]
+        process = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        log.close()
+        return process
 
     def start(self) -> TaskWorkers:
-        log = self.log_path.open("ab")
-        for _ in range(self.count):
-            cmd = [sys.executable, str(ROOT / "manage.py"), "db_worker", "--no-reload", "--interval", "0.05"]
-            self.processes.append(subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log))
-        log.close()
+        self.processes += [self._start_one() for _ in range(self.count)]
         return self
+
+    def kill(self, index: int) -> int:
+        """SIGKILL the worker at this index (mid-task, likely) and return its pid."""
+        process = self.processes[index]
+        self.reaped_cpu += proc_cpu_seconds(process.pid)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        return process.pid
+
+    def revive(self, index: int) -> None:
+        """Start a new worker in the place of a dead one."""
+        self.processes[index] = self._start_one()
+
+    def cpu_seconds(self) -> float:
+        """Return the CPU the living workers have used, plus what killed ones had used."""
+        return self.reaped_cpu + sum(proc_cpu_seconds(p.pid) for p in self.processes if p.poll() is None)
 
     def stop(self) -> None:
         for process in self.processes:
@@ -318,6 +341,50 @@ class TaskWorkers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def queue_depth() -> int:
+    """Return how many tasks wait or run (ORM code: after django_configure)."""
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]).count()
+
+
+class QueueDepthSampler:
+    """Read the queue's depth every `interval` seconds in a thread of its own, and keep the peak."""
+
+    def __init__(self, interval: float = 0.25):
+        self.interval = interval
+        self.peak = 0
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> QueueDepthSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        began = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                try:
+                    depth = queue_depth()
+                except Exception:  # the database restarting under the chaos run: sample again later
+                    connection.close()
+                else:
+                    self.samples.append((time.monotonic() - began, depth))
+                    self.peak = max(self.peak, depth)
+                self._stop.wait(self.interval)
+        finally:
+            connection.close()
 
 
 def tasks_drained(timeout: float) -> tuple[bool, float]:

@@ -1,13 +1,21 @@
-"""Where does the webhook's time go? Profile the Django path in one process, without HTTP.
+"""Where does the time go on the two hot paths? The acknowledgement, and the worker's tasks, in one process.
 
     .venv/bin/python bench/profile_webhook.py                 # PostgreSQL, 2000 events, cProfile
-    .venv/bin/python bench/profile_webhook.py --sqlite --no-profile    # just the time per event
+    .venv/bin/python bench/profile_webhook.py --no-profile    # just the time per event
+    .venv/bin/python bench/profile_webhook.py --sqlite
 
 It builds a fresh database and signed `checkout.session.completed` events as bench/webhook_load.py
-does, then calls the project's WSGI application (production settings, every middleware) directly with
-each request, one after the other: what is left is Django's own cost per event plus its queries. It
-prints the wall time and CPU time per event, the SQL statements of one event (as Django's cursor sent
-them, and the ones Django sends outside it), and the functions where the time goes.
+does, then:
+
+1. the acknowledgement: calls the project's WSGI application (production settings, every middleware)
+   directly with each request, one after the other, no HTTP: what is left is Django's own cost per
+   event plus its queries;
+2. the worker: runs `manage.py db_worker --batch` in this process on the queue that left (claim,
+   process, finish; then the fulfillment signal, claim and finish): both tasks of each event.
+
+For each it prints the wall time and CPU time per event, the SQL statements per event (as Django's
+cursor sent them; BEGIN, COMMIT and the health check travel outside it), and the functions where the
+time goes, by area of code.
 """
 
 from __future__ import annotations
@@ -22,11 +30,13 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
+    SAVEPOINT_NAME,
     Database,
     HarnessError,
     SignedEvent,
@@ -35,6 +45,7 @@ from bench.harness import (
     default_database_url,
     django_configure,
     say,
+    sql_normalised,
     statement_name,
     stripe_signature_header,
     webhook_statements,
@@ -52,6 +63,7 @@ AREAS = (
     ("JSON", ("json/",)),
     ("signature check (stripe-python, hmac)", ("stripe/", "hmac.py", "_hashlib")),
     ("logging", ("logging/",)),
+    ("django-tasks, django-tasks-db: the queue's own code", ("django_tasks",)),
     ("the project's code", ("/payments/", "/orders/", "/checkout_demo/")),
     (
         "Django request handling, URL resolving, middleware",
@@ -70,6 +82,33 @@ def own_time_by_area(stats: pstats.Stats) -> Counter:
     return areas
 
 
+def timed(profiler: cProfile.Profile | None, work: Any) -> tuple[float, float]:
+    """Run the work, under the profiler if one is given; return its (wall, CPU) seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
+    try:
+        work()
+    finally:
+        if profiler:
+            profiler.disable()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def report_profile(profiler: cProfile.Profile, n: int, top: int) -> None:
+    areas = own_time_by_area(pstats.Stats(profiler))
+    total = sum(areas.values())
+    say("\n  own time by area (under cProfile: the share is what counts):")
+    for area, seconds in areas.most_common():
+        say(f"    {100 * seconds / total:5.1f}%  {1000 * seconds / n:6.3f} ms/event  {area}")
+    for key, title in (("tottime", "own time"), ("cumulative", "cumulative time")):
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats(key).print_stats(top)
+        say(f"\n  top {top} functions by {title}:")
+        say("\n".join("    " + line for line in out.getvalue().splitlines() if line.strip())[:20000])
+
+
 def profile(args: argparse.Namespace) -> int:
     db = Database.from_url(args.database_url)
     secret = "whsec_bench_" + secrets.token_hex(16)
@@ -79,6 +118,7 @@ def profile(args: argparse.Namespace) -> int:
     db.create_fresh()
     try:
         django_configure(env)
+        from django.core.management import call_command
         from django.core.wsgi import get_wsgi_application
         from django.db import connection, connections
 
@@ -110,20 +150,34 @@ def profile(args: argparse.Namespace) -> int:
         health_check = bool(connection.settings_dict.get("CONN_HEALTH_CHECKS"))
 
         profiler = cProfile.Profile() if args.profile else None
-        wall, cpu = time.perf_counter(), time.process_time()
-        if profiler:
-            profiler.enable()
-        send(events)
-        if profiler:
-            profiler.disable()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        problems = fulfilled_exactly_once(events)
+        wall, cpu = timed(profiler, lambda: send(events))
+        # The worker: the probe's and warm-up's tasks first, so only the measured events' are timed.
+        call_command("db_worker", batch=True, interval=0, startup_delay=False, reload=False, verbosity=1)
+        worker_statements: Counter = Counter()
+
+        def count(execute, sql, params, many, context):
+            worker_statements[statement_name(SAVEPOINT_NAME.sub("sp", sql_normalised(sql)))] += 1
+            return execute(sql, params, many, context)
+
+        # Queue the measured events again, now that the probe's are done.
+        more = completed_events(orders_create(args.events, product.pk), created=created)
+        send(more)
+        worker_profiler = cProfile.Profile() if args.profile else None
+        with connection.execute_wrapper(count):
+            worker_wall, worker_cpu = timed(
+                worker_profiler,
+                lambda: call_command(
+                    "db_worker", batch=True, interval=0, startup_delay=False, reload=False, verbosity=1
+                ),
+            )
+        problems = fulfilled_exactly_once(events + more)
         connections.close_all()
     finally:
         db.drop()
 
     n = len(events)
-    say(f"profile_webhook: {db.label}, {n} events one after the other through the WSGI app (no HTTP)")
+    say(f"profile_webhook: {db.label}, {n} events")
+    say("\n1. the acknowledgement: one request after the other through the WSGI app (no HTTP)")
     say(f"  statuses {dict(statuses)}; checks: {'; '.join(problems) or 'every order fulfilled exactly once'}")
     say(
         f"  per event: {1000 * wall / n:.2f} ms wall, {1000 * cpu / n:.2f} ms CPU in this process"
@@ -138,17 +192,18 @@ def profile(args: argparse.Namespace) -> int:
         + (", and a health check SELECT 1 per request (CONN_HEALTH_CHECKS)" if health_check else "")
     )
     if profiler:
-        areas = own_time_by_area(pstats.Stats(profiler))
-        total = sum(areas.values())
-        say("\n  own time by area (under cProfile: the share is what counts):")
-        for area, seconds in areas.most_common():
-            say(f"    {100 * seconds / total:5.1f}%  {1000 * seconds / n:6.3f} ms/event  {area}")
-        for key, title in (("tottime", "own time"), ("cumulative", "cumulative time")):
-            out = io.StringIO()
-            stats = pstats.Stats(profiler, stream=out)
-            stats.sort_stats(key).print_stats(args.top)
-            say(f"\n  top {args.top} functions by {title}:")
-            say("\n".join("    " + line for line in out.getvalue().splitlines() if line.strip())[:20000])
+        report_profile(profiler, n, args.top)
+    say("\n2. the worker: db_worker --batch in this process, both tasks of each event (claim, run, finish)")
+    say(
+        f"  per event: {1000 * worker_wall / n:.2f} ms wall, {1000 * worker_cpu / n:.2f} ms CPU "
+        "in this process" + (" (under cProfile, which inflates both)" if worker_profiler else "")
+    )
+    say(
+        "  statements per event through Django's cursor: "
+        + ", ".join(f"{k / n:g} x {name}" for name, k in worker_statements.most_common())
+    )
+    if worker_profiler:
+        report_profile(worker_profiler, n, args.top)
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -157,6 +212,9 @@ def profile(args: argparse.Namespace) -> int:
                     "events": n,
                     "wall_ms": round(1000 * wall / n, 3),
                     "cpu_ms": round(1000 * cpu / n, 3),
+                    "worker_wall_ms": round(1000 * worker_wall / n, 3),
+                    "worker_cpu_ms": round(1000 * worker_cpu / n, 3),
+                    "worker_statements": {k: v / n for k, v in worker_statements.items()},
                     "statements": statements,
                     "health_check": health_check,
                     "problems": problems,

@@ -1,31 +1,31 @@
-"""How fast is the webhook, next to the database work it cannot avoid?
+"""How fast is the webhook, and the whole path to a fulfilled order, next to the database work alone?
 
     .venv/bin/python bench/webhook_load.py                      # PostgreSQL, 5000 events, 8 clients
-    .venv/bin/python bench/webhook_load.py --database-url sqlite:////tmp/checkout_bench.sqlite3
     .venv/bin/python bench/webhook_load.py --quick              # a few seconds
+    .venv/bin/python bench/webhook_load.py --burst 20000        # the burst: 20,000 events at once
+    .venv/bin/python bench/webhook_load.py --database-url sqlite:////tmp/checkout_bench.sqlite3
 
-It creates a fresh database (dropping one of the same name), migrates it, creates N pending orders with
+It creates a fresh database (dropping one of the same name), migrates it, creates pending orders with
 Checkout Session ids through the ORM (the webhook makes no Stripe call, so no Stripe is needed), and
-builds N distinct `checkout.session.completed` events shaped like Stripe's (about 4 KB each). Then:
+builds distinct `checkout.session.completed` events shaped like Stripe's (about 3.5 KB each). Then, on
+gunicorn with the project's gunicorn.conf.py and production settings, C clients posting the events over
+keep-alive connections, each signed as Stripe signs (the load generator shares the machine):
 
-1. the reference: the same database work per event by plain psycopg (or sqlite3), with no HTTP and no
-   Django, on C threads with a connection each, against N fresh orders: the INSERT of the event in its
-   own autocommit, then one transaction with the conditional UPDATE of the order, the audit row and the
-   event's status, which is the inbox's transaction structure (payments/services/inbox.py);
-2. the mirror: every statement the webhook's request sends, whole and with its parameters (the
-   connection health check, then the event and its task row in one transaction), checked against the
-   statements Django's cursor really sends, to split the gap into "statements" and "Django and HTTP";
-3. the webhook: gunicorn with the project's gunicorn.conf.py, production settings, C clients posting
-   the events, each signed as Stripe signs, over keep-alive connections; the load generator runs on
-   the same machine and its CPU counts against the result. The webhook only acknowledges: it stores
-   the event and queues its processing;
-4. then `--task-workers` db_worker processes drain the queue (the webhook's tasks and the mirror's),
-   timed.
+1. Acknowledgements. The webhook alone, no worker running: verify, store the event and its task row in
+   one transaction, answer 200. Its reference: plain psycopg on C threads sending the statements the
+   webhook's request sends (checked against what Django's cursor really sends), no HTTP, no Django.
+   Then `--task-workers` db_worker processes drain what was acknowledged, timed.
+2. End to end. The workers running, fresh events fired: from the first request until the last event is
+   processed and its fulfillment signal sent. Its reference: plain psycopg doing all the database work of
+   one event: the acknowledgement's transaction, the processing transaction (the conditional UPDATE of
+   the order, the audit row, the event's status) and the signal's mark.
+3. `--burst N` instead: N events fired at once with the workers running: the answers (every one must be
+   2xx), the acknowledgement latency, the peak queue depth, the time to drain, and one signal per order,
+   counted by a witness receiver that writes a row in the signal's transaction.
 
-It prints events/s, latency percentiles and errors for each, the ratio webhook / reference, where the
-CPU went, how long the workers took to drain the queue, and then checks that every order was
-fulfilled exactly once (one fulfilling transition, one stored event, processed). Exit status 1 when a
-check fails.
+It prints each figure beside its reference and the goal, where the CPU went, and checks that every order
+was fulfilled exactly once (one fulfilling transition, one stored event, processed, signalled once).
+Exit status 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from bench.harness import (
     Gunicorn,
     HarnessError,
     LoadResult,
+    QueueDepthSampler,
     SignedEvent,
     TaskWorkers,
     bench_environment,
@@ -65,6 +66,7 @@ from bench.harness import (
     fire_webhooks,
     percentile,
     proc_cpu_seconds,
+    queue_depth,
     say,
     script_exit,
     sql_normalised,
@@ -101,6 +103,10 @@ SQL_EVENT_FINISH = (
     "processed_at = %s, attempts = attempts + 1, last_error = '' "
     "WHERE id = %s AND status IN ('received', 'failed')"
 )
+# The least a queue must do once a task is done: mark it so (django-tasks-db's worker does more).
+SQL_TASK_DONE = (
+    "UPDATE django_tasks_database_dbtaskresult SET status = 'SUCCESSFUL', finished_at = %s WHERE id = %s"
+)
 # orders.fulfillment: after the commit, the fulfillment signal's mark, in the receivers' own transaction.
 SQL_SIGNAL_MARK = (
     "UPDATE orders_order SET fulfillment_signalled_at = %s "
@@ -117,10 +123,8 @@ MIRROR_EVENT_INSERT = (
     "%s, %s, %s, {json}, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING payments_stripeevent.id"
 )
 # The webhook's request since processing moved to a worker (payments.services.intake): in one
-# transaction, the event's INSERT in a savepoint, then its task row. The mirror queues real tasks, which
-# the run's db_workers process afterwards, as they do the webhook's.
-MIRROR_SAVEPOINT = "SAVEPOINT sp"
-MIRROR_RELEASE = "RELEASE SAVEPOINT sp"
+# transaction, the event's INSERT, then its task row. The mirror queues real tasks, which the run's
+# db_workers process afterwards, as they do the webhook's.
 MIRROR_TASK_INSERT = (
     "INSERT INTO django_tasks_database_dbtaskresult (id, status, enqueued_at, started_at, finished_at, "
     "args_kwargs, priority, task_path, worker_ids, queue_name, backend_name, run_after, return_value, "
@@ -132,12 +136,7 @@ RUN_AFTER_NONE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 def mirror_statements(vendor: str) -> list[str]:
     """Return the statements the mirror sends per event, as webhook_statements reports Django's."""
-    in_transaction = [
-        MIRROR_SAVEPOINT,
-        MIRROR_EVENT_INSERT.format(json=JSON_CASTS[vendor]),
-        MIRROR_RELEASE,
-        MIRROR_TASK_INSERT,
-    ]
+    in_transaction = [MIRROR_EVENT_INSERT.format(json=JSON_CASTS[vendor]), MIRROR_TASK_INSERT]
     return [sql_normalised(sql) + IN_TRANSACTION for sql in in_transaction]
 
 
@@ -157,11 +156,12 @@ class ReferenceResult:
 
 
 class ReferenceWorker:
-    """One connection doing, per event, what the inbox does, in the inbox's transactions.
+    """One connection doing an event's database work: all of it (`handle`), or its acknowledgement.
 
-    The reference sends the fewest statements that work (the transition's UPDATE returns the previous
-    status); the mirror sends the webhook request's statements, whole, with its parameters: it only
-    acknowledges (`acknowledge`), and the run's workers process its tasks later.
+    `handle` sends the fewest statements that work, in the project's transactions: the acknowledgement
+    (the event and its task row), the processing (the conditional UPDATE returning the previous status,
+    the audit row, the event's status, the task marked done) and the signal's mark. `acknowledge` sends
+    the webhook request's statements, whole, with its parameters; the run's workers process its tasks.
     """
 
     def __init__(self, db: Database, *, mirror: bool, health_check: bool = False):
@@ -173,6 +173,8 @@ class ReferenceWorker:
             self.sql_insert = self._sql(MIRROR_EVENT_INSERT.format(json=JSON_CASTS[db.vendor]))
         else:
             self.sql_insert = self._sql(SQL_EVENT_INSERT.format(json="%s" if self.sqlite else "%s::jsonb"))
+        self.sql_task_insert = self._sql(MIRROR_TASK_INSERT)
+        self.sql_task_done = self._sql(SQL_TASK_DONE)
         self.sql_fulfill = self._sql(SQL_ORDER_FULFILL + " RETURNING previous_status")
         self.sql_transition = self._sql(SQL_TRANSITION_INSERT)
         self.sql_finish = self._sql(SQL_EVENT_FINISH)
@@ -202,12 +204,19 @@ class ReferenceWorker:
         return now.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else now
 
     def handle(self, event: SignedEvent) -> None:
-        """Store the event; fulfill its order, write the audit row, finish the event, atomically; mark the
-        fulfillment signal sent, in a transaction of its own."""
+        """Do all of an event's database work: acknowledge, process, signal, each in its transaction."""
         order_id = self._id(event.order_id)
         cur = self.conn.cursor()
-        cur.execute(self.sql_insert, (*self._event_row(event), event.body.decode(), self._now()))
-        event_pk = cur.fetchall()[0][0]
+        task_row = self._task_row(event)
+        self._begin()
+        try:
+            cur.execute(self.sql_insert, (*self._event_row(event), event.body.decode(), self._now()))
+            event_pk = cur.fetchall()[0][0]
+            cur.execute(self.sql_task_insert, task_row)
+        except BaseException:
+            self._end("ROLLBACK")
+            raise
+        self._end("COMMIT")
         self._begin()
         try:
             now = self._now()
@@ -216,6 +225,7 @@ class ReferenceWorker:
             from_status = cur.fetchall()[0][0]
             cur.execute(self.sql_transition, (order_id, from_status, event.event_id, now))
             cur.execute(self.sql_finish, (order_id, now, event_pk))
+            cur.execute(self.sql_task_done, (now, task_row[0]))
         except BaseException:
             self._end("ROLLBACK")
             raise
@@ -233,11 +243,9 @@ class ReferenceWorker:
         inserted = (*self._event_row(event), event.body.decode(), "webhook", "received", 0, "", "", None)
         self._begin()
         try:
-            cur.execute(MIRROR_SAVEPOINT)
             cur.execute(self.sql_insert, (*inserted, self._now(), None))
             cur.fetchall()
-            cur.execute(MIRROR_RELEASE)
-            cur.execute(self._sql(MIRROR_TASK_INSERT), self._task_row(event))
+            cur.execute(self.sql_task_insert, self._task_row(event))
         except BaseException:
             self._end("ROLLBACK")
             raise
@@ -385,13 +393,14 @@ def fulfilled_exactly_once(events: list[SignedEvent]) -> list[str]:
     from payments.models import EventStatus, StripeEvent
 
     problems: list[str] = []
-    not_fulfilled = stored = unfinished = 0
+    not_fulfilled = not_signalled = stored = unfinished = 0
     transition_counts: dict[str, int] = {}
     wrong_event = 0
     by_order = {e.order_id: e for e in events}
     for chunk in _chunks(events):
         order_ids = [e.order_id for e in chunk]
         not_fulfilled += Order.objects.filter(pk__in=order_ids).exclude(status=OrderStatus.FULFILLED).count()
+        not_signalled += Order.objects.filter(pk__in=order_ids, fulfillment_signalled_at__isnull=True).count()
         for row in (
             OrderTransition.objects.filter(order_id__in=order_ids, to_status=OrderStatus.FULFILLED)
             .values("order_id")
@@ -408,6 +417,8 @@ def fulfilled_exactly_once(events: list[SignedEvent]) -> list[str]:
     once = sum(1 for e in events if transition_counts.get(e.order_id) == 1)
     if not_fulfilled:
         problems.append(f"{not_fulfilled} orders not fulfilled")
+    if not_signalled:
+        problems.append(f"{not_signalled} orders whose fulfillment signal was never sent")
     if once != len(events):
         twice = sum(1 for n in transition_counts.values() if n > 1)
         problems.append(
@@ -496,113 +507,160 @@ def warm_up(server: Gunicorn, events: list[SignedEvent], secret: str, concurrenc
 def describe_load(name: str, result: LoadResult | ReferenceResult, errors: int) -> str:
     lat = sorted(result.latencies)
     return (
-        f"  {name:<46} {result.per_second:8.0f} events/s   p50 {percentile(lat, 50) * 1000:6.2f} ms"
+        f"  {name:<44} {result.per_second:7.0f} events/s   p50 {percentile(lat, 50) * 1000:6.2f} ms"
         f"   p95 {percentile(lat, 95) * 1000:6.2f} ms   p99 {percentile(lat, 99) * 1000:6.2f} ms"
         f"   errors {errors}"
     )
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    db = Database.from_url(args.database_url)
-    secret = "whsec_bench_" + secrets.token_hex(16)
-    workdir = Path(tempfile.mkdtemp(prefix="webhook-load-"))
-    env = bench_environment(
-        db.url,
-        STRIPE_WEBHOOK_SECRET=secret,
-        DJANGO_LOG_LEVEL=args.log_level,
-        # The webhook makes no Stripe call; a key is set so nothing on the path reports "not configured".
-        STRIPE_SECRET_KEY="sk_test_bench_unused",
+def ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def verdict(value: float, goal: float) -> str:
+    return f"{value:.2f} (goal >= {goal}: {'met' if value >= goal else 'NOT met'})"
+
+
+def signalled_at_last(product_id: int, count: int, timeout: float) -> float | None:
+    """Wait until `count` orders of the product have had their signal sent; return when the last was."""
+    from django.db import connection
+    from django.db.models import Max
+
+    from orders.models import Order
+
+    signalled = Order.objects.filter(product_id=product_id, fulfillment_signalled_at__isnull=False)
+    deadline = time.monotonic() + timeout
+    try:
+        while signalled.count() < count:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+        return signalled.aggregate(last=Max("fulfillment_signalled_at"))["last"].timestamp()
+    finally:
+        connection.close()
+
+
+def drain_rate() -> tuple[int, float]:
+    """Return (tasks run, seconds from the first claim to the last finish) over the tasks a worker ran.
+
+    The reference's task rows are marked done without a claim (no `started_at`): they do not count.
+    """
+    from django.db.models import Count, Max, Min
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    ran = DBTaskResult.objects.filter(status=TaskResultStatus.SUCCESSFUL, started_at__isnull=False)
+    span = ran.aggregate(n=Count("id"), first=Min("started_at"), last=Max("finished_at"))
+    return span["n"], (span["last"] - span["first"]).total_seconds() if span["n"] else 0.0
+
+
+def tasks_left() -> dict[str, int]:
+    """Return the tasks not SUCCESSFUL, by status (none is the healthy answer)."""
+    from django.db.models import Count
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    rows = (
+        DBTaskResult.objects.exclude(status=TaskResultStatus.SUCCESSFUL)
+        .values("status")
+        .annotate(n=Count("id"))
     )
+    return {row["status"]: row["n"] for row in rows}
+
+
+def signals_witnessed(events: list[SignedEvent]) -> list[str]:
+    """Return what is wrong with the witness rows: each order must have received exactly one signal."""
+    from django.db.models import Count
+
+    from bench.models import FulfillmentWitness
+
+    counts = {
+        str(row["order_id"]): row["n"]
+        for row in FulfillmentWitness.objects.values("order_id").annotate(n=Count("id"))
+    }
+    wrong = [e.order_id for e in events if counts.get(e.order_id) != 1]
+    return [f"{len(wrong)} orders without exactly one committed signal (e.g. {wrong[:3]})"] if wrong else []
+
+
+class Run:
+    """The run's database, events and processes, shared by the phases."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.db = Database.from_url(args.database_url)
+        self.secret = "whsec_bench_" + secrets.token_hex(16)
+        self.workdir = Path(tempfile.mkdtemp(prefix="webhook-load-"))
+        self.env = bench_environment(
+            self.db.url,
+            STRIPE_WEBHOOK_SECRET=self.secret,
+            DJANGO_LOG_LEVEL=args.log_level,
+            # The webhook makes no Stripe call; a key is set so nothing on the path reports "not configured".
+            STRIPE_SECRET_KEY="sk_test_bench_unused",
+            **({"BENCH_SIGNAL_WITNESS": "true"} if args.burst else {}),
+        )
+        self.created = int(time.time())
+        self.products = 0
+
+    def events(self, count: int) -> tuple[int, list[SignedEvent]]:
+        """Create `count` pending orders of a product of their own; return its id and one event each."""
+        from orders.models import Product
+
+        self.products += 1
+        product = Product.objects.create(
+            sku=f"bench-webhook-item-{self.products}",
+            name="Bench item",
+            unit_amount=UNIT_AMOUNT,
+            currency=CURRENCY,
+        )
+        return product.pk, completed_events(orders_create(count, product.pk), created=self.created)
+
+    def gunicorn(self) -> Gunicorn:
+        args = self.args
+        env = (
+            {**self.env, "GUNICORN_MAX_REQUESTS": str(args.max_requests)}
+            if args.max_requests is not None
+            else self.env
+        )
+        return Gunicorn(
+            env=env, workers=args.workers, threads=args.threads, log_path=self.workdir / "gunicorn.log"
+        ).start()
+
+    def task_workers(self) -> TaskWorkers:
+        return TaskWorkers(
+            env=self.env, count=self.args.task_workers, log_path=self.workdir / "db_worker.log"
+        ).start()
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    run = Run(args)
+    db = run.db
     say(f"webhook_load: preparing a fresh {db.label} database ({db.name})")
     db.create_fresh()
     try:
-        django_configure(env)
+        django_configure(run.env)
         from django.db import connection, connections
 
-        from orders.models import Product
-
         connection.ensure_connection()
-        server_version = getattr(connection, "pg_version", None)
-        product = Product.objects.create(
-            sku="bench-webhook-item", name="Bench item", unit_amount=UNIT_AMOUNT, currency=CURRENCY
-        )
-        n, c = args.events, args.concurrency
-        warm = max(2 * args.workers * args.threads, 16)
-        created = int(time.time())
-        web_events = completed_events(orders_create(n, product.pk), created=created)
-        ref_events = completed_events(orders_create(n, product.pk), created=created)
-        mirror_events = completed_events(orders_create(n, product.pk), created=created)
-        warm_events = completed_events(orders_create(warm, product.pk), created=created)
-        probe_events = completed_events(orders_create(2, product.pk), created=created)
-        statements, probe_statuses = webhook_statements(probe_events, secret)
-        health_check = bool(connection.settings_dict.get("CONN_HEALTH_CHECKS"))
-        connections.close_all()
-        if probe_statuses != [200, 200]:
-            raise HarnessError(f"the webhook answered {probe_statuses} in this process; is it configured?")
-        mirrored = mirror_statements(db.vendor)
-        if statements != mirrored:
-            say(
-                "  warning: the mirror reference no longer matches the Django path; update "
-                f"bench/webhook_load.py.\n    Django sends: {statements}"
-                f"\n    the mirror sends: {mirrored}"
-            )
-        size = sum(len(e.body) for e in web_events) / n
-        say(
-            f"  {n} events of {size / 1024:.1f} KB, {c} concurrent clients, gunicorn {args.workers} "
-            f"workers x {args.threads} threads (gthread), {os.cpu_count()} cores, log level {args.log_level}"
-        )
-
-        say(
-            "  reference: the inbox's database work by plain "
-            f"{'sqlite3' if db.vendor == 'sqlite' else 'psycopg'}, no HTTP, no Django"
-        )
-        reference = run_reference(db, ref_events, concurrency=c, mirror=False, name="reference")
-        mirror = run_reference(
-            db, mirror_events, concurrency=c, mirror=True, name="mirror reference", health_check=health_check
-        )
-
-        server = Gunicorn(
-            env={**env, "GUNICORN_MAX_REQUESTS": str(args.max_requests)}
-            if args.max_requests is not None
-            else env,
-            workers=args.workers,
-            threads=args.threads,
-            log_path=workdir / "gunicorn.log",
-        ).start()
-        try:
-            warm_up(server, warm_events, secret, min(c, warm))
-            sampler = BackendCpuSampler(db) if db.vendor != "sqlite" else contextlib.nullcontext()
-            server_before = server.cpu_seconds()
-            client_before = time.process_time()
-            busy_before, total_before = machine_busy_seconds()
-            with sampler:
-                webhook = fire_webhooks(server.port, web_events, secret=secret, concurrency=c)
-            busy_after, total_after = machine_busy_seconds()
-            client_cpu = time.process_time() - client_before
-            server_cpu = server.cpu_seconds() - server_before
-            backend_cpu = sampler.seconds if db.vendor != "sqlite" else 0.0
-        finally:
-            server.stop()
-
-        workers = TaskWorkers(env=env, count=args.task_workers, log_path=workdir / "db_worker.log").start()
-        try:
-            drained, drain_seconds = tasks_drained(timeout=max(120.0, n / 10))
-        finally:
-            workers.stop()
-        if not drained:
-            raise HarnessError(f"the task queue did not drain in {drain_seconds:.0f} s; see {workdir}")
-        processed = 2 * n + warm + len(probe_events)  # the webhook's events and the mirror's
-        say(
-            f"  queue drained by {args.task_workers} db_worker(s) in {drain_seconds:.1f} s: "
-            f"{processed / drain_seconds if drain_seconds else 0:.0f} events/s processed, each with its "
-            "fulfillment signal"
-        )
-
-        problems = {
-            "webhook": fulfilled_exactly_once(web_events),
-            "reference": fulfilled_exactly_once(ref_events),
-            "reference_mirror": fulfilled_exactly_once(mirror_events),
+        figures: dict[str, Any] = {
+            "logs": str(run.workdir),
+            "database": db.label,
+            "server_version": getattr(connection, "pg_version", None),
+            "cores": os.cpu_count(),
+            "load_average": os.getloadavg()[0],
+            "concurrency": args.concurrency,
+            "workers": args.workers,
+            "threads": args.threads,
+            "task_workers": args.task_workers,
         }
+        say(
+            f"  {args.concurrency} concurrent clients, gunicorn {args.workers} workers x {args.threads} "
+            f"threads (gthread), {args.task_workers} db_worker(s), {os.cpu_count()} cores, load average "
+            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} before the run, log level {args.log_level}"
+        )
+        if args.burst:
+            figures.update(measure_burst(run))
+        else:
+            figures.update(measure_steady(run))
         connections.close_all()
     finally:
         if not args.keep_db:
@@ -610,69 +668,232 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 db.drop()
             except Exception as exc:  # the figures matter more than the cleanup
                 say(f"  could not drop {db.name}: {exc}")
+    return figures
 
-    ratio = webhook.per_second / reference.per_second if reference.per_second else 0.0
-    say(describe_load("reference: the inbox's database work", reference, reference.errors))
-    say(describe_load("reference sending the Django path's statements", mirror, mirror.errors))
-    say(describe_load("webhook: HTTP + gunicorn + Django", webhook, webhook.failed))
-    if webhook.failed:
+
+def measure_steady(run: Run) -> dict[str, Any]:
+    """Acknowledgements alone, then the drain, then end to end; each beside its plain-psycopg reference."""
+    from django.db import connection, connections
+
+    args, db, n, c = run.args, run.db, run.args.events, run.args.concurrency
+    _, web_events = run.events(n)
+    e2e_product, e2e_events = run.events(n)
+    _, ref_events = run.events(n)
+    _, mirror_events = run.events(n)
+    _, warm_events = run.events(max(2 * args.workers * args.threads, 16))
+    _, probe_events = run.events(2)
+    statements, probe_statuses = webhook_statements(probe_events, run.secret)
+    health_check = bool(connection.settings_dict.get("CONN_HEALTH_CHECKS"))
+    connections.close_all()
+    if probe_statuses != [200, 200]:
+        raise HarnessError(f"the webhook answered {probe_statuses} in this process; is it configured?")
+    mirrored = mirror_statements(db.vendor)
+    if statements != mirrored:
         say(
-            f"    statuses {dict(webhook.statuses)} errors {dict(webhook.errors)}; "
-            f"see {workdir / 'gunicorn.log'}"
+            "  warning: the mirror reference no longer matches the Django path; update "
+            f"bench/webhook_load.py.\n    Django sends: {statements}\n    the mirror sends: {mirrored}"
         )
-    say(
-        f"  ratio webhook / reference: {ratio:.2f} (goal >= 0.8); webhook / mirror: "
-        f"{webhook.per_second / mirror.per_second if mirror.per_second else 0:.2f}"
+    size = sum(len(e.body) for e in web_events) / n
+    say(f"  {n} events of {size / 1024:.1f} KB per phase")
+    driver = "sqlite3" if db.vendor == "sqlite" else "psycopg"
+    say(f"  references: plain {driver} on {c} threads, no HTTP, no Django")
+    reference = run_reference(db, ref_events, concurrency=c, mirror=False, name="reference, all the work")
+    mirror = run_reference(
+        db,
+        mirror_events,
+        concurrency=c,
+        mirror=True,
+        name="reference, the acknowledgement",
+        health_check=health_check,
     )
+
+    server = run.gunicorn()
+    workers = None
+    try:
+        warm_up(server, warm_events, run.secret, min(c, len(warm_events)))
+        # 1. Acknowledgements alone: no worker runs, so the webhook has the machine to itself.
+        sampler = BackendCpuSampler(db) if db.vendor != "sqlite" else contextlib.nullcontext()
+        server_before, client_before = server.cpu_seconds(), time.process_time()
+        busy_before, total_before = machine_busy_seconds()
+        with sampler:
+            acks = fire_webhooks(server.port, web_events, secret=run.secret, concurrency=c)
+        busy_after, total_after = machine_busy_seconds()
+        client_cpu = time.process_time() - client_before
+        server_cpu = server.cpu_seconds() - server_before
+        backend_cpu = sampler.seconds if db.vendor != "sqlite" else 0.0
+
+        # 2. The drain: the workers start on the queue the acknowledgements (and the mirror) left.
+        workers = run.task_workers()
+        drained, _ = tasks_drained(timeout=max(120.0, n / 5))
+        if not drained:
+            raise HarnessError(f"the task queue did not drain; see {run.workdir}")
+        drain_tasks, drain_seconds = drain_rate()
+        drain_events = drain_tasks / 2
+
+        # 3. End to end: the workers running, fresh events; until the last one's signal is sent.
+        workers_before, server_before = workers.cpu_seconds(), server.cpu_seconds()
+        busy_e2e_before, total_e2e_before = machine_busy_seconds()
+        began = time.time()
+        e2e_acks = fire_webhooks(server.port, e2e_events, secret=run.secret, concurrency=c)
+        last = signalled_at_last(e2e_product, n, timeout=max(120.0, n / 5))
+        if last is None:
+            raise HarnessError(f"the end-to-end events were not all processed; see {run.workdir}")
+        busy_e2e_after, total_e2e_after = machine_busy_seconds()
+        e2e_seconds = last - began
+        e2e_workers_cpu = workers.cpu_seconds() - workers_before
+        e2e_server_cpu = server.cpu_seconds() - server_before
+        tasks_drained(timeout=60)
+    finally:
+        if workers:
+            workers.stop()
+        server.stop()
+
+    problems = {
+        "webhook": fulfilled_exactly_once(web_events),
+        "end_to_end": fulfilled_exactly_once(e2e_events),
+        "reference": fulfilled_exactly_once(ref_events),
+        "reference_mirror": fulfilled_exactly_once(mirror_events),
+    }
+    left = tasks_left()
+    if left:
+        problems["tasks"] = [f"tasks left unfinished: {left}"]
+    e2e_rate = n / e2e_seconds
+    ack_ratio = ratio(acks.per_second, mirror.per_second)
+    e2e_ratio = ratio(e2e_rate, reference.per_second)
     per_event = 1000 / n
+
+    say("\n  acknowledgements (the webhook alone: verify, store the event and its task, 200):")
+    say(describe_load("webhook: HTTP + gunicorn + Django", acks, acks.failed))
+    say(describe_load(mirror.name, mirror, mirror.errors))
+    say(f"    ratio {verdict(ack_ratio, 0.8)}")
     elapsed = total_after - total_before
     say(
-        f"  CPU per event during the webhook run: gunicorn {server_cpu * per_event:.2f} ms, "
+        f"    CPU per event: gunicorn {server_cpu * per_event:.2f} ms, "
         f"load generator {client_cpu * per_event:.2f} ms"
         + (f", PostgreSQL backends {backend_cpu * per_event:.2f} ms" if db.vendor != "sqlite" else "")
-        + f"; machine busy {100 * (busy_after - busy_before) / elapsed if elapsed else 0:.0f}%"
+        + f"; machine busy {100 * (busy_after - busy_before) / elapsed if elapsed else 0:.0f}%; "
+        f"the reference: client {mirror.client_cpu * per_event:.2f} ms"
+        + (f", backends {mirror.backend_cpu * per_event:.2f} ms" if db.vendor != "sqlite" else "")
     )
-    for result in (reference, mirror):
-        line = f"  CPU per event during the {result.name}: client {result.client_cpu * per_event:.2f} ms"
-        if db.vendor != "sqlite":
-            line += f", PostgreSQL backends {result.backend_cpu * per_event:.2f} ms"
-        say(line)
+    say(
+        f"  drain: {args.task_workers} db_worker(s) ran {drain_tasks} tasks in {drain_seconds:.1f} s: "
+        f"{ratio(drain_events, drain_seconds):.0f} events/s (two tasks each: processing, then its signal)"
+    )
+    say("\n  end to end (workers running: from the first request to the last event's signal sent):")
+    say(f"  {'webhook + db_workers':<44} {e2e_rate:7.0f} events/s   in {e2e_seconds:.1f} s; acks meanwhile:")
+    say(describe_load("  acknowledgements during it", e2e_acks, e2e_acks.failed))
+    say(describe_load(reference.name, reference, reference.errors))
+    say(f"    ratio {verdict(e2e_ratio, 0.5)}")
+    e2e_elapsed = total_e2e_after - total_e2e_before
+    say(
+        f"    CPU per event: db_workers {e2e_workers_cpu * per_event:.2f} ms, "
+        f"gunicorn {e2e_server_cpu * per_event:.2f} ms; "
+        f"machine busy {100 * ratio(busy_e2e_after - busy_e2e_before, e2e_elapsed):.0f}%; "
+        f"the reference: client {reference.client_cpu * per_event:.2f} ms"
+        + (f", backends {reference.backend_cpu * per_event:.2f} ms" if db.vendor != "sqlite" else "")
+    )
+    ok = report_problems(
+        problems,
+        f"each of the {4 * n} orders fulfilled exactly once (one fulfilling transition "
+        "naming its event) and signalled, each event stored once and processed, no task left",
+    )
+    failed = acks.failed + e2e_acks.failed
+    return {
+        "events": n,
+        "payload_bytes": round(size),
+        "ack_per_second": round(acks.per_second, 1),
+        "ack_reference_per_second": round(mirror.per_second, 1),
+        "ack_ratio": round(ack_ratio, 3),
+        "ack_p50_ms": round(acks.latency_ms(50), 2),
+        "ack_p99_ms": round(acks.latency_ms(99), 2),
+        "drain_events_per_second": round(ratio(drain_events, drain_seconds), 1),
+        "e2e_per_second": round(e2e_rate, 1),
+        "e2e_reference_per_second": round(reference.per_second, 1),
+        "e2e_ratio": round(e2e_ratio, 3),
+        "e2e_ack_p99_ms": round(e2e_acks.latency_ms(99), 2),
+        "webhook_errors": failed,
+        "webhook_statuses": {str(k): v for k, v in (acks.statuses + e2e_acks.statuses).items()},
+        "reference_errors": reference.errors + mirror.errors,
+        "gunicorn_cpu_ms_per_ack": round(server_cpu * per_event, 3),
+        "db_worker_cpu_ms_per_event": round(e2e_workers_cpu * per_event, 3),
+        "problems": problems,
+        "ok": ok and failed == 0 and reference.errors == 0 and mirror.errors == 0,
+    }
+
+
+def report_problems(problems: dict[str, list[str]], summary: str) -> bool:
     ok = True
     for name, found in problems.items():
         if found:
             ok = False
             say(f"  CHECK FAILED ({name}): " + "; ".join(found))
     if ok:
-        say(
-            f"  checks: each of the {3 * n} orders fulfilled exactly once (one fulfilling transition "
-            "naming its event), each event stored once and processed"
-        )
+        say(f"  checks: {summary}")
+    return ok
+
+
+def measure_burst(run: Run) -> dict[str, Any]:
+    """Fire N events at once with the workers running; the answers, the queue, the drain, the signals."""
+    args, n, c = run.args, run.args.burst, run.args.concurrency
+    say(f"  building {n} events for the burst")
+    product, events = run.events(n)
+    _, warm_events = run.events(max(2 * args.workers * args.threads, 16))
+    server = run.gunicorn()
+    workers = run.task_workers()
+    try:
+        warm_up(server, warm_events, run.secret, min(c, len(warm_events)))
+        tasks_drained(timeout=60)
+        with QueueDepthSampler() as sampler:
+            began = time.time()
+            acks = fire_webhooks(server.port, events, secret=run.secret, concurrency=c)
+            acked = time.time()
+            depth_at_last_ack = queue_depth()
+            last = signalled_at_last(product, n, timeout=max(300.0, n / 5))
+        if last is None:
+            raise HarnessError(f"the burst was not all processed; see {run.workdir}")
+        tasks_drained(timeout=60)
+    finally:
+        workers.stop()
+        server.stop()
+    problems = {"burst": fulfilled_exactly_once(events), "signals": signals_witnessed(events)}
+    left = tasks_left()
+    if left:
+        problems["tasks"] = [f"tasks left unfinished: {left}"]
+    not_2xx = sum(k for status, k in acks.statuses.items() if not 200 <= status < 300) + sum(
+        acks.errors.values()
+    )
+    p99 = acks.latency_ms(99)
+    say(f"\n  burst of {n} distinct events, {c} clients, the workers running:")
+    say(describe_load("acknowledgements", acks, not_2xx))
+    say(
+        f"    answers: {dict(acks.statuses)}{f' errors {dict(acks.errors)}' if acks.errors else ''}: "
+        f"{'every one 2xx' if not not_2xx else f'{not_2xx} NOT 2xx'}"
+    )
+    say(f"    acknowledgement p99 {p99:.1f} ms (goal < 50 ms: {'met' if p99 < 50 else 'NOT met'})")
+    say(
+        f"    queue: peak depth {sampler.peak} tasks, {depth_at_last_ack} as the last event was acknowledged "
+        f"({acked - began:.1f} s after the first); drained {last - acked:.1f} s after that, "
+        f"{last - began:.1f} s in all ({n / (last - began):.0f} events/s end to end)"
+    )
+    ok = report_problems(
+        problems,
+        f"each of the {n} orders fulfilled exactly once, with one committed "
+        "signal (witness rows), each event stored once and processed, no task left",
+    )
     return {
-        "logs": str(workdir),
-        "database": db.label,
-        "server_version": server_version,
-        "cores": os.cpu_count(),
-        "events": n,
-        "concurrency": c,
-        "workers": args.workers,
-        "threads": args.threads,
-        "payload_bytes": round(size),
-        "reference_per_second": round(reference.per_second, 1),
-        "mirror_per_second": round(mirror.per_second, 1),
-        "webhook_per_second": round(webhook.per_second, 1),
-        "ratio": round(ratio, 3),
-        "webhook_p50_ms": round(webhook.latency_ms(50), 2),
-        "webhook_p95_ms": round(webhook.latency_ms(95), 2),
-        "webhook_p99_ms": round(webhook.latency_ms(99), 2),
-        "webhook_errors": webhook.failed,
-        "webhook_statuses": {str(k): v for k, v in webhook.statuses.items()},
-        "reference_errors": reference.errors + mirror.errors,
-        "gunicorn_cpu_ms_per_event": round(server_cpu * per_event, 3),
-        "backend_cpu_ms_per_event": round(backend_cpu * per_event, 3),
-        "reference_backend_cpu_ms_per_event": round(reference.backend_cpu * per_event, 3),
-        "client_cpu_ms_per_event": round(client_cpu * per_event, 3),
+        "burst": n,
+        "burst_statuses": {str(k): v for k, v in acks.statuses.items()},
+        "burst_not_2xx": not_2xx,
+        "burst_ack_per_second": round(acks.per_second, 1),
+        "burst_ack_p50_ms": round(acks.latency_ms(50), 2),
+        "burst_ack_p99_ms": round(p99, 2),
+        "burst_peak_depth": sampler.peak,
+        "burst_depth_at_last_ack": depth_at_last_ack,
+        "burst_ack_seconds": round(acked - began, 2),
+        "burst_drain_seconds": round(last - acked, 2),
+        "burst_total_seconds": round(last - began, 2),
         "problems": problems,
-        "ok": ok and webhook.failed == 0 and reference.errors == 0 and mirror.errors == 0,
+        "ok": ok and not_2xx == 0,
     }
 
 
@@ -699,6 +920,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--log-level", default="WARNING", help="DJANGO_LOG_LEVEL for the server (default WARNING)"
     )
     parser.add_argument("--quick", action="store_true", help="a run of a few seconds (300 events, 4 clients)")
+    parser.add_argument(
+        "--burst", type=int, metavar="N", help="instead: fire N distinct events at once, the workers running"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the logs even when all went well")
     parser.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")

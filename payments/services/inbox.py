@@ -84,25 +84,18 @@ def stripe_event_record(
 ) -> tuple[int, str, bool]:
     """Insert the event as received; return its pk, its status and whether this call stored it.
 
-    `payload` is the raw body the event was parsed from, stored as it came instead of serialising
-    the parsed event again. Raises EventNotStored when the database cannot store or read it.
+    Raises EventNotStored when the database cannot store or read it.
     """
-    if payload is None:
-        stored_payload: Any = event
-    else:
-        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-        stored_payload = Cast(Value(text), output_field=JSONField())
-    created = event.get("created")
     try:
         try:
             # Inside a caller's transaction a failed INSERT would poison it: isolate it in a savepoint.
-            # Outside one (the webhook), the INSERT commits by itself, in one round trip.
+            # Outside one, the INSERT commits by itself, in one round trip.
             if connection.in_atomic_block:
                 with transaction.atomic():
-                    row = _insert(event, stored_payload, source, created)
+                    pk = stripe_event_insert(event=event, payload=payload, source=source)
             else:
-                row = _insert(event, stored_payload, source, created)
-            return row.pk, EventStatus.RECEIVED, True
+                pk = stripe_event_insert(event=event, payload=payload, source=source)
+            return pk, EventStatus.RECEIVED, True
         except IntegrityError:
             existing = StripeEvent.objects.filter(stripe_id=event["id"]).values_list("pk", "status").first()
             if existing is None:
@@ -113,7 +106,18 @@ def stripe_event_record(
         raise EventNotStored(f"Could not store event {event.get('id')}: {exc}") from exc
 
 
-def _insert(event: dict[str, Any], payload: Any, source: str, created: Any) -> StripeEvent:
+def stripe_event_insert(*, event: dict[str, Any], payload: bytes | str | None, source: str) -> int:
+    """Insert the event as received and return its pk; a stored copy raises IntegrityError.
+
+    `payload` is the raw body the event was parsed from, stored as it came instead of serialising
+    the parsed event again.
+    """
+    if payload is None:
+        stored_payload: Any = event
+    else:
+        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+        stored_payload = Cast(Value(text), output_field=JSONField())
+    created = event.get("created")
     return StripeEvent.objects.create(
         stripe_id=event["id"],
         type=event["type"],
@@ -122,9 +126,14 @@ def _insert(event: dict[str, Any], payload: Any, source: str, created: Any) -> S
         stripe_created=datetime.fromtimestamp(created, tz=dt_timezone.utc)
         if isinstance(created, int)
         else None,
-        payload=payload,
+        payload=stored_payload,
         source=source,
-    )
+    ).pk
+
+
+def stripe_event_status(*, stripe_id: str) -> str | None:
+    """Return the stored event's status, or None when no event of that id is stored."""
+    return StripeEvent.objects.filter(stripe_id=stripe_id).values_list("status", flat=True).first()
 
 
 def stripe_event_process(

@@ -15,11 +15,11 @@ unprocessed. The inbox's conditional UPDATE keeps the processing exactly-once ei
 import logging
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from payments.models import UNFINISHED_STATUSES, EventSource, EventStatus
 from payments.outcome import EventOutcome
-from payments.services.inbox import EventNotStored, stripe_event_record
+from payments.services.inbox import EventNotStored, stripe_event_insert, stripe_event_status
 from payments.tasks import stripe_event_process_task
 
 logger = logging.getLogger(__name__)
@@ -31,9 +31,18 @@ def stripe_event_intake(*, event: dict[str, Any], payload: bytes | str) -> Event
     Raises EventNotStored when the database cannot take the event, or its task, right now.
     """
     try:
-        with transaction.atomic():
-            _, status, created = stripe_event_record(event=event, payload=payload, source=EventSource.WEBHOOK)
-            queue = created or status in UNFINISHED_STATUSES
+        try:
+            # The INSERT comes first and without a savepoint (two round trips fewer): a stored copy's
+            # IntegrityError rolls back the whole transaction, which holds nothing else yet.
+            with transaction.atomic():
+                stripe_event_insert(event=event, payload=payload, source=EventSource.WEBHOOK)
+                stripe_event_process_task.enqueue(stripe_event_id=event["id"])
+            created, status, queue = True, EventStatus.RECEIVED, True
+        except IntegrityError:
+            status = stripe_event_status(stripe_id=event["id"])
+            if status is None:
+                raise
+            created, queue = False, status in UNFINISHED_STATUSES
             if queue:
                 stripe_event_process_task.enqueue(stripe_event_id=event["id"])
     except DatabaseError as exc:

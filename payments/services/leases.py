@@ -45,3 +45,34 @@ def task_leases_expire(*, lease: timedelta) -> int:
             int(lease.total_seconds()),
         )
     return released
+
+
+def task_claim(*, task: DBTaskResult, worker_id: str) -> bool:
+    """Claim a READY task by its id, as the worker's poll would; return whether this worker got it.
+
+    One conditional UPDATE: a task another worker claimed meanwhile (its row locked, or already RUNNING)
+    is left to that worker. The claim starts the task's lease, as the poll's does.
+    """
+    started_at, worker_ids = timezone.now(), [*task.worker_ids, worker_id]
+    claimed = DBTaskResult.objects.filter(id=task.id, status=TaskResultStatus.READY).update(
+        status=TaskResultStatus.RUNNING, started_at=started_at, worker_ids=worker_ids
+    )
+    if claimed:
+        task.status, task.started_at, task.worker_ids = TaskResultStatus.RUNNING, started_at, worker_ids
+    return bool(claimed)
+
+
+def task_requeue(*, task: DBTaskResult, reason: str) -> bool:
+    """Return a task to the queue at once because the database failed under it; return whether it was.
+
+    Only under this claim (its `started_at`): a task claimed again since, by any worker, is left alone, and
+    so is one that finished well. A task the library marked FAILED for that database error goes back too.
+    """
+    requeued = DBTaskResult.objects.filter(
+        id=task.id,
+        started_at=task.started_at,
+        status__in=[TaskResultStatus.RUNNING, TaskResultStatus.FAILED],
+    ).update(status=TaskResultStatus.READY, finished_at=None, exception_class_path="", traceback="")
+    if requeued:
+        logger.warning("task %s %s: %s; queued again", task.id, task.task_path, reason)
+    return bool(requeued)

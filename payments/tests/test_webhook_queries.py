@@ -51,9 +51,7 @@ def test_acknowledging_a_new_event_costs_its_row_and_its_task_row_in_one_transac
     assert response.status_code == 200
     assert _statements(captured) == [
         "BEGIN",
-        "SAVEPOINT",  # the INSERT may meet a stored copy: only it rolls back then
-        "INSERT payments_stripeevent",
-        "RELEASE",
+        "INSERT payments_stripeevent",  # no savepoint: a stored copy rolls back a transaction holding no more
         f"INSERT {TASKS_TABLE}",  # its processing, committed with it
         "COMMIT",
     ]
@@ -72,12 +70,9 @@ def test_acknowledging_a_duplicate_of_a_finished_event_costs_one_failed_insert_a
     assert response.content == b"duplicate: event already processed"
     assert _statements(captured) == [
         "BEGIN",
-        "SAVEPOINT",
         "INSERT payments_stripeevent",
-        "ROLLBACK TO SAVEPOINT",
-        "RELEASE",
+        "ROLLBACK",
         "SELECT payments_stripeevent",  # the stored copy's status: finished, so nothing is queued
-        "COMMIT",
     ]
 
 
@@ -167,3 +162,27 @@ def test_a_task_for_an_event_already_finished_costs_one_read(client, product, ta
         assert stripe_event_process_task.call(stripe_event_id=event["id"]) == "already processed"
 
     assert _statements(captured) == ["SELECT payments_stripeevent"]
+
+
+def test_the_worker_sends_the_signal_at_once_claiming_it_with_one_statement(client, product, tasks_run):
+    deliver(client, session_event("checkout.session.completed", open_order(product)))
+    with CaptureQueriesContext(connection) as captured:
+        assert tasks_run() == 2
+
+    statements = _statements(captured)
+    claim = ["BEGIN", f"SELECT {TASKS_TABLE}", f"UPDATE {TASKS_TABLE}", "COMMIT"]
+    event_task = statements[4 : statements.index(f"UPDATE {TASKS_TABLE}", 4)]
+    assert statements == [
+        *claim,
+        *event_task,  # the processing, which queues the signal's task in its transaction
+        f"UPDATE {TASKS_TABLE}",  # SUCCESSFUL
+        f"UPDATE {TASKS_TABLE}",  # the signal's task claimed by its id, READY -> RUNNING: no poll
+        "BEGIN",
+        "UPDATE orders_order",  # the signal's own claim; the receivers run here
+        "COMMIT",
+        f"UPDATE {TASKS_TABLE}",  # SUCCESSFUL
+        "BEGIN",  # the batch worker's last look: nothing left
+        f"SELECT {TASKS_TABLE}",
+        "COMMIT",
+    ]
+    assert f"INSERT {TASKS_TABLE}" in event_task

@@ -14,7 +14,7 @@ from django_tasks_db.models import DBTaskResult
 
 from orders.models import Order, OrderStatus, OrderTransition
 from payments.models import StripeEvent
-from payments.services.leases import task_leases_expire
+from payments.services.leases import task_claim, task_leases_expire, task_requeue
 from payments.tests.conftest import WEBHOOK_SECRET
 from payments.tests.events import deliver, open_order, session_event
 
@@ -148,3 +148,39 @@ def test_lease_returns_only_tasks_claimed_longer_ago_than_the_lease_and_unfinish
         fresh.pk: TaskResultStatus.RUNNING,
         finished.pk: TaskResultStatus.SUCCESSFUL,
     }
+
+
+@pytest.mark.django_db
+def test_a_task_cut_by_the_database_goes_back_only_under_the_claim_that_ran_it():
+    cut = _claimed(ago=timedelta(seconds=1))
+    failed_by_it = _claimed(ago=timedelta(seconds=1), status=TaskResultStatus.FAILED)
+    claimed_again = _claimed(ago=timedelta(seconds=1))
+    stale = DBTaskResult.objects.get(pk=claimed_again.pk)
+    DBTaskResult.objects.filter(pk=claimed_again.pk).update(
+        started_at=timezone.now()
+    )  # another worker's claim
+    finished = _claimed(ago=timedelta(seconds=1), status=TaskResultStatus.SUCCESSFUL)
+
+    for task in (cut, failed_by_it, stale, finished):
+        task_requeue(task=task, reason="the database failed under it")
+
+    statuses = dict(DBTaskResult.objects.values_list("id", "status"))
+    assert statuses == {
+        cut.pk: TaskResultStatus.READY,
+        failed_by_it.pk: TaskResultStatus.READY,
+        claimed_again.pk: TaskResultStatus.RUNNING,
+        finished.pk: TaskResultStatus.SUCCESSFUL,
+    }
+
+
+@pytest.mark.django_db
+def test_a_follow_up_claimed_by_another_worker_is_left_to_it():
+    ready = _claimed(ago=timedelta(0), status=TaskResultStatus.READY)
+    taken = DBTaskResult.objects.get(pk=ready.pk)
+
+    assert task_claim(task=ready, worker_id="this-worker")
+    assert not task_claim(task=taken, worker_id="other-worker")
+
+    claimed = DBTaskResult.objects.get(pk=ready.pk)
+    assert claimed.status == TaskResultStatus.RUNNING
+    assert claimed.worker_ids == ["dead-worker", "this-worker"]
