@@ -212,10 +212,11 @@ TASK_LEASE_SECONDS = env_float("TASK_LEASE_SECONDS", 300.0)
 # A failed task runs again after TASK_RETRY_BASE_SECONDS, doubling each time up to the cap.
 TASK_RETRY_BASE_SECONDS = env_float("TASK_RETRY_BASE_SECONDS", 5.0)
 TASK_RETRY_MAX_SECONDS = env_float("TASK_RETRY_MAX_SECONDS", 600.0)
-# Attempts before a Stripe event is left `failed` (replay_events --failed), and before a fulfillment
-# signal is left owed (reconcile_orders sends it).
+# Attempts before a Stripe event is left `failed` (replay_events --failed), and before a signal
+# (order_fulfilled, order_refunded, order_disputed) is left owed (reconcile_orders sends it).
 STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 8)
-FULFILLMENT_SIGNAL_MAX_ATTEMPTS = env_int("FULFILLMENT_SIGNAL_MAX_ATTEMPTS", 8)
+# FULFILLMENT_SIGNAL_MAX_ATTEMPTS is the name from before the refund and dispute signals were tasks.
+SIGNAL_MAX_ATTEMPTS = env_int("SIGNAL_MAX_ATTEMPTS", env_int("FULFILLMENT_SIGNAL_MAX_ATTEMPTS", 8))
 
 # `/metrics` (Prometheus): off (404) unless one of these is set; with both, a scrape needs both. The
 # token is a bearer token (`Authorization: Bearer ...`); the addresses are the clients' as

@@ -1,9 +1,9 @@
 """The shop's fulfillment hook: `order_fulfilled`, sent once per fulfilled order, durably.
 
-The winning `order_fulfill` asks for the signal after its transaction commits. A process killed between
-that commit and the signal would lose it, so the signal is owed until `Order.fulfillment_signalled_at`
-is set, and that is set in the transaction the receivers run in: receivers' database writes commit with
-the mark, or roll back with it and run again. `order_fulfillment_signals_resend` pays what is owed.
+The winning `order_fulfill` queues the signal's task in its own transaction (`orders.tasks`). The signal
+is owed until `Order.fulfillment_signalled_at` is set, and that is set in the transaction the receivers
+run in: receivers' database writes commit with the mark, or roll back with it and run again.
+`order_fulfillment_signals_resend` pays what is owed when the task's attempts ran out.
 Receivers with effects outside the database (an email, a call to a warehouse) may, rarely, see an order
 twice (a crash after their effect, before the commit) and should be idempotent on the order id.
 """

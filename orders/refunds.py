@@ -35,7 +35,8 @@ from orders.models import (
     TransitionSource,
 )
 from orders.money import currency_decimals, money_format
-from orders.refund_signals import order_disputed_signal_send, order_refunded_signal_send
+from orders.refund_signals import disputes_owed_signal, refunds_owed_signal
+from orders.tasks import order_disputed_signal_task, order_refunded_signal_task
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def order_refund_record(
         )
         changed = _refund_advance(refund_id, refund_status_from_stripe(status), failure_reason=failure_reason)
         totals = order_refunds_recompute(order_id=refund.order_id, source=_source_of(refund_id))
-        _signal_if_succeeded(refund_id)
+        _signal_refund_if_owed(refund_id)
     refund = OrderRefund.objects.get(pk=refund_id)
     logger.info(
         "order %s refund %s (%s) recorded: %s%s; refunded %d of %d",
@@ -251,7 +252,7 @@ def order_refund_apply(
             )
         changed = created or _refund_advance(refund_pk, status, amount=amount, failure_reason=failure_reason)
         totals = order_refunds_recompute(order_id=order_id, source=source, stripe_event_id=stripe_event_id)
-        _signal_if_succeeded(refund_pk)
+        _signal_refund_if_owed(refund_pk)
     return RefundApplied(OrderRefund.objects.get(pk=refund_pk), created, changed, totals)
 
 
@@ -303,7 +304,7 @@ def order_dispute_apply(
             .update(status=status, updated_at=timezone.now(), **fields)
         )
         totals = order_refunds_recompute(order_id=order_id, source=source, stripe_event_id=stripe_event_id)
-        transaction.on_commit(lambda: order_disputed_signal_send(dispute_pk=dispute_pk), robust=True)
+        _signal_dispute_if_owed(dispute_pk)
     return DisputeApplied(OrderDispute.objects.get(pk=dispute_pk), created, changed, totals)
 
 
@@ -476,10 +477,17 @@ def _source_of(refund_pk: uuid.UUID | str) -> str:
     return REQUESTER_SOURCES[RefundRequester(requester)]
 
 
-def _signal_if_succeeded(refund_pk: uuid.UUID | str) -> None:
-    # The send's own claim decides whether this refund is due a signal (succeeded, not yet sent).
-    # robust: a failing receiver must not undo the committed refund; the signal stays owed.
-    transaction.on_commit(lambda: order_refunded_signal_send(refund_pk=refund_pk), robust=True)
+def _signal_refund_if_owed(refund_pk: uuid.UUID | str) -> None:
+    # Queued in the writer's transaction: the task commits with the refund that made it due, or neither
+    # does. The worker's claim still decides; a copy queued by a duplicate event finds nothing to send.
+    if refunds_owed_signal().filter(pk=refund_pk).exists():
+        order_refunded_signal_task.enqueue(refund_id=str(refund_pk))
+
+
+def _signal_dispute_if_owed(dispute_pk: int) -> None:
+    status = disputes_owed_signal().filter(pk=dispute_pk).values_list("status", flat=True).first()
+    if status is not None:
+        order_disputed_signal_task.enqueue(dispute_id=dispute_pk, status=status)
 
 
 def _uuid(value: str) -> uuid.UUID | None:

@@ -1,6 +1,6 @@
 """When a failed task runs again: exponential backoff, a cap, and a last attempt.
 
-One rule for every task of the project (the event task in `payments`, the fulfillment signal here), so
+One rule for every task of the project (the event task in `payments`, the signal tasks here), so
 the settings `TASK_RETRY_BASE_SECONDS` and `TASK_RETRY_MAX_SECONDS` mean the same thing everywhere.
 """
 

@@ -217,3 +217,18 @@ def test_redis_url_selects_djangos_redis_cache():
     result = _manage("shell", "-c", code, env={**PRODUCTION_ENV, "REDIS_URL": "redis://127.0.0.1:6379/0"})
 
     assert result.stdout.splitlines()[-1] == "django.core.cache.backends.redis.RedisCache", result.stderr
+
+
+def test_signal_attempts_are_read_under_their_name_and_under_the_fulfilment_only_name_before_it():
+    code = "from django.conf import settings; print(settings.SIGNAL_MAX_ATTEMPTS)"
+
+    default = _manage("shell", "-c", code, env=PRODUCTION_ENV)
+    former = _manage("shell", "-c", code, env={**PRODUCTION_ENV, "FULFILLMENT_SIGNAL_MAX_ATTEMPTS": "3"})
+    both = _manage(
+        "shell",
+        "-c",
+        code,
+        env={**PRODUCTION_ENV, "FULFILLMENT_SIGNAL_MAX_ATTEMPTS": "3", "SIGNAL_MAX_ATTEMPTS": "5"},
+    )
+
+    assert [r.stdout.splitlines()[-1] for r in (default, former, both)] == ["8", "3", "5"], both.stderr

@@ -167,7 +167,7 @@ def test_retry_waits_twice_as_long_after_each_failure(product, tasks_run, settin
 @pytest.mark.django_db(transaction=True)
 def test_signal_whose_attempts_ran_out_stays_owed_for_the_sweep(product, tasks_run, settings, received):
     settings.TASK_RETRY_BASE_SECONDS = 0
-    settings.FULFILLMENT_SIGNAL_MAX_ATTEMPTS = 2
+    settings.SIGNAL_MAX_ATTEMPTS = 2
 
     def receiver(sender, **kwargs):
         raise RuntimeError("warehouse is down")

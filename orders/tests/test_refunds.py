@@ -1,10 +1,12 @@
 """The refund and dispute rows, the recomputed amount, the refund transition and their signals."""
 
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from orders import transitions
 from orders.exceptions import RefundRefused
@@ -22,20 +24,22 @@ from orders.refunds import (
 )
 from orders.services import order_create
 from orders.signals import order_disputed, order_refunded
+from orders.tasks import order_disputed_signal_task, order_refunded_signal_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def fulfilled(product) -> Order:
+def fulfilled(product, tasks_run) -> Order:
     order = order_create(product=product, quantity=2)  # 99.98 USD
     transitions.order_fulfill(order_id=order.pk, source="webhook", payment_intent_id="pi_test_refunds")
+    assert tasks_run() == 1  # its fulfilment signal: the queue is empty when the test starts
     return Order.objects.get(pk=order.pk)
 
 
 @pytest.fixture
-def sent():
-    """Collect the refund and dispute signals."""
+def sent(tasks_queued):
+    """Collect the refund and dispute signals (sent by their tasks: run them with `tasks_run`)."""
     calls: dict[str, list[dict]] = {"refunded": [], "disputed": []}
 
     def on_refunded(sender, **kwargs):
@@ -73,11 +77,13 @@ def state(order: Order) -> tuple[str, int]:
     return fresh.status, fresh.amount_refunded
 
 
-def test_partial_refunds_that_add_up_to_the_total_refund_the_order_once(fulfilled, sent):
+def test_partial_refunds_that_add_up_to_the_total_refund_the_order_once(fulfilled, sent, tasks_run):
     apply(fulfilled, "re_1", 4000, "succeeded")
     assert state(fulfilled) == (OrderStatus.FULFILLED, 4000)
+    tasks_run()
 
     applied = apply(fulfilled, "re_2", 5998, "succeeded")
+    tasks_run()
 
     assert applied.totals.refunded_now and applied.totals.full
     assert state(fulfilled) == (OrderStatus.REFUNDED, 9998)
@@ -85,9 +91,10 @@ def test_partial_refunds_that_add_up_to_the_total_refund_the_order_once(fulfille
     assert [(s["amount"], s["full"]) for s in sent["refunded"]] == [(4000, False), (5998, True)]
 
 
-def test_a_refund_applied_many_times_counts_once(fulfilled, sent):
+def test_a_refund_applied_many_times_counts_once(fulfilled, sent, tasks_run):
     for _ in range(3):
         apply(fulfilled, "re_1", 3000, "succeeded")
+    tasks_run()
 
     assert state(fulfilled) == (OrderStatus.FULFILLED, 3000)
     assert OrderRefund.objects.filter(order=fulfilled).count() == 1
@@ -129,11 +136,13 @@ def test_refunds_of_an_order_that_is_not_fulfilled_never_refund_it(product):
     assert state(order) == (OrderStatus.CONFIRMED, order.amount_total)
 
 
-def test_a_lost_dispute_counts_as_returned_and_a_full_loss_refunds_the_order(fulfilled, sent):
+def test_a_lost_dispute_counts_as_returned_and_a_full_loss_refunds_the_order(fulfilled, sent, tasks_run):
     dispute(fulfilled, "needs_response")
     assert state(fulfilled) == (OrderStatus.FULFILLED, 0)
+    tasks_run()
 
     dispute(fulfilled, "lost")
+    tasks_run()
 
     assert state(fulfilled) == (OrderStatus.REFUNDED, 9998)
     assert [s["status"] for s in sent["disputed"]] == ["needs_response", "lost"]
@@ -148,11 +157,13 @@ def test_a_won_dispute_returns_nothing(fulfilled):
     assert state(fulfilled) == (OrderStatus.FULFILLED, 0)
 
 
-def test_reordered_and_duplicated_dispute_events_keep_the_final_status(fulfilled, sent):
+def test_reordered_and_duplicated_dispute_events_keep_the_final_status(fulfilled, sent, tasks_run):
     dispute(fulfilled, "lost", amount=5000)  # charge.dispute.closed first
+    tasks_run()
     dispute(fulfilled, "needs_response", amount=5000)  # charge.dispute.created, late
     dispute(fulfilled, "under_review", amount=5000)  # charge.dispute.updated, late
     dispute(fulfilled, "lost", amount=5000)  # closed again, duplicated
+    tasks_run()
 
     assert state(fulfilled) == (OrderStatus.FULFILLED, 5000)
     assert [s["status"] for s in sent["disputed"]] == ["lost"]
@@ -239,8 +250,9 @@ def test_a_currency_without_minor_units_takes_no_decimals():
         refund_amount_parse("5.00", currency="jpy")
 
 
-def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled, sent):
+def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled, sent, tasks_run):
     applied = apply(fulfilled, "re_1", 3000, "succeeded")
+    assert tasks_run() == 1
 
     again = [order_refunded_signal_send(refund_pk=applied.refund.pk) for _ in range(2)]
     resent = refund_signals_resend(older_than=timedelta(0))
@@ -250,8 +262,7 @@ def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled,
 
 
 def test_an_owed_refund_signal_is_sent_by_the_resend(fulfilled, sent):
-    with mock.patch("orders.refunds.order_refunded_signal_send"):  # the sender died after the commit
-        applied = apply(fulfilled, "re_1", 3000, "succeeded")
+    applied = apply(fulfilled, "re_1", 3000, "succeeded")  # no worker runs its task
     assert sent["refunded"] == []
 
     assert refund_signals_resend(older_than=timedelta(0)) == 1
@@ -267,9 +278,145 @@ def test_a_pending_refund_is_never_signalled(fulfilled, sent):
     assert sent["refunded"] == []
 
 
-def test_the_dispute_signal_is_sent_once_per_status(fulfilled, sent):
+def test_the_dispute_signal_is_sent_once_per_status(fulfilled, sent, tasks_run):
     applied = dispute(fulfilled, "needs_response")
+    assert tasks_run() == 1
 
     assert order_disputed_signal_send(dispute_pk=applied.dispute.pk) is False
     assert refund_signals_resend(older_than=timedelta(0)) == 0
     assert [s["status"] for s in sent["disputed"]] == ["needs_response"]
+
+
+def queued(task) -> list[dict]:
+    """Return the kwargs of the task's queued runs, oldest first."""
+    rows = DBTaskResult.objects.filter(task_path=task.module_path).order_by("enqueued_at")
+    return [row.args_kwargs["kwargs"] for row in rows]
+
+
+@pytest.mark.usefixtures("tasks_queued")
+def test_the_refund_signal_task_commits_with_the_refund_or_not_at_all(fulfilled):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        applied = apply(fulfilled, "re_1", 3000, "succeeded")
+        assert queued(order_refunded_signal_task) == [{"refund_id": str(applied.refund.pk)}]
+        raise RuntimeError("the event's transaction fails after the refund")
+
+    assert not OrderRefund.objects.exists()
+    assert queued(order_refunded_signal_task) == []
+
+    applied = apply(fulfilled, "re_1", 3000, "succeeded")
+    assert queued(order_refunded_signal_task) == [{"refund_id": str(applied.refund.pk)}]
+
+
+@pytest.mark.usefixtures("tasks_queued")
+def test_the_dispute_signal_task_commits_with_the_status_reached_or_not_at_all(fulfilled):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        applied = dispute(fulfilled, "needs_response")
+        assert queued(order_disputed_signal_task) == [
+            {"dispute_id": applied.dispute.pk, "status": "needs_response"}
+        ]
+        raise RuntimeError("the event's transaction fails after the dispute")
+
+    assert queued(order_disputed_signal_task) == []
+
+    applied = dispute(fulfilled, "needs_response")
+    assert queued(order_disputed_signal_task) == [
+        {"dispute_id": applied.dispute.pk, "status": "needs_response"}
+    ]
+
+
+def test_only_a_change_that_makes_a_signal_due_queues_its_task(fulfilled, sent, tasks_run):
+    apply(fulfilled, "re_1", 3000, "pending")
+    assert queued(order_refunded_signal_task) == []
+
+    apply(fulfilled, "re_1", 3000, "succeeded")
+    dispute(fulfilled, "needs_response")
+    assert tasks_run() == 2
+
+    apply(fulfilled, "re_1", 3000, "succeeded")  # a duplicate, after the signal was sent
+    dispute(fulfilled, "needs_response")
+    assert tasks_run() == 0
+    assert (len(sent["refunded"]), len(sent["disputed"])) == (1, 1)
+
+
+SIGNALS = {
+    "refund": (order_refunded, lambda order: apply(order, "re_1", 3000, "succeeded")),
+    "dispute": (order_disputed, lambda order: dispute(order, "needs_response")),
+}
+
+
+@pytest.mark.parametrize("kind", SIGNALS)
+def test_a_failing_receiver_is_retried_with_backoff_until_it_succeeds_once(
+    kind, fulfilled, tasks_run, settings
+):
+    settings.TASK_RETRY_BASE_SECONDS = 0  # every retry due at once, so one batch of the worker runs them
+    signal, make_due = SIGNALS[kind]
+    calls = []
+
+    def receiver(sender, **kwargs):
+        calls.append(kwargs["order_id"])
+        Order.objects.filter(pk=kwargs["order_id"]).update(customer_email=f"try-{len(calls)}@example.com")
+        if len(calls) < 3:
+            raise RuntimeError("warehouse is down")
+
+    signal.connect(receiver, dispatch_uid="test-flaky-receiver")
+    try:
+        make_due(fulfilled)
+        assert tasks_run() == 3
+    finally:
+        signal.disconnect(dispatch_uid="test-flaky-receiver")
+
+    assert calls == [fulfilled.pk] * 3
+    # The failed attempts' writes rolled back with their claims; the third committed once.
+    assert Order.objects.get(pk=fulfilled.pk).customer_email == "try-3@example.com"
+    runs = DBTaskResult.objects.exclude(task_path="orders.tasks.order_fulfillment_signal_task")
+    assert sorted((row.args_kwargs["kwargs"].get("attempt", 1), row.status) for row in runs) == [
+        (1, TaskResultStatus.FAILED),
+        (2, TaskResultStatus.FAILED),
+        (3, TaskResultStatus.SUCCESSFUL),
+    ]
+
+
+@pytest.mark.parametrize("kind", SIGNALS)
+def test_a_signal_whose_attempts_ran_out_stays_owed_for_the_resend(
+    kind, fulfilled, sent, tasks_run, settings
+):
+    settings.TASK_RETRY_BASE_SECONDS = 0
+    settings.SIGNAL_MAX_ATTEMPTS = 2
+    signal, make_due = SIGNALS[kind]
+
+    def receiver(sender, **kwargs):
+        raise RuntimeError("warehouse is down")
+
+    signal.connect(receiver, dispatch_uid="test-down-receiver")
+    try:
+        make_due(fulfilled)
+        assert tasks_run() == 2
+    finally:
+        signal.disconnect(dispatch_uid="test-down-receiver")
+
+    sent["refunded"].clear()  # the attempts' calls, rolled back with their claims
+    sent["disputed"].clear()
+    assert refund_signals_resend(older_than=timedelta(0)) == 1
+    assert len(sent["refunded"] + sent["disputed"]) == 1
+    assert refund_signals_resend(older_than=timedelta(0)) == 0
+
+
+def test_a_dispute_that_moved_on_before_its_task_ran_is_told_its_newest_status_once(
+    fulfilled, sent, tasks_run
+):
+    dispute(fulfilled, "needs_response")
+    dispute(fulfilled, "lost")  # no worker ran in between
+
+    assert [kwargs["status"] for kwargs in queued(order_disputed_signal_task)] == ["needs_response", "lost"]
+    assert tasks_run() == 2
+    assert [s["status"] for s in sent["disputed"]] == ["lost"]
+
+
+def test_a_refund_signal_retry_that_finds_it_sent_sends_nothing(fulfilled, sent, tasks_run):
+    applied = apply(fulfilled, "re_1", 3000, "succeeded")
+    assert refund_signals_resend(older_than=timedelta(0)) == 1  # reconcile got there first
+
+    DBTaskResult.objects.filter(status=TaskResultStatus.READY).update(run_after=timezone.now())
+    assert tasks_run() == 1
+    assert [s["refund_id"] for s in sent["refunded"]] == ["re_1"]
+    assert OrderRefund.objects.get(pk=applied.refund.pk).signalled_at is not None

@@ -6,7 +6,7 @@ ever, and nothing in the library runs it again. Here a claim is a lease of TASK_
 `started_at`: past it, any worker returns the task to READY, and the next free worker runs it again.
 
 That is safe because every task of this project is idempotent by the database: the event task finishes
-an event only from an unfinished status, the fulfillment task claims the signal with a conditional
+an event only from an unfinished status, each signal task claims its signal with a conditional
 UPDATE, and a killed worker's uncommitted work was rolled back with its connection. A task that merely
 runs longer than its lease runs twice; keep the lease above the slowest task.
 """

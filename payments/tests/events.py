@@ -93,6 +93,37 @@ def event(event_type: str, data_object: dict[str, Any], *, event_id: str | None 
     }
 
 
+def refund_object(order: Order, *, refund_id: str, amount: int, status: str, **extra) -> dict:
+    """Return a Refund of the order's payment, as refund.* and charge.refunded events carry it."""
+    return {
+        "id": refund_id,
+        "object": "refund",
+        "amount": amount,
+        "charge": "ch_test",
+        "currency": "usd",
+        "metadata": {},
+        "payment_intent": order.stripe_payment_intent_id,
+        "reason": None,
+        "status": status,
+        **extra,
+    }
+
+
+def dispute_object(order: Order, *, dispute_id: str, status: str) -> dict:
+    """Return a Dispute of the order's whole payment, as charge.dispute.* events carry it."""
+    return {
+        "id": dispute_id,
+        "object": "dispute",
+        "amount": order.amount_total,
+        "charge": "ch_test",
+        "currency": "usd",
+        "evidence_details": {"due_by": 1893456000},
+        "payment_intent": order.stripe_payment_intent_id,
+        "reason": "product_not_received",
+        "status": status,
+    }
+
+
 def session_event(event_type: str, order: Order | None = None, **session: Any) -> dict[str, Any]:
     """Return a checkout.session.* event for an order."""
     return event(event_type, checkout_session(order, **session))

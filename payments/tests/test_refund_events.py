@@ -8,7 +8,7 @@ from orders.services import order_create
 from payments.handlers import HANDLERS
 from payments.models import StripeEvent
 from payments.tests import events
-from payments.tests.events import event, new_id
+from payments.tests.events import dispute_object, event, new_id, refund_object
 
 pytestmark = pytest.mark.django_db
 
@@ -29,35 +29,6 @@ def order(product, emulator) -> Order:
     order = order_create(product=product, quantity=2)
     transitions.order_fulfill(order_id=order.pk, source="webhook", payment_intent_id=new_id("pi_"))
     return Order.objects.get(pk=order.pk)
-
-
-def refund_object(order: Order, *, refund_id: str, amount: int, status: str, **extra) -> dict:
-    return {
-        "id": refund_id,
-        "object": "refund",
-        "amount": amount,
-        "charge": "ch_test",
-        "currency": "usd",
-        "metadata": {},
-        "payment_intent": order.stripe_payment_intent_id,
-        "reason": None,
-        "status": status,
-        **extra,
-    }
-
-
-def dispute_object(order: Order, *, dispute_id: str, status: str) -> dict:
-    return {
-        "id": dispute_id,
-        "object": "dispute",
-        "amount": order.amount_total,
-        "charge": "ch_test",
-        "currency": "usd",
-        "evidence_details": {"due_by": 1893456000},
-        "payment_intent": order.stripe_payment_intent_id,
-        "reason": "product_not_received",
-        "status": status,
-    }
 
 
 @pytest.fixture
