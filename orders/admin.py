@@ -70,7 +70,19 @@ def _no_dashboard_link(*, kind: str, object_id: str) -> str | None:
 ADMIN_CSS = {"all": ["orders/admin.css"]}
 
 
-class OrderTransitionInline(admin.TabularInline):
+class TransitionBadges:
+    """The from and to states of a transition as badges, for the order's inline and the transitions list."""
+
+    @admin.display(description="From")
+    def from_badge(self, transition: OrderTransition) -> SafeString:
+        return status_badge(transition.from_status)
+
+    @admin.display(description="To")
+    def to_badge(self, transition: OrderTransition) -> SafeString:
+        return status_badge(transition.to_status)
+
+
+class OrderTransitionInline(TransitionBadges, admin.TabularInline):
     model = OrderTransition
     extra = 0
     can_delete = False
@@ -84,14 +96,6 @@ class OrderTransitionInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         return False
-
-    @admin.display(description="From")
-    def from_badge(self, transition: OrderTransition) -> SafeString:
-        return status_badge(transition.from_status)
-
-    @admin.display(description="To")
-    def to_badge(self, transition: OrderTransition) -> SafeString:
-        return status_badge(transition.to_status)
 
 
 @admin.register(Order)
@@ -256,7 +260,7 @@ class OrderAdmin(ScaledListMixin, admin.ModelAdmin):
 
 
 @admin.register(OrderTransition)
-class OrderTransitionAdmin(ReadOnlyAdminMixin, ScaledListMixin, admin.ModelAdmin):
+class OrderTransitionAdmin(TransitionBadges, ReadOnlyAdminMixin, ScaledListMixin, admin.ModelAdmin):
     list_display = ("created_at", "order_link", "from_badge", "to_badge", "source", "stripe_event_id")
     list_display_links = None
     list_filter = ("source", "to_status")
@@ -284,11 +288,3 @@ class OrderTransitionAdmin(ReadOnlyAdminMixin, ScaledListMixin, admin.ModelAdmin
             transition.order_id,
             order_reference(transition.order_id),
         )
-
-    @admin.display(description="From")
-    def from_badge(self, transition: OrderTransition) -> SafeString:
-        return status_badge(transition.from_status)
-
-    @admin.display(description="To")
-    def to_badge(self, transition: OrderTransition) -> SafeString:
-        return status_badge(transition.to_status)
