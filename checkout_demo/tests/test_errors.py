@@ -1,6 +1,7 @@
 """Error answers: branded pages with a way back to the shop for people, JSON for the API."""
 
 import json
+import uuid
 from unittest import mock
 
 import pytest
@@ -104,6 +105,16 @@ def test_other_methods_get_a_json_405_with_allow(client, method):
     assert response["Allow"] == "POST, OPTIONS"
     assert response["Content-Type"] == "application/json"
     assert "POST" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_the_order_status_endpoint_answers_other_methods_in_json_with_allow(client, method):
+    response = getattr(client, method)(f"/orders/{uuid.uuid4()}/status")
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, OPTIONS"
+    assert response["Content-Type"] == "application/json"
+    assert "GET" in response.json()["error"]["message"]
 
 
 def test_options_preflight_gets_allow_and_no_cors_grant(client):

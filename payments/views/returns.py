@@ -15,6 +15,7 @@ from orders.selectors import order_get, order_get_by_session
 from payments.services.checkout import CheckoutReturn, ReturnOutcome, checkout_return_verify
 from payments.views.common import (
     json_error,
+    json_methods,
     late_payment_message,
     order_payload,
     order_status_message,
@@ -84,7 +85,7 @@ def success(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@json_methods("GET")
 def order_status(request: HttpRequest, order_id: uuid.UUID) -> JsonResponse:
     """Return the order's current state as JSON, for the success page to poll."""
     try:
