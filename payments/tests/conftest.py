@@ -4,6 +4,7 @@ import pytest
 
 from orders.models import Product
 from payments import gateway
+from payments.models import FINISHED_STATUSES, StripeEvent
 
 WEBHOOK_SECRET = "whsec_test_payments_suite"
 EMULATOR_API_KEY = "sk_test_emulator_suite"
@@ -57,6 +58,17 @@ def emulator_worker_env(emulator) -> dict[str, str]:
         "STRIPE_API_BASE": emulator.base_url,
         "STRIPE_MAX_NETWORK_RETRIES": "0",
     }
+
+
+@pytest.fixture
+def settled(emulator, wait_until):
+    """Return a waiter for every delivery to be made and every stored event to be finished."""
+
+    def settled() -> None:
+        assert emulator.wait_for_idle(timeout=10)
+        wait_until(lambda: not StripeEvent.objects.exclude(status__in=FINISHED_STATUSES).exists())
+
+    return settled
 
 
 @pytest.fixture

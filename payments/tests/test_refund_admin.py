@@ -7,7 +7,6 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from orders.models import Order, OrderRefund, OrderStatus
-from payments.models import FINISHED_STATUSES, StripeEvent
 from payments.tests.conftest import emulator_worker_env
 from payments.tests.events import emulator_order
 
@@ -23,17 +22,6 @@ def order(emulator, live_server, db_worker, wait_until, synced_product) -> Order
     emulator.pay(session.id, "card")
     wait_until(lambda: Order.objects.get(pk=order.pk).status == OrderStatus.FULFILLED)
     return Order.objects.get(pk=order.pk)
-
-
-@pytest.fixture
-def settled(emulator, wait_until):
-    """Return a waiter for every delivery to be made and every stored event to be finished."""
-
-    def settled() -> None:
-        assert emulator.wait_for_idle(timeout=10)
-        wait_until(lambda: not StripeEvent.objects.exclude(status__in=FINISHED_STATUSES).exists())
-
-    return settled
 
 
 def staff(*permissions: str) -> User:

@@ -18,7 +18,7 @@ from orders.models import (
     RefundRequester,
     RefundStatus,
 )
-from payments.models import FINISHED_STATUSES, EventStatus, StripeEvent
+from payments.models import EventStatus, StripeEvent
 from payments.services.refunds import order_refund
 from payments.tests.conftest import emulator_worker_env
 from payments.tests.events import emulator_order
@@ -38,17 +38,6 @@ def stripe(webhooks, db_worker):
     """Return the emulator delivering to the live server, and a real worker processing the events."""
     db_worker(**emulator_worker_env(webhooks))
     return webhooks
-
-
-@pytest.fixture
-def settled(emulator, wait_until):
-    """Return a waiter for every delivery to be made and every stored event to be finished."""
-
-    def settled() -> None:
-        assert emulator.wait_for_idle(timeout=10)
-        wait_until(lambda: not StripeEvent.objects.exclude(status__in=FINISHED_STATUSES).exists())
-
-    return settled
 
 
 @pytest.fixture
