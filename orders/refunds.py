@@ -24,6 +24,7 @@ from django.utils import timezone
 from orders import transitions
 from orders.exceptions import OrderNotFound, RefundRefused
 from orders.models import (
+    CLOSED_STATUSES,
     DisputeStatus,
     Order,
     OrderDispute,
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 # Orders whose money may be given back: fulfilled ones (partly refunded ones stay fulfilled), and, for the
 # automatic refund of money that reached an order already closed (a late payment), failed and expired ones.
 REFUNDABLE_STATUSES = frozenset({OrderStatus.FULFILLED})
-LATE_PAYMENT_STATUSES = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED})
+LATE_PAYMENT_STATUSES = CLOSED_STATUSES
 
 # Refunds that hold part of the order's money: gone (succeeded) or on their way (requested, pending).
 RESERVING_STATUSES = (RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SUCCEEDED)

@@ -51,9 +51,6 @@ class CheckoutSession:
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "CheckoutSession":
         """Build from a session as Stripe serialises it (API response or event's data.object)."""
-        payment_intent = data.get("payment_intent")
-        if isinstance(payment_intent, dict):
-            payment_intent = payment_intent.get("id")
         details = data.get("customer_details") or {}
         return cls(
             id=data["id"],
@@ -63,7 +60,7 @@ class CheckoutSession:
             currency=data.get("currency"),
             client_reference_id=data.get("client_reference_id"),
             metadata=dict(data.get("metadata") or {}),
-            payment_intent_id=payment_intent or "",
+            payment_intent_id=_id_of(data.get("payment_intent")),
             customer_email=details.get("email") or data.get("customer_email") or "",
             url=data.get("url"),
         )

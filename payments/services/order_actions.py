@@ -15,7 +15,7 @@ from typing import Literal
 
 from orders import transitions
 from orders.models import Order, OrderStatus
-from orders.selectors import order_get_for_payment
+from orders.selectors import order_get_for_payment, order_status_get
 from payments import gateway
 from payments.exceptions import PaymentProviderError, PaymentProviderRefused, StripeResourceMissing
 from payments.services.sessions import (
@@ -167,5 +167,5 @@ def _session_state(session: gateway.CheckoutSession) -> str:
 
 
 def _result(order: Order, moved: bool, message: str) -> OrderActionResult:
-    status = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first() or "missing"
+    status = order_status_get(order_id=order.pk) or "missing"
     return OrderActionResult(order.pk, moved, status, message)

@@ -19,7 +19,12 @@ from orders.models import TransitionSource
 from payments import gateway
 from payments.models import UNFINISHED_STATUSES, EventSource, EventStatus, StripeEvent
 from payments.outcome import EventOutcome
-from payments.services.inbox import EventProcessingFailed, stripe_event_process, stripe_event_receive
+from payments.services.inbox import (
+    EventProcessingFailed,
+    stripe_event_process,
+    stripe_event_receive,
+    stripe_event_status,
+)
 
 PAGE_SIZE = 200
 
@@ -170,9 +175,7 @@ def _pages(events: QuerySet[StripeEvent]) -> Iterator[StripeEvent]:
 def _receive_all(events: Iterable[dict[str, Any]], *, source: str, dry_run: bool) -> Iterator[EventOutcome]:
     for event in events:
         if dry_run:
-            status = (
-                StripeEvent.objects.filter(stripe_id=event["id"]).values_list("status", flat=True).first()
-            )
+            status = stripe_event_status(stripe_id=event["id"])
             yield EventOutcome.of(event, status or "new", "would receive")
             continue
         try:
