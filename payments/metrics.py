@@ -69,7 +69,7 @@ class HealthCollector(Collector):
         transitions = GaugeMetricFamily(
             f"{PREFIX}_order_transitions",
             "Order transitions ever made, by who asked (webhook, redirect, replay, reconcile, admin, "
-            f"system). Exact up to {health.EXACT_COUNT_LIMIT}, PostgreSQL's estimate above.",
+            f"command, system). Exact up to {health.EXACT_COUNT_LIMIT}, PostgreSQL's estimate above.",
             labels=["source"],
         )
         for source, count in health.order_transition_counts().items():
