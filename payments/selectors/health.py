@@ -13,22 +13,20 @@ workers agree on it. Each stays cheap when the tables hold millions of finished 
   the table's growth between ANALYZEs; other databases count exactly (a SQLite shop is small).
 """
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult, get_date_max
 
+from orders.admin_support import EXACT_COUNT_LIMIT, planner_estimate
 from orders.models import OrderTransition, TransitionSource
 from payments.models import FINISHED_STATUSES, EventStatus, StripeEvent
 
-EXACT_COUNT_LIMIT = 10_000
 LATENCY_WINDOW = timedelta(minutes=5)
 # The most recent finished events a latency summary reads: a burst cannot make a scrape expensive.
 LATENCY_SAMPLE_LIMIT = 10_000
@@ -163,18 +161,8 @@ def _count(queryset: QuerySet) -> int:
     bounded = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
     if bounded <= EXACT_COUNT_LIMIT:
         return bounded
-    if connection.vendor != "postgresql":
+    estimate = planner_estimate(queryset)
+    if estimate is None:
         return queryset.count()
     # Never below what the bounded count saw: the statistics may predate the latest rows.
-    return max(_planner_estimate(queryset), bounded)
-
-
-def _planner_estimate(queryset: QuerySet) -> int:
-    """Return how many rows PostgreSQL's planner expects the queryset to return, without running it."""
-    sql, params = queryset.order_by().values("pk").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
+    return max(estimate, bounded)
