@@ -171,12 +171,12 @@ def order_refund_record(
     """Record Stripe's answer to our refund request (its id and status), unless a webhook got further."""
     refund = OrderRefund.objects.only("order_id").get(pk=refund_id)
     with transaction.atomic():
-        _lock(refund.order_id)
+        order = _lock(refund.order_id)
         OrderRefund.objects.filter(pk=refund_id, stripe_refund_id__isnull=True).update(
             stripe_refund_id=stripe_refund_id, updated_at=timezone.now()
         )
         changed = _refund_advance(refund_id, refund_status_from_stripe(status), failure_reason=failure_reason)
-        totals = order_refunds_recompute(order_id=refund.order_id, source=_source_of(refund_id))
+        totals = order_refunds_recompute(order_id=refund.order_id, source=_source_of(refund_id), order=order)
         _signal_refund_if_owed(refund_id)
     refund = OrderRefund.objects.get(pk=refund_id)
     logger.info(
@@ -231,7 +231,7 @@ def order_refund_apply(
     status = refund_status_from_stripe(status)
     reason = reason if reason in RefundReason.values else ""
     with transaction.atomic(savepoint=False):
-        _lock(order_id)
+        order = _lock(order_id)
         created = False
         if request_id:
             # Our own refund whose webhook came before (or instead of) the API's answer: claim its row.
@@ -252,7 +252,9 @@ def order_refund_apply(
                 failure_reason=failure_reason,
             )
         changed = created or _refund_advance(refund_pk, status, amount=amount, failure_reason=failure_reason)
-        totals = order_refunds_recompute(order_id=order_id, source=source, stripe_event_id=stripe_event_id)
+        totals = order_refunds_recompute(
+            order_id=order_id, source=source, stripe_event_id=stripe_event_id, order=order
+        )
         _signal_refund_if_owed(refund_pk)
     return RefundApplied(OrderRefund.objects.get(pk=refund_pk), created, changed, totals)
 
@@ -282,7 +284,7 @@ def order_dispute_apply(
     """Upsert a dispute's row from what Stripe reports, never moving it backwards, then recompute."""
     fields = {"amount": amount, "currency": currency, "reason": reason, "evidence_due_by": evidence_due_by}
     with transaction.atomic(savepoint=False):
-        _lock(order_id)
+        order = _lock(order_id)
         created = False
         dispute_pk = (
             OrderDispute.objects.filter(stripe_dispute_id=stripe_dispute_id)
@@ -304,17 +306,27 @@ def order_dispute_apply(
             .exclude(status=status, **fields)  # already so: not a change
             .update(status=status, updated_at=timezone.now(), **fields)
         )
-        totals = order_refunds_recompute(order_id=order_id, source=source, stripe_event_id=stripe_event_id)
+        totals = order_refunds_recompute(
+            order_id=order_id, source=source, stripe_event_id=stripe_event_id, order=order
+        )
         _signal_dispute_if_owed(dispute_pk)
     return DisputeApplied(OrderDispute.objects.get(pk=dispute_pk), created, changed, totals)
 
 
 def order_refunds_recompute(
-    *, order_id: uuid.UUID | str, source: str, stripe_event_id: str | None = None
+    *,
+    order_id: uuid.UUID | str,
+    source: str,
+    stripe_event_id: str | None = None,
+    order: Order | None = None,
 ) -> RefundTotals:
-    """Sum the order's succeeded refunds and lost disputes into `amount_refunded`; refund it when covered."""
+    """Sum the order's succeeded refunds and lost disputes into `amount_refunded`; refund it when covered.
+
+    `order` is the row a caller already locked in this transaction (it wrote only refund and dispute rows
+    since), so the lock is not taken twice; without it the order is locked here.
+    """
     with transaction.atomic(savepoint=False):
-        order = _lock(order_id)
+        order = order if order is not None else _lock(order_id)
         returned = _returned(order.pk)
         capped = min(returned, order.amount_total)
         if returned > order.amount_total:
