@@ -21,11 +21,6 @@ from orders.money import money_format
 from orders.search import order_id_match, order_reference, orders_search, term_help
 
 
-def money(amount: int, currency: str) -> str:
-    """Return an amount as every admin page shows it (49.99 USD; 5000 JPY); the admin's one call site."""
-    return money_format(amount, currency)
-
-
 def status_badge(status: str, label: str | None = None) -> SafeString:
     """Return a status as a coloured badge that also says it in words (styles: orders/admin.css).
 
@@ -48,7 +43,9 @@ def order_flags(order: Order) -> SafeString:
     # A refunded order's badge says it already; a partial refund or a dispute lost shows only here.
     if order.amount_refunded and order.status != OrderStatus.REFUNDED:
         marks.append(
-            format_html('<span class="flag">{} refunded</span>', money(order.amount_refunded, order.currency))
+            format_html(
+                '<span class="flag">{} refunded</span>', money_format(order.amount_refunded, order.currency)
+            )
         )
     if getattr(order, "is_disputed", False):
         marks.append(SafeString('<span class="flag flag-dispute">Disputed</span>'))
@@ -217,11 +214,11 @@ class OrderAdmin(ScaledListMixin, admin.ModelAdmin):
 
     @admin.display(description="Unit price", ordering="unit_amount")
     def unit_price(self, order: Order) -> str:
-        return money(order.unit_amount, order.currency)
+        return money_format(order.unit_amount, order.currency)
 
     @admin.display(description="Total", ordering="amount_total")
     def total(self, order: Order) -> str:
-        return money(order.amount_total, order.currency)
+        return money_format(order.amount_total, order.currency)
 
     @admin.display(description="Refunded")
     def refunds(self, order: Order) -> str:

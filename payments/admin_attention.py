@@ -21,9 +21,10 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from orders.admin import money, status_badge
+from orders.admin import status_badge
 from orders.admin_support import count_display
 from orders.models import Order, OrderDispute, OrderRefund
+from orders.money import money_format
 from orders.search import order_reference
 from orders.selectors import order_counts_created_since
 from payments.admin import event_status_badge
@@ -110,7 +111,7 @@ def _order_row(order: Order, last: str) -> tuple:
         _order_link(order.pk),
         status_badge(order.status),
         _when(order.created_at),
-        money(order.amount_total, order.currency),
+        money_format(order.amount_total, order.currency),
         last,
     )
 
@@ -159,7 +160,7 @@ def _sections(lists: list[AttentionList], user: AbstractBaseUser | AnonymousUser
             ("Order", "Amount", "Status", "Requested", "By", "Failure"),
             lambda r: (
                 _order_link(r.order_id),
-                money(r.amount, r.currency),
+                money_format(r.amount, r.currency),
                 r.get_status_display(),
                 _when(r.created_at),
                 r.requested_by_user or r.get_requested_by_display(),
@@ -174,7 +175,7 @@ def _sections(lists: list[AttentionList], user: AbstractBaseUser | AnonymousUser
             lambda d: (
                 format_html("<strong>{}</strong>", _when(d.evidence_due_by)),
                 _order_link(d.order_id),
-                money(d.amount, d.currency),
+                money_format(d.amount, d.currency),
                 d.get_status_display(),
                 d.reason or "—",
             ),

@@ -7,8 +7,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from orders.admin import money
 from orders.models import Product
+from orders.money import money_format
 from payments.exceptions import PaymentProviderError
 from payments.services.catalog import product_price_archive, product_price_create
 
@@ -56,7 +56,7 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.display(description="Price", ordering="unit_amount")
     def price(self, product: Product) -> str:
-        return money(product.unit_amount, product.currency)
+        return money_format(product.unit_amount, product.currency)
 
     def save_model(self, request: HttpRequest, obj: Product, form: ProductAdminForm, change: bool) -> None:
         old_price_id = obj.stripe_price_id
@@ -70,7 +70,7 @@ class ProductAdmin(admin.ModelAdmin):
         except PaymentProviderError as exc:
             self.message_user(
                 request,
-                f"{obj.sku} now sells at {money(obj.unit_amount, obj.currency)} (Stripe price "
+                f"{obj.sku} now sells at {money_format(obj.unit_amount, obj.currency)} (Stripe price "
                 f"{obj.stripe_price_id}), but the old price {old_price_id} could not be archived: {exc}. "
                 "Archive it in Stripe's Dashboard.",
                 messages.WARNING,
@@ -78,6 +78,6 @@ class ProductAdmin(admin.ModelAdmin):
             return
         self.message_user(
             request,
-            f"{obj.sku} now sells at {money(obj.unit_amount, obj.currency)}: Stripe price "
+            f"{obj.sku} now sells at {money_format(obj.unit_amount, obj.currency)}: Stripe price "
             f"{obj.stripe_price_id} created, {old_price_id} archived.",
         )
