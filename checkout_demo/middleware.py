@@ -1,12 +1,14 @@
-"""Answer 503, not 500, while the database cannot be reached (a restart, a failover)."""
+"""Answers the database cannot give itself: 503 while it is unreachable, 400 for text it cannot hold."""
 
 import logging
 from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.shortcuts import render
 
-from payments.views.common import answers_in_json
+from orders.db import text_is_storable
+from payments.views.common import answers_in_json, json_error
 
 logger = logging.getLogger(__name__)
 
@@ -35,3 +37,37 @@ class DatabaseUnavailableMiddleware:
             response = HttpResponse(MESSAGE, status=503, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+
+UNSTORABLE_MESSAGE = "The request holds a character that cannot be stored (a NUL byte or a lone surrogate)."
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class UnstorableInputMiddleware:
+    """Refuse with 400 a query string or form field the database could not hold, before any view reads it.
+
+    PostgreSQL refuses a NUL in any text, so `?session_id=cs_%00` or an admin filter's `?status__exact=%00`
+    would otherwise end in a DataError (a 500) wherever the value meets a query. JSON bodies are checked
+    by their own parsers, the webhook's by its signature.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        fields = [request.GET]
+        if request.method == "POST" and request.content_type in FORM_TYPES:
+            fields.append(request.POST)
+        if all(_storable(data) for data in fields):
+            return self.get_response(request)
+        logger.warning("refused %s %s: a field holds a NUL or a lone surrogate", request.method, request.path)
+        if answers_in_json(request):
+            return json_error(UNSTORABLE_MESSAGE, status=400)
+        return render(request, "400.html", {"message": UNSTORABLE_MESSAGE}, status=400)
+
+
+def _storable(data: QueryDict) -> bool:
+    return all(
+        text_is_storable(key) and all(text_is_storable(value) for value in values)
+        for key, values in data.lists()
+    )

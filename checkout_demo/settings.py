@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "checkout_demo.middleware.DatabaseUnavailableMiddleware",
+    "checkout_demo.middleware.UnstorableInputMiddleware",
 ]
 
 ROOT_URLCONF = "checkout_demo.urls"

@@ -22,6 +22,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from orders import transitions
+from orders.db import storable_text
 from orders.exceptions import OrderNotFound, RefundRefused
 from orders.models import (
     CLOSED_STATUSES,
@@ -68,6 +69,7 @@ DISPUTE_STATUS_RANK = {
     DisputeStatus.PREVENTED: 4,
 }
 
+DISPUTE_REASON_MAX_LENGTH = OrderDispute._meta.get_field("reason").max_length
 _AMOUNT = re.compile(r"^\s*(\d+)(?:\.(\d+))?\s*$")
 REQUESTER_SOURCES = {
     RefundRequester.ADMIN: TransitionSource.ADMIN,
@@ -230,6 +232,7 @@ def order_refund_apply(
     """Upsert the row of a refund Stripe reports (by its id, or by our request id in its metadata)."""
     status = refund_status_from_stripe(status)
     reason = reason if reason in RefundReason.values else ""
+    failure_reason = storable_text(failure_reason, field="refund failure reason")
     with transaction.atomic(savepoint=False):
         order = _lock(order_id)
         created = False
@@ -282,6 +285,7 @@ def order_dispute_apply(
     stripe_event_id: str | None = None,
 ) -> DisputeApplied:
     """Upsert a dispute's row from what Stripe reports, never moving it backwards, then recompute."""
+    reason = storable_text(reason, max_length=DISPUTE_REASON_MAX_LENGTH, field="dispute reason")
     fields = {"amount": amount, "currency": currency, "reason": reason, "evidence_due_by": evidence_due_by}
     with transaction.atomic(savepoint=False):
         order = _lock(order_id)

@@ -21,11 +21,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from orders.db import text_is_storable
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
 from orders.selectors import order_status_get
 from orders.tasks import order_fulfillment_signal_task
 
 logger = logging.getLogger(__name__)
+
+EMAIL_MAX_LENGTH = Order._meta.get_field("customer_email").max_length
 
 
 @dataclass(frozen=True)
@@ -214,10 +217,16 @@ def order_refund(
 
 
 def _payment_details(payment_intent_id: str, customer_email: str) -> dict[str, str]:
-    """Return the payment fields worth storing, leaving out the ones Stripe did not give."""
+    """Return the payment fields worth storing, leaving out the ones Stripe did not give.
+
+    An e-mail address that does not fit its column is left out rather than cut (a cut address is
+    another one): the transition must not fail for a detail.
+    """
     details = {}
     if payment_intent_id:
         details["stripe_payment_intent_id"] = payment_intent_id
-    if customer_email:
+    if len(customer_email) > EMAIL_MAX_LENGTH or not text_is_storable(customer_email):
+        logger.warning("buyer's e-mail from Stripe left out, it does not fit: %r", customer_email[:60])
+    elif customer_email:
         details["customer_email"] = customer_email
     return details

@@ -1,6 +1,5 @@
 """Admin for the Stripe event inbox: read-only events, their payloads and errors, and a replay action."""
 
-import json
 import uuid
 from collections import Counter
 
@@ -138,7 +137,7 @@ class StripeEventAdmin(ScaledListMixin, admin.ModelAdmin):
 
     @admin.display(description="Payload")
     def payload_display(self, event: StripeEvent) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(event.payload, indent=2, sort_keys=True))
+        return format_html("<pre>{}</pre>", event.payload_text)
 
     @admin.display(description="Last error")
     def last_error_display(self, event: StripeEvent) -> str:

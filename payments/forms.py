@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from orders.db import text_is_storable
 from orders.models import MAX_QUANTITY, MIN_QUANTITY
 
 API_FIELDS = ("item_id", "quantity")
@@ -18,11 +19,17 @@ QUANTITY_MESSAGE = f"Quantity must be a whole number from {MIN_QUANTITY} to {MAX
 MAX_NUMBER_DIGITS = 20
 
 
+def storable_validator(value: str) -> None:
+    if not text_is_storable(value):
+        raise forms.ValidationError("Unknown item: item ids hold no NUL or lone surrogate characters.")
+
+
 class CheckoutForm(forms.Form):
     """The HTML checkout form, one per product on the page; also checks the JSON API's values."""
 
     item_id = forms.CharField(
         max_length=64,
+        validators=[storable_validator],
         error_messages={
             "required": "Missing item_id: say which item to buy.",
             "max_length": "Unknown item: item ids are at most 64 characters.",

@@ -199,6 +199,15 @@ def _client(api_key: str, api_base: str, timeout: float, max_retries: int) -> st
     )
 
 
+def key_is_live(key: str | None = None) -> bool:
+    """Return whether the key (the configured one by default) takes real money: sk_live_ or rk_live_.
+
+    Test keys (sk_test_, rk_test_) and the emulator's are not.
+    """
+    key = settings.STRIPE_SECRET_KEY if key is None else key
+    return key.startswith(("sk_live_", "rk_live_"))
+
+
 def client() -> stripe.StripeClient:
     """Return a Stripe client configured from settings (one per configuration, reused)."""
     if not settings.STRIPE_SECRET_KEY:
@@ -472,7 +481,14 @@ def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dic
         raise WebhookPayloadInvalid("Body is not a Stripe event.")
     if not isinstance(event.get("type"), str) or not isinstance(event.get("data"), dict):
         raise WebhookPayloadInvalid("Event has no type or no data.")
+    if not _is_identifier(event["id"]) or not _is_identifier(event["type"]):
+        raise WebhookPayloadInvalid("Event id or type is not an identifier Stripe would send.")
     return event
+
+
+def _is_identifier(value: object) -> bool:
+    """Return whether an event's id or type looks like Stripe's: short, printable ASCII (never a NUL)."""
+    return isinstance(value, str) and 0 < len(value) <= 128 and value.isascii() and value.isprintable()
 
 
 def _signature_timestamp(signature_header: str) -> int:

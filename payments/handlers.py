@@ -9,6 +9,7 @@ so one handler serves them all: `payments.services.sessions` applies the session
 from collections.abc import Callable
 from typing import Any
 
+from payments import gateway
 from payments.gateway import CheckoutSession
 from payments.models import EventStatus
 from payments.outcome import EventOutcome
@@ -55,7 +56,16 @@ HANDLERS: dict[str, Handler] = {
 
 
 def event_handle(*, event: dict[str, Any], source: str) -> EventOutcome:
-    """Run the event's handler with the given transition source; ignore types without one."""
+    """Run the event's handler with the given transition source; ignore types without one.
+
+    An event of the other mode than the key's (a test event reaching a live shop, as a live Connect
+    endpoint receives both) concerns no order of this shop, whatever ids it carries.
+    """
+    livemode = event.get("livemode")
+    if isinstance(livemode, bool) and livemode != gateway.key_is_live():
+        mode, key = ("live", "test") if livemode else ("test", "live")
+        reason = f"a {mode}-mode event, and this shop uses a {key} key"
+        return EventOutcome.of(event, EventStatus.IGNORED, reason)
     handler = HANDLERS.get(event["type"])
     if handler is None:
         return EventOutcome.of(event, EventStatus.IGNORED, "unhandled event type")

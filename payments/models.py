@@ -1,5 +1,7 @@
 """The inbox of Stripe events: every event is stored once, then processed, and its outcome kept."""
 
+import json
+
 from django.db import models
 
 
@@ -33,7 +35,13 @@ class StripeEvent(models.Model):
     api_version = models.CharField(max_length=64, blank=True, default="")
     livemode = models.BooleanField(default=False)
     stripe_created = models.DateTimeField("created at Stripe", null=True, blank=True)
-    payload = models.JSONField(help_text="The event exactly as Stripe sent it.")
+    payload_text = models.TextField(
+        help_text="The body exactly as Stripe sent and signed it (an event from the Events API or a file: as "
+        "serialised here)."
+    )
+    # For queries only; processing reads payload_text. Null where the database's JSON type cannot hold the
+    # event (jsonb refuses a \u0000 or a lone surrogate that JSON allows): the event is stored all the same.
+    payload = models.JSONField(null=True, blank=True, help_text="A queryable copy of the event.")
     source = models.CharField(max_length=16, choices=EventSource.choices, default=EventSource.WEBHOOK)
     status = models.CharField(max_length=16, choices=EventStatus.choices, default=EventStatus.RECEIVED)
     attempts = models.PositiveIntegerField(default=0, help_text="How many times it was processed.")
@@ -65,3 +73,8 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stripe_id} {self.type} ({self.status})"
+
+    @property
+    def event(self) -> dict:
+        """Return the event as Stripe sent it, parsed from the stored body."""
+        return json.loads(self.payload_text)

@@ -11,6 +11,7 @@ never stored (through the PaymentIntent's metadata), and to list a charge's refu
 no longer embeds.
 """
 
+from dataclasses import replace
 from typing import Any
 
 from orders.refunds import RefundTotals
@@ -78,21 +79,21 @@ def charge_refunded(event: dict[str, Any], source: str) -> EventOutcome:
         order_id = order_for_payment_intent(payment_intent_id=payment_intent_id)
     except PaymentNotOurs as exc:
         return _ignored(event, f"charge {charge['id']} not made by this project: {exc}")
-    embedded = (charge.get("refunds") or {}).get("data")
-    # Since API version 2022-11-15 a charge no longer embeds its refunds: ask Stripe for them.
-    refunds = (
-        [gateway.StripeRefund.from_payload(item) for item in embedded]
-        if embedded
-        else gateway.refunds_list(payment_intent_id=payment_intent_id)
-    )
+    embedded = charge.get("refunds") or {}
+    if embedded.get("data") and not embedded.get("has_more"):
+        # API versions before 2022-11-15 embed the refunds, without their payment intent: it is the charge's.
+        refunds = [
+            replace(refund, payment_intent_id=refund.payment_intent_id or payment_intent_id)
+            for refund in map(gateway.StripeRefund.from_payload, embedded["data"])
+        ]
+    else:
+        refunds = gateway.refunds_list(payment_intent_id=payment_intent_id)
     outcomes = [_apply_refund(refund, event, source) for refund in refunds]
-    if not outcomes:
-        return EventOutcome.of(
-            event, EventStatus.PROCESSED, f"charge {charge['id']}: no refund found", order_id=order_id
-        )
-    return EventOutcome.of(
-        event, EventStatus.PROCESSED, "; ".join(o.reason for o in outcomes), order_id=order_id
-    )
+    reasons = "; ".join(o.reason for o in outcomes) or "no refund found"
+    # The charge is this order's, so a refund that could not be recorded leaves the order off Stripe's money.
+    applied = any(o.status == EventStatus.PROCESSED for o in outcomes)
+    status = EventStatus.PROCESSED if applied else EventStatus.NEEDS_REVIEW
+    return EventOutcome.of(event, status, f"charge {charge['id']}: {reasons}", order_id=order_id)
 
 
 def dispute_changed(event: dict[str, Any], source: str) -> EventOutcome:

@@ -10,6 +10,7 @@ retried. The event's own `attempts` counts the tries, so the limit holds across 
 workers; after STRIPE_EVENT_MAX_ATTEMPTS the event stays `failed` for `replay_events --failed`.
 """
 
+import json
 import logging
 
 from django.conf import settings
@@ -27,7 +28,7 @@ def stripe_event_process_task(*, stripe_event_id: str) -> str:
     """Process the stored event unless it is finished; return what became of it."""
     stored = (
         StripeEvent.objects.filter(stripe_id=stripe_event_id)
-        .values("pk", "status", "source", "payload")
+        .values("pk", "status", "source", "payload_text")
         .first()
     )
     if stored is None:
@@ -38,7 +39,7 @@ def stripe_event_process_task(*, stripe_event_id: str) -> str:
     try:
         result = stripe_event_process(
             pk=stored["pk"],
-            event=stored["payload"],
+            event=json.loads(stored["payload_text"]),
             transition_source=TRANSITION_SOURCES[EventSource(stored["source"])],
             from_statuses=UNFINISHED_STATUSES,
         )

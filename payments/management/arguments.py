@@ -1,13 +1,26 @@
 """Read the command-line values the payments commands share: ages (15m, 2d) and moments (--since)."""
 
+import argparse
 import re
 from datetime import datetime, timedelta
 
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from orders.db import text_is_storable
+
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def storable(value: str) -> str:
+    """Return a command-line word that a database column can hold (argv of bytes that are not UTF-8 is
+    decoded with lone surrogates), or refuse it with a usage message."""
+    if not text_is_storable(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} holds a character that cannot be stored (not UTF-8 text?)"
+        )
+    return value
 
 
 def age_parse(value: str, *, option: str) -> timedelta:

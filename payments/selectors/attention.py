@@ -96,7 +96,7 @@ def attention_lists(*, now: datetime | None = None, limit: int = LIMIT) -> list[
     for key, queryset in attention_querysets(now=now).items():
         count, estimate = capped_count(queryset)
         if queryset.model is StripeEvent:
-            queryset = queryset.defer("payload")  # kilobytes each, and not shown
+            queryset = queryset.defer("payload", "payload_text")  # kilobytes each, and not shown
         rows = list(queryset[:limit]) if count else []
         lists.append(AttentionList(key=key, rows=rows, count=count, count_is_estimate=estimate))
     return lists

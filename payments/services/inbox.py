@@ -9,24 +9,28 @@
    traceback in a transaction of its own, and the caller learns it must not acknowledge.
 """
 
+import json
 import logging
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 from django.db.models import F, JSONField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from orders.db import storable_text
 from orders.models import TransitionSource
 from payments.handlers import event_handle
 from payments.models import FINISHED_STATUSES, UNFINISHED_STATUSES, EventSource, EventStatus, StripeEvent
 from payments.outcome import EventOutcome
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Logged at error level: a person has to act on these.
 NEEDS_A_PERSON = frozenset({EventStatus.FAILED, EventStatus.NEEDS_REVIEW})
@@ -37,6 +41,12 @@ TRANSITION_SOURCES = {
     EventSource.BACKFILL: TransitionSource.REPLAY,
     EventSource.FILE: TransitionSource.REPLAY,
 }
+
+
+# Errors the same event raises every time (the database refuses one of its values, a field has a shape the
+# code does not expect): retrying cannot cure them, so the event waits for a person at once. A lost
+# connection, a lock timeout or a deadlock (OperationalError) and an unavailable Stripe still retry.
+DETERMINISTIC_ERRORS = (DataError, KeyError, TypeError, ValueError, AttributeError)
 
 
 class EventNotStored(Exception):
@@ -86,16 +96,16 @@ def stripe_event_record(
 
     Raises EventNotStored when the database cannot store or read it.
     """
+
+    def store(*, queryable: bool) -> int:
+        # Its own transaction: a savepoint inside a caller's (a failed INSERT would poison it), else the
+        # INSERT alone, which commits by itself in one round trip.
+        with transaction.atomic(savepoint=True) if connection.in_atomic_block else nullcontext():
+            return stripe_event_insert(event=event, payload=payload, source=source, queryable=queryable)
+
     try:
         try:
-            # Inside a caller's transaction a failed INSERT would poison it: isolate it in a savepoint.
-            # Outside one, the INSERT commits by itself, in one round trip.
-            if connection.in_atomic_block:
-                with transaction.atomic():
-                    pk = stripe_event_insert(event=event, payload=payload, source=source)
-            else:
-                pk = stripe_event_insert(event=event, payload=payload, source=source)
-            return pk, EventStatus.RECEIVED, True
+            return stored_despite_json(store, event=event), EventStatus.RECEIVED, True
         except IntegrityError:
             existing = StripeEvent.objects.filter(stripe_id=event["id"]).values_list("pk", "status").first()
             if existing is None:
@@ -106,27 +116,51 @@ def stripe_event_record(
         raise EventNotStored(f"Could not store event {event.get('id')}: {exc}") from exc
 
 
-def stripe_event_insert(*, event: dict[str, Any], payload: bytes | str | None, source: str) -> int:
+def stripe_event_insert(
+    *, event: dict[str, Any], payload: bytes | str | None, source: str, queryable: bool = True
+) -> int:
     """Insert the event as received and return its pk; a stored copy raises IntegrityError.
 
-    `payload` is the raw body the event was parsed from, stored as it came instead of serialising
-    the parsed event again.
+    `payload` is the raw body the event was parsed from, stored as it came (None: the event is serialised
+    here). Without `queryable` the JSON copy is left out (see `stored_despite_json`).
     """
     if payload is None:
-        stored_payload: Any = event
+        text = json.dumps(event)
     else:
         text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-        stored_payload = Cast(Value(text), output_field=JSONField())
+    return _insert(event, text, source, queryable=queryable)
+
+
+def stored_despite_json(store: Callable[..., T], *, event: dict[str, Any]) -> T:
+    """Return `store(queryable=True)`, or, when the database's JSON type refuses the event, its result
+    without the JSON copy: jsonb cannot hold a \\u0000 that JSON allows, a text column always holds the body.
+
+    `store` runs its own transaction, which the refusal rolls back whole, so no savepoint is needed.
+    """
+    try:
+        return store(queryable=True)
+    except DataError as exc:
+        logger.warning(
+            "event %s %s: stored without its queryable copy, which the database cannot hold: %s",
+            event["id"],
+            event["type"],
+            str(exc).strip(),
+        )
+        return store(queryable=False)
+
+
+def _insert(event: dict[str, Any], text: str, source: str, *, queryable: bool) -> int:
     created = event.get("created")
     return StripeEvent.objects.create(
         stripe_id=event["id"],
         type=event["type"],
-        api_version=event.get("api_version") or "",
-        livemode=bool(event.get("livemode")),
+        api_version=storable_text(str(event.get("api_version") or ""), max_length=64),
+        livemode=event.get("livemode") is True,
         stripe_created=datetime.fromtimestamp(created, tz=dt_timezone.utc)
-        if isinstance(created, int)
+        if isinstance(created, int) and 0 <= created < 2**33
         else None,
-        payload=stored_payload,
+        payload_text=text,
+        payload=Cast(Value(text), output_field=JSONField()) if queryable else None,
         source=source,
     ).pk
 
@@ -154,7 +188,7 @@ def stripe_event_process(
             outcome = event_handle(event=event, source=transition_source)
             finished = StripeEvent.objects.filter(pk=pk, status__in=from_statuses).update(
                 status=outcome.status,
-                outcome=outcome.reason,
+                outcome=storable_text(outcome.reason),
                 order_id=outcome.order_id,
                 processed_at=timezone.now(),
                 attempts=F("attempts") + 1,
@@ -168,8 +202,15 @@ def stripe_event_process(
             "event %s %s: finished concurrently by another worker, now %s", event["id"], event["type"], status
         )
         return EventOutcome.of(event, status, "finished concurrently", duplicate=True)
+    except DETERMINISTIC_ERRORS as exc:
+        outcome = EventOutcome.of(
+            event, EventStatus.NEEDS_REVIEW, f"cannot be processed as sent: {type(exc).__name__}: {exc}"
+        )
+        _record_failure(pk=pk, event=event, exc=exc, from_statuses=from_statuses, outcome=outcome)
+        return outcome
     except Exception as exc:
-        _record_failure(pk=pk, event=event, exc=exc, from_statuses=from_statuses)
+        failed = EventOutcome.of(event, EventStatus.FAILED, f"unexpected error: {type(exc).__name__}: {exc}")
+        _record_failure(pk=pk, event=event, exc=exc, from_statuses=from_statuses, outcome=failed)
         raise EventProcessingFailed(
             f"Event {event['id']} could not be processed: {type(exc).__name__}: {exc}", stripe_id=event["id"]
         ) from exc
@@ -178,13 +219,15 @@ def stripe_event_process(
 
 
 def _record_failure(
-    *, pk: int, event: dict[str, Any], exc: Exception, from_statuses: tuple[str, ...]
+    *, pk: int, event: dict[str, Any], exc: Exception, from_statuses: tuple[str, ...], outcome: EventOutcome
 ) -> None:
-    """Mark the event failed with the traceback, unless another worker finished it meanwhile."""
+    """Store the failed run's status, reason and traceback, unless another worker finished the event."""
+    retry = "left for a retry" if outcome.status == EventStatus.FAILED else "no retry can cure it"
     logger.error(
-        "event %s %s: processing failed, left for a retry: %s: %s",
+        "event %s %s: processing failed, %s: %s: %s",
         event["id"],
         event["type"],
+        retry,
         type(exc).__name__,
         exc,
         exc_info=exc,
@@ -192,10 +235,11 @@ def _record_failure(
     try:
         with transaction.atomic():
             StripeEvent.objects.filter(pk=pk, status__in=from_statuses).update(
-                status=EventStatus.FAILED,
-                outcome=f"unexpected error: {type(exc).__name__}: {exc}",
-                last_error="".join(traceback.format_exception(exc)),
+                status=outcome.status,
+                outcome=storable_text(outcome.reason),
+                last_error=storable_text("".join(traceback.format_exception(exc))),
                 attempts=F("attempts") + 1,
+                processed_at=timezone.now() if outcome.status != EventStatus.FAILED else None,
             )
     except DatabaseError:
         # The event stays as it was (received, most likely) and is processed again on redelivery.

@@ -19,7 +19,12 @@ from django.db import DatabaseError, IntegrityError, transaction
 
 from payments.models import UNFINISHED_STATUSES, EventSource, EventStatus
 from payments.outcome import EventOutcome
-from payments.services.inbox import EventNotStored, stripe_event_insert, stripe_event_status
+from payments.services.inbox import (
+    EventNotStored,
+    stored_despite_json,
+    stripe_event_insert,
+    stripe_event_status,
+)
 from payments.tasks import stripe_event_process_task
 
 logger = logging.getLogger(__name__)
@@ -34,9 +39,14 @@ def stripe_event_intake(*, event: dict[str, Any], payload: bytes | str) -> Event
         try:
             # The INSERT comes first and without a savepoint (two round trips fewer): a stored copy's
             # IntegrityError rolls back the whole transaction, which holds nothing else yet.
-            with transaction.atomic():
-                stripe_event_insert(event=event, payload=payload, source=EventSource.WEBHOOK)
-                stripe_event_process_task.enqueue(stripe_event_id=event["id"])
+            def store(*, queryable: bool) -> None:
+                with transaction.atomic():
+                    stripe_event_insert(
+                        event=event, payload=payload, source=EventSource.WEBHOOK, queryable=queryable
+                    )
+                    stripe_event_process_task.enqueue(stripe_event_id=event["id"])
+
+            stored_despite_json(store, event=event)
             created, status, queue = True, EventStatus.RECEIVED, True
         except IntegrityError:
             status = stripe_event_status(stripe_id=event["id"])

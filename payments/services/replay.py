@@ -77,7 +77,7 @@ def stripe_event_replay(*, stripe_event: StripeEvent) -> EventOutcome:
     status = stripe_event.status
     return stripe_event_process(
         pk=stripe_event.pk,
-        event=stripe_event.payload,
+        event=stripe_event.event,
         transition_source=TransitionSource.REPLAY,
         # Only a run that starts from the status it read may finish the event: a concurrent webhook
         # or replay that finished it first wins, and this run rolls back.
@@ -88,7 +88,7 @@ def stripe_event_replay(*, stripe_event: StripeEvent) -> EventOutcome:
 def stripe_events_replay(*, events: QuerySet[StripeEvent], dry_run: bool = False) -> Iterator[EventOutcome]:
     """Replay the stored events, oldest first, and yield what each run did (or would do)."""
     if dry_run:
-        events = events.defer("payload", "last_error")
+        events = events.defer("payload", "payload_text", "last_error")
     for stored in _pages(events):
         if dry_run:
             yield EventOutcome(stored.stripe_id, stored.type, stored.status, "would replay")

@@ -8,6 +8,7 @@ from orders.money import money_format
 from orders.refunds import refund_amount_parse
 from orders.selectors import order_get
 from payments.exceptions import PaymentProviderError
+from payments.management.arguments import storable
 from payments.services.refunds import RefundOutcome, order_refund, refund_get, refund_request_send
 
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("order_id", metavar="ORDER_ID", help="The order to refund.")
+        parser.add_argument("order_id", type=storable, metavar="ORDER_ID", help="The order to refund.")
         parser.add_argument(
             "--amount",
             help="How much: minor units (1250 is 12.50 USD) or a decimal with a point (12.50). "

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
-from payments.management.arguments import since_parse
+from payments.management.arguments import since_parse, storable
 from payments.outcome import EventOutcome
 from payments.services import replay
 from payments.services.inbox import NEEDS_A_PERSON, EventNotStored
@@ -24,7 +24,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "event_ids", nargs="*", metavar="EVENT_ID", help="Stored events to replay (evt_...)."
+            "event_ids",
+            nargs="*",
+            type=storable,
+            metavar="EVENT_ID",
+            help="Stored events to replay (evt_...).",
         )
         parser.add_argument("--failed", action="store_true", help="Replay every stored event that failed.")
         parser.add_argument(
