@@ -15,7 +15,7 @@ from django.db import connection
 from django_tasks_db.management.commands import db_worker as db_worker_command
 
 from orders.models import Product
-from payments.services.worker import TaskWorker
+from payments.worker import TaskWorker
 
 ROOT = Path(__file__).resolve().parent
 # Workers started by tests look for tasks every 50 ms when idle, so a test waits little for one.

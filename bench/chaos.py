@@ -500,7 +500,7 @@ def check_events(
     ]
 
 
-EVENT_TASK = "payments.tasks.stripe_event_process_task"
+EVENT_TASK = "payments.inbox.stripe_event_process_task"
 
 
 def tasks_by_status() -> dict[str, int]:

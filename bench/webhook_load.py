@@ -81,7 +81,7 @@ CURRENCY = "usd"
 
 # --- the reference: the database work alone ------------------------------------------------------------
 
-# The inbox's INSERT (payments.services.inbox._insert): every column, the payload as the raw body text.
+# The inbox's INSERT (payments.inbox._insert): every column, the payload as the raw body text.
 SQL_EVENT_INSERT = (
     "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload, "
     "source, status, attempts, outcome, last_error, order_id, received_at, processed_at) "
@@ -122,7 +122,7 @@ MIRROR_EVENT_INSERT = (
     "source, status, attempts, outcome, last_error, order_id, received_at, processed_at) VALUES (%s, %s, "
     "%s, %s, %s, {json}, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING payments_stripeevent.id"
 )
-# The webhook's request since processing moved to a worker (payments.services.intake): in one
+# The webhook's request since processing moved to a worker (payments.inbox): in one
 # transaction, the event's INSERT, then its task row. The mirror queues real tasks, which the run's
 # db_workers process afterwards, as they do the webhook's.
 MIRROR_TASK_INSERT = (
@@ -267,7 +267,7 @@ class ReferenceWorker:
 
             task_id, run_after = uuid.uuid4(), RUN_AFTER_NONE
             arguments, worker_ids = Jsonb(arguments), Jsonb([])
-        path = "payments.tasks.stripe_event_process_task"
+        path = "payments.inbox.stripe_event_process_task"
         return (
             task_id,
             "READY",

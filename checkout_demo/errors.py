@@ -6,7 +6,7 @@ from django.middleware.csrf import REASON_NO_CSRF_COOKIE
 from django.shortcuts import render
 from django.views import defaults
 
-from payments.views.common import answers_in_json, json_error
+from payments.http import answers_in_json, json_error
 
 MESSAGES = {
     400: "The request could not be understood.",

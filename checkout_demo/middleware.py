@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 
 from orders.db import text_is_storable
-from payments.views.common import answers_in_json, json_error
+from payments.http import answers_in_json, json_error
 
 logger = logging.getLogger(__name__)
 

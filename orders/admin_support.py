@@ -8,48 +8,15 @@ from __future__ import annotations
 from functools import cached_property
 
 from django.contrib import admin
-from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Page, Paginator
 from django.db import connections
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-# Up to this many rows a list shows its exact count; above it, PostgreSQL's planner estimate, as "about".
-EXACT_COUNT_LIMIT = 10_000
+from orders.db import EXACT_COUNT_LIMIT, capped_count
+
 # From this offset on a page first reads only the primary keys (an index-only scan), then those rows.
 DEFERRED_JOIN_OFFSET = 10_000
-
-
-def planner_estimate(queryset: QuerySet) -> int | None:
-    """Return PostgreSQL's estimate of the queryset's row count, or None on another database."""
-    connection = connections[queryset.db]
-    if connection.vendor != "postgresql":
-        return None
-    try:
-        sql, params = queryset.order_by().query.sql_with_params()
-    except EmptyResultSet:  # queryset.none(): nothing to ask the planner about
-        return 0
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    return int(plan[0]["Plan"]["Plan Rows"])
-
-
-def capped_count(queryset: QuerySet) -> tuple[int, bool]:
-    """Return (count, is_estimate): exact up to EXACT_COUNT_LIMIT, PostgreSQL's planner estimate above.
-
-    The exact count is bounded by a LIMIT, so it never reads more than EXACT_COUNT_LIMIT + 1 rows; an
-    estimate costs one EXPLAIN. Where there is no planner to ask (SQLite), past the limit it says "about"
-    the limit.
-    """
-    estimate = planner_estimate(queryset)
-    if estimate is None or estimate <= EXACT_COUNT_LIMIT:
-        # Bounded: a count of at most EXACT_COUNT_LIMIT + 1 rows, whatever the planner believed.
-        exact = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
-        if exact <= EXACT_COUNT_LIMIT:
-            return exact, False
-        estimate = max(estimate or 0, exact)
-    return estimate, True
 
 
 def count_display(count: int, *, is_estimate: bool) -> str:

@@ -44,6 +44,18 @@ class OrderStatus(models.TextChoices):
     REFUNDED = "refunded", "Refunded"
 
 
+# The sets every rule asks about, on the enum where a reader looks for them (assigned after the class,
+# since a set in its body would become a status).
+# Waiting to be fulfilled: its session may still be paid, or was paid and awaits the webhook.
+OrderStatus.OPEN = frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED})
+# Closed unpaid: no money may reach it (a payment that does is a late payment).
+OrderStatus.CLOSED = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED})
+# Stripe took the buyer's money for it (some of which may have gone back).
+OrderStatus.PAID = frozenset({OrderStatus.CONFIRMED, OrderStatus.FULFILLED, OrderStatus.REFUNDED})
+# Only `refund` can still move it (a fulfilled order).
+OrderStatus.FINAL = frozenset({OrderStatus.FULFILLED, OrderStatus.REFUNDED}) | OrderStatus.CLOSED
+
+
 class Order(models.Model):
     """One purchase of one product; its status moves only through `orders.transitions`."""
 
@@ -133,15 +145,32 @@ class Order(models.Model):
 
     @property
     def is_final(self) -> bool:
-        """Return whether no transition can move this order any more."""
-        return self.status in FINAL_STATUSES
+        """Return whether the order waits for nothing more from the buyer or Stripe's checkout."""
+        return self.status in OrderStatus.FINAL
+
+    @property
+    def reference(self) -> str:
+        return order_reference(self.pk)
+
+    @property
+    def fully_refunded(self) -> bool:
+        """Return whether refunds and lost disputes cover the whole amount."""
+        return self.amount_refunded >= self.amount_total
+
+    def being_refunded(self) -> bool:
+        """Return whether the money is going back: refunded in full, or a refund Stripe has taken.
+
+        A request Stripe never answered does not count: nothing is on its way until Stripe takes it.
+        """
+        return self.fully_refunded or self.refunds.filter(status__in=RefundStatus.TAKEN).exists()
 
 
-FINAL_STATUSES = frozenset(
-    {OrderStatus.FULFILLED, OrderStatus.FAILED, OrderStatus.EXPIRED, OrderStatus.REFUNDED}
-)
-# Closed without being paid: such an order can take no money (a payment that reaches it is a late payment).
-CLOSED_STATUSES = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED})
+SHORT_REFERENCE_LENGTH = 8
+
+
+def order_reference(order_id: uuid.UUID) -> str:
+    """Return the short reference people read and type for an order: its id's first 8 hex digits."""
+    return order_id.hex[:SHORT_REFERENCE_LENGTH]
 
 
 class TransitionSource(models.TextChoices):
@@ -185,6 +214,14 @@ class RefundStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
+
+
+# Holding part of the order's money: gone (succeeded) or on its way (requested, pending).
+RefundStatus.RESERVING = frozenset({RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SUCCEEDED})
+# Taken by Stripe: on its way to the buyer or there.
+RefundStatus.TAKEN = frozenset({RefundStatus.PENDING, RefundStatus.SUCCEEDED})
+# Not settled: money a buyer is still owed (requested, pending) or that Stripe could not send (failed).
+RefundStatus.UNSETTLED = frozenset({RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.FAILED})
 
 
 class RefundReason(models.TextChoices):
@@ -252,6 +289,12 @@ class DisputeStatus(models.TextChoices):
     WON = "won", "Won"
     LOST = "lost", "Lost"
     PREVENTED = "prevented", "Prevented"
+
+
+# Waiting for the shop's evidence, which is due by a date (or the dispute is lost).
+DisputeStatus.AWAITING_RESPONSE = frozenset(
+    {DisputeStatus.NEEDS_RESPONSE, DisputeStatus.WARNING_NEEDS_RESPONSE}
+)
 
 
 class OrderDispute(models.Model):

@@ -1,16 +1,18 @@
 """Reads of the catalog and of orders."""
 
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 
 from orders.exceptions import OrderNotFound, ProductUnavailable
 from orders.models import Order, OrderStatus, Product
 
-OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.CONFIRMED)
 PAGE_SIZE = 200
+_HEX_PREFIX = re.compile(r"[0-9a-f]{4,31}")
 
 
 def products_for_sale() -> QuerySet[Product]:
@@ -34,8 +36,41 @@ def order_get(*, order_id: uuid.UUID | str) -> Order:
     """Return the order with this id, or raise OrderNotFound."""
     try:
         return Order.objects.select_related("product").get(pk=order_id)
-    except (Order.DoesNotExist, ValueError):
+    except (Order.DoesNotExist, ValueError, ValidationError):
         raise OrderNotFound(f"No order {order_id}.") from None
+
+
+def order_id_condition(term: str, *, field: str = "pk") -> Q | None:
+    """Return the condition on `field` for an order id or a prefix of one (4 to 31 hex digits, such as the
+    8-character reference), or None if the term is neither.
+
+    A prefix is the range between it padded with 0s and with fs, which the primary key's index answers.
+    """
+    compact = term.strip().lower().replace("-", "")
+    if len(compact) == 32:
+        try:
+            return Q(**{field: uuid.UUID(compact)})
+        except ValueError:
+            return None
+    if not _HEX_PREFIX.fullmatch(compact):
+        return None
+    pad = 32 - len(compact)
+    return Q(
+        **{f"{field}__gte": uuid.UUID(compact + "0" * pad), f"{field}__lte": uuid.UUID(compact + "f" * pad)}
+    )
+
+
+def order_get_by_reference(*, reference: str) -> Order:
+    """Return the order of this id or short reference, or raise OrderNotFound saying why there is none."""
+    condition = order_id_condition(reference)
+    if condition is None:
+        raise OrderNotFound(f"{reference!r} is not an order id or reference (such as df9fac96).")
+    found = list(Order.objects.filter(condition).select_related("product")[:2])
+    if len(found) > 1:
+        raise OrderNotFound(f"Several orders start with {reference!r}: give more of the order id.")
+    if not found:
+        raise OrderNotFound(f"No order {reference}.")
+    return found[0]
 
 
 def order_get_for_payment(*, order_id: uuid.UUID | str) -> Order:
@@ -80,7 +115,7 @@ def orders_open_created_before(*, cutoff: datetime, page_size: int = PAGE_SIZE) 
     caller moves the orders it is walking, and SQLite gives a cursor no isolation from that.
     """
     orders = (
-        Order.objects.filter(status__in=OPEN_STATUSES, created_at__lt=cutoff)
+        Order.objects.filter(status__in=OrderStatus.OPEN, created_at__lt=cutoff)
         .only(*PAYMENT_FIELDS, "created_at")
         .order_by("created_at", "pk")
     )

@@ -125,3 +125,15 @@ def order_clear_attention(*, order_id: uuid.UUID | str) -> bool:
     cleared = Order.objects.filter(pk=order_id, needs_attention=True).update(needs_attention=False) == 1
     logger.info("order %s attention cleared=%s", order_id, cleared)
     return cleared
+
+
+def order_attach_payment_intent(*, order_id: uuid.UUID | str, payment_intent_id: str) -> bool:
+    """Record the order's PaymentIntent id where it is missing (refunds and disputes find orders by it)."""
+    attached = (
+        Order.objects.filter(pk=order_id, stripe_payment_intent_id="").update(
+            stripe_payment_intent_id=payment_intent_id
+        )
+        == 1
+    )
+    logger.info("order %s payment intent %s attached=%s", order_id, payment_intent_id, attached)
+    return attached

@@ -18,9 +18,12 @@ from django.conf import settings
 from django_tasks import task
 from django_tasks.base import Task
 
-from orders.fulfillment import order_fulfillment_signal_send
-from orders.refund_signals import order_disputed_signal_send, order_refunded_signal_send
 from orders.retries import task_retry_enqueue
+from orders.signals import (
+    order_disputed_signal_send,
+    order_fulfillment_signal_send,
+    order_refunded_signal_send,
+)
 
 logger = logging.getLogger(__name__)
 

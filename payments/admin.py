@@ -15,9 +15,8 @@ from orders.admin import ADMIN_CSS, status_badge
 from orders.admin_support import DistinctValuesFilter, ScaledListMixin
 from orders.search import order_id_match, order_reference
 from payments import admin_catalog  # noqa: F401 - registers the catalog's admin
+from payments.inbox import NEEDS_A_PERSON, stripe_events_replay
 from payments.models import EventStatus, StripeEvent
-from payments.services.inbox import NEEDS_A_PERSON
-from payments.services.replay import stripe_events_replay
 
 
 def event_status_badge(status: str) -> SafeString:

@@ -23,11 +23,13 @@ from django.utils.safestring import SafeString
 
 from orders.admin import status_badge
 from orders.admin_support import count_display
+from orders.db import EXACT_COUNT_LIMIT
 from orders.models import Order, OrderDispute, OrderRefund
 from orders.money import money_format
 from orders.search import order_reference
 from orders.selectors import order_counts_created_since
 from payments.admin import event_status_badge
+from payments.health import running_tasks, stripe_event_counts, task_queue
 from payments.models import StripeEvent
 from payments.selectors.attention import (
     OPEN_DISPUTE_STATUSES,
@@ -36,7 +38,6 @@ from payments.selectors.attention import (
     attention_counts,
     attention_lists,
 )
-from payments.selectors.health import EXACT_COUNT_LIMIT, running_tasks, stripe_event_counts, task_queue
 
 VIEW_ORDERS = "orders.view_order"
 VIEW_EVENTS = "payments.view_stripeevent"

@@ -9,8 +9,8 @@ from django.http import HttpRequest
 
 from orders.models import Product
 from orders.money import money_format
+from payments.catalog import product_price_archive, product_price_create
 from payments.exceptions import PaymentProviderError
-from payments.services.catalog import product_price_archive, product_price_create
 
 PRICE_FIELDS = ("unit_amount", "currency")
 

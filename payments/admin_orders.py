@@ -17,8 +17,8 @@ from django.http import HttpRequest
 from orders import admin as orders_admin
 from orders.models import Order, TransitionSource
 from orders.services import order_clear_attention
+from payments.order_actions import OrderActionResult, order_close, order_fulfill_verified
 from payments.selectors.attention import open_past_session
-from payments.services.order_actions import OrderActionResult, order_close, order_fulfill_verified
 
 
 class SessionExpiredFilter(admin.SimpleListFilter):

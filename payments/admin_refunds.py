@@ -17,14 +17,13 @@ from django.urls import reverse
 from orders.admin_refunds import REFUND_PERMISSION
 from orders.exceptions import OrderNotFound, RefundRefused
 from orders.models import Order, RefundReason, RefundRequester
-from orders.money import currency_decimals, money_format
+from orders.money import AmountInvalid, money_format, money_parse
 from orders.refunds import (
     order_refund_amount_check,
     order_refundable_remaining,
-    refund_amount_parse,
 )
 from payments.exceptions import PaymentProviderError
-from payments.services.refunds import order_refund
+from payments.refunds import order_refund
 
 PERMISSION = REFUND_PERMISSION
 
@@ -47,14 +46,9 @@ class RefundForm(forms.Form):
         if not text:
             return None
         try:
-            # A person types 12 for 12.00, never for 12 cents (in a currency that has cents).
-            whole = "." not in text and currency_decimals(self.order.currency) > 0
-            amount, _ = refund_amount_parse(f"{text}.0" if whole else text, currency=self.order.currency)
-        except RefundRefused:
-            raise forms.ValidationError(f"{text!r} is not an amount: write it as 12.50.") from None
-        if amount <= 0:
-            raise forms.ValidationError("Enter an amount above zero.")
-        return amount
+            return money_parse(text, self.order.currency)
+        except AmountInvalid as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 def order_refund_view(request: HttpRequest, order_id: uuid.UUID) -> HttpResponse:

@@ -1,4 +1,22 @@
+import logging
+from typing import Any
+
 from django.apps import AppConfig
+
+logger = logging.getLogger(__name__)
+
+
+def order_fulfilled_log(
+    sender: Any, *, order_id: object, source: str, stripe_event_id: str | None, **kwargs
+) -> None:
+    """The shop's fulfilment hook, here a log line: a shop connects its own receiver of `order_fulfilled`
+    (ship the goods, grant the access) in its AppConfig.ready, as this one is connected."""
+    logger.info(
+        "order %s fulfilled: shop fulfillment hook fired (source=%s event=%s)",
+        order_id,
+        source,
+        stripe_event_id or "-",
+    )
 
 
 class PaymentsConfig(AppConfig):
@@ -9,20 +27,9 @@ class PaymentsConfig(AppConfig):
     def ready(self) -> None:
         from orders.admin import OrderAdmin
         from orders.signals import order_fulfilled
-        from payments import (
-            checks,  # noqa: F401 - importing checks registers them
-            handlers,
-            receivers,
-            refund_events,
-        )
-        from payments.dashboard import stripe_dashboard_url
+        from payments import checks  # noqa: F401 - importing checks registers them
+        from payments.gateway import dashboard_url
 
-        # Refund and dispute events join the registry the inbox dispatches through.
-        handlers.HANDLERS.update(refund_events.HANDLERS)
-
-        # The order admin links its Stripe ids to the Dashboard; orders may not import payments, so the
-        # app that knows Stripe hands it the function.
-        OrderAdmin.stripe_dashboard_url = staticmethod(stripe_dashboard_url)
-
-        # The shop's fulfillment hook: replace or add receivers of `order_fulfilled` to ship the goods.
-        order_fulfilled.connect(receivers.order_fulfilled_log, dispatch_uid="payments.order_fulfilled_log")
+        # The order admin links its Stripe ids to the Dashboard; orders may not import payments.
+        OrderAdmin.stripe_dashboard_url = staticmethod(dashboard_url)
+        order_fulfilled.connect(order_fulfilled_log, dispatch_uid="payments.order_fulfilled_log")

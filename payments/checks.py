@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from payments.dashboard import stripe_key_is_test
+from payments.gateway import key_is_live
 
 # Stripe accepts a Checkout Session expiry from 30 minutes to 24 hours after creation.
 MIN_SESSION_TTL_SECONDS = 30 * 60
@@ -75,7 +75,7 @@ def check_stripe_configured(app_configs, **kwargs) -> list:
                 id="payments.W001",
             )
         ]
-    if stripe_key_is_test(key):
+    if not key_is_live(key):
         return [
             Warning(
                 "STRIPE_SECRET_KEY is a test-mode key: no real money is taken.",

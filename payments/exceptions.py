@@ -26,6 +26,10 @@ class StripeResourceMissing(PaymentProviderRefused):
     """Stripe has no object with that id for this key: a Checkout Session, a price, a product..."""
 
 
+class NotOurs(Exception):
+    """A Stripe session or payment was not made by this project's checkout for the order it names."""
+
+
 class WebhookSignatureInvalid(Exception):
     """The webhook's Stripe-Signature header is missing, malformed, stale or signed with another secret."""
 

@@ -5,20 +5,23 @@ rest of the project never depends on stripe-python's types. The same code talks 
 offline emulator: only `STRIPE_API_BASE` differs.
 """
 
+import inspect
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from functools import lru_cache, wraps
+from typing import Any, TypeVar
 
 import stripe
 from django.conf import settings
 
 from payments.exceptions import (
+    NotOurs,
     PaymentProviderNotConfigured,
     PaymentProviderRefused,
     PaymentProviderUnavailable,
@@ -30,6 +33,7 @@ from payments.exceptions import (
 logger = logging.getLogger(__name__)
 
 API_VERSION = stripe.api_version
+F = TypeVar("F", bound=Callable[..., Any])
 WEBHOOK_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
 
 
@@ -64,6 +68,22 @@ class CheckoutSession:
             customer_email=details.get("email") or data.get("customer_email") or "",
             url=data.get("url"),
         )
+
+    def named_order_id(self) -> uuid.UUID:
+        """Return the order this session was made for, or raise NotOurs saying why it names none.
+
+        The checkout sets both `metadata.order_id` and `client_reference_id` to the order id; a session
+        whose two disagree is nobody's.
+        """
+        named, referenced = self.metadata.get("order_id") or None, self.client_reference_id or None
+        if named and referenced and named != referenced:
+            raise NotOurs(f"its metadata names order {named!r} but its client_reference_id {referenced!r}")
+        if not (named or referenced):
+            raise NotOurs("it names no order")
+        try:
+            return uuid.UUID(str(named or referenced))
+        except ValueError:
+            raise NotOurs(f"order reference {named or referenced!r} is not an order id") from None
 
 
 def _id_of(value: Any) -> str:
@@ -208,6 +228,18 @@ def key_is_live(key: str | None = None) -> bool:
     return key.startswith(("sk_live_", "rk_live_"))
 
 
+def dashboard_url(*, kind: str, object_id: str) -> str | None:
+    """Return the Dashboard URL of a "checkout_session" or "payment_intent" in the key's mode, or None.
+
+    None without a key, and when STRIPE_API_BASE points elsewhere (the emulator has no Dashboard).
+    """
+    paths = {"checkout_session": "checkout/sessions", "payment_intent": "payments"}
+    key = settings.STRIPE_SECRET_KEY
+    if not key or settings.STRIPE_API_BASE or kind not in paths or not object_id:
+        return None
+    return f"https://dashboard.stripe.com{'' if key_is_live(key) else '/test'}/{paths[kind]}/{object_id}"
+
+
 def client() -> stripe.StripeClient:
     """Return a Stripe client configured from settings (one per configuration, reused)."""
     if not settings.STRIPE_SECRET_KEY:
@@ -236,6 +268,37 @@ def _translate(exc: stripe.StripeError, what: str) -> Exception:
     return PaymentProviderUnavailable(f"Stripe is unavailable, could not {what}: {exc}")
 
 
+def translated(what: str) -> Callable[[F], F]:
+    """Turn the Stripe errors a call raises into the app's own, saying what was being done.
+
+    `what` is formatted with the call's keyword arguments; a generator's errors are caught as it is read.
+    """
+
+    def decorate(call: F) -> F:
+        if inspect.isgeneratorfunction(call):
+
+            @wraps(call)
+            def read(**kwargs: Any) -> Iterator[Any]:
+                try:
+                    yield from call(**kwargs)
+                except stripe.StripeError as exc:
+                    raise _translate(exc, what.format(**kwargs)) from exc
+
+            return read  # type: ignore[return-value]
+
+        @wraps(call)
+        def ask(**kwargs: Any) -> Any:
+            try:
+                return call(**kwargs)
+            except stripe.StripeError as exc:
+                raise _translate(exc, what.format(**kwargs)) from exc
+
+        return ask  # type: ignore[return-value]
+
+    return decorate
+
+
+@translated("create a Checkout Session for order {order_id}")
 def checkout_session_create(
     *,
     order_id: str,
@@ -259,86 +322,54 @@ def checkout_session_create(
     }
     if customer_email:
         params["customer_email"] = customer_email
-    try:
-        session = client().v1.checkout.sessions.create(
-            params=params, options={"idempotency_key": f"checkout-session:{order_id}"}
-        )
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"create a Checkout Session for order {order_id}") from exc
-    return CheckoutSession.from_payload(session.to_dict())
+    options = {"idempotency_key": f"checkout-session:{order_id}"}
+    return CheckoutSession.from_payload(
+        client().v1.checkout.sessions.create(params=params, options=options).to_dict()
+    )
 
 
+@translated("retrieve Checkout Session {session_id}")
 def checkout_session_retrieve(*, session_id: str) -> CheckoutSession:
     """Return the Checkout Session as Stripe knows it now."""
-    try:
-        session = client().v1.checkout.sessions.retrieve(session_id)
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"retrieve Checkout Session {session_id}") from exc
-    return CheckoutSession.from_payload(session.to_dict())
+    return CheckoutSession.from_payload(client().v1.checkout.sessions.retrieve(session_id).to_dict())
 
 
+@translated("expire Checkout Session {session_id}")
 def checkout_session_expire(*, session_id: str) -> CheckoutSession:
     """Expire an open Checkout Session so it can no longer be paid."""
-    try:
-        session = client().v1.checkout.sessions.expire(session_id)
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"expire Checkout Session {session_id}") from exc
-    return CheckoutSession.from_payload(session.to_dict())
+    return CheckoutSession.from_payload(client().v1.checkout.sessions.expire(session_id).to_dict())
 
 
+@translated("refund {amount} of payment {payment_intent_id}")
 def refund_create(
-    *,
-    payment_intent_id: str,
-    amount: int,
-    reason: str,
-    idempotency_key: str,
-    metadata: dict[str, str],
+    *, payment_intent_id: str, amount: int, reason: str, idempotency_key: str, metadata: dict[str, str]
 ) -> StripeRefund:
     """Refund part or all of a payment; the idempotency key makes retries of one request one refund."""
     params: dict[str, Any] = {"payment_intent": payment_intent_id, "amount": amount, "metadata": metadata}
     if reason:
         params["reason"] = reason
-    try:
-        refund = client().v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"refund {amount} of payment {payment_intent_id}") from exc
+    refund = client().v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
     return StripeRefund.from_payload(refund.to_dict())
 
 
-def refund_retrieve(*, refund_id: str) -> StripeRefund:
-    """Return the Refund as Stripe knows it now."""
-    try:
-        refund = client().v1.refunds.retrieve(refund_id)
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"retrieve refund {refund_id}") from exc
-    return StripeRefund.from_payload(refund.to_dict())
-
-
+@translated("list the refunds of payment {payment_intent_id}")
 def refunds_list(*, payment_intent_id: str) -> list[StripeRefund]:
     """Return every refund of a payment (a payment has few: Stripe caps them at its amount)."""
-    try:
-        listed = client().v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100})
-        return [StripeRefund.from_payload(refund.to_dict()) for refund in listed.auto_paging_iter()]
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"list the refunds of payment {payment_intent_id}") from exc
+    listed = client().v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100})
+    return [StripeRefund.from_payload(refund.to_dict()) for refund in listed.auto_paging_iter()]
 
 
+@translated("list the disputes of payment {payment_intent_id}")
 def disputes_list(*, payment_intent_id: str) -> list[StripeDispute]:
     """Return every dispute of a payment (one per charge, so in practice one page)."""
-    try:
-        listed = client().v1.disputes.list(params={"payment_intent": payment_intent_id, "limit": 100})
-        return [StripeDispute.from_payload(dispute.to_dict()) for dispute in listed.auto_paging_iter()]
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"list the disputes of payment {payment_intent_id}") from exc
+    listed = client().v1.disputes.list(params={"payment_intent": payment_intent_id, "limit": 100})
+    return [StripeDispute.from_payload(dispute.to_dict()) for dispute in listed.auto_paging_iter()]
 
 
+@translated("retrieve payment {payment_intent_id}")
 def payment_intent_retrieve(*, payment_intent_id: str) -> PaymentIntent:
     """Return the PaymentIntent as Stripe knows it now."""
-    try:
-        intent = client().v1.payment_intents.retrieve(payment_intent_id)
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"retrieve payment {payment_intent_id}") from exc
-    data = intent.to_dict()
+    data = client().v1.payment_intents.retrieve(payment_intent_id).to_dict()
     return PaymentIntent(
         id=data["id"],
         status=data.get("status") or "",
@@ -348,20 +379,18 @@ def payment_intent_retrieve(*, payment_intent_id: str) -> PaymentIntent:
     )
 
 
+@translated("create the Stripe product for {sku}")
 def product_create(*, name: str, description: str, sku: str) -> str:
     """Create a Stripe Product for a catalog item and return its id."""
     params: dict[str, Any] = {"name": name, "metadata": {"sku": sku}}
     if description:
         params["description"] = description
-    try:
-        product = client().v1.products.create(
-            params=params, options={"idempotency_key": f"catalog-product:{sku}"}
-        )
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"create the Stripe product for {sku}") from exc
-    return product.id
+    return (
+        client().v1.products.create(params=params, options={"idempotency_key": f"catalog-product:{sku}"}).id
+    )
 
 
+@translated("create the Stripe price for {sku}")
 def price_create(
     *, product_id: str, unit_amount: int, currency: str, sku: str, replaces: str | None = None
 ) -> StripePrice:
@@ -376,35 +405,22 @@ def price_create(
         "currency": currency,
         "metadata": {"sku": sku},
     }
-    try:
-        price = client().v1.prices.create(
-            params=params,
-            options={
-                "idempotency_key": f"catalog-price:{sku}:{product_id}:{unit_amount}:{currency}"
-                + (f":replaces:{replaces}" if replaces else "")
-            },
-        )
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"create the Stripe price for {sku}") from exc
-    return _price(price)
+    key = f"catalog-price:{sku}:{product_id}:{unit_amount}:{currency}" + (
+        f":replaces:{replaces}" if replaces else ""
+    )
+    return _price(client().v1.prices.create(params=params, options={"idempotency_key": key}))
 
 
+@translated("archive Stripe price {price_id}")
 def price_archive(*, price_id: str) -> StripePrice:
     """Archive a Stripe Price, so no new Checkout Session can use it (sessions already open keep it)."""
-    try:
-        price = client().v1.prices.update(price_id, params={"active": False})
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"archive Stripe price {price_id}") from exc
-    return _price(price)
+    return _price(client().v1.prices.update(price_id, params={"active": False}))
 
 
+@translated("retrieve Stripe price {price_id}")
 def price_retrieve(*, price_id: str) -> StripePrice:
     """Return a Stripe Price; StripeResourceMissing when Stripe has none with that id."""
-    try:
-        price = client().v1.prices.retrieve(price_id)
-    except stripe.StripeError as exc:
-        raise _translate(exc, f"retrieve Stripe price {price_id}") from exc
-    return _price(price)
+    return _price(client().v1.prices.retrieve(price_id))
 
 
 def _price(price: Any) -> StripePrice:
@@ -418,26 +434,20 @@ def _price(price: Any) -> StripePrice:
     )
 
 
+@translated("list events")
 def events_list(
-    *,
-    created_gte: int | None = None,
-    types: list[str] | None = None,
-    undelivered_only: bool = False,
-    page_size: int = 100,
+    *, created_gte: int | None = None, types: list[str] | None = None, undelivered_only: bool = False
 ) -> Iterator[dict[str, Any]]:
     """Yield events from Stripe's Events API, newest first, page by page, as plain payload dicts."""
-    params: dict[str, Any] = {"limit": page_size}
+    params: dict[str, Any] = {"limit": 100}
     if created_gte is not None:
         params["created"] = {"gte": created_gte}
     if types:
         params["types"] = types
     if undelivered_only:
         params["delivery_success"] = False
-    try:
-        for event in client().v1.events.list(params=params).auto_paging_iter():
-            yield event.to_dict()
-    except stripe.StripeError as exc:
-        raise _translate(exc, "list events") from exc
+    for event in client().v1.events.list(params=params).auto_paging_iter():
+        yield event.to_dict()
 
 
 def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dict[str, Any]:
@@ -481,12 +491,12 @@ def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dic
         raise WebhookPayloadInvalid("Body is not a Stripe event.")
     if not isinstance(event.get("type"), str) or not isinstance(event.get("data"), dict):
         raise WebhookPayloadInvalid("Event has no type or no data.")
-    if not _is_identifier(event["id"]) or not _is_identifier(event["type"]):
+    if not is_identifier(event["id"]) or not is_identifier(event["type"]):
         raise WebhookPayloadInvalid("Event id or type is not an identifier Stripe would send.")
     return event
 
 
-def _is_identifier(value: object) -> bool:
+def is_identifier(value: object) -> bool:
     """Return whether an event's id or type looks like Stripe's: short, printable ASCII (never a NUL)."""
     return isinstance(value, str) and 0 < len(value) <= 128 and value.isascii() and value.isprintable()
 

@@ -1,19 +1,60 @@
-"""The handler of each Stripe event type, and the registry the inbox dispatches through.
+"""The handler of each Stripe event type, in one registry the inbox dispatches through.
 
-A handler reads the signed event (the truth at its moment; no Stripe call is made) and says what became
-of it as an `EventOutcome`. It runs inside the inbox's transaction, so the order's transition and the
-event's new status commit together. The four checkout.session.* events carry the session as it is now,
-so one handler serves them all: `payments.services.sessions` applies the session to its order.
+A handler reads the signed event (the truth at its moment) and says what became of it as an
+`EventOutcome`. It runs inside the inbox's transaction, so the order's change and the event's new status
+commit together. The checkout.session.* events carry the session as it is now, so one handler serves
+them all (`payments.sessions`); refunds and disputes go through their one upsert (`payments.refunds`).
+These may call Stripe, rarely: to find the order of a payment whose id was never stored, and to list a
+charge's refunds, which `charge.refunded` no longer embeds since API version 2022-11-15.
 """
 
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
+from orders.money import money_format
+from orders.refunds import RefundTotals
 from payments import gateway
 from payments.gateway import CheckoutSession
 from payments.models import EventStatus
-from payments.outcome import EventOutcome
-from payments.services.sessions import PaidTransition, SessionDecision, checkout_session_apply
+from payments.refunds import (
+    NotOurs,
+    order_for_payment_intent,
+    stripe_dispute_apply,
+    stripe_refund_apply,
+)
+from payments.sessions import PaidTransition, SessionDecision, checkout_session_apply
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """One event's status after a run, why, and the order and session it concerns.
+
+    `duplicate`: the event was already finished, so nothing changed. `error`: an unexpected error, the
+    event is stored as failed. In a dry run `status` is the stored one ("new" for an event not stored).
+    """
+
+    stripe_id: str
+    type: str
+    status: str
+    reason: str = ""
+    order_id: uuid.UUID | None = None
+    session_id: str = ""
+    duplicate: bool = False
+    error: bool = False
+
+    @classmethod
+    def of(cls, event: dict[str, Any], status: str, reason: str, **fields: Any) -> "EventOutcome":
+        return cls(event["id"], event["type"], status, reason, **fields)
+
+    @property
+    def reply(self) -> str:
+        """Return the short text a webhook answer carries."""
+        return (
+            f"duplicate: event already {self.status}" if self.duplicate else f"{self.status}: {self.reason}"
+        )
+
 
 Handler = Callable[[dict[str, Any], str], EventOutcome]
 
@@ -47,14 +88,6 @@ def checkout_session_event(event: dict[str, Any], source: str) -> EventOutcome:
     )
 
 
-HANDLERS: dict[str, Handler] = {
-    "checkout.session.completed": checkout_session_event,
-    "checkout.session.async_payment_succeeded": checkout_session_event,
-    ASYNC_PAYMENT_FAILED: checkout_session_event,
-    "checkout.session.expired": checkout_session_event,
-}
-
-
 def event_handle(*, event: dict[str, Any], source: str) -> EventOutcome:
     """Run the event's handler with the given transition source; ignore types without one.
 
@@ -70,3 +103,109 @@ def event_handle(*, event: dict[str, Any], source: str) -> EventOutcome:
     if handler is None:
         return EventOutcome.of(event, EventStatus.IGNORED, "unhandled event type")
     return handler(event, source)
+
+
+def _object(event: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    data = event["data"].get("object")
+    if isinstance(data, dict) and data.get("object") == kind and data.get("id"):
+        return data
+    return None
+
+
+def _ignored(event: dict[str, Any], reason: str) -> EventOutcome:
+    return EventOutcome.of(event, EventStatus.IGNORED, reason)
+
+
+def _money(totals: RefundTotals) -> str:
+    full = "; order refunded" if totals.refunded_now else ""
+    returned, total = (
+        money_format(amount, totals.currency) for amount in (totals.amount_refunded, totals.amount_total)
+    )
+    return f"refunded {returned} of {total}{full}"
+
+
+def _apply_refund(refund: gateway.StripeRefund, event: dict[str, Any], source: str) -> EventOutcome:
+    try:
+        order_id, applied = stripe_refund_apply(refund=refund, source=source, stripe_event_id=event["id"])
+    except NotOurs as exc:
+        return _ignored(event, f"refund {refund.id} of a payment not made by this project: {exc}")
+    what = (
+        "recorded (unknown here: made in the Dashboard?)"
+        if applied.created
+        else ("updated" if applied.changed else "no-op: already as far or further")
+    )
+    return EventOutcome.of(
+        event,
+        EventStatus.PROCESSED,
+        f"refund {refund.id} {applied.row.status}: {what}; {_money(applied.totals)}",
+        order_id=order_id,
+    )
+
+
+def refund_changed(event: dict[str, Any], source: str) -> EventOutcome:
+    """Record a refund as the event shows it (refund.created, refund.updated, refund.failed)."""
+    data = _object(event, "refund")
+    if data is None:
+        return _ignored(event, "event data is not a Refund")
+    return _apply_refund(gateway.StripeRefund.from_payload(data), event, source)
+
+
+def charge_refunded(event: dict[str, Any], source: str) -> EventOutcome:
+    """Record every refund of the charge: those the event embeds, else those Stripe lists for the payment."""
+    charge = _object(event, "charge")
+    if charge is None:
+        return _ignored(event, "event data is not a Charge")
+    payment_intent_id = gateway.StripeRefund.from_payload({"id": "", **charge}).payment_intent_id
+    try:
+        order_id = order_for_payment_intent(payment_intent_id=payment_intent_id)
+    except NotOurs as exc:
+        return _ignored(event, f"charge {charge['id']} not made by this project: {exc}")
+    embedded = charge.get("refunds") or {}
+    if embedded.get("data") and not embedded.get("has_more"):
+        # API versions before 2022-11-15 embed the refunds, without their payment intent: it is the charge's.
+        refunds = [
+            replace(refund, payment_intent_id=refund.payment_intent_id or payment_intent_id)
+            for refund in map(gateway.StripeRefund.from_payload, embedded["data"])
+        ]
+    else:
+        refunds = gateway.refunds_list(payment_intent_id=payment_intent_id)
+    outcomes = [_apply_refund(refund, event, source) for refund in refunds]
+    reasons = "; ".join(o.reason for o in outcomes) or "no refund found"
+    # The charge is this order's, so a refund that could not be recorded leaves the order off Stripe's money.
+    applied = any(o.status == EventStatus.PROCESSED for o in outcomes)
+    status = EventStatus.PROCESSED if applied else EventStatus.NEEDS_REVIEW
+    return EventOutcome.of(event, status, f"charge {charge['id']}: {reasons}", order_id=order_id)
+
+
+def dispute_changed(event: dict[str, Any], source: str) -> EventOutcome:
+    """Record a dispute as the event shows it (charge.dispute.created, .updated, .closed)."""
+    data = _object(event, "dispute")
+    if data is None:
+        return _ignored(event, "event data is not a Dispute")
+    dispute = gateway.StripeDispute.from_payload(data)
+    try:
+        order_id, applied = stripe_dispute_apply(dispute=dispute, source=source, stripe_event_id=event["id"])
+    except NotOurs as exc:
+        return _ignored(event, f"dispute {dispute.id} of a payment not made by this project: {exc}")
+    what = "recorded" if applied.created else ("updated" if applied.changed else "no-op: already further")
+    return EventOutcome.of(
+        event,
+        EventStatus.PROCESSED,
+        f"dispute {dispute.id} {applied.row.status}: {what}; {_money(applied.totals)}",
+        order_id=order_id,
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": checkout_session_event,
+    "checkout.session.async_payment_succeeded": checkout_session_event,
+    ASYNC_PAYMENT_FAILED: checkout_session_event,
+    "checkout.session.expired": checkout_session_event,
+    "charge.refunded": charge_refunded,
+    "refund.created": refund_changed,
+    "refund.updated": refund_changed,
+    "refund.failed": refund_changed,
+    "charge.dispute.created": dispute_changed,
+    "charge.dispute.updated": dispute_changed,
+    "charge.dispute.closed": dispute_changed,
+}

@@ -2,7 +2,7 @@
 
 A custom collector rather than counters kept in memory: gunicorn runs several web processes and the
 task workers are other processes still, so no one process knows the totals, and a restart would reset
-them. The database does know, so each scrape asks it (`payments.selectors.health`, a handful of indexed
+them. The database does know, so each scrape asks it (`payments.health`, a handful of indexed
 queries) and every web process answers the same.
 
 The latency figures are gauges over a recent window, not a Prometheus histogram or summary: those types
@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from payments.selectors import health
+from orders import db
+from payments import health
 
 PREFIX = "checkout"
 
@@ -60,7 +61,7 @@ class HealthCollector(Collector):
         events = GaugeMetricFamily(
             f"{PREFIX}_stripe_events",
             "Stored Stripe events by status: needs_review waits for a person, failed for a retry or a "
-            f"replay. Exact up to {health.EXACT_COUNT_LIMIT}, PostgreSQL's estimate above.",
+            f"replay. Exact up to {db.EXACT_COUNT_LIMIT}, PostgreSQL's estimate above.",
             labels=["status"],
         )
         for status, count in health.stripe_event_counts().items():
@@ -69,7 +70,7 @@ class HealthCollector(Collector):
         transitions = GaugeMetricFamily(
             f"{PREFIX}_order_transitions",
             "Order transitions ever made, by who asked (webhook, redirect, replay, reconcile, admin, "
-            f"command, system). Exact up to {health.EXACT_COUNT_LIMIT}, PostgreSQL's estimate above.",
+            f"command, system). Exact up to {db.EXACT_COUNT_LIMIT}, PostgreSQL's estimate above.",
             labels=["source"],
         )
         for source, count in health.order_transition_counts().items():

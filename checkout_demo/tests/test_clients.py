@@ -3,7 +3,7 @@
 import pytest
 from django.test import RequestFactory
 
-from checkout_demo.clients import client_address
+from payments.http import client_address
 
 
 def request(remote: str = "203.0.113.9", forwarded: str | None = None):

@@ -7,7 +7,7 @@ orders/db_operations.py); that cannot run in a transaction, hence `atomic = Fals
 from django.db import migrations, models
 from django.db.models.functions import Upper
 
-from orders.db_operations import AddIndexConcurrentlyOnPostgres, RemoveIndexConcurrentlyOnPostgres
+from orders.db import AddIndexConcurrentlyOnPostgres, RemoveIndexConcurrentlyOnPostgres
 
 
 class Migration(migrations.Migration):

@@ -6,7 +6,7 @@ orders/db_operations.py); that cannot run in a transaction, hence `atomic = Fals
 
 from django.db import migrations, models
 
-from orders.db_operations import AddIndexConcurrentlyOnPostgres
+from orders.db import AddIndexConcurrentlyOnPostgres
 
 
 class Migration(migrations.Migration):

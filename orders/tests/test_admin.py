@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from orders import admin_support
+from orders import admin_support, db
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
 from orders.services import order_attach_checkout_session, order_create
 from orders.transitions import order_confirm, order_fulfill
@@ -169,7 +169,7 @@ def test_list_count_is_exact_for_a_small_list(admin_client, product):
 
 
 def test_list_count_above_the_limit_says_about_and_never_counts_the_table(admin_client, product, monkeypatch):
-    monkeypatch.setattr(admin_support, "EXACT_COUNT_LIMIT", 2)
+    monkeypatch.setattr(db, "EXACT_COUNT_LIMIT", 2)
     for _ in range(4):
         make_order(product)
 

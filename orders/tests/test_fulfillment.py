@@ -8,10 +8,9 @@ from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from orders import transitions
-from orders.fulfillment import order_fulfillment_signal_send, order_fulfillment_signals_resend
 from orders.models import Order, Product
 from orders.services import order_create
-from orders.signals import order_fulfilled
+from orders.signals import order_fulfilled, order_fulfillment_signal_send, signals_resend
 
 
 @pytest.fixture
@@ -56,8 +55,8 @@ def test_signal_no_worker_sent_is_sent_by_the_sweep_once(product, received):
     order = _fulfilled_with_no_worker_running(product)
     assert received == []
 
-    assert order_fulfillment_signals_resend(older_than=timedelta(0)) == 1
-    assert order_fulfillment_signals_resend(older_than=timedelta(0)) == 0
+    assert signals_resend(older_than=timedelta(0)) == 1
+    assert signals_resend(older_than=timedelta(0)) == 0
 
     assert received == [
         {"signal": order_fulfilled, "order_id": order.pk, "source": "webhook", "stripe_event_id": "evt_dead"}
@@ -69,7 +68,7 @@ def test_signal_no_worker_sent_is_sent_by_the_sweep_once(product, received):
 def test_sweep_leaves_recent_fulfillments_to_their_own_sender(product, received):
     _fulfilled_with_no_worker_running(product)
 
-    assert order_fulfillment_signals_resend(older_than=timedelta(minutes=5)) == 0
+    assert signals_resend(older_than=timedelta(minutes=5)) == 0
     assert received == []
 
 
@@ -94,7 +93,7 @@ def test_failing_receiver_rolls_back_its_writes_and_leaves_the_signal_owed(produ
         assert order.fulfillment_signalled_at is None
         assert not Product.objects.filter(sku="gift-0").exists()
 
-        assert order_fulfillment_signals_resend(older_than=timedelta(0)) == 1
+        assert signals_resend(older_than=timedelta(0)) == 1
         # The retry finds the signal sent and sends nothing.
         assert _retries_due_now() == 1
         assert tasks_run() == 1
@@ -184,5 +183,5 @@ def test_signal_whose_attempts_ran_out_stays_owed_for_the_sweep(product, tasks_r
     order.refresh_from_db()
     assert order.fulfillment_signalled_at is None
     received.clear()  # the two attempts' calls, rolled back with their claims
-    assert order_fulfillment_signals_resend(older_than=timedelta(0)) == 1
+    assert signals_resend(older_than=timedelta(0)) == 1
     assert [call["stripe_event_id"] for call in received] == ["evt_1"]

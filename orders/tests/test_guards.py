@@ -7,10 +7,9 @@ import pytest
 from django.db import connection
 
 from orders import transitions
-from orders.fulfillment import order_fulfillment_signal_send
 from orders.models import Order, OrderStatus, OrderTransition
 from orders.services import order_create
-from orders.signals import order_fulfilled
+from orders.signals import order_fulfilled, order_fulfillment_signal_send
 
 # DESIGN.md's state machine: transition -> the states it may start from.
 DOCUMENTED = {

@@ -1,10 +1,10 @@
-"""Amounts in minor units, shown with as many decimals as Stripe gives the currency."""
+"""Amounts kept in minor units, shown and typed in the currency's own unit, with Stripe's decimals."""
 
 import pytest
 from django.urls import reverse
 
 from orders.models import Order, Product
-from orders.money import money_format
+from orders.money import AmountInvalid, money_format, money_parse
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,36 @@ def test_order_admin_shows_a_zero_decimal_total_as_it_is(admin_client):
 
     assert "500 JPY" in orders and "5.00 JPY" not in orders
     assert "500 JPY" in products
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "amount"),
+    [
+        ("12.50", "usd", 1250),
+        ("12.5", "usd", 1250),
+        ("12", "usd", 1200),  # a person types 12 for 12.00, never for 12 cents
+        (" 0.07 ", "usd", 7),
+        ("500", "jpy", 500),
+        ("1.234", "bhd", 1234),
+    ],
+)
+def test_an_amount_is_read_in_the_currencys_own_unit(text, currency, amount):
+    assert money_parse(text, currency) == amount
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "message"),
+    [
+        ("12,50", "usd", "write it as 12.55 or 12"),
+        ("-5", "usd", "is not an amount in USD"),
+        ("1.234", "usd", "is not an amount in USD"),
+        ("ten", "usd", "is not an amount in USD"),
+        ("", "usd", "is not an amount in USD"),
+        ("5.00", "jpy", "without a decimal point"),
+        ("0", "usd", "above zero"),
+        ("0.00", "eur", "above zero"),
+    ],
+)
+def test_what_is_not_an_amount_is_refused_saying_how_to_write_one(text, currency, message):
+    with pytest.raises(AmountInvalid, match=message):
+        money_parse(text, currency)

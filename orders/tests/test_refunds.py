@@ -11,19 +11,19 @@ from django_tasks_db.models import DBTaskResult
 from orders import transitions
 from orders.exceptions import RefundRefused
 from orders.models import Order, OrderRefund, OrderStatus, OrderTransition, RefundRequester
-from orders.refund_signals import (
-    order_disputed_signal_send,
-    order_refunded_signal_send,
-    refund_signals_resend,
-)
 from orders.refunds import (
     order_dispute_apply,
     order_refund_apply,
     order_refund_request,
-    refund_amount_parse,
 )
 from orders.services import order_create
-from orders.signals import order_disputed, order_refunded
+from orders.signals import (
+    order_disputed,
+    order_disputed_signal_send,
+    order_refunded,
+    order_refunded_signal_send,
+    signals_resend,
+)
 from orders.tasks import order_disputed_signal_task, order_refunded_signal_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -230,32 +230,12 @@ def test_a_repeated_request_id_finds_its_row_and_refuses_another_amount(fulfille
     assert OrderRefund.objects.count() == 1
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("1250", (1250, False)), ("12.50", (1250, True)), ("12.5", (1250, True)), ("0.07", (7, True))],
-)
-def test_amounts_are_read_as_minor_units_or_decimals(text, expected):
-    assert refund_amount_parse(text, currency="usd") == expected
-
-
-@pytest.mark.parametrize("text", ["12,50", "-5", "1.234", "ten", ""])
-def test_unreadable_amounts_are_refused(text):
-    with pytest.raises(RefundRefused, match="is not an amount"):
-        refund_amount_parse(text, currency="usd")
-
-
-def test_a_currency_without_minor_units_takes_no_decimals():
-    assert refund_amount_parse("500", currency="jpy") == (500, False)
-    with pytest.raises(RefundRefused, match="no decimal point"):
-        refund_amount_parse("5.00", currency="jpy")
-
-
 def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled, sent, tasks_run):
     applied = apply(fulfilled, "re_1", 3000, "succeeded")
     assert tasks_run() == 1
 
     again = [order_refunded_signal_send(refund_pk=applied.refund.pk) for _ in range(2)]
-    resent = refund_signals_resend(older_than=timedelta(0))
+    resent = signals_resend(older_than=timedelta(0))
 
     assert (again, resent) == ([False, False], 0)
     assert len(sent["refunded"]) == 1
@@ -265,8 +245,8 @@ def test_an_owed_refund_signal_is_sent_by_the_resend(fulfilled, sent):
     applied = apply(fulfilled, "re_1", 3000, "succeeded")  # no worker runs its task
     assert sent["refunded"] == []
 
-    assert refund_signals_resend(older_than=timedelta(0)) == 1
-    assert refund_signals_resend(older_than=timedelta(0)) == 0
+    assert signals_resend(older_than=timedelta(0)) == 1
+    assert signals_resend(older_than=timedelta(0)) == 0
     assert [s["refund_id"] for s in sent["refunded"]] == ["re_1"]
     assert OrderRefund.objects.get(pk=applied.refund.pk).signalled_at is not None
 
@@ -283,7 +263,7 @@ def test_the_dispute_signal_is_sent_once_per_status(fulfilled, sent, tasks_run):
     assert tasks_run() == 1
 
     assert order_disputed_signal_send(dispute_pk=applied.dispute.pk) is False
-    assert refund_signals_resend(older_than=timedelta(0)) == 0
+    assert signals_resend(older_than=timedelta(0)) == 0
     assert [s["status"] for s in sent["disputed"]] == ["needs_response"]
 
 
@@ -396,9 +376,9 @@ def test_a_signal_whose_attempts_ran_out_stays_owed_for_the_resend(
 
     sent["refunded"].clear()  # the attempts' calls, rolled back with their claims
     sent["disputed"].clear()
-    assert refund_signals_resend(older_than=timedelta(0)) == 1
+    assert signals_resend(older_than=timedelta(0)) == 1
     assert len(sent["refunded"] + sent["disputed"]) == 1
-    assert refund_signals_resend(older_than=timedelta(0)) == 0
+    assert signals_resend(older_than=timedelta(0)) == 0
 
 
 def test_a_dispute_that_moved_on_before_its_task_ran_is_told_its_newest_status_once(
@@ -414,7 +394,7 @@ def test_a_dispute_that_moved_on_before_its_task_ran_is_told_its_newest_status_o
 
 def test_a_refund_signal_retry_that_finds_it_sent_sends_nothing(fulfilled, sent, tasks_run):
     applied = apply(fulfilled, "re_1", 3000, "succeeded")
-    assert refund_signals_resend(older_than=timedelta(0)) == 1  # reconcile got there first
+    assert signals_resend(older_than=timedelta(0)) == 1  # reconcile got there first
 
     DBTaskResult.objects.filter(status=TaskResultStatus.READY).update(run_after=timezone.now())
     assert tasks_run() == 1

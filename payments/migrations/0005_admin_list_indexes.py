@@ -5,7 +5,7 @@ Built CONCURRENTLY on PostgreSQL so webhooks keep being stored while they build 
 
 from django.db import migrations, models
 
-from orders.db_operations import AddIndexConcurrentlyOnPostgres
+from orders.db import AddIndexConcurrentlyOnPostgres
 
 
 class Migration(migrations.Migration):

@@ -14,8 +14,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from orders.admin_support import capped_count
-from orders.models import DisputeStatus, Order, OrderDispute, OrderRefund, RefundStatus
-from orders.selectors import OPEN_STATUSES
+from orders.models import DisputeStatus, Order, OrderDispute, OrderRefund, OrderStatus, RefundStatus
 from payments.models import EventStatus, StripeEvent
 
 LIMIT = 20
@@ -50,7 +49,7 @@ def open_past_session(*, now: datetime | None = None) -> Q:
 
     Reconcile or the audit settles such an order; many of them means neither is running.
     """
-    return Q(status__in=OPEN_STATUSES, created_at__lt=session_expired_cutoff(now=now))
+    return Q(status__in=OrderStatus.OPEN, created_at__lt=session_expired_cutoff(now=now))
 
 
 def orders_open_past_session(*, now: datetime | None = None) -> QuerySet[Order]:

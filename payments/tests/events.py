@@ -12,6 +12,9 @@ from django.test import Client
 from orders.models import Order, Product
 from orders.services import order_attach_checkout_session, order_create
 from payments import gateway
+from payments.handlers import EventOutcome
+from payments.inbox import stripe_event_intake, stripe_event_process_stored
+from payments.models import StripeEvent
 from payments.tests.conftest import WEBHOOK_SECRET
 
 _counter = itertools.count(1)
@@ -127,6 +130,17 @@ def dispute_object(order: Order, *, dispute_id: str, status: str) -> dict:
 def session_event(event_type: str, order: Order | None = None, **session: Any) -> dict[str, Any]:
     """Return a checkout.session.* event for an order."""
     return event(event_type, checkout_session(order, **session))
+
+
+def receive(evt: dict[str, Any], *, source: str = "webhook") -> EventOutcome:
+    """Take the event in as the webhook does, then process it as a worker would, in this process."""
+    taken = stripe_event_intake(event=evt, source=source)
+    outcome = stripe_event_process_stored(stripe_id=evt["id"])
+    if outcome.duplicate and not taken.duplicate:
+        # Processed inside the intake already, by the immediate task backend of a unit test.
+        row = StripeEvent.objects.get(stripe_id=evt["id"])
+        return EventOutcome(row.stripe_id, row.type, row.status, row.outcome, order_id=row.order_id)
+    return outcome
 
 
 def sign(payload: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:

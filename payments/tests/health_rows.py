@@ -7,8 +7,8 @@ from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from orders.models import Order, OrderTransition, Product
+from payments.inbox import stripe_event_process_task
 from payments.models import StripeEvent
-from payments.tasks import stripe_event_process_task
 
 NOW = timezone.now().replace(microsecond=0)
 _events = iter(range(1_000_000))

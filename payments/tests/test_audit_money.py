@@ -11,10 +11,9 @@ from django.utils import timezone
 
 from orders import transitions
 from orders.models import Order, OrderDispute, OrderRefund, OrderStatus, RefundRequester, RefundStatus
-from payments import gateway
-from payments.services import audit
-from payments.services.refunds import stripe_dispute_apply, stripe_refund_apply
-from payments.services.sessions import checkout_session_apply
+from payments import audit, gateway
+from payments.refunds import stripe_dispute_apply, stripe_refund_apply
+from payments.sessions import checkout_session_apply
 from payments.tests.events import emulator_order
 from payments.tests.test_audit_payments import run
 

@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from orders import transitions
 from orders.models import Order, OrderStatus
-from payments import gateway
-from payments.services import audit
+from payments import audit, gateway
 from payments.tests.events import emulator_order, open_order
 
 pytestmark = pytest.mark.django_db

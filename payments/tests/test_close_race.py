@@ -18,7 +18,7 @@ from django.db import connection
 
 from orders.models import Order, OrderStatus, TransitionSource
 from payments import gateway
-from payments.services.order_actions import order_close
+from payments.order_actions import order_close
 from payments.tests.events import emulator_order
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]

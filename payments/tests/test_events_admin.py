@@ -12,8 +12,7 @@ from orders.models import OrderStatus
 from payments import handlers
 from payments.admin import EventTypeFilter
 from payments.models import StripeEvent
-from payments.services.inbox import stripe_event_receive
-from payments.tests.events import event, open_order, session_event
+from payments.tests.events import event, open_order, receive, session_event
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +33,7 @@ def failed(product):
         mock.patch.dict(handlers.HANDLERS, {COMPLETED: crash}),
         pytest.raises(Exception, match="not be processed"),
     ):
-        stripe_event_receive(event=evt)
+        receive(evt)
     return order, StripeEvent.objects.get(stripe_id=evt["id"])
 
 
@@ -42,14 +41,14 @@ def failed(product):
 def processed(product):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
-    stripe_event_receive(event=evt)
+    receive(evt)
     return order, StripeEvent.objects.get(stripe_id=evt["id"])
 
 
 @pytest.fixture
 def ignored(db):
     evt = event("customer.created", {"id": "cus_admin", "object": "customer"})
-    stripe_event_receive(event=evt)
+    receive(evt)
     return StripeEvent.objects.get(stripe_id=evt["id"])
 
 
@@ -58,7 +57,7 @@ def needs_review(product):
     """Return an order and its completed event for another amount, a refusal only a person can settle."""
     order = open_order(product)
     evt = session_event(COMPLETED, order, amount_total=1)
-    stripe_event_receive(event=evt)
+    receive(evt)
     return order, StripeEvent.objects.get(stripe_id=evt["id"])
 
 

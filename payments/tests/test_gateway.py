@@ -13,7 +13,7 @@ from payments.exceptions import (
     PaymentProviderUnavailable,
     StripeResourceMissing,
 )
-from payments.services.sessions import SessionDecision, checkout_session_decision
+from payments.sessions import SessionDecision, checkout_session_decision
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,7 @@ from orders.models import OrderStatus, OrderTransition, TransitionSource
 from orders.signals import order_fulfilled
 from payments.handlers import HANDLERS
 from payments.models import StripeEvent
-from payments.services.inbox import stripe_event_receive
-from payments.tests.events import deliver, event, new_id, open_order, session_event
+from payments.tests.events import deliver, event, new_id, open_order, receive, session_event
 
 # Handlers run inline here, their fulfillment signal too: these are unit tests of what a handler does.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_immediate")]
@@ -29,10 +28,6 @@ def payments_log(caplog, monkeypatch):
     monkeypatch.setattr(logging.getLogger("payments"), "propagate", True)
     caplog.set_level(logging.INFO, logger="payments")
     return caplog
-
-
-def receive(evt):
-    return stripe_event_receive(event=evt)
 
 
 def stored(evt) -> StripeEvent:

@@ -6,8 +6,9 @@ import pytest
 from django.db import connection
 from django_tasks import TaskResultStatus
 
+from orders import db
+from payments import health
 from payments.models import EventStatus
-from payments.selectors import health
 from payments.tests.health_rows import (
     NOW,
     event_stored,
@@ -112,7 +113,7 @@ def test_transitions_are_counted_by_source_with_every_source_present(product):
 
 
 def test_a_count_above_the_exact_limit_is_still_at_least_the_limit(monkeypatch):
-    monkeypatch.setattr(health, "EXACT_COUNT_LIMIT", 2)
+    monkeypatch.setattr(db, "EXACT_COUNT_LIMIT", 2)
     for _ in range(5):
         event_stored(status=EventStatus.PROCESSED)
     if connection.vendor == "postgresql":

@@ -13,10 +13,10 @@ from django_tasks_db.models import DBTaskResult
 from orders.models import OrderStatus, OrderTransition
 from orders.signals import order_fulfilled
 from payments import handlers
+from payments.inbox import stripe_event_intake, stripe_event_process
 from payments.models import EventStatus, StripeEvent
-from payments.services.inbox import stripe_event_process, stripe_event_receive, stripe_event_record
 from payments.tests.conftest import WEBHOOK_SECRET
-from payments.tests.events import body, deliver, event, new_id, open_order, session_event
+from payments.tests.events import body, deliver, event, new_id, open_order, receive, session_event
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +87,7 @@ def test_webhook_stores_and_queues_then_a_worker_processes(client, product, task
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING
     (queued,) = DBTaskResult.objects.all()
-    assert queued.task_path == "payments.tasks.stripe_event_process_task"
+    assert queued.task_path == "payments.inbox.stripe_event_process_task"
     assert queued.args_kwargs["kwargs"] == {"stripe_event_id": evt["id"]}
 
     assert tasks_run() == 2  # the event, then the fulfillment signal it queued
@@ -152,7 +152,7 @@ def test_copies_of_an_event_still_waiting_queue_it_again_and_it_is_processed_onc
 def test_event_left_received_without_a_task_is_processed_on_redelivery(client, product, tasks_run):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
-    stripe_event_record(event=evt)  # stored by a backfill that died before processing: no task
+    stripe_event_intake(event=evt)  # stored by a backfill that died before processing: no task
 
     response = deliver(client, evt)
 
@@ -297,7 +297,7 @@ def test_run_that_finds_the_event_finished_by_another_worker_rolls_back(
 ):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
-    pk, _, _ = stripe_event_record(event=evt)
+    pk, _, _ = stripe_event_intake(event=evt)
     # Another worker processed the same event meanwhile.
     StripeEvent.objects.filter(pk=pk).update(status=EventStatus.PROCESSED, outcome="fulfilled", attempts=1)
 
@@ -315,8 +315,8 @@ def test_run_that_finds_the_event_finished_by_another_worker_rolls_back(
 def test_the_same_event_received_through_the_service_twice_is_one_row(product):
     evt = session_event(COMPLETED, open_order(product))
 
-    first = stripe_event_receive(event=evt)
-    second = stripe_event_receive(event=evt, source="backfill")
+    first = receive(evt)
+    second = receive(evt, source="backfill")
 
     assert (first.duplicate, second.duplicate) == (False, True)
     assert StripeEvent.objects.get().source == "webhook"

@@ -12,7 +12,7 @@ from orders import transitions
 from orders.models import Order, OrderRefund, OrderStatus, RefundRequester
 from payments import gateway
 from payments.models import EventStatus, StripeEvent
-from payments.services.late_payments import late_payment_settle
+from payments.sessions import late_payment_settle
 from payments.tests.conftest import EMULATOR_API_KEY
 from payments.tests.events import emulator_order
 

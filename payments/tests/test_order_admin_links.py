@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from orders.models import Order
-from payments.dashboard import stripe_dashboard_url
+from payments.gateway import dashboard_url as stripe_dashboard_url
 from payments.tests.events import open_order
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from orders.models import Order, OrderStatus, OrderTransition
 from orders.signals import order_fulfilled
 from payments import gateway
 from payments.exceptions import PaymentProviderUnavailable
-from payments.services.order_actions import order_close
+from payments.order_actions import order_close
 from payments.tests.events import emulator_order, open_order
 
 pytestmark = pytest.mark.django_db
@@ -240,7 +240,7 @@ def test_an_order_closed_while_its_session_was_being_opened_gets_the_session_exp
 ):
     # The operator closes the order in the moment between Stripe opening its session and the project
     # storing the session id: there was nothing at Stripe to expire yet, so the checkout must do it.
-    from payments.services import checkout
+    from payments import checkout
 
     real_create = gateway.checkout_session_create
     opened = []

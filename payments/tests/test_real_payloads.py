@@ -15,10 +15,9 @@ from orders import transitions
 from orders.models import Order, OrderStatus, Product
 from orders.services import order_create
 from payments.models import EventStatus, StripeEvent
-from payments.services.inbox import stripe_event_receive
 from payments.tests import events
 from payments.tests.conftest import WEBHOOK_SECRET
-from payments.tests.events import event, new_id, open_order, session_event
+from payments.tests.events import event, new_id, open_order, receive, session_event
 
 pytestmark = pytest.mark.django_db
 
@@ -295,7 +294,7 @@ def test_a_backfilled_event_holding_a_nul_is_stored_and_processed(product, tasks
     order = open_order(product)
     evt = completed_with(order, customer_details={"email": "b@example.com", "name": "\u0000"})
 
-    outcome = stripe_event_receive(event=evt, source="backfill")
+    outcome = receive(evt, source="backfill")
 
     assert outcome.status == EventStatus.PROCESSED
     assert json.loads(stored(evt["id"]).payload_text) == evt

@@ -19,7 +19,7 @@ from orders.models import (
     RefundStatus,
 )
 from payments.models import EventStatus, StripeEvent
-from payments.services.refunds import order_refund
+from payments.refunds import order_refund
 from payments.tests.conftest import emulator_worker_env
 from payments.tests.events import emulator_order
 

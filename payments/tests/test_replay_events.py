@@ -12,10 +12,9 @@ from django.utils import timezone
 
 from orders.models import OrderStatus, OrderTransition, TransitionSource
 from payments import handlers
+from payments.inbox import PAGE_SIZE, stripe_event_intake
 from payments.models import EventStatus, StripeEvent
-from payments.services.inbox import stripe_event_receive, stripe_event_record
-from payments.services.replay import PAGE_SIZE
-from payments.tests.events import emulator_order, event, new_id, open_order, session_event
+from payments.tests.events import emulator_order, event, new_id, open_order, receive, session_event
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +39,7 @@ def failed_event(product):
         mock.patch.dict(handlers.HANDLERS, {COMPLETED: crash}),
         pytest.raises(Exception, match="could not be processed"),
     ):
-        stripe_event_receive(event=evt)
+        receive(evt)
     assert StripeEvent.objects.get(stripe_id=evt["id"]).status == EventStatus.FAILED
     return order, evt
 
@@ -84,7 +83,7 @@ def test_event_that_failed_while_processing_is_fixed_by_replaying_it(product):
 def test_failed_replays_only_the_failed_events(product):
     _, evt = failed_event(product)
     other = session_event(COMPLETED, open_order(product))
-    stripe_event_receive(event=other)
+    receive(other)
 
     replay("--failed")
 
@@ -96,7 +95,7 @@ def needs_review_event(product):
     """Return an order and its completed event for another amount, stored as needs_review."""
     order = open_order(product)
     evt = session_event(COMPLETED, order, amount_total=1)
-    stripe_event_receive(event=evt)
+    receive(evt)
     assert StripeEvent.objects.get(stripe_id=evt["id"]).status == EventStatus.NEEDS_REVIEW
     return order, evt
 
@@ -131,7 +130,7 @@ def test_unfinished_replays_events_left_received_and_failed(product):
     failed_event(product)
     crashed_order = open_order(product)
     crashed = session_event(COMPLETED, crashed_order)
-    stripe_event_record(event=crashed)  # stored, never processed: the worker died
+    stripe_event_intake(event=crashed)  # stored, never processed: the worker died
 
     output = replay("--unfinished")
 
@@ -146,7 +145,7 @@ def test_type_and_since_narrow_the_selection(product):
     recent = session_event(COMPLETED, open_order(product))
     other_type = event("customer.created", {"id": "cus_1", "object": "customer"})
     for evt in (old, recent, other_type):
-        stripe_event_record(event=evt)
+        stripe_event_intake(event=evt)
     StripeEvent.objects.filter(stripe_id=old["id"]).update(received_at=timezone.now() - timedelta(days=3))
 
     replay("--type", COMPLETED, "--since", "2d")
@@ -157,7 +156,7 @@ def test_type_and_since_narrow_the_selection(product):
 
 def test_since_accepts_an_iso_8601_time(product):
     evt = session_event(COMPLETED, open_order(product))
-    stripe_event_record(event=evt)
+    stripe_event_intake(event=evt)
     StripeEvent.objects.update(received_at=timezone.now() - timedelta(hours=5))
     three_hours_ago = (timezone.now() - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     six_hours_ago = (timezone.now() - timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%S")
@@ -183,7 +182,7 @@ def test_dry_run_lists_the_events_and_changes_nothing(product):
 def test_replaying_a_processed_event_moves_no_order_again(product):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
-    stripe_event_receive(event=evt)
+    receive(evt)
 
     replay(evt["id"])
 
@@ -211,7 +210,7 @@ def test_replay_that_fails_again_reports_it_and_exits_with_an_error(product):
 def test_long_runs_show_progress_and_walk_every_page():
     count = PAGE_SIZE + 5
     for _ in range(count):
-        stripe_event_record(event=event("customer.created", {"id": new_id("cus_"), "object": "customer"}))
+        stripe_event_intake(event=event("customer.created", {"id": new_id("cus_"), "object": "customer"}))
 
     output = replay("--unfinished")
 
@@ -269,7 +268,7 @@ def test_backfill_skips_events_already_stored(emulator, synced_product):
     _, session = emulator_order(synced_product)
     emulator.pay(session.id, "card")
     (listed,) = [e for e in _stripe_events(emulator) if e["type"] == COMPLETED]
-    stripe_event_receive(event=listed)  # as if the webhook had delivered it
+    receive(listed)  # as if the webhook had delivered it
 
     output = replay("--from-stripe")
 
@@ -359,7 +358,7 @@ def test_file_with_a_list_of_events_is_received(tmp_path, product):
 def test_file_with_stripes_list_object_is_received_and_stored_events_are_no_ops(tmp_path, product):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
-    stripe_event_receive(event=evt)
+    receive(evt)
     path = tmp_path / "export.json"
     path.write_text(json.dumps({"object": "list", "data": [evt], "has_more": False, "url": "/v1/events"}))
 

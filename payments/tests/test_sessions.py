@@ -7,16 +7,17 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from conftest import DATABASE_TASKS
 from orders.models import Order, OrderStatus, OrderTransition
 from orders.services import order_create
-from payments import gateway, handlers
+from payments import audit, checkout, gateway, handlers, sessions
+from payments.inbox import stripe_event_intake
 from payments.models import StripeEvent
-from payments.services import checkout, reconcile, sessions
-from payments.services.inbox import stripe_event_record
-from payments.services.sessions import SessionDecision, checkout_session_apply
+from payments.sessions import SessionDecision, checkout_session_apply
 from payments.tests.events import checkout_session, deliver, emulator_order, event, open_order
 
 # The webhook's event is processed inline, inside its request: these test the decision, not the queue.
@@ -43,13 +44,14 @@ RETURNS = {
     D.NOT_OURS: (409, "mismatch"),
     D.AMOUNT_MISMATCH: (409, "mismatch"),
 }
-RECONCILE_ACTIONS = {
-    D.PAID: "fulfilled",
-    D.PAYMENT_PENDING: "payment pending",
-    D.EXPIRED: "expired",
-    D.OPEN: "left open",
-    D.NOT_OURS: "mismatch",
-    D.AMOUNT_MISMATCH: "mismatch",
+# Reconcile is the audit of open orders, fixing: it answers with the disagreement it found.
+RECONCILE_FINDINGS = {
+    D.PAID: "paid, order not fulfilled",
+    D.PAYMENT_PENDING: "delayed payment, order not told",
+    D.EXPIRED: "session expired, order open",
+    D.OPEN: None,
+    D.NOT_OURS: "session names another order",
+    D.AMOUNT_MISMATCH: "amounts differ",
 }
 
 
@@ -63,7 +65,7 @@ def decisions(monkeypatch) -> list[sessions.SessionApplied]:
         made.append(applied)
         return applied
 
-    for caller in (handlers, checkout, reconcile):
+    for caller in (handlers, checkout, audit):
         monkeypatch.setattr(caller, "checkout_session_apply", recording)
     return made
 
@@ -121,7 +123,8 @@ def via_replay(client, order: Order, session_id: str) -> str:
     session = gateway.client().v1.checkout.sessions.retrieve(session_id).to_dict()
     kind = "checkout.session.expired" if session["status"] == "expired" else "checkout.session.completed"
     evt = event(kind, session)
-    stripe_event_record(event=evt)  # stored, then the worker died before processing it
+    with override_settings(TASKS=DATABASE_TASKS):
+        stripe_event_intake(event=evt)  # stored, then the worker died before processing it
     call_command("replay_events", evt["id"], stdout=StringIO(), stderr=StringIO())
     return StripeEvent.objects.get(stripe_id=evt["id"]).status
 
@@ -135,10 +138,9 @@ def via_redirect(client, order: Order, session_id: str) -> tuple[int, str]:
 
 def via_reconcile(client, order: Order, session_id: str) -> str:
     Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(hours=1))
-    (check,) = (
-        c for c in reconcile.orders_reconcile(older_than=timedelta(minutes=15)) if c.order_id == order.pk
-    )
-    return check.action
+    audited = audit.orders_audit(since=None, older_than=timedelta(minutes=15), fix=True, open_only=True)
+    (result,) = (result for result in audited if result.order_id == order.pk)
+    return result.findings[0].kind if result.findings else None
 
 
 PATHS = {"webhook": via_webhook, "replay": via_replay, "redirect": via_redirect, "reconcile": via_reconcile}
@@ -148,7 +150,7 @@ def answer(path: str, decision: SessionDecision):
     """Return how the path answers the decision."""
     if path in ("webhook", "replay"):
         return EVENT_STATUSES.get(decision, "processed")
-    return RETURNS[decision] if path == "redirect" else RECONCILE_ACTIONS[decision]
+    return RETURNS[decision] if path == "redirect" else RECONCILE_FINDINGS[decision]
 
 
 def effect(path: str, order: Order, decision: SessionDecision) -> tuple[list[tuple], bool]:
@@ -167,7 +169,8 @@ def test_every_path_reaches_the_same_decision_for_the_same_session(
 
     answered = PATHS[path](client, order, session_id)
 
-    assert [applied.decision for applied in decisions if applied.session_id == session_id] == [decision]
+    # Reconcile asks the service twice: what the session means (a dry run), then to apply it.
+    assert {applied.decision for applied in decisions if applied.session_id == session_id} == {decision}
     assert answered == answer(path, decision)
     transitions = list(OrderTransition.objects.values_list("order_id", "from_status", "to_status", "source"))
     assert (transitions, Order.objects.get(pk=order.pk).payment_pending) == effect(path, order, decision)

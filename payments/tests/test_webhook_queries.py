@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orders.tasks import order_fulfillment_signal_task
-from payments.tasks import stripe_event_process_task
+from payments.inbox import stripe_event_process_task
 from payments.tests import events
 from payments.tests.conftest import WEBHOOK_SECRET
 from payments.tests.events import deliver, open_order, session_event
@@ -131,7 +131,7 @@ def test_sending_the_fulfillment_signal_costs_its_claim(client, product):
             order_id=str(order.pk), source="webhook", stripe_event_id=event["id"]
         )
 
-    # The receivers' own statements come on top (payments.receivers only logs).
+    # The receivers' own statements come on top (payments.apps only logs).
     assert _statements(captured) == ["BEGIN", "UPDATE orders_order", "COMMIT"]
 
 

@@ -14,9 +14,9 @@ from django_tasks_db.models import DBTaskResult
 
 from orders.models import Order, OrderStatus, OrderTransition
 from payments.models import StripeEvent
-from payments.services.leases import task_claim, task_leases_expire, task_requeue
 from payments.tests.conftest import WEBHOOK_SECRET
 from payments.tests.events import deliver, open_order, session_event
+from payments.worker import task_claim, task_leases_expire, task_requeue
 
 WITNESS_SETTINGS = "payments.tests.witness.settings"
 SIGNAL_TASK = "orders.tasks.order_fulfillment_signal_task"
@@ -125,7 +125,7 @@ def test_several_workers_fulfill_each_order_once_with_one_signal(product, db_wor
 def _claimed(*, ago: timedelta, status: str = TaskResultStatus.RUNNING) -> DBTaskResult:
     return DBTaskResult.objects.create(
         args_kwargs={"args": [], "kwargs": {"stripe_event_id": "evt_1"}},
-        task_path="payments.tasks.stripe_event_process_task",
+        task_path="payments.inbox.stripe_event_process_task",
         backend_name="default",
         status=status,
         started_at=timezone.now() - ago,

@@ -14,11 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from orders.exceptions import InvalidQuantity, ProductUnavailable
 from orders.selectors import products_for_sale
 from payments import gateway
-from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
-from payments.forms import CheckoutForm, CheckoutRequestInvalid, checkout_request_parse
-from payments.idempotency import IdempotencyKeyTooWeak, checkout_scope_start, checkout_token_scoped
-from payments.ratelimits import CheckoutThrottled, checkout_throttle
-from payments.services.checkout import (
+from payments.checkout import (
     ORDER_ID_PLACEHOLDER,
     CheckoutAlreadySubmitted,
     CheckoutPriceMismatch,
@@ -26,7 +22,11 @@ from payments.services.checkout import (
     CheckoutTokenReused,
     checkout_start,
 )
-from payments.views.common import HttpResponseSeeOther, absolute_url, json_error, json_methods
+from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
+from payments.forms import CheckoutForm, CheckoutRequestInvalid, checkout_request_parse
+from payments.http import CheckoutThrottled, checkout_throttle, json_error
+from payments.idempotency import IdempotencyKeyTooWeak, checkout_scope_start, checkout_token_scoped
+from payments.views.common import HttpResponseSeeOther, absolute_url, json_methods
 
 logger = logging.getLogger(__name__)
 

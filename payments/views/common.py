@@ -1,25 +1,25 @@
-"""Small pieces the buyer-facing views share: absolute URLs, JSON errors, an order as the buyer sees it."""
+"""What the buyer-facing views share: absolute URLs, JSON-only methods, and an order as the buyer sees it."""
 
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from orders.models import CLOSED_STATUSES, Order, OrderStatus
-from orders.refunds import RESERVING_STATUSES
+from orders.models import Order, OrderStatus
+from payments.http import json_error
 
 STATUS_MESSAGES = {
     OrderStatus.PENDING: "We are waiting for the payment provider to confirm your payment.",
     OrderStatus.CONFIRMED: "Payment received. We are finishing your order; this takes a moment.",
-    OrderStatus.FULFILLED: "Your order is complete. Thank you!",
+    OrderStatus.FULFILLED: "We have your payment, and your order is being sent.",
     OrderStatus.FAILED: "The payment did not go through, and nothing was charged.",
     OrderStatus.EXPIRED: "This checkout expired before it was paid. Nothing was charged.",
     OrderStatus.REFUNDED: "This order was refunded: the payment went back to your payment method.",
 }
-# A payment that reached an order already closed (see payments.services.late_payments).
+# A payment that reached an order already closed (see payments.sessions).
 LATE_PAYMENT_REFUNDED = "You were charged after this checkout had closed, and the payment has been refunded."
 LATE_PAYMENT_REFUNDING = "You were charged after this checkout had closed; the payment is being refunded."
 LATE_PAYMENT_WAITING = "You were charged after this checkout had closed; our team will contact you."
@@ -39,24 +39,6 @@ def absolute_url(request: HttpRequest, path: str) -> str:
     if settings.SITE_URL:
         return settings.SITE_URL + path
     return request.build_absolute_uri(path)
-
-
-def json_error(message: str, *, status: int, field: str | None = None, **extra: Any) -> JsonResponse:
-    """Return the API's error shape: {"error": {"message": ..., "field": ...}}."""
-    return JsonResponse({"error": {"message": message, "field": field, **extra}}, status=status)
-
-
-def wants_json(request: HttpRequest) -> bool:
-    """Return whether the client prefers JSON to HTML (browsers prefer HTML)."""
-    return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
-
-
-API_PATH_PREFIX = "/api/"
-
-
-def answers_in_json(request: HttpRequest) -> bool:
-    """Return whether errors for this request are JSON: anything under /api/, or a client asking for it."""
-    return request.path.startswith(API_PATH_PREFIX) or wants_json(request)
 
 
 def json_methods(*methods: str) -> Callable:
@@ -91,20 +73,18 @@ def order_status_message(order: Order) -> str:
     late = late_payment_message(order)
     if late:
         return late
-    if order.payment_pending and order.status in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
+    if order.payment_pending and order.status in OrderStatus.OPEN:
         return PAYMENT_PENDING_MESSAGE
     return STATUS_MESSAGES[OrderStatus(order.status)]
 
 
 def late_payment_message(order: Order) -> str:
     """Return what to tell a buyer whose money reached the order after it closed, or '' when none did."""
-    if order.status not in CLOSED_STATUSES or not (order.needs_attention or order.amount_refunded):
+    if order.status not in OrderStatus.CLOSED or not (order.needs_attention or order.amount_refunded):
         return ""
-    if order.amount_refunded >= order.amount_total:
+    if order.fully_refunded:
         return LATE_PAYMENT_REFUNDED
-    if order.refunds.filter(status__in=RESERVING_STATUSES).exists():
-        return LATE_PAYMENT_REFUNDING
-    return LATE_PAYMENT_WAITING
+    return LATE_PAYMENT_REFUNDING if order.being_refunded() else LATE_PAYMENT_WAITING
 
 
 def order_payload(order: Order) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
+from payments.http import metrics_access_required
 from payments.metrics import metrics_exposition
-from payments.metrics_access import metrics_access_required
 
 
 @require_safe

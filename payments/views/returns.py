@@ -12,15 +12,9 @@ from django.views.decorators.http import require_GET
 from orders.exceptions import OrderNotFound
 from orders.models import Order, OrderStatus
 from orders.selectors import order_get, order_get_by_session
-from payments.services.checkout import CheckoutReturn, ReturnOutcome, checkout_return_verify
-from payments.views.common import (
-    json_error,
-    json_methods,
-    late_payment_message,
-    order_payload,
-    order_status_message,
-    wants_json,
-)
+from payments.checkout import CheckoutReturn, ReturnOutcome, checkout_return_verify
+from payments.http import json_error, wants_json
+from payments.views.common import json_methods, late_payment_message, order_payload, order_status_message
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +94,10 @@ def order_status(request: HttpRequest, order_id: uuid.UUID) -> JsonResponse:
 def cancel(request: HttpRequest) -> HttpResponse:
     """Tell the buyer where the order stands (never that nothing was charged when it was); change nothing."""
     order = _order_from_query(request)
-    paid = order is not None and order.status in (OrderStatus.CONFIRMED, OrderStatus.FULFILLED)
-    late = late_payment_message(order) if order is not None else ""
-    return render(request, "payments/cancel.html", {"order": order, "paid": paid, "late_payment": late})
+    context = {"order": order, "late_payment": late_payment_message(order) if order else ""}
+    if order is not None:
+        context.update(paid=order.status in OrderStatus.PAID, message=order_status_message(order))
+    return render(request, "payments/cancel.html", context)
 
 
 def _order_from_query(request: HttpRequest) -> Order | None:

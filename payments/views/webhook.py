@@ -19,9 +19,8 @@ from django.views.decorators.http import require_POST
 
 from payments import gateway
 from payments.exceptions import WebhookPayloadInvalid, WebhookSignatureInvalid
-from payments.services.inbox import EventNotStored
-from payments.services.intake import stripe_event_intake
-from payments.webhook_sources import stripe_source_required
+from payments.http import stripe_source_required
+from payments.inbox import EventNotStored, stripe_event_intake
 
 logger = logging.getLogger(__name__)
 

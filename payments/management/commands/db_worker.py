@@ -12,8 +12,7 @@ from django.db import close_old_connections, connection
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
 
-from payments.services.leases import task_leases_expire
-from payments.services.worker import TaskWorker
+from payments.worker import TaskWorker, task_leases_expire
 
 logger = logging.getLogger(__name__)
 

@@ -1,25 +1,25 @@
-"""Bring open orders in line with their Checkout Sessions, for when webhooks were missed."""
+"""The audit limited to open orders, fixing what is safe: for cron, when webhooks may have been missed."""
 
-from collections import Counter
+from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
 
-from orders.fulfillment import order_fulfillment_signals_resend, orders_owed_fulfillment_signal
-from orders.refund_signals import refund_signals_resend
-from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
-from payments.management.arguments import age_parse
-from payments.services.reconcile import OrderCheck, ReconcileAction, orders_reconcile
+from orders.signals import signals_resend
+from payments import audit
+from payments.management.cli import Reporter, age_parse, plural
+from payments.management.commands.audit_payments import audit_report
 
-PROGRESS_EVERY = 100
 DEFAULT_AGE = "15m"
+# A signal is owed by a crash only once its sender had time to send it.
+SIGNAL_GRACE = timedelta(minutes=5)
 
 
 class Command(BaseCommand):
     help = (
         "For orders still pending or confirmed after a given age, retrieve their Checkout Sessions from "
-        "Stripe and apply what they say: paid, fulfill; expired, expire; open, leave (source: reconcile). "
-        "Orders that never got a session are left and reported. Then sends the fulfillment signals owed for "
-        "orders fulfilled before that age (a process that died between its commit and the signal)."
+        "Stripe and apply what they say (audit_payments --fix on open orders, source: reconcile), then "
+        "send the signals owed by a worker that died. Exits 0 unless Stripe cannot be asked."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -29,58 +29,20 @@ class Command(BaseCommand):
             metavar="AGE",
             help=f"Only orders created at least this long ago: 90s, 15m, 2h, 1d... (default {DEFAULT_AGE}).",
         )
-        parser.add_argument(
-            "--dry-run",
-            action="store_true",
-            help="Retrieve the sessions and say what would change, changing nothing.",
-        )
+        parser.add_argument("--dry-run", action="store_true", help="Say what would change, changing nothing.")
 
     def handle(self, *args: str, **options: object) -> None:
-        verbosity = int(options["verbosity"])
-        dry_run = bool(options["dry_run"])
         older_than = age_parse(str(options["older_than"]), option="--older-than")
-
-        counts: Counter[str] = Counter()
-        seen = 0
-        try:
-            for check in orders_reconcile(older_than=older_than, dry_run=dry_run):
-                seen += 1
-                counts[check.action] += 1
-                self._show(check, verbosity=verbosity, dry_run=dry_run)
-                if verbosity >= 1 and seen % PROGRESS_EVERY == 0:
-                    self.stdout.write(f"... {seen} orders checked")
-        except PaymentProviderNotConfigured as exc:
-            raise CommandError(str(exc)) from exc
-        except PaymentProviderError as exc:
-            raise CommandError(f"{exc} {seen} order(s) checked before that; run the command again.") from exc
-
-        if dry_run:
-            owed = orders_owed_fulfillment_signal(older_than=older_than).count()
-            signals = f"{owed} fulfillment signal(s) owed would be sent"
-        else:
-            signals = (
-                f"{order_fulfillment_signals_resend(older_than=older_than)} owed fulfillment signal(s) sent, "
-                f"{refund_signals_resend(older_than=older_than)} owed refund and dispute signal(s) sent"
-            )
-        if verbosity >= 1:
-            self.stdout.write(signals)
-            details = ", ".join(f"{count} {action}" for action, count in sorted(counts.items()))
-            summary = f"{seen} open order(s) older than {options['older_than']} checked" + (
-                f": {details}." if seen else "."
-            )
-            style = self.style.WARNING if counts[ReconcileAction.MISMATCH] else self.style.SUCCESS
-            self.stdout.write(style(summary))
-
-    def _show(self, check: OrderCheck, *, verbosity: int, dry_run: bool) -> None:
-        line = f"order {check.order_id} session {check.session_id or '-'}: {check.action}"
-        if check.detail:
-            line += f" ({check.detail})"
-        if check.action == ReconcileAction.MISMATCH:
-            self.stderr.write(self.style.ERROR(line))
-        elif check.action == ReconcileAction.SESSION_MISSING and verbosity >= 1:
-            self.stdout.write(self.style.WARNING(line))
-        elif verbosity >= 2 or (
-            verbosity >= 1
-            and (dry_run or check.action in (ReconcileAction.FULFILLED, ReconcileAction.EXPIRED))
-        ):
-            self.stdout.write(line)
+        reporter, now, fix = Reporter(self, int(options["verbosity"])), timezone.now(), not options["dry_run"]
+        results = audit.orders_audit(since=None, older_than=older_than, fix=fix, open_only=True, now=now)
+        total = audit.orders_to_audit(since=None, until=now - older_than, open_only=True).count()
+        seen, found, fixed = audit_report(reporter, results, total=total, what="checked")
+        sent = signals_resend(older_than=max(older_than, SIGNAL_GRACE)) if fix else 0
+        reporter.line(
+            f"Checked {plural(seen, 'open order')} older than {options['older_than']}: "
+            f"{plural(found, 'disagreement')}"
+            + (f", {fixed} fixed" if fix else " (dry run: nothing changed)")
+            + (f"; {plural(sent, 'owed signal')} sent" if sent else "")
+            + ".",
+            style="WARNING" if found > fixed else "SUCCESS",
+        )

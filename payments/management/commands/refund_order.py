@@ -1,75 +1,76 @@
 """Refund an order through Stripe, or send again a refund request Stripe never answered."""
 
+import sys
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orders.exceptions import OrderNotFound, RefundNotFound, RefundRefused
-from orders.models import RefundReason, RefundRequester
-from orders.money import money_format
-from orders.refunds import refund_amount_parse
-from orders.selectors import order_get
+from orders.models import Order, RefundReason, RefundRequester
+from orders.money import AmountInvalid, money_format, money_parse
+from orders.refunds import order_refund_amount_check
+from orders.selectors import order_get_by_reference
 from payments.exceptions import PaymentProviderError
-from payments.management.arguments import storable
-from payments.services.refunds import RefundOutcome, order_refund, refund_get, refund_request_send
+from payments.management.cli import storable
+from payments.refunds import RefundOutcome, order_refund, refund_get, refund_request_send
 
 
 class Command(BaseCommand):
     help = (
         "Refund an order through Stripe: everything left to refund, or --amount. The refund is recorded "
-        "first and sent with an idempotency key of its own, so running this again never refunds twice "
-        "by accident; an amount above what is left is refused before Stripe is asked."
+        "first and sent with an idempotency key of its own, so running this again never refunds twice by "
+        "accident; an amount above what is left is refused before Stripe is asked. On a terminal it says "
+        "what it will do and asks first, unless --yes."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("order_id", type=storable, metavar="ORDER_ID", help="The order to refund.")
+        parser.add_argument(
+            "order", type=storable, metavar="ORDER", help="The order: its id or its 8-character reference."
+        )
         parser.add_argument(
             "--amount",
-            help="How much: minor units (1250 is 12.50 USD) or a decimal with a point (12.50). "
-            "Default: everything left to refund.",
+            help="How much, in the order's currency as a person writes it: 12.50 (or 12) for 12.50 USD, "
+            "500 for 500 JPY. Default: everything left to refund.",
         )
-        parser.add_argument(
-            "--reason", choices=RefundReason.values, default="", help="Stripe's reason for the refund."
-        )
+        parser.add_argument("--reason", choices=RefundReason.values, default="", help="Stripe's reason.")
         parser.add_argument(
             "--retry",
             metavar="REFUND_ID",
+            type=storable,
             help="Send again this order's refund request that Stripe did not answer (same idempotency key).",
         )
+        parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation on a terminal.")
 
     def handle(self, *args: str, **options: object) -> None:
-        self.verbosity = int(options["verbosity"])
-        order_id = str(options["order_id"])
         try:
+            order = order_get_by_reference(reference=str(options["order"]))
             if options["retry"]:
-                outcome = self._retry(order_id, str(options["retry"]))
+                outcome = self._retry(order, str(options["retry"]))
             else:
-                outcome = self._refund(order_id, options["amount"], str(options["reason"]))
-        except (OrderNotFound, RefundNotFound, RefundRefused, PaymentProviderError) as exc:
+                outcome = self._refund(order, options["amount"], str(options["reason"]), bool(options["yes"]))
+        except (OrderNotFound, RefundNotFound, RefundRefused, AmountInvalid, PaymentProviderError) as exc:
             raise CommandError(str(exc)) from exc
         if not outcome.ok:
             raise CommandError(outcome.message)
         self.stdout.write(self.style.SUCCESS(outcome.message))
 
-    def _refund(self, order_id: str, amount_text: object, reason: str) -> RefundOutcome:
-        amount = None
-        if amount_text is not None:
-            currency = order_get(order_id=order_id).currency
-            amount, decimal = refund_amount_parse(str(amount_text), currency=currency)
-            unit = "a decimal" if decimal else "minor units"
-            if self.verbosity >= 1:
-                self.stdout.write(f"--amount {amount_text} read as {unit}: {amount} minor units.")
-        outcome = order_refund(
-            order_id=order_id, amount=amount, reason=reason, requested_by=RefundRequester.COMMAND
+    def _refund(self, order: Order, amount_text: object, reason: str, yes: bool) -> RefundOutcome:
+        amount = None if amount_text is None else money_parse(str(amount_text), order.currency)
+        checked = order_refund_amount_check(
+            order_id=order.pk, amount=amount, requested_by=RefundRequester.COMMAND
         )
-        refund = outcome.refund
-        if self.verbosity >= 1:
-            amount = money_format(refund.amount, refund.currency)
-            self.stdout.write(f"Order {refund.order_id}: refund request {refund.pk} of {amount}.")
-        return outcome
+        if not yes and sys.stdin.isatty():
+            total = money_format(order.amount_total, order.currency)
+            asked = f"Refund {money_format(checked, order.currency)} of order {order.pk} ({total})? [y/N] "
+            if input(asked).strip().lower() not in ("y", "yes"):
+                raise CommandError("Nothing was refunded.")
+        return order_refund(
+            order_id=order.pk, amount=amount, reason=reason, requested_by=RefundRequester.COMMAND
+        )
 
-    def _retry(self, order_id: str, refund_id: str) -> RefundOutcome:
+    def _retry(self, order: Order, refund_id: str) -> RefundOutcome:
         refund = refund_get(refund_id=refund_id)
-        if str(refund.order_id) != order_id:
+        if refund.order_id != order.pk:
             raise CommandError(
-                f"Refund request {refund_id} belongs to order {refund.order_id}, not {order_id}."
+                f"Refund request {refund_id} belongs to order {refund.order_id}, not {order.pk}."
             )
         return refund_request_send(refund_id=refund.pk)

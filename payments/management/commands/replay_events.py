@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
-from payments.management.arguments import since_parse, storable
-from payments.outcome import EventOutcome
+from payments.inbox import NEEDS_A_PERSON, EventNotStored, EventOutcome
+from payments.management.cli import since_parse, storable
 from payments.services import replay
-from payments.services.inbox import NEEDS_A_PERSON, EventNotStored
 
 PROGRESS_EVERY = 100
 

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from payments.catalog import ProductSync, SyncAction, catalog_sync
 from payments.exceptions import PaymentProviderNotConfigured, PaymentProviderUnavailable
-from payments.services.catalog import ProductSync, SyncAction, catalog_sync
 
 
 class Command(BaseCommand):

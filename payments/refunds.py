@@ -17,27 +17,23 @@ from orders.exceptions import RefundNotFound
 from orders.models import Order, OrderRefund, RefundStatus
 from orders.money import money_format
 from orders.refunds import (
-    DisputeApplied,
-    RefundApplied,
-    order_attach_payment_intent,
+    Applied,
     order_dispute_apply,
     order_refund_apply,
     order_refund_record,
     order_refund_refused,
     order_refund_request,
 )
+from orders.services import order_attach_payment_intent
 from payments import gateway
 from payments.exceptions import (
+    NotOurs,
     PaymentProviderRefused,
     PaymentProviderUnavailable,
     StripeResourceMissing,
 )
 
 logger = logging.getLogger(__name__)
-
-
-class PaymentNotOurs(Exception):
-    """The Stripe payment was not made through this project's checkout; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -117,62 +113,67 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
 
 
 def order_payment_intent(*, order: Order) -> str:
-    """Return the order's PaymentIntent id, asking Stripe for its session's when it was never stored."""
+    """Return the order's PaymentIntent id, asking Stripe for its session's when it was never stored.
+
+    Raises PaymentProviderRefused when the order has no payment of its own to refund.
+    """
     if order.stripe_payment_intent_id:
         return order.stripe_payment_intent_id
+    try:
+        return _payment_of(order)
+    except NotOurs as exc:
+        raise PaymentProviderRefused(f"Order {order.pk} has no payment to refund: {exc}.") from None
+
+
+def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
+    """Return the id of the order a Stripe payment paid, or raise NotOurs.
+
+    By the stored PaymentIntent id first; where an order never stored it, by the PaymentIntent's
+    `metadata.order_id` (the checkout sets it), believed only when that order's own Checkout Session paid
+    with this payment. Raises PaymentProviderUnavailable when Stripe cannot be asked.
+    """
+    if not payment_intent_id:
+        raise NotOurs("it names no payment intent")
+    stored = Order.objects.filter(stripe_payment_intent_id=payment_intent_id).values_list("pk", flat=True)
+    if (order_id := stored.first()) is not None:
+        return order_id
+    try:
+        named = gateway.payment_intent_retrieve(payment_intent_id=payment_intent_id).order_id
+        order = Order.objects.only("pk", "stripe_checkout_session_id").get(pk=uuid.UUID(named or ""))
+    except StripeResourceMissing:
+        raise NotOurs(f"Stripe does not know payment {payment_intent_id} (another account?)") from None
+    except (ValueError, Order.DoesNotExist):
+        raise NotOurs(f"payment {payment_intent_id} names no order of this shop") from None
+    paid_with = _payment_of(order)
+    if paid_with != payment_intent_id:
+        raise NotOurs(f"payment {payment_intent_id} names order {order.pk}, whose session paid {paid_with}")
+    return order.pk
+
+
+def _payment_of(order: Order) -> str:
+    """Return the payment the order's own Checkout Session was paid with, storing it on the order.
+
+    The one rule of whose a payment is: the session the order stores, as Stripe holds it, must name this
+    order (`CheckoutSession.named_order_id`, the rule sessions are applied by) and have been paid.
+    """
     if not order.stripe_checkout_session_id:
-        raise PaymentProviderRefused(f"Order {order.pk} never had a Checkout Session, so nothing was paid.")
+        raise NotOurs(f"order {order.pk} never had a Checkout Session, so nothing was paid")
     session = gateway.checkout_session_retrieve(session_id=order.stripe_checkout_session_id)
-    if session.order_id != str(order.pk) or not session.payment_intent_id:
-        raise PaymentProviderRefused(
-            f"Checkout Session {session.id} of order {order.pk} has no payment of this order to refund."
-        )
+    if session.named_order_id() != order.pk:
+        raise NotOurs(f"its session {session.id} names another order")
+    if not session.payment_intent_id:
+        raise NotOurs(f"its session {session.id} was not paid")
     order_attach_payment_intent(order_id=order.pk, payment_intent_id=session.payment_intent_id)
     return session.payment_intent_id
 
 
-def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
-    """Return the id of the order a Stripe payment paid, or raise PaymentNotOurs.
-
-    By the stored PaymentIntent id first; where an order never stored it, by the PaymentIntent's
-    `metadata.order_id` (the checkout sets it), believed only when that order's own Checkout Session
-    names this payment. Raises PaymentProviderUnavailable when Stripe cannot be asked.
-    """
-    if not payment_intent_id:
-        raise PaymentNotOurs("it names no payment intent")
-    stored = Order.objects.filter(stripe_payment_intent_id=payment_intent_id).values_list("pk", flat=True)
-    order_id = stored.first()
-    if order_id is not None:
-        return order_id
-    try:
-        intent = gateway.payment_intent_retrieve(payment_intent_id=payment_intent_id)
-    except StripeResourceMissing:
-        raise PaymentNotOurs(f"Stripe does not know payment {payment_intent_id} (another account?)") from None
-    try:
-        order = Order.objects.only("pk", "stripe_checkout_session_id").get(
-            pk=uuid.UUID(intent.order_id or "")
-        )
-    except (ValueError, Order.DoesNotExist):
-        raise PaymentNotOurs(f"payment {payment_intent_id} names no order of this shop") from None
-    if not order.stripe_checkout_session_id:
-        raise PaymentNotOurs(f"payment {payment_intent_id} names order {order.pk}, which has no session")
-    session = gateway.checkout_session_retrieve(session_id=order.stripe_checkout_session_id)
-    if session.payment_intent_id != payment_intent_id:
-        raise PaymentNotOurs(
-            f"payment {payment_intent_id} names order {order.pk}, whose session {session.id} paid "
-            f"{session.payment_intent_id or 'nothing'}"
-        )
-    order_attach_payment_intent(order_id=order.pk, payment_intent_id=payment_intent_id)
-    return order.pk
-
-
 def stripe_refund_apply(
     *, refund: gateway.StripeRefund, source: str, stripe_event_id: str | None = None
-) -> tuple[uuid.UUID, RefundApplied]:
+) -> tuple[uuid.UUID, Applied]:
     """Record a refund as Stripe reports it on its order's rows; return the order id and what it did.
 
     The one upsert of a Stripe refund: the webhook handlers and the audit's repairs both call it.
-    Raises PaymentNotOurs for a payment this project did not take.
+    Raises NotOurs for a payment this project did not take.
     """
     order_id = order_for_payment_intent(payment_intent_id=refund.payment_intent_id)
     applied = order_refund_apply(
@@ -192,10 +193,10 @@ def stripe_refund_apply(
 
 def stripe_dispute_apply(
     *, dispute: gateway.StripeDispute, source: str, stripe_event_id: str | None = None
-) -> tuple[uuid.UUID, DisputeApplied]:
+) -> tuple[uuid.UUID, Applied]:
     """Record a dispute as Stripe reports it on its order's rows; return the order id and what it did.
 
-    The one upsert of a Stripe dispute, as `stripe_refund_apply` is of refunds. Raises PaymentNotOurs.
+    The one upsert of a Stripe dispute, as `stripe_refund_apply` is of refunds. Raises NotOurs.
     """
     order_id = order_for_payment_intent(payment_intent_id=dispute.payment_intent_id)
     due_by = (
@@ -220,7 +221,7 @@ def stripe_dispute_apply(
             order_id,
             dispute.id,
             "recorded" if applied.created else "updated",
-            applied.dispute.status,
+            applied.row.status,
             dispute.reason or "-",
             due_by.isoformat() if due_by else "-",
             stripe_event_id or "-",

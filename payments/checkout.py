@@ -21,8 +21,8 @@ from orders.services import order_attach_checkout_session, order_create, order_g
 from orders.transitions import order_fail
 from payments import gateway
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured, StripeResourceMissing
-from payments.services.order_actions import order_close, order_session_expire
-from payments.services.sessions import (
+from payments.order_actions import order_close, order_session_expire
+from payments.sessions import (
     PaidTransition,
     SessionDecision,
     checkout_session_apply,

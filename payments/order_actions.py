@@ -18,7 +18,7 @@ from orders.models import Order, OrderStatus
 from orders.selectors import order_get_for_payment, order_status_get
 from payments import gateway
 from payments.exceptions import PaymentProviderError, PaymentProviderRefused, StripeResourceMissing
-from payments.services.sessions import (
+from payments.sessions import (
     SessionApplied,
     SessionDecision,
     checkout_session_apply,

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult, get_date_max
 
-from orders.admin_support import EXACT_COUNT_LIMIT, planner_estimate
+from orders.db import capped_count
 from orders.models import OrderTransition, TransitionSource
 from payments.models import FINISHED_STATUSES, EventStatus, StripeEvent
 
@@ -158,11 +158,4 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 
 def _count(queryset: QuerySet) -> int:
-    bounded = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
-    if bounded <= EXACT_COUNT_LIMIT:
-        return bounded
-    estimate = planner_estimate(queryset)
-    if estimate is None:
-        return queryset.count()
-    # Never below what the bounded count saw: the statistics may predate the latest rows.
-    return max(estimate, bounded)
+    return capped_count(queryset)[0]

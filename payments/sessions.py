@@ -14,7 +14,8 @@ payment, marked as pending, or failed when the caller knows it failed (`async_pa
 a complete, unpaid session, so the state alone cannot tell). Expired: expire. Open: nothing yet.
 
 A paid session whose order is already closed (failed, expired) is never a no-op: it is a late payment,
-refunded and flagged by `payments.services.late_payments`, and a refusal that needs a person.
+refunded (unless REFUND_LATE_PAYMENTS is off) and flagged for a person, once: the refund row's id, and
+so its idempotency key, is derived from the order, so every event, replay and audit asks for the same refund.
 """
 
 import logging
@@ -22,14 +23,23 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
+from django.conf import settings
+
 from orders import transitions
-from orders.exceptions import OrderNotFound
-from orders.models import CLOSED_STATUSES, Order
-from orders.selectors import OPEN_STATUSES, order_get_for_payment, order_status_get
-from orders.services import order_attach_checkout_session, order_mark_payment_pending
+from orders.exceptions import OrderNotFound, RefundRefused
+from orders.models import Order, OrderRefund, OrderStatus, RefundRequester
+from orders.selectors import order_get_for_payment, order_status_get
+from orders.services import (
+    order_attach_checkout_session,
+    order_attach_payment_intent,
+    order_flag_attention,
+    order_mark_payment_pending,
+)
 from orders.transitions import TransitionResult
+from payments import gateway
+from payments.exceptions import NotOurs
 from payments.gateway import CheckoutSession
-from payments.services.late_payments import late_payment_settle
+from payments.refunds import order_refund
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +105,6 @@ class SessionApplied:
         return self.decision in REFUSALS
 
 
-class _NotOurs(Exception):
-    """The session is not one this project created for the order it names; the message says why."""
-
-
 def checkout_session_apply(
     *,
     session: CheckoutSession,
@@ -117,7 +123,7 @@ def checkout_session_apply(
     """
     try:
         owner = _owner(session, known=order, dry_run=dry_run)
-    except _NotOurs as exc:
+    except NotOurs as exc:
         applied = SessionApplied(SessionDecision.NOT_OURS, session.id, None, str(exc))
         _log_refusal(applied, logging.WARNING, source, stripe_event_id)
         return applied
@@ -135,7 +141,7 @@ def checkout_session_apply(
             _log_refusal(applied, logging.ERROR, source, stripe_event_id)
             return applied
     if dry_run:
-        if decision == SessionDecision.PAID and owner.status in CLOSED_STATUSES:
+        if decision == SessionDecision.PAID and owner.status in OrderStatus.CLOSED:
             detail = f"would refund: paid, but the order is {owner.status}"
             return SessionApplied(SessionDecision.LATE_PAYMENT, session.id, owner.pk, detail)
         return SessionApplied(decision, session.id, owner.pk, f"would apply: {decision}")
@@ -164,25 +170,15 @@ def checkout_session_charge_mismatch(*, session: CheckoutSession, order: Order) 
 
 
 def _owner(session: CheckoutSession, *, known: Order | None, dry_run: bool) -> Order:
-    """Return the order the session was created for, by the ownership rule, or raise _NotOurs."""
-    named = session.metadata.get("order_id") or None
-    referenced = session.client_reference_id or None
-    if named and referenced and named != referenced:
-        raise _NotOurs(f"its metadata names order {named!r} but its client_reference_id {referenced!r}")
-    reference = named or referenced
-    if not reference:
-        raise _NotOurs("it names no order")
-    try:
-        order_id = uuid.UUID(str(reference))
-    except ValueError:
-        raise _NotOurs(f"order reference {reference!r} is not an order id") from None
+    """Return the order the session was created for, by the ownership rule, or raise NotOurs."""
+    order_id = session.named_order_id()
     if known is not None and known.pk == order_id:
         order = known
     else:
         try:
             order = order_get_for_payment(order_id=order_id)
         except OrderNotFound:
-            raise _NotOurs(f"no order {order_id}") from None
+            raise NotOurs(f"no order {order_id}") from None
     if order.stripe_checkout_session_id is None and not dry_run:
         # Stripe created the session (one per order, by idempotency key) but storing its id failed:
         # the session came from Stripe and names this order, so record it now.
@@ -192,9 +188,9 @@ def _owner(session: CheckoutSession, *, known: Order | None, dry_run: bool) -> O
             order = order_get_for_payment(order_id=order_id)
     stored = order.stripe_checkout_session_id
     if stored is None and not dry_run:
-        raise _NotOurs(f"order {order.pk} has no session, and {session.id} is stored on another order")
+        raise NotOurs(f"order {order.pk} has no session, and {session.id} is stored on another order")
     if stored not in (None, session.id):
-        raise _NotOurs(f"order {order.pk} belongs to session {stored}")
+        raise NotOurs(f"order {order.pk} belongs to session {stored}")
     return order
 
 
@@ -215,7 +211,7 @@ def _act(
             payment_intent_id=session.payment_intent_id,
             customer_email=session.customer_email,
         )
-        if not result.won and result.status in CLOSED_STATUSES:
+        if not result.won and result.status in OrderStatus.CLOSED:
             late = late_payment_settle(
                 order_id=owner.pk,
                 order_status=result.status,
@@ -252,7 +248,7 @@ def _moved(
 def _mark_pending(session: CheckoutSession, order: Order, stripe_event_id: str | None) -> str:
     """Mark a delayed payment as pending unless it is already; return what happened."""
     payment = f"payment {session.payment_status or 'unknown'}"
-    if order.payment_pending and order.status in OPEN_STATUSES:
+    if order.payment_pending and order.status in OrderStatus.OPEN:
         return f"{payment}: already marked as pending, no transition"
     if order_mark_payment_pending(order_id=order.pk, stripe_event_id=stripe_event_id):
         return f"{payment}: marked as pending, no transition"
@@ -269,3 +265,66 @@ def _log_refusal(applied: SessionApplied, level: int, source: str, stripe_event_
         source,
         stripe_event_id or "-",
     )
+
+
+@dataclass(frozen=True)
+class LatePayment:
+    """What was done about a payment for a closed order."""
+
+    order_id: uuid.UUID
+    refund: OrderRefund | None
+    summary: str
+
+
+def late_payment_refund_request_id(*, order_id: uuid.UUID | str) -> uuid.UUID:
+    """Return the id of an order's automatic refund row, the same whoever asks and however often.
+
+    The refund service's idempotency key is `refund:<row id>`, so this makes it a function of the order.
+    """
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"late-payment-refund:{order_id}")
+
+
+def late_payment_settle(
+    *,
+    order_id: uuid.UUID | str,
+    order_status: str,
+    session: gateway.CheckoutSession,
+    stripe_event_id: str | None = None,
+) -> LatePayment:
+    """Flag the closed order that was paid, and refund the whole payment if REFUND_LATE_PAYMENTS."""
+    order_id = uuid.UUID(str(order_id))
+    paid = f"{session.amount_total} {session.currency}"
+    refund = None
+    if not session.payment_intent_id:
+        action = "nothing to refund (no payment intent)"
+    elif not settings.REFUND_LATE_PAYMENTS:
+        action = "automatic refunds are off (REFUND_LATE_PAYMENTS): refund it, or fulfill it, by hand"
+    else:
+        order_attach_payment_intent(order_id=order_id, payment_intent_id=session.payment_intent_id)
+        try:
+            outcome = order_refund(
+                order_id=order_id,
+                amount=None,
+                requested_by=RefundRequester.AUTOMATIC,
+                request_id=late_payment_refund_request_id(order_id=order_id),
+            )
+        except RefundRefused as exc:
+            action = f"not refunded automatically: {exc}"
+        else:
+            refund = outcome.refund
+            asked = (
+                "refund asked of Stripe automatically"
+                if outcome.ok
+                else "the automatic refund did not go through"
+            )
+            action = f"{asked}: {outcome.message}"
+    summary = f"paid {paid} on session {session.id} after the order was {order_status}; {action}"
+    order_flag_attention(order_id=order_id, reason=f"Late payment: {summary}")
+    logger.warning(
+        "order %s session %s event %s: late payment: %s",
+        order_id,
+        session.id,
+        stripe_event_id or "-",
+        summary,
+    )
+    return LatePayment(order_id=order_id, refund=refund, summary=summary)

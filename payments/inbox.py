@@ -1,0 +1,380 @@
+"""The event inbox: every event is stored once, from any source, then processed once by a worker.
+
+Intake (`stripe_event_intake`) is the same for a webhook delivery, a backfill from Stripe's Events API and
+a file import: one INSERT of the event (its unique Stripe id settles concurrent copies) committed with its
+processing queued, so a stored event always has its processing on the way. Processing runs the handler
+and sets the event's final status in ONE transaction, the status by a conditional UPDATE from an
+unfinished status: a run that finds the event finished elsewhere rolls back. An unexpected error leaves
+the event `failed` for a retry with backoff; an error the same event raises every time ends it as
+`needs_review` at once.
+"""
+
+import json
+import logging
+import traceback
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, DataError, IntegrityError, transaction
+from django.db.models import F, JSONField, QuerySet, Value
+from django.db.models.functions import Cast
+from django.utils import timezone
+from django_tasks import task
+
+from orders.db import storable_text
+from orders.models import TransitionSource
+from orders.retries import task_retry_enqueue
+from payments import gateway
+from payments.handlers import EventOutcome, event_handle
+from payments.models import UNFINISHED_STATUSES, EventSource, EventStatus, StripeEvent
+
+logger = logging.getLogger(__name__)
+
+# Logged at error level: a person has to act on these.
+NEEDS_A_PERSON = frozenset({EventStatus.FAILED, EventStatus.NEEDS_REVIEW})
+# Events not fetched from a live delivery are applied as replays.
+TRANSITION_SOURCES = {
+    EventSource.WEBHOOK: TransitionSource.WEBHOOK,
+    EventSource.BACKFILL: TransitionSource.REPLAY,
+    EventSource.FILE: TransitionSource.REPLAY,
+}
+# Errors the same event raises every time (the database refuses one of its values, a field has a shape the
+# code does not read): retrying cannot cure them. A lost connection, a lock timeout or a deadlock
+# (OperationalError) and an unavailable Stripe still retry.
+DETERMINISTIC_ERRORS = (DataError, KeyError, TypeError, ValueError, AttributeError)
+PAGE_SIZE = 200
+
+
+class EventNotStored(Exception):
+    """The event could not be stored (the database is unreachable, say); it must not be acknowledged."""
+
+
+class EventProcessingFailed(Exception):
+    """Processing the stored event hit an unexpected error; it is marked failed and will be retried."""
+
+
+class EventFileInvalid(Exception):
+    """The events file cannot be read or does not hold Stripe events."""
+
+
+class _FinishedElsewhere(Exception):
+    """Another run finished this event while we processed it: roll our work back."""
+
+
+def stripe_event_intake(
+    *, event: dict[str, Any], payload: bytes | str | None = None, source: str = EventSource.WEBHOOK
+) -> EventOutcome:
+    """Store a verified event and queue its processing, unless a stored copy is finished already.
+
+    `payload` is the body the event was parsed from, stored as it came (None: serialised here). Raises
+    EventNotStored when the database cannot take the event right now.
+    """
+    text = (
+        json.dumps(event) if payload is None else payload.decode() if isinstance(payload, bytes) else payload
+    )
+    try:
+        try:
+            try:
+                _store(event, text, source, queryable=True)
+            except DataError as exc:
+                # jsonb refuses a \u0000 or a lone surrogate that JSON allows; a text column holds the body.
+                logger.warning("event %s: stored without its queryable JSON copy: %s", event["id"], exc)
+                _store(event, text, source, queryable=False)
+            status, queued = EventStatus.RECEIVED, True
+        except IntegrityError:
+            status = (
+                StripeEvent.objects.filter(stripe_id=event["id"]).values_list("status", flat=True).first()
+            )
+            if status is None:
+                raise
+            # A copy of an unfinished event queues it again: a task too many finds it finished and stops,
+            # while one too few (a backfill that died before queuing) would leave it unprocessed.
+            queued = status in UNFINISHED_STATUSES
+            if queued:
+                stripe_event_process_task.enqueue(stripe_event_id=event["id"])
+    except DatabaseError as exc:
+        logger.error("event %s %s: could not be stored: %s", event["id"], event["type"], exc)
+        raise EventNotStored(f"Could not store event {event['id']}: {exc}") from exc
+    logger.info("event %s %s (%s): %s", event["id"], event["type"], source, "queued" if queued else status)
+    if status == EventStatus.RECEIVED:
+        return EventOutcome.of(event, status, "stored, processing queued")
+    return EventOutcome.of(
+        event, status, "stored before" + (", queued again" if queued else ""), duplicate=True
+    )
+
+
+def _store(event: dict[str, Any], text: str, source: str, *, queryable: bool) -> None:
+    """Insert the event and queue its processing in one transaction; a stored copy raises IntegrityError."""
+    created = event.get("created")
+    with transaction.atomic():
+        StripeEvent.objects.create(
+            stripe_id=event["id"],
+            type=event["type"],
+            api_version=storable_text(str(event.get("api_version") or ""), max_length=64),
+            livemode=event.get("livemode") is True,
+            stripe_created=datetime.fromtimestamp(created, tz=dt_timezone.utc)
+            if isinstance(created, int) and 0 <= created < 2**33
+            else None,
+            payload_text=text,
+            payload=Cast(Value(text), output_field=JSONField()) if queryable else None,
+            source=source,
+        )
+        stripe_event_process_task.enqueue(stripe_event_id=event["id"])
+
+
+@task()
+def stripe_event_process_task(*, stripe_event_id: str) -> str:
+    """Process the stored event unless it is finished; retry it with backoff when it fails."""
+    try:
+        return stripe_event_process_stored(stripe_id=stripe_event_id).reply
+    except EventProcessingFailed:
+        attempts = StripeEvent.objects.values_list("attempts", flat=True).get(stripe_id=stripe_event_id)
+        retry_at = task_retry_enqueue(
+            task=stripe_event_process_task,
+            attempt=attempts,
+            max_attempts=settings.STRIPE_EVENT_MAX_ATTEMPTS,
+            kwargs={"stripe_event_id": stripe_event_id},
+        )
+        if retry_at:
+            logger.warning("event %s: attempt %d failed, retry at %s", stripe_event_id, attempts, retry_at)
+        else:
+            logger.error(
+                "event %s: attempt %d failed, no retry left (replay_events --failed)",
+                stripe_event_id,
+                attempts,
+            )
+        raise
+
+
+def stripe_event_process_stored(*, stripe_id: str) -> EventOutcome:
+    """Process the stored event of this id unless it is finished (a duplicate outcome then)."""
+    row = StripeEvent.objects.only("pk", "stripe_id", "type", "status", "source", "payload_text").get(
+        stripe_id=stripe_id
+    )
+    if row.status not in UNFINISHED_STATUSES:
+        return EventOutcome(row.stripe_id, row.type, row.status, "already finished", duplicate=True)
+    return stripe_event_process(pk=row.pk, event=row.event, transition_source=TRANSITION_SOURCES[row.source])
+
+
+def stripe_event_process(
+    *,
+    pk: int,
+    event: dict[str, Any],
+    transition_source: str,
+    from_statuses: Iterable[str] = UNFINISHED_STATUSES,
+) -> EventOutcome:
+    """Run the event's handler and store its outcome in one transaction, unless another run finished it.
+
+    `from_statuses` are the stored statuses this run may finish. Raises EventProcessingFailed on an
+    unexpected error (the event is then stored as failed).
+    """
+    from_statuses = tuple(from_statuses)
+    try:
+        with transaction.atomic():
+            outcome = event_handle(event=event, source=transition_source)
+            finished = StripeEvent.objects.filter(pk=pk, status__in=from_statuses).update(
+                status=outcome.status,
+                outcome=storable_text(outcome.reason),
+                order_id=outcome.order_id,
+                processed_at=timezone.now(),
+                attempts=F("attempts") + 1,
+                last_error="",
+            )
+            if not finished:
+                raise _FinishedElsewhere
+    except _FinishedElsewhere:
+        status = StripeEvent.objects.filter(pk=pk).values_list("status", flat=True).first() or ""
+        logger.info("event %s %s: finished concurrently, now %s", event["id"], event["type"], status)
+        return EventOutcome.of(event, status, "finished concurrently", duplicate=True)
+    except DETERMINISTIC_ERRORS as exc:
+        outcome = EventOutcome.of(
+            event, EventStatus.NEEDS_REVIEW, f"cannot be processed as sent: {type(exc).__name__}: {exc}"
+        )
+        _record_failure(pk, event, exc, from_statuses, outcome)
+        return outcome
+    except Exception as exc:
+        failed = EventOutcome.of(event, EventStatus.FAILED, f"unexpected error: {type(exc).__name__}: {exc}")
+        _record_failure(pk, event, exc, from_statuses, failed)
+        raise EventProcessingFailed(f"Event {event['id']} could not be processed: {failed.reason}") from exc
+    log = logger.error if outcome.status in NEEDS_A_PERSON else logger.info
+    log(
+        "event %s %s %s: %s (order=%s session=%s source=%s)",
+        outcome.stripe_id,
+        outcome.type,
+        outcome.status,
+        outcome.reason,
+        outcome.order_id or "-",
+        outcome.session_id or "-",
+        transition_source,
+    )
+    return outcome
+
+
+def _record_failure(
+    pk: int, event: dict[str, Any], exc: Exception, from_statuses: tuple[str, ...], outcome: EventOutcome
+) -> None:
+    """Store the failed run's status, reason and traceback, unless another run finished the event."""
+    logger.error(
+        "event %s %s %s: %s", event["id"], event["type"], outcome.status, outcome.reason, exc_info=exc
+    )
+    try:
+        with transaction.atomic():
+            StripeEvent.objects.filter(pk=pk, status__in=from_statuses).update(
+                status=outcome.status,
+                outcome=storable_text(outcome.reason),
+                last_error=storable_text("".join(traceback.format_exception(exc))),
+                attempts=F("attempts") + 1,
+                processed_at=None if outcome.status == EventStatus.FAILED else timezone.now(),
+            )
+    except DatabaseError:
+        # The event stays as it was (received, most likely) and is processed again on redelivery.
+        logger.exception("event %s %s: could not record the failure either", event["id"], event["type"])
+
+
+def stripe_events_selected(
+    *,
+    stripe_ids: Iterable[str] = (),
+    failed: bool = False,
+    unfinished: bool = False,
+    types: Iterable[str] = (),
+    since: datetime | None = None,
+) -> QuerySet[StripeEvent]:
+    """Return the stored events matching every given filter; never needs_review ones but by their id."""
+    events = StripeEvent.objects.all()
+    if stripe_ids := list(stripe_ids):
+        events = events.filter(stripe_id__in=stripe_ids)
+    if failed:
+        events = events.filter(status=EventStatus.FAILED)
+    if unfinished:
+        events = events.filter(status__in=UNFINISHED_STATUSES)
+    if types := list(types):
+        events = events.filter(type__in=types)
+    if since is not None:
+        events = events.filter(received_at__gte=since)
+    return events
+
+
+def stripe_events_missing(*, stripe_ids: Iterable[str]) -> list[str]:
+    """Return those of the ids that no stored event has, in the order given."""
+    stripe_ids = list(dict.fromkeys(stripe_ids))
+    stored = set(StripeEvent.objects.filter(stripe_id__in=stripe_ids).values_list("stripe_id", flat=True))
+    return [stripe_id for stripe_id in stripe_ids if stripe_id not in stored]
+
+
+def stripe_events_replay(*, events: QuerySet[StripeEvent], dry_run: bool = False) -> Iterator[EventOutcome]:
+    """Process the stored events again, oldest first, whatever their status; yield what each run did.
+
+    Transitions only move forward, so running a processed event again changes nothing but its outcome.
+    Only a run that starts from the status it read may finish an event, so a concurrent run wins cleanly.
+    """
+    for stored in _pages(events.defer("payload", "payload_text", "last_error") if dry_run else events):
+        if dry_run:
+            yield EventOutcome(stored.stripe_id, stored.type, stored.status, "would replay")
+            continue
+        statuses = UNFINISHED_STATUSES if stored.status in UNFINISHED_STATUSES else (stored.status,)
+        try:
+            yield stripe_event_process(
+                pk=stored.pk,
+                event=stored.event,
+                transition_source=TransitionSource.REPLAY,
+                from_statuses=statuses,
+            )
+        except EventProcessingFailed as exc:
+            yield EventOutcome(stored.stripe_id, stored.type, EventStatus.FAILED, str(exc), error=True)
+
+
+def stripe_events_backfill(
+    *,
+    since: datetime | None = None,
+    types: Iterable[str] = (),
+    undelivered_only: bool = False,
+    dry_run: bool = False,
+) -> Iterator[EventOutcome]:
+    """Take in the events Stripe's Events API lists (30 days of them) through the intake; yield each outcome.
+
+    Raises PaymentProviderNotConfigured before any work, PaymentProviderError when listing fails.
+    """
+    gateway.client()
+    listed = gateway.events_list(
+        created_gte=int(since.timestamp()) if since else None,
+        types=list(types) or None,
+        undelivered_only=undelivered_only,
+    )
+    yield from _intake_all(listed, source=EventSource.BACKFILL, dry_run=dry_run)
+
+
+def stripe_events_import(
+    *, events: Iterable[dict[str, Any]], dry_run: bool = False
+) -> Iterator[EventOutcome]:
+    """Take in events exported elsewhere through the intake; yield each outcome."""
+    yield from _intake_all(events, source=EventSource.FILE, dry_run=dry_run)
+
+
+def events_file_load(*, path: str | Path) -> list[dict[str, Any]]:
+    """Return the events of a JSON file holding a list of events, one event, or Stripe's list object.
+
+    Read at once (a 30-day export is tens of megabytes); every item is checked before any is used.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        raise EventFileInvalid(f"No such file: {path}") from None
+    except OSError as exc:
+        raise EventFileInvalid(f"Cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise EventFileInvalid(f"{path} is not UTF-8 text.") from None
+    except ValueError as exc:
+        raise EventFileInvalid(f"{path} is not valid JSON: {exc}") from None
+    if isinstance(document, dict) and document.get("object") == "list":
+        document = document.get("data")
+    elif isinstance(document, dict) and document.get("object") == "event":
+        document = [document]
+    if not isinstance(document, list):
+        raise EventFileInvalid(
+            f'{path} holds neither a JSON list of events nor a Stripe list object ({{"object": "list", '
+            f'"data": [...]}}).'
+        )
+    for position, item in enumerate(document, start=1):
+        if problem := _not_an_event(item):
+            raise EventFileInvalid(f"{path}: item {position} {problem}; nothing was imported.")
+    return document
+
+
+def _pages(events: QuerySet[StripeEvent]) -> Iterator[StripeEvent]:
+    """Yield the events by primary key a page at a time: rows change status while being walked."""
+    last_pk = 0
+    while True:
+        batch = list(events.filter(pk__gt=last_pk).order_by("pk")[:PAGE_SIZE])
+        yield from batch
+        if len(batch) < PAGE_SIZE:
+            return
+        last_pk = batch[-1].pk
+
+
+def _intake_all(events: Iterable[dict[str, Any]], *, source: str, dry_run: bool) -> Iterator[EventOutcome]:
+    for event in events:
+        if dry_run:
+            status = (
+                StripeEvent.objects.filter(stripe_id=event["id"]).values_list("status", flat=True).first()
+            )
+            yield EventOutcome.of(event, status or "new", "would be taken in")
+        else:
+            yield stripe_event_intake(event=event, source=source)
+
+
+def _not_an_event(item: Any) -> str:
+    """Return what keeps the item from being a Stripe event, or an empty string."""
+    if not isinstance(item, dict) or item.get("object") != "event":
+        return 'is not a Stripe event (no "object": "event")'
+    if not isinstance(item.get("id"), str) or not item["id"]:
+        return "has no event id"
+    if not isinstance(item.get("type"), str) or not isinstance(item.get("data"), dict):
+        return f"({item['id']}) has no type or no data"
+    if not (gateway.is_identifier(item["id"]) and gateway.is_identifier(item["type"])):
+        return f"({item['id']!r}) has an id or type Stripe would not send"
+    return ""
