@@ -83,9 +83,9 @@ CURRENCY = "usd"
 
 # The inbox's INSERT (payments.inbox._insert): every column, the payload as the raw body text.
 SQL_EVENT_INSERT = (
-    "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload, "
-    "source, status, attempts, outcome, last_error, order_id, received_at, processed_at) "
-    "VALUES (%s, %s, %s, %s, %s, {json}, 'webhook', 'received', 0, '', '', NULL, %s, NULL) RETURNING id"
+    "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload_text, "
+    "payload, source, status, attempts, outcome, last_error, order_id, received_at, processed_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, {json}, 'webhook', 'received', 0, '', '', NULL, %s, NULL) RETURNING id"
 )
 # orders.transitions._apply for FULFILL: one conditional UPDATE, with the payment details the handler passes.
 SQL_ORDER_FULFILL = (
@@ -118,9 +118,9 @@ SQL_SIGNAL_MARK = (
 # compares this list with the statements Django's cursor really sends and says so when they part.
 JSON_CASTS = {"postgresql": "(%s)::jsonb", "sqlite": "CAST(%s AS text)"}
 MIRROR_EVENT_INSERT = (
-    "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload, "
-    "source, status, attempts, outcome, last_error, order_id, received_at, processed_at) VALUES (%s, %s, "
-    "%s, %s, %s, {json}, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING payments_stripeevent.id"
+    "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload_text, "
+    "payload, source, status, attempts, outcome, last_error, order_id, received_at, processed_at) VALUES (%s, "
+    "%s, %s, %s, %s, %s, {json}, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING payments_stripeevent.id"
 )
 # The webhook's request since processing moved to a worker (payments.inbox): in one
 # transaction, the event's INSERT, then its task row. The mirror queues real tasks, which the run's
@@ -210,7 +210,8 @@ class ReferenceWorker:
         task_row = self._task_row(event)
         self._begin()
         try:
-            cur.execute(self.sql_insert, (*self._event_row(event), event.body.decode(), self._now()))
+            text = event.body.decode()
+            cur.execute(self.sql_insert, (*self._event_row(event), text, text, self._now()))
             event_pk = cur.fetchall()[0][0]
             cur.execute(self.sql_task_insert, task_row)
         except BaseException:
@@ -240,7 +241,8 @@ class ReferenceWorker:
         if self.health_check:
             cur.execute("SELECT 1")  # CONN_HEALTH_CHECKS: Django checks a reused connection per request
             cur.fetchall()
-        inserted = (*self._event_row(event), event.body.decode(), "webhook", "received", 0, "", "", None)
+        text = event.body.decode()
+        inserted = (*self._event_row(event), text, text, "webhook", "received", 0, "", "", None)
         self._begin()
         try:
             cur.execute(self.sql_insert, (*inserted, self._now(), None))
