@@ -119,8 +119,8 @@ SQL_SIGNAL_MARK = (
 JSON_CASTS = {"postgresql": "(%s)::jsonb", "sqlite": "CAST(%s AS text)"}
 MIRROR_EVENT_INSERT = (
     "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload_text, "
-    "payload, source, status, attempts, outcome, last_error, order_id, received_at, processed_at) VALUES (%s, "
-    "%s, %s, %s, %s, %s, {json}, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING payments_stripeevent.id"
+    "payload, source, status, attempts, outcome, last_error, order_id, received_at, processed_at) VALUES "
+    "(%s, %s, %s, %s, %s, %s, {json}, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING payments_stripeevent.id"
 )
 # The webhook's request since processing moved to a worker (payments.inbox): in one
 # transaction, the event's INSERT, then its task row. The mirror queues real tasks, which the run's

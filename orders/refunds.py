@@ -406,7 +406,11 @@ def _refund_amount(order: Order, amount: int | None, requester: RefundRequester)
     under_way = OrderRefund.objects.filter(
         order_id=order.pk, status__in=(RefundStatus.REQUESTED, RefundStatus.PENDING)
     ).count()
-    waiting = f" ({under_way} refund{'s' if under_way != 1 else ''} still under way count against it)"
+    waiting = (
+        " (1 refund still under way counts against it)"
+        if under_way == 1
+        else f" ({under_way} refunds still under way count against it)"
+    )
     if remaining <= 0:
         if _returned(order.pk) >= order.amount_total:
             raise RefundRefused(f"Order {order.pk} is already refunded in full.")

@@ -100,11 +100,18 @@ def order_disputed_signal_send(*, dispute_pk: int) -> bool:
     return bool(claimed)
 
 
-def signals_resend(*, older_than: timedelta) -> int:
-    """Send every signal owed since before the age (its sender died, or its attempts ran out); count them."""
+def signals_resend(*, older_than: timedelta, dry_run: bool = False) -> int:
+    """Send every signal owed since before the age (its sender died, or its attempts ran out); count them.
+
+    `dry_run` counts what is owed and sends nothing.
+    """
     cutoff = timezone.now() - older_than
-    sent = 0
     owed_orders = orders_owed_fulfillment_signal().filter(fulfilled_at__lt=cutoff).order_by("fulfilled_at")
+    owed_refunds = refunds_owed_signal().filter(updated_at__lt=cutoff)
+    owed_disputes = disputes_owed_signal().filter(updated_at__lt=cutoff)
+    if dry_run:
+        return sum(owed.count() for owed in (owed_orders, owed_refunds, owed_disputes))
+    sent = 0
     for order_id in owed_orders.values_list("pk", flat=True).iterator(chunk_size=500):
         # Hand the receivers what the winning caller would have: the fulfilling transition's source and event.
         source, event_id = (
@@ -112,13 +119,11 @@ def signals_resend(*, older_than: timedelta) -> int:
             .values_list("source", "stripe_event_id")
             .first()
         ) or ("system", None)
-        sent += _resent(
-            order_fulfillment_signal_send(order_id=order_id, source=source, stripe_event_id=event_id),
-            f"order {order_id} fulfilment",
-        )
-    for refund_pk in refunds_owed_signal().filter(updated_at__lt=cutoff).values_list("pk", flat=True):
+        signalled = order_fulfillment_signal_send(order_id=order_id, source=source, stripe_event_id=event_id)
+        sent += _resent(signalled, f"order {order_id} fulfilment")
+    for refund_pk in owed_refunds.values_list("pk", flat=True):
         sent += _resent(order_refunded_signal_send(refund_pk=refund_pk), f"refund {refund_pk}")
-    for dispute_pk in disputes_owed_signal().filter(updated_at__lt=cutoff).values_list("pk", flat=True):
+    for dispute_pk in owed_disputes.values_list("pk", flat=True):
         sent += _resent(order_disputed_signal_send(dispute_pk=dispute_pk), f"dispute {dispute_pk}")
     return sent
 

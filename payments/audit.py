@@ -147,6 +147,7 @@ def orders_audit(
     open_only: bool = False,
     max_rate: float = DEFAULT_MAX_RATE,
     now: datetime | None = None,
+    limiter: RateLimiter | None = None,
 ) -> Iterator[AuditedOrder]:
     """Check every order of the window against Stripe and yield one result per order, findings or not.
 
@@ -155,7 +156,7 @@ def orders_audit(
     """
     gateway.client()
     now = now or timezone.now()
-    limiter = RateLimiter(max_rate)
+    limiter = limiter or RateLimiter(max_rate)
     orders = orders_to_audit(since=since, until=now - older_than, open_only=open_only).only(*FIELDS)
     last_pk = None
     while True:
@@ -295,20 +296,27 @@ def _money_audit(order: Order, payment_intent_id: str, *, fix: bool) -> list[Fin
     # The upserts recompute too; this one covers a refunded amount that drifted while every row agreed.
     order_refunds_recompute(order_id=order.pk, source=TransitionSource.RECONCILE)
     order = Order.objects.only(*FIELDS).get(pk=order.pk)
-    left = {
-        (f.kind, f.detail if f.subject is None else f.subject.id)
-        for f in _money_compare(order, refunds, disputes)
-    }
-    outcomes = []
-    for finding in found:
-        if (finding.kind, finding.detail if finding.subject is None else finding.subject.id) in left:
-            outcomes.append(finding.fixed_as("a person must look"))
-        elif finding.subject is not None:
-            outcomes.append(finding.fixed_as("recorded as Stripe has it", fixed=True))
-        else:
-            returned = money_format(order.amount_refunded, order.currency)
-            outcomes.append(finding.fixed_as(f"recomputed: {order.status}, {returned} returned", fixed=True))
-    return outcomes
+    left = {_subject(f): f for f in _money_compare(order, refunds, disputes)}
+    return [_after_repair(finding, left.get(_subject(finding)), order) for finding in found]
+
+
+def _after_repair(finding: Finding, still: Finding | None, order: Order) -> Finding:
+    """Return the finding with what the repair did: recorded, recomputed, or left to a person."""
+    if still is None and finding.subject is not None:
+        return finding.fixed_as("recorded as Stripe has it", fixed=True)
+    if still is None:
+        returned = money_format(order.amount_refunded, order.currency)
+        return finding.fixed_as(f"recomputed: {order.status}, {returned} returned", fixed=True)
+    if finding.kind == Disagreement.REFUNDED_NOT_RETURNED:
+        return finding.fixed_as("an order never moves back from refunded: a person must look")
+    if finding.kind == Disagreement.NOT_AT_STRIPE:
+        return finding.fixed_as("a person must look")
+    return finding.fixed_as(f"still so ({still.detail}): a person must look")
+
+
+def _subject(finding: Finding) -> tuple[Disagreement, str]:
+    """Return what a finding is about, to tell whether it is still so after a repair."""
+    return finding.kind, finding.subject.id if finding.subject is not None else ""
 
 
 def _money_compare(

@@ -84,7 +84,7 @@ def stripe_event_intake(
                 # jsonb refuses a \u0000 or a lone surrogate that JSON allows; a text column holds the body.
                 logger.warning("event %s: stored without its queryable JSON copy: %s", event["id"], exc)
                 _store(event, text, source, queryable=False)
-            status, queued = EventStatus.RECEIVED, True
+            status, queued, stored_now = EventStatus.RECEIVED, True, True
         except IntegrityError:
             status = (
                 StripeEvent.objects.filter(stripe_id=event["id"]).values_list("status", flat=True).first()
@@ -93,18 +93,18 @@ def stripe_event_intake(
                 raise
             # A copy of an unfinished event queues it again: a task too many finds it finished and stops,
             # while one too few (a backfill that died before queuing) would leave it unprocessed.
-            queued = status in UNFINISHED_STATUSES
+            queued, stored_now = status in UNFINISHED_STATUSES, False
             if queued:
                 stripe_event_process_task.enqueue(stripe_event_id=event["id"])
     except DatabaseError as exc:
         logger.error("event %s %s: could not be stored: %s", event["id"], event["type"], exc)
         raise EventNotStored(f"Could not store event {event['id']}: {exc}") from exc
     logger.info("event %s %s (%s): %s", event["id"], event["type"], source, "queued" if queued else status)
-    if status == EventStatus.RECEIVED:
-        return EventOutcome.of(event, status, "stored, processing queued")
-    return EventOutcome.of(
-        event, status, "stored before" + (", queued again" if queued else ""), duplicate=True
-    )
+    if stored_now:
+        return EventOutcome.of(event, status, "processing queued")
+    if queued:
+        return EventOutcome.of(event, status, "stored before, processing queued again")
+    return EventOutcome.of(event, status, "already finished", duplicate=True)
 
 
 def _store(event: dict[str, Any], text: str, source: str, *, queryable: bool) -> None:

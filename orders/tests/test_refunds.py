@@ -85,7 +85,7 @@ def test_partial_refunds_that_add_up_to_the_total_refund_the_order_once(fulfille
     applied = apply(fulfilled, "re_2", 5998, "succeeded")
     tasks_run()
 
-    assert applied.totals.refunded_now and applied.totals.full
+    assert applied.totals.refunded_now and applied.totals.amount_refunded == applied.totals.amount_total
     assert state(fulfilled) == (OrderStatus.REFUNDED, 9998)
     assert OrderTransition.objects.filter(order=fulfilled, to_status=OrderStatus.REFUNDED).count() == 1
     assert [(s["amount"], s["full"]) for s in sent["refunded"]] == [(4000, False), (5998, True)]
@@ -106,7 +106,7 @@ def test_a_late_pending_snapshot_never_moves_a_succeeded_refund_back(fulfilled):
 
     late = apply(fulfilled, "re_1", 3000, "pending")  # refund.created, delivered late
 
-    assert not late.changed and late.refund.status == "succeeded"
+    assert not late.changed and late.row.status == "succeeded"
     assert state(fulfilled) == (OrderStatus.FULFILLED, 3000)
 
 
@@ -193,7 +193,7 @@ def test_a_request_above_what_remains_is_refused(fulfilled):
     order_refund_request(order_id=fulfilled.pk, amount=9000, requested_by=RefundRequester.COMMAND)
 
     with pytest.raises(
-        RefundRefused, match=r"only 9\.98 USD of its 99\.98 USD is left.*1 refund\(s\) still under way"
+        RefundRefused, match=r"only 9\.98 USD of its 99\.98 USD is left.*1 refund still under way counts"
     ):
         order_refund_request(order_id=fulfilled.pk, amount=999, requested_by=RefundRequester.COMMAND)
     assert OrderRefund.objects.filter(order=fulfilled).count() == 1
@@ -234,7 +234,7 @@ def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled,
     applied = apply(fulfilled, "re_1", 3000, "succeeded")
     assert tasks_run() == 1
 
-    again = [order_refunded_signal_send(refund_pk=applied.refund.pk) for _ in range(2)]
+    again = [order_refunded_signal_send(refund_pk=applied.row.pk) for _ in range(2)]
     resent = signals_resend(older_than=timedelta(0))
 
     assert (again, resent) == ([False, False], 0)
@@ -248,13 +248,13 @@ def test_an_owed_refund_signal_is_sent_by_the_resend(fulfilled, sent):
     assert signals_resend(older_than=timedelta(0)) == 1
     assert signals_resend(older_than=timedelta(0)) == 0
     assert [s["refund_id"] for s in sent["refunded"]] == ["re_1"]
-    assert OrderRefund.objects.get(pk=applied.refund.pk).signalled_at is not None
+    assert OrderRefund.objects.get(pk=applied.row.pk).signalled_at is not None
 
 
 def test_a_pending_refund_is_never_signalled(fulfilled, sent):
     applied = apply(fulfilled, "re_1", 3000, "pending")
 
-    assert order_refunded_signal_send(refund_pk=applied.refund.pk) is False
+    assert order_refunded_signal_send(refund_pk=applied.row.pk) is False
     assert sent["refunded"] == []
 
 
@@ -262,7 +262,7 @@ def test_the_dispute_signal_is_sent_once_per_status(fulfilled, sent, tasks_run):
     applied = dispute(fulfilled, "needs_response")
     assert tasks_run() == 1
 
-    assert order_disputed_signal_send(dispute_pk=applied.dispute.pk) is False
+    assert order_disputed_signal_send(dispute_pk=applied.row.pk) is False
     assert signals_resend(older_than=timedelta(0)) == 0
     assert [s["status"] for s in sent["disputed"]] == ["needs_response"]
 
@@ -277,14 +277,14 @@ def queued(task) -> list[dict]:
 def test_the_refund_signal_task_commits_with_the_refund_or_not_at_all(fulfilled):
     with pytest.raises(RuntimeError), transaction.atomic():
         applied = apply(fulfilled, "re_1", 3000, "succeeded")
-        assert queued(order_refunded_signal_task) == [{"refund_id": str(applied.refund.pk)}]
+        assert queued(order_refunded_signal_task) == [{"refund_id": str(applied.row.pk)}]
         raise RuntimeError("the event's transaction fails after the refund")
 
     assert not OrderRefund.objects.exists()
     assert queued(order_refunded_signal_task) == []
 
     applied = apply(fulfilled, "re_1", 3000, "succeeded")
-    assert queued(order_refunded_signal_task) == [{"refund_id": str(applied.refund.pk)}]
+    assert queued(order_refunded_signal_task) == [{"refund_id": str(applied.row.pk)}]
 
 
 @pytest.mark.usefixtures("tasks_queued")
@@ -292,16 +292,14 @@ def test_the_dispute_signal_task_commits_with_the_status_reached_or_not_at_all(f
     with pytest.raises(RuntimeError), transaction.atomic():
         applied = dispute(fulfilled, "needs_response")
         assert queued(order_disputed_signal_task) == [
-            {"dispute_id": applied.dispute.pk, "status": "needs_response"}
+            {"dispute_id": applied.row.pk, "status": "needs_response"}
         ]
         raise RuntimeError("the event's transaction fails after the dispute")
 
     assert queued(order_disputed_signal_task) == []
 
     applied = dispute(fulfilled, "needs_response")
-    assert queued(order_disputed_signal_task) == [
-        {"dispute_id": applied.dispute.pk, "status": "needs_response"}
-    ]
+    assert queued(order_disputed_signal_task) == [{"dispute_id": applied.row.pk, "status": "needs_response"}]
 
 
 def test_only_a_change_that_makes_a_signal_due_queues_its_task(fulfilled, sent, tasks_run):
@@ -399,4 +397,4 @@ def test_a_refund_signal_retry_that_finds_it_sent_sends_nothing(fulfilled, sent,
     DBTaskResult.objects.filter(status=TaskResultStatus.READY).update(run_after=timezone.now())
     assert tasks_run() == 1
     assert [s["refund_id"] for s in sent["refunded"]] == ["re_1"]
-    assert OrderRefund.objects.get(pk=applied.refund.pk).signalled_at is not None
+    assert OrderRefund.objects.get(pk=applied.row.pk).signalled_at is not None

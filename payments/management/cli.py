@@ -77,22 +77,22 @@ class Reporter:
     def __init__(self, command: BaseCommand, verbosity: int) -> None:
         self.command, self.verbosity = command, verbosity
 
-    def progress(self, items: Iterable[T], *, total: int | None, unit: str, desc: str) -> Iterator[T]:
-        """Yield the items, showing how far the command got."""
+    def progress(self, items: Iterable[T], *, total: int | None, unit: str, verb: str) -> Iterator[T]:
+        """Yield the items, showing how far the command got ("... 200 of 1,000 orders audited")."""
         if self.verbosity < 1:
             yield from items
             return
         if self.command.stderr.isatty():
             with (
                 logging_redirect_tqdm(),
-                tqdm(items, total=total, unit=unit, desc=desc, file=sys.stderr) as bar,
+                tqdm(items, total=total, unit=unit, desc=verb, file=sys.stderr) as bar,
             ):
                 yield from bar
             return
         seen = 0
         for seen, item in enumerate(items, start=1):
-            if seen % PROGRESS_EVERY == 0:
-                self.command.stderr.write(f"... {seen:,}{f' of {total:,}' if total else ''} {unit}s")
+            if seen % PROGRESS_EVERY == 0 or seen == total:
+                self.command.stderr.write(f"... {seen:,}{f' of {total:,}' if total else ''} {unit}s {verb}")
             yield item
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

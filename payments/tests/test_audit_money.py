@@ -116,7 +116,7 @@ def test_each_money_disagreement_is_reported_with_exit_1_and_nothing_changes(dri
     assert code == 1
     for name, order in drifted.items():
         assert found(out, order) == sorted(FOUND.get(name, [])), (name, out)
-    assert f"{sum(map(len, FOUND.values()))} disagreement(s)." in out
+    assert f"{sum(map(len, FOUND.values()))} disagreements." in out
     assert {name: money(order) for name, order in drifted.items()} == before
 
 
@@ -125,7 +125,7 @@ def test_fix_records_what_stripe_holds_and_the_next_audit_is_clean(emulator, dri
 
     assert code == 1
     count = sum(map(len, FOUND.values()))
-    assert f"{count} disagreement(s), {count} fixed." in out
+    assert f"{count} disagreements, {count} fixed." in out
     assert {name: money(order) for name, order in drifted.items()} == AFTER_FIX
     dashboard = OrderRefund.objects.get(order=drifted["dashboard_full"])
     assert (dashboard.status, dashboard.requested_by) == (RefundStatus.SUCCEEDED, RefundRequester.DASHBOARD)
@@ -139,7 +139,7 @@ def test_fix_records_what_stripe_holds_and_the_next_audit_is_clean(emulator, dri
 
     code, out, _ = run()
 
-    assert (code, out.splitlines()[-1][-len("0 disagreement(s).") :]) == (0, "0 disagreement(s).")
+    assert (code, out.splitlines()[-1][-len("0 disagreements.") :]) == (0, "0 disagreements.")
 
 
 def test_an_order_refunded_while_stripe_returned_nothing_is_left_to_a_person(emulator, paid):

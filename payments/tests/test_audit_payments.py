@@ -107,8 +107,8 @@ def test_each_disagreement_is_found_and_nothing_changes_without_fix(seeded):
             assert line is not None and FOUND[name] in line, (name, out)
         else:
             assert line is None, (name, line)
-    assert f"Audited {len(seeded)} order(s) created since" in out
-    assert f"{len(FOUND)} disagreement(s)." in out
+    assert f"Audited {len(seeded)} orders created since" in out
+    assert f"{len(FOUND)} disagreements." in out
     assert {name: status(order) for name, order in seeded.items()} == before
     assert refunds_at_stripe(seeded["late"]) == 0
 
@@ -117,7 +117,7 @@ def test_fix_repairs_what_is_safe_and_the_next_run_reports_only_what_needs_a_per
     code, out, _ = run("--fix")
 
     assert code == 1
-    assert f"{len(FOUND)} disagreement(s), 5 fixed." in out
+    assert f"{len(FOUND)} disagreements, 5 fixed." in out
     assert status(seeded["paid_pending"]) == OrderStatus.FULFILLED
     assert status(seeded["open_expired"]) == OrderStatus.EXPIRED
     assert status(seeded["stranded_old"]) == OrderStatus.EXPIRED
@@ -133,7 +133,7 @@ def test_fix_repairs_what_is_safe_and_the_next_run_reports_only_what_needs_a_per
     code, out, _ = run("--fix")
 
     assert code == 1
-    assert "3 disagreement(s), 0 fixed." in out
+    assert "3 disagreements, 0 fixed." in out
     assert refunds_at_stripe(late) == 1
     for name in ("fulfilled_unpaid", "amount", "stranded_young"):
         assert str(seeded[name].pk) in out
@@ -148,8 +148,8 @@ def test_a_clean_book_exits_0(emulator, synced_product):
     code, out, _ = run()
 
     assert code == 0
-    assert out.startswith("Audited 2 order(s) created since ")
-    assert out.endswith("Z: 0 disagreement(s).\n")
+    assert out.startswith("Audited 2 orders created since ")
+    assert out.endswith("Z: 0 disagreements.\n")
     assert "disagreement  " not in out  # no table
 
 
@@ -161,7 +161,7 @@ def test_orders_outside_the_window_are_not_audited(emulator, synced_product):
     code, out, _ = run("--since", "3d")
 
     assert code == 0
-    assert "Audited 0 order(s)" in out
+    assert "Audited 0 orders" in out
 
 
 def test_the_walk_pages_on_the_primary_key_and_sees_every_order_once(emulator, synced_product, monkeypatch):

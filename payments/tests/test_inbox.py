@@ -297,7 +297,8 @@ def test_run_that_finds_the_event_finished_by_another_worker_rolls_back(
 ):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
-    pk, _, _ = stripe_event_intake(event=evt)
+    stripe_event_intake(event=evt)
+    pk = StripeEvent.objects.get(stripe_id=evt["id"]).pk
     # Another worker processed the same event meanwhile.
     StripeEvent.objects.filter(pk=pk).update(status=EventStatus.PROCESSED, outcome="fulfilled", attempts=1)
 

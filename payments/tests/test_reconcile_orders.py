@@ -28,6 +28,11 @@ def age(order: Order, minutes: int = 30) -> Order:
     return order
 
 
+def row(out: str, order: Order) -> str:
+    """Return the order's row of the table of disagreements ('' when it has none)."""
+    return next((line for line in out.splitlines() if line.startswith(str(order.pk))), "")
+
+
 def status(order: Order) -> str:
     return Order.objects.get(pk=order.pk).status
 
@@ -53,9 +58,11 @@ def test_paid_expired_and_open_sessions_are_applied(emulator, synced_product):
     assert fulfilled.customer_email == "late@example.com"
     assert fulfilled.stripe_payment_intent_id
     assert set(OrderTransition.objects.values_list("source", flat=True)) == {TransitionSource.RECONCILE}
-    assert f"order {paid_order.pk} session {paid.id}: fulfilled" in out
-    assert f"order {expired_order.pk} session {expired.id}: expired" in out
-    assert "3 open order(s) older than 15m checked: 1 expired, 1 fulfilled, 1 left open." in out
+    assert "paid, order not fulfilled" in row(out, paid_order)
+    assert "fixed: applied it, now fulfilled" in row(out, paid_order)
+    assert "fixed: applied it, now expired" in row(out, expired_order)
+    assert row(out, open_session_order) == ""
+    assert "Checked 3 open orders older than 15m: 2 disagreements, 2 fixed; 0 owed signals sent." in out
     assert err == ""
 
 
@@ -79,7 +86,7 @@ def test_orders_younger_than_the_age_are_left_alone(emulator, synced_product):
     out, _ = reconcile("--older-than", "15m")
 
     assert status(order) == OrderStatus.PENDING
-    assert "0 open order(s) older than 15m checked." in out
+    assert "Checked 0 open orders older than 15m" in out
 
     reconcile("--older-than", "5m")
 
@@ -96,7 +103,7 @@ def test_delayed_payment_still_processing_is_marked_pending_and_left_open(emulat
 
     order.refresh_from_db()
     assert (order.status, order.payment_pending) == (OrderStatus.PENDING, True)
-    assert "1 payment pending" in out
+    assert "fixed: payment unpaid: marked as pending" in row(out, order)
 
 
 def test_orders_that_never_got_a_session_are_reported_and_left(emulator, product):
@@ -105,8 +112,8 @@ def test_orders_that_never_got_a_session_are_reported_and_left(emulator, product
     out, _ = reconcile(verbosity=2)
 
     assert status(order) == OrderStatus.PENDING
-    assert f"order {order.pk} session -: no session (the order never got a Checkout Session)" in out
-    assert "1 no session" in out
+    assert "no session" in row(out, order)
+    assert "not fixed: left open: it may be payable elsewhere until" in row(out, order)
 
 
 def test_session_stripe_does_not_know_is_reported(emulator, product):
@@ -115,7 +122,7 @@ def test_session_stripe_does_not_know_is_reported(emulator, product):
     out, _ = reconcile()
 
     assert status(order) == OrderStatus.PENDING
-    assert f"session {order.stripe_checkout_session_id}: session missing (Stripe does not know it)" in out
+    assert "session unknown to Stripe" in row(out, order)
 
 
 def test_paid_session_whose_amount_differs_is_not_fulfilled(emulator, synced_product):
@@ -124,12 +131,13 @@ def test_paid_session_whose_amount_differs_is_not_fulfilled(emulator, synced_pro
     Order.objects.filter(pk=order.pk).update(amount_total=1)
     age(order)
 
-    out, err = reconcile()
+    out, _ = reconcile()
 
     assert status(order) == OrderStatus.PENDING
-    assert f"order {order.pk} session {session.id}: mismatch (session {session.id} charges 4999 usd" in err
-    assert f"order {order.pk} is 1 usd" in err
-    assert "1 mismatch" in out
+    assert f"amounts differ  session {session.id} charges 4999 usd, order {order.pk} is 1 usd" in row(
+        out, order
+    )
+    assert "1 disagreement, 0 fixed" in out
 
 
 def test_dry_run_says_what_would_change_and_changes_nothing(emulator, synced_product):
@@ -142,8 +150,9 @@ def test_dry_run_says_what_would_change_and_changes_nothing(emulator, synced_pro
 
     out, _ = reconcile("--dry-run")
 
-    assert f"order {paid_order.pk} session {paid.id}: would fulfill" in out
-    assert f"order {expired_order.pk} session {expired.id}: would expire" in out
+    assert "paid, order not fulfilled  the paid session was never applied" in row(out, paid_order)
+    assert "session expired, order open  the order still waits for a payment" in row(out, expired_order)
+    assert "2 disagreements, none fixed; 0 owed signals would be sent (dry run)." in out
     assert (status(paid_order), status(expired_order)) == (OrderStatus.PENDING, OrderStatus.PENDING)
     assert not OrderTransition.objects.exists()
 
@@ -157,7 +166,7 @@ def test_an_order_a_webhook_moves_meanwhile_is_a_no_op(emulator, synced_product)
     out, _ = reconcile()
 
     # Fulfilled orders are not open, so reconcile does not even look at them.
-    assert "0 open order(s)" in out
+    assert "Checked 0 open orders" in out
     assert OrderTransition.objects.filter(order=order).count() == 1
 
 
@@ -170,11 +179,11 @@ def test_long_runs_show_progress_and_walk_every_page(emulator, product):
     # One timestamp for all: pages must still advance past ties.
     Order.objects.update(created_at=timezone.now() - timedelta(hours=1))
 
-    out, _ = reconcile()
+    out, err = reconcile()
 
-    assert "... 100 orders checked" in out
-    assert "... 200 orders checked" in out
-    assert f"{count} open order(s) older than 15m checked: {count} no session." in out
+    assert f"... 100 of {count} orders checked" in err
+    assert f"... 200 of {count} orders checked" in err
+    assert f"Checked {count} open orders older than 15m: {count} disagreements, 0 fixed" in out
 
 
 @pytest.mark.parametrize("value", ["15", "fifteen minutes", "-5m", "1y"])
@@ -196,7 +205,7 @@ def test_stripe_unreachable_stops_with_an_error(settings, product):
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     age(open_order(product))
 
-    with pytest.raises(CommandError, match=r"(?s)Stripe is unavailable.*0 order\(s\) checked before that"):
+    with pytest.raises(CommandError, match=r"(?s)Stripe is unavailable.*0 orders checked before that"):
         reconcile()
 
 
@@ -218,7 +227,7 @@ def test_owed_fulfillment_signals_are_sent_once(emulator, product, django_captur
     finally:
         order_fulfilled.disconnect(dispatch_uid="t-owed")
 
-    assert "1 fulfillment signal(s) owed would be sent" in dry_out
-    assert "1 owed fulfillment signal(s) sent" in out
-    assert "0 owed fulfillment signal(s) sent" in again
+    assert "1 owed signal would be sent (dry run)" in dry_out
+    assert "1 owed signal sent" in out
+    assert "0 owed signals sent" in again
     assert received == [order.pk]

@@ -159,7 +159,10 @@ def test_a_task_for_an_event_already_finished_costs_one_read(client, product, ta
     tasks_run()
 
     with CaptureQueriesContext(connection) as captured:
-        assert stripe_event_process_task.call(stripe_event_id=event["id"]) == "already processed"
+        assert (
+            stripe_event_process_task.call(stripe_event_id=event["id"])
+            == "duplicate: event already processed"
+        )
 
     assert _statements(captured) == ["SELECT payments_stripeevent"]
 

@@ -18,7 +18,7 @@ def audit_report(
     """Show the audit's progress and its table of disagreements; return (orders, findings, fixed)."""
     rows, seen, fixed = [], 0, 0
     try:
-        for result in reporter.progress(results, total=total, unit="order", desc="Auditing"):
+        for result in reporter.progress(results, total=total, unit="order", verb=what):
             seen += 1
             for finding in result.findings:
                 fixed += finding.fixed
