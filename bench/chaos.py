@@ -642,7 +642,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         owed = run_manage(env, "reconcile_orders", "--older-than", "0s")
         owed_text = (owed.stdout + owed.stderr).strip().splitlines()
-        signals_owed = next((line for line in owed_text if "owed fulfillment signal" in line), "no output")
+        summary = next((line for line in owed_text if " owed signal" in line), "")
+        signals_owed = summary.rsplit("; ", 1)[-1] if summary else "no output"
         say(f"  recovery: reconcile_orders --older-than 0s (exit {owed.returncode}): {signals_owed}")
 
         # The recovery queued fulfillment signals of its own: let the workers send them.

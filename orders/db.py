@@ -64,16 +64,17 @@ def capped_count(queryset: QuerySet) -> tuple[int, bool]:
     """Return (count, is_estimate): exact up to EXACT_COUNT_LIMIT, PostgreSQL's planner estimate above.
 
     The exact count is bounded by a LIMIT, so it never reads more than EXACT_COUNT_LIMIT + 1 rows; an
-    estimate costs one EXPLAIN. Where there is no planner to ask (SQLite), past the limit it says "about"
-    the limit.
+    estimate costs one EXPLAIN, and is never below what the bounded count saw (statistics may predate the
+    latest rows). Where there is no planner to ask (SQLite, a small shop's database) it counts exactly.
     """
     estimate = planner_estimate(queryset)
     if estimate is None or estimate <= EXACT_COUNT_LIMIT:
-        # Bounded: a count of at most EXACT_COUNT_LIMIT + 1 rows, whatever the planner believed.
         exact = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
         if exact <= EXACT_COUNT_LIMIT:
             return exact, False
-        estimate = max(estimate or 0, exact)
+        if estimate is None:
+            return queryset.order_by().count(), False
+        estimate = max(estimate, exact)
     return estimate, True
 
 

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
@@ -11,8 +12,6 @@ from payments.management.cli import Reporter, age_parse, plural
 from payments.management.commands.audit_payments import audit_report
 
 DEFAULT_AGE = "15m"
-# A signal is owed by a crash only once its sender had time to send it.
-SIGNAL_GRACE = timedelta(minutes=5)
 
 
 class Command(BaseCommand):
@@ -37,12 +36,16 @@ class Command(BaseCommand):
         results = audit.orders_audit(since=None, older_than=older_than, fix=fix, open_only=True, now=now)
         total = audit.orders_to_audit(since=None, until=now - older_than, open_only=True).count()
         seen, found, fixed = audit_report(reporter, results, total=total, what="checked")
-        sent = signals_resend(older_than=max(older_than, SIGNAL_GRACE)) if fix else 0
+        # A signal is owed by a crash only once the worker that should send it could have: after a lease.
+        grace = max(older_than, timedelta(seconds=settings.TASK_LEASE_SECONDS))
+        owed = signals_resend(older_than=grace, dry_run=not fix)
+        done = (
+            f"{fixed} fixed; {plural(owed, 'owed signal')} sent"
+            if fix
+            else (f"none fixed; {plural(owed, 'owed signal')} would be sent (dry run)")
+        )
         reporter.line(
             f"Checked {plural(seen, 'open order')} older than {options['older_than']}: "
-            f"{plural(found, 'disagreement')}"
-            + (f", {fixed} fixed" if fix else " (dry run: nothing changed)")
-            + (f"; {plural(sent, 'owed signal')} sent" if sent else "")
-            + ".",
+            f"{plural(found, 'disagreement')}, {done}.",
             style="WARNING" if found > fixed else "SUCCESS",
         )
