@@ -13,32 +13,13 @@ Django is thread-safe and holds one database connection per thread.
 import multiprocessing
 import os
 
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"gunicorn.conf.py: {name}={raw!r} is not an integer.") from None
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise SystemExit(f"gunicorn.conf.py: {name}={raw!r} is not a boolean: use true or false.")
-
+# The settings' own readers: a value that is not a number or a yes/no stops the start with its name.
+from checkout_demo.env import env_bool, env_int
 
 _cores = multiprocessing.cpu_count()
 
 # GUNICORN_BIND wins; otherwise the PORT a platform hands out (Heroku, Render, Cloud Run), on all interfaces.
-bind = [os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_env_int('PORT', 8000)}"]
+bind = [os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{env_int('PORT', 8000)}"]
 
 # One process per core does the Python work; the threads cover the time spent waiting on PostgreSQL and
 # on Stripe. Measured on 2 cores with PostgreSQL (bench/webhook_load.py): 2 workers with 2, 4 or 8
@@ -46,28 +27,28 @@ bind = [os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_env_int('PORT', 8000)}"]
 # switching). On SQLite, which has one writer at a time, 2 workers x 1 thread did best. WEB_CONCURRENCY
 # is the name platforms use; GUNICORN_CMD_ARGS overrides anything here (e.g. "--worker-class sync").
 worker_class = "gthread"
-workers = _env_int("WEB_CONCURRENCY", max(2, _cores))
-threads = _env_int("GUNICORN_THREADS", 4)
+workers = env_int("WEB_CONCURRENCY", max(2, _cores))
+threads = env_int("GUNICORN_THREADS", 4)
 
 # A worker silent this long is killed and replaced. A request that waits on Stripe can take
 # STRIPE_TIMEOUT_SECONDS x (1 + STRIPE_MAX_NETWORK_RETRIES) = 30 s with the defaults, so leave headroom.
-timeout = _env_int("GUNICORN_TIMEOUT", 60)
-graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+timeout = env_int("GUNICORN_TIMEOUT", 60)
+graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 # Seconds an idle client connection stays open. Behind a load balancer, set it above the balancer's own
 # idle timeout (e.g. 65 for AWS ALB's 60) so gunicorn never closes a connection the balancer is reusing.
-keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
+keepalive = env_int("GUNICORN_KEEPALIVE", 5)
 
 # Restart each worker after about this many requests, to bound slow memory growth; the jitter spreads the
 # restarts so the workers never all restart at once. 0 turns it off.
-max_requests = _env_int("GUNICORN_MAX_REQUESTS", 2000)
-max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 10)
+max_requests = env_int("GUNICORN_MAX_REQUESTS", 2000)
+max_requests_jitter = env_int("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 10)
 
 # Load Django once in the master and fork the workers from it: less memory, a bad deploy fails at start-up
 # instead of in every worker, and a worker that dies (crash, OOM kill, max_requests) is replaced in
 # milliseconds. Safe here because nothing opens a database connection or a socket at import time: Django
 # connects on the first query in each worker, the Stripe client is made on first use. The cost: a HUP
 # reload does not pick up new code; deploy by restarting the master.
-preload_app = _env_bool("GUNICORN_PRELOAD", True)
+preload_app = env_bool("GUNICORN_PRELOAD", True)
 
 # The heartbeat file lives in memory, not on a disk that may stall (the usual advice for containers).
 if os.path.isdir("/dev/shm"):

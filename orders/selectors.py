@@ -2,7 +2,6 @@
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -11,7 +10,6 @@ from django.db.models import Count, Q, QuerySet
 from orders.exceptions import OrderNotFound, ProductUnavailable
 from orders.models import Order, OrderStatus, Product
 
-PAGE_SIZE = 200
 _HEX_PREFIX = re.compile(r"[0-9a-f]{4,31}")
 
 
@@ -106,28 +104,3 @@ def order_counts_created_since(*, since: datetime) -> dict[str, int]:
     )
     counts.update(rows)
     return counts
-
-
-def orders_open_created_before(*, cutoff: datetime, page_size: int = PAGE_SIZE) -> Iterator[Order]:
-    """Yield pending and confirmed orders created before the cutoff, oldest first, with payment fields.
-
-    Read one page at a time, keyed on (created_at, pk) rather than streamed from one open cursor: the
-    caller moves the orders it is walking, and SQLite gives a cursor no isolation from that.
-    """
-    orders = (
-        Order.objects.filter(status__in=OrderStatus.OPEN, created_at__lt=cutoff)
-        .only(*PAYMENT_FIELDS, "created_at")
-        .order_by("created_at", "pk")
-    )
-    last: Order | None = None
-    while True:
-        page = orders
-        if last is not None:
-            page = orders.filter(
-                Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, pk__gt=last.pk)
-            )
-        batch = list(page[:page_size])
-        yield from batch
-        if len(batch) < page_size:
-            return
-        last = batch[-1]

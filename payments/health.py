@@ -41,10 +41,6 @@ class TaskQueue:
     scheduled: int  # a retry's backoff (`run_after` in the future): not due yet
     oldest_waiting_age: timedelta | None  # how long the longest-waiting runnable task has been due
 
-    @property
-    def depth(self) -> int:
-        return self.waiting + self.scheduled
-
 
 @dataclass(frozen=True)
 class RunningTasks:

@@ -70,11 +70,6 @@ PAID_TRANSITIONS = {
     PaidTransition.FULFILL: transitions.order_fulfill,
     PaidTransition.CONFIRM: transitions.order_confirm,
 }
-# Refusals: nothing moved. A session that is not ours is left alone; a mismatch and a late payment need
-# a person (the late payment is refunded first, unless REFUND_LATE_PAYMENTS is off).
-REFUSALS = frozenset(
-    {SessionDecision.NOT_OURS, SessionDecision.AMOUNT_MISMATCH, SessionDecision.LATE_PAYMENT}
-)
 _REASON_PREFIXES = {
     SessionDecision.NOT_OURS: "session not created by this project: ",
     SessionDecision.AMOUNT_MISMATCH: "amount mismatch: ",
@@ -99,10 +94,6 @@ class SessionApplied:
     @property
     def reason(self) -> str:
         return _REASON_PREFIXES.get(self.decision, "") + self.detail
-
-    @property
-    def refused(self) -> bool:
-        return self.decision in REFUSALS
 
 
 def checkout_session_apply(

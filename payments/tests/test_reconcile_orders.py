@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from orders import transitions
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
-from orders.selectors import PAGE_SIZE
 from orders.services import order_create
+from payments.audit import PAGE_SIZE
 from payments.tests.events import emulator_order, new_id, open_order
 
 pytestmark = pytest.mark.django_db
