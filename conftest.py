@@ -3,8 +3,9 @@
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from unittest import mock
 from urllib.parse import quote
@@ -153,6 +154,43 @@ def db_worker(transactional_db, tasks_queued, tmp_path) -> Iterator[Callable[...
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def run_together(jobs: Sequence[Callable], *, rounds: int | None = None) -> list:
+    """Run each job on its own thread, so on its own database connection, released together by a barrier.
+
+    Without `rounds`, each job is called once and its result returned, in order. With `rounds`, each is
+    called with the round's index, every round released together; a job's results come back as a list.
+    An exception in any thread stops the others and fails the caller with it.
+    """
+    barrier = threading.Barrier(len(jobs), timeout=60)
+    results: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            if rounds is None:
+                barrier.wait()
+                results[index] = jobs[index]()
+                return
+            results[index] = []
+            for number in range(rounds):
+                barrier.wait()
+                results[index].append(jobs[index](number))
+        except BaseException as exc:  # raised in the caller below
+            errors.append(exc)
+            barrier.abort()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+    return results
 
 
 def _wait_until(condition: Callable[[], object], *, timeout: float = 20.0, interval: float = 0.05) -> object:

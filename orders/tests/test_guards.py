@@ -1,11 +1,9 @@
 """The guards the state machine and the fulfillment signal rest on, each checked against a table written
 here by hand: a test that derives its cases from `transitions.TRANSITIONS` cannot notice it changing."""
 
-import threading
-
 import pytest
-from django.db import connection
 
+from conftest import run_together
 from orders import transitions
 from orders.models import Order, OrderStatus, OrderTransition
 from orders.services import order_create
@@ -91,33 +89,13 @@ def test_concurrent_senders_of_an_owed_signal_send_it_once(product, received):
         # No worker runs the signal's task: the signal is owed to every order.
         transitions.order_fulfill(order_id=order.pk, source="webhook")
         orders.append(order.pk)
-    threads = 4
-    barrier = threading.Barrier(threads, timeout=30)
-    sent: list[bool] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
 
-    def worker() -> None:
-        try:
-            for order_id in orders:
-                barrier.wait()
-                won = order_fulfillment_signal_send(
-                    order_id=order_id, source="reconcile", stripe_event_id=None
-                )
-                with lock:
-                    sent.append(won)
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()
-        finally:
-            connection.close()
+    def sender(number: int) -> bool:
+        return order_fulfillment_signal_send(
+            order_id=orders[number], source="reconcile", stripe_event_id=None
+        )
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    sent = run_together([sender] * 4, rounds=len(orders))
 
-    assert not errors, errors
-    assert sum(sent) == len(orders)
+    assert sum(map(sum, sent)) == len(orders)
     assert sorted(call["order_id"] for call in received) == sorted(orders)

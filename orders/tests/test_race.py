@@ -1,12 +1,11 @@
 """The race, for real: many threads, each on its own database connection, move the same orders at once."""
 
 import random
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 
+from conftest import run_together
 from orders import transitions
 from orders.models import Order, OrderStatus, OrderTransition
 from orders.services import order_create
@@ -17,36 +16,22 @@ ORDERS = 40
 
 def _race(order_ids: list, plans: list[list[str]]) -> list[tuple[str, str, bool]]:
     """Run each plan on its own thread, all threads starting every order together; return the calls."""
-    barrier = threading.Barrier(len(plans), timeout=60)
-    results: list[tuple[str, str, bool]] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
 
-    def worker(plan: list[str], seed: int) -> None:
+    def player(plan: list[str], seed: int):
         rng = random.Random(seed)
-        try:
-            for order_id in order_ids:
-                barrier.wait()
-                for name in rng.sample(plan, len(plan)):
-                    if name == "confirm":
-                        won = transitions.order_confirm(order_id=order_id).won
-                    else:
-                        won = transitions.order_fulfill(order_id=order_id, source="webhook").won
-                    with lock:
-                        results.append((str(order_id), name, won))
-        except BaseException as exc:  # reported to the main thread below
-            errors.append(exc)
-            barrier.abort()
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=worker, args=(plan, i)) for i, plan in enumerate(plans)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    return results
+        def play(number: int) -> list[tuple[str, str, bool]]:
+            order_id, calls = order_ids[number], []
+            for name in rng.sample(plan, len(plan)):
+                ask = transitions.order_confirm if name == "confirm" else transitions.order_fulfill
+                won = ask(order_id=order_id, source="redirect" if name == "confirm" else "webhook").won
+                calls.append((str(order_id), name, won))
+            return calls
+
+        return play
+
+    played = run_together([player(plan, i) for i, plan in enumerate(plans)], rounds=len(order_ids))
+    return [call for rounds in played for calls in rounds for call in calls]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,8 +1,7 @@
-import threading
-
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
+from conftest import run_together
 from orders.exceptions import InvalidQuantity, ProductUnavailable
 from orders.models import Order, OrderStatus, Product
 from orders.selectors import product_get_for_sale
@@ -106,28 +105,12 @@ def test_order_get_or_create_still_refuses_a_bad_quantity(product):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_submits_of_one_token_make_one_order(product):
-    threads = 8
-    barrier = threading.Barrier(threads, timeout=30)
-    results: list[tuple[str, bool]] = []
-    errors: list[BaseException] = []
+    def submit() -> tuple[str, bool]:
+        order, created = order_get_or_create(product=product, quantity=1, checkout_token="double-click")
+        return str(order.pk), created
 
-    def submit() -> None:
-        try:
-            barrier.wait()
-            order, created = order_get_or_create(product=product, quantity=1, checkout_token="double-click")
-            results.append((str(order.pk), created))
-        except BaseException as exc:  # reported to the main thread below
-            errors.append(exc)
-        finally:
-            connection.close()
+    results = run_together([submit] * 8)
 
-    workers = [threading.Thread(target=submit) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-
-    assert not errors, errors
     assert len({order_id for order_id, _ in results}) == 1
     assert [created for _, created in results].count(True) == 1
     assert Order.objects.count() == 1

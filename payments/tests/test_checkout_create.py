@@ -2,16 +2,15 @@
 
 import logging
 import socket
-import threading
 import uuid
 from datetime import timedelta
 
 import pytest
 import requests
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from conftest import run_together
 from orders.models import Order, OrderStatus, OrderTransition, Product
 from payments import gateway
 
@@ -173,29 +172,14 @@ def test_each_form_render_gets_its_own_order(client, synced_product):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_double_click_gives_one_order_and_one_session(synced_product):
     token = str(uuid.uuid4())
-    barrier = threading.Barrier(4, timeout=30)
-    locations: list[str] = []
-    errors: list[BaseException] = []
 
-    def click() -> None:
-        try:
-            barrier.wait()
-            response = form_post(Client(), synced_product.sku, quantity=1, token=token)
-            assert response.status_code == 303, response.content
-            locations.append(response["Location"])
-        except BaseException as exc:  # reported to the main thread below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def click():
+        return form_post(Client(), synced_product.sku, quantity=1, token=token)
 
-    threads = [threading.Thread(target=click) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    responses = run_together([click] * 4)
 
-    assert not errors, errors
-    assert len(set(locations)) == 1
+    assert [response.status_code for response in responses] == [303] * 4
+    assert len({response["Location"] for response in responses}) == 1
     assert Order.objects.count() == 1
     assert len(emulator_sessions()) == 1
 

@@ -14,8 +14,8 @@ import urllib.request
 from collections import Counter
 
 import pytest
-from django.db import connection
 
+from conftest import run_together
 from orders.models import Order, OrderStatus, TransitionSource
 from payments import gateway
 from payments.order_actions import order_close
@@ -44,46 +44,24 @@ def pay_over_http(base_url: str, session_id: str) -> bool:
 
 def race(emulator, pairs: list[tuple[Order, str]], *, payer_first_wait: bool | None) -> list[bool]:
     """Close and pay each order at once (or one side first, when told); return whether each payment took."""
-    barrier = threading.Barrier(2, timeout=30)
-    paid: list[bool] = []
-    errors: list[BaseException] = []
     first_done = [threading.Event() for _ in pairs]
 
-    def closer() -> None:
-        try:
-            for index, (order, _) in enumerate(pairs):
-                barrier.wait()
-                if payer_first_wait is True:
-                    first_done[index].wait(10)
-                order_close(order_id=order.pk, transition="expire", source=TransitionSource.ADMIN)
-                if payer_first_wait is False:
-                    first_done[index].set()
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()
-        finally:
-            connection.close()
+    def closer(number: int) -> None:
+        if payer_first_wait is True:
+            first_done[number].wait(10)
+        order_close(order_id=pairs[number][0].pk, transition="expire", source=TransitionSource.ADMIN)
+        if payer_first_wait is False:
+            first_done[number].set()
 
-    def payer() -> None:
-        try:
-            for index, (_, session_id) in enumerate(pairs):
-                barrier.wait()
-                if payer_first_wait is False:
-                    first_done[index].wait(10)
-                paid.append(pay_over_http(emulator.base_url, session_id))
-                if payer_first_wait is True:
-                    first_done[index].set()
-        except BaseException as exc:
-            errors.append(exc)
-            barrier.abort()
+    def payer(number: int) -> bool:
+        if payer_first_wait is False:
+            first_done[number].wait(10)
+        paid = pay_over_http(emulator.base_url, pairs[number][1])
+        if payer_first_wait is True:
+            first_done[number].set()
+        return paid
 
-    threads = [threading.Thread(target=closer), threading.Thread(target=payer)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    return paid
+    return run_together([closer, payer], rounds=len(pairs))[1]
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 from django.test import Client
 
+from conftest import run_together
 from orders.models import Order, OrderStatus, OrderTransition
 from orders.signals import order_fulfilled
 from payments.models import StripeEvent
@@ -37,30 +37,6 @@ def fulfilled_signals():
     order_fulfilled.connect(record, weak=False, dispatch_uid="concurrency-test")
     yield sent
     order_fulfilled.disconnect(dispatch_uid="concurrency-test")
-
-
-def run_together(jobs: list) -> list:
-    """Run each job on its own thread (and so its own connection), all released at once; return results."""
-    barrier = threading.Barrier(len(jobs), timeout=60)
-    results: list = [None] * len(jobs)
-    errors: list[BaseException] = []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = jobs[index]()
-        except BaseException as exc:  # reported to the main thread below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    return results
 
 
 @pytest.mark.django_db(transaction=True)
