@@ -6,23 +6,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
-from unittest import mock
 from urllib.parse import quote
 
 import pytest
 from django.core.cache import cache
 from django.db import connection
-from django_tasks_db.management.commands import db_worker as db_worker_command
 
 from orders.models import Product
-from payments.worker import TaskWorker
+from payments.worker import Worker
 
 ROOT = Path(__file__).resolve().parent
-# Workers started by tests look for tasks every 50 ms when idle, so a test waits little for one.
-WORKER_POLL = ("--interval", "0.05")
-DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -52,47 +47,23 @@ def _fresh_rate_limits():
     cache.clear()
 
 
-@pytest.fixture
-def tasks_immediate(settings) -> None:
-    """Run each task inside `enqueue`, in the caller's process and transaction: for unit tests only.
+def _worker_run() -> int:
+    """Process every due event and send every owed signal in this process; return how many events.
 
-    The project's default, in production and in every test that does not ask for this, is the database
-    backend, whose tasks wait for a worker.
+    `process_events --once` without its loop, which closes "old" connections between batches: inside a
+    test's transaction that would be the test's own.
     """
-    settings.TASKS = IMMEDIATE_TASKS
-
-
-def _tasks_run() -> int:
-    worker = TaskWorker(
-        queue_names=["default"],
-        interval=0,
-        batch=True,
-        backend_name="default",
-        startup_delay=False,
-        max_tasks=None,
-        worker_id="pytest",
-        excluded_queue_names=[],
-    )
-    # The worker closes "old" connections between tasks; inside a test's transaction that is the test's.
-    with mock.patch.object(db_worker_command, "close_old_connections", lambda: None):
-        worker.run()
-    return worker._run_tasks
+    worker = Worker(name="pytest")
+    while worker.run_batch():
+        pass
+    worker.sweep(grace=timedelta(0))
+    return worker.processed
 
 
 @pytest.fixture
-def tasks_queued(settings) -> None:
-    """Queue tasks in the database backend, as the project does, and leave them for a worker."""
-    settings.TASKS = DATABASE_TASKS
-
-
-@pytest.fixture
-def tasks_run(db, tasks_queued) -> Callable[[], int]:
-    """Queue tasks in the database; return a runner of every task that is ready, in this process.
-
-    The runner is django-tasks-db's worker: it claims and finishes tasks as `db_worker --batch` does,
-    without its signal handlers, and returns how many it ran.
-    """
-    return _tasks_run
+def worker_run(db) -> Callable[[], int]:
+    """Return a runner of the worker in this process: every due event, then every owed signal."""
+    return _worker_run
 
 
 def _database_url() -> str:
@@ -107,24 +78,22 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def db_worker(transactional_db, tasks_queued, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Queue tasks in the database; return a starter of real `manage.py db_worker` processes on it.
+def worker(transactional_db, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Return a starter of real `manage.py process_events` processes on the test database.
 
     The workers run on the test database and are stopped after the test.
     """
     started: list[subprocess.Popen] = []
 
     def start(*, settings_module: str = "checkout_demo.settings_test", **env: str) -> subprocess.Popen:
-        log = open(tmp_path / f"db_worker-{len(started)}.log", "wb")  # noqa: SIM115 (closed with the process)
+        log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # noqa: SIM115 (closed with the process)
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TASK_", "STRIPE_"))}
         process = subprocess.Popen(
             [
                 sys.executable,
                 "manage.py",
-                "db_worker",
-                "--no-reload",
-                "--no-startup-delay",
-                "--interval",
+                "process_events",
+                "--poll",
                 "0.05",
             ],
             cwd=ROOT,
@@ -133,7 +102,6 @@ def db_worker(transactional_db, tasks_queued, tmp_path) -> Iterator[Callable[...
                 "DATABASE_URL": _database_url(),
                 "DJANGO_SETTINGS_MODULE": settings_module,
                 "DJANGO_LOG_LEVEL": "INFO",
-                "TASK_BACKEND": "database",
                 **env,
             },
             stdout=log,

@@ -48,13 +48,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "orders",
-    # Before django_tasks_db: its `db_worker` command is replaced by payments' one, which adds the lease.
     "payments",
-    "django_tasks",
-    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
+    "checkout_demo.middleware.StripeWebhookMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -101,7 +99,9 @@ def _database_from_url(url: str) -> dict:
         # A file, not Django's shared in-memory database: threads in the race tests need real locking.
         config["TEST"] = {"NAME": env_str("DJANGO_TEST_DATABASE_NAME") or str(BASE_DIR / "test-db.sqlite3")}
         return config
-    config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
+    # No health check (a SELECT 1) before each request's first query: after a database restart, the
+    # first request on each stale connection answers 503 (checkout_demo.middleware) and it is replaced.
+    config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=False)
     test_name = env_str("DJANGO_TEST_DATABASE_NAME")
     if test_name:
         config["TEST"] = {"NAME": test_name}
@@ -195,29 +195,17 @@ def _cache_from_url(url: str) -> dict:
 CACHES = {"default": _cache_from_url(env_str("REDIS_URL") or env_str("CACHE_URL"))}
 CSRF_FAILURE_VIEW = "checkout_demo.errors.csrf_failure"
 
-# Background tasks (Django's tasks API). The database backend queues a task as a row written in the
-# caller's transaction, so a task commits, or rolls back, with the event or transition that asked for it;
-# `manage.py db_worker` runs the queue. `immediate` runs each task inside `enqueue`, in the caller's
-# process and transaction: for a unit test or a throwaway demo, never for production.
-_TASK_BACKENDS = {
-    "database": "django_tasks_db.DatabaseBackend",
-    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
-}
-TASK_BACKEND = env_str("TASK_BACKEND", "database").lower()
-if TASK_BACKEND not in _TASK_BACKENDS:
-    raise ImproperlyConfigured(f"TASK_BACKEND={TASK_BACKEND!r} is not one of: {', '.join(_TASK_BACKENDS)}.")
-TASKS = {"default": {"BACKEND": _TASK_BACKENDS[TASK_BACKEND]}}
-# A worker that claimed a task this long ago and has not finished it is presumed dead (SIGKILL, OOM, a
-# lost machine): any worker returns the task to the queue. Keep it above the slowest task's run time.
-TASK_LEASE_SECONDS = env_float("TASK_LEASE_SECONDS", 300.0)
-# A failed task runs again after TASK_RETRY_BASE_SECONDS, doubling each time up to the cap.
-TASK_RETRY_BASE_SECONDS = env_float("TASK_RETRY_BASE_SECONDS", 5.0)
-TASK_RETRY_MAX_SECONDS = env_float("TASK_RETRY_MAX_SECONDS", 600.0)
-# Attempts before a Stripe event is left `failed` (replay_events --failed), and before a signal
-# (order_fulfilled, order_refunded, order_disputed) is left owed (reconcile_orders sends it).
+# The worker (`manage.py process_events`). A claimed event no worker finished within the lease goes back to
+# the queue (its worker died): keep it above the slowest event's processing. Its retries wait the base
+# time, doubling up to the cap; after STRIPE_EVENT_MAX_ATTEMPTS a failed event waits for replay_events.
+# The TASK_* names are read too, from before the inbox was the queue.
+WORKER_LEASE_SECONDS = env_float("WORKER_LEASE_SECONDS", env_float("TASK_LEASE_SECONDS", 300.0))
+WORKER_BATCH_SIZE = env_int("WORKER_BATCH_SIZE", 50)
+WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 1)
+WORKER_POLL_SECONDS = env_float("WORKER_POLL_SECONDS", 1.0)
+RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", env_float("TASK_RETRY_BASE_SECONDS", 5.0))
+RETRY_MAX_SECONDS = env_float("RETRY_MAX_SECONDS", env_float("TASK_RETRY_MAX_SECONDS", 600.0))
 STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 8)
-# FULFILLMENT_SIGNAL_MAX_ATTEMPTS is the name from before the refund and dispute signals were tasks.
-SIGNAL_MAX_ATTEMPTS = env_int("SIGNAL_MAX_ATTEMPTS", env_int("FULFILLMENT_SIGNAL_MAX_ATTEMPTS", 8))
 
 # `/metrics` (Prometheus): off (404) unless one of these is set; with both, a scrape needs both. The
 # token is a bearer token (`Authorization: Bearer ...`); the addresses are the clients' as
@@ -246,8 +234,5 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "orders": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "payments": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        # The worker's own lines (claims, task outcomes, tracebacks of failed tasks).
-        "django_tasks": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        "django_tasks_db": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }

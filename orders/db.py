@@ -8,12 +8,13 @@ INVALID index, dropped and built again on the next run. SQLite gets the plain st
 
 import logging
 import re
+from typing import Any
 
 from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.migrations.operations import AddIndex, RemoveIndex
-from django.db.models import QuerySet
+from django.db.models import QuerySet, sql
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,23 @@ def storable_text(value: str, *, max_length: int | None = None, field: str = "")
 
 # Up to this many rows a list shows its exact count; above it, PostgreSQL's planner estimate, as "about".
 EXACT_COUNT_LIMIT = 10_000
+
+
+def update_returning(queryset: QuerySet, values: dict[str, Any], returning: str) -> list[Any]:
+    """Run `queryset.update(**values)` and return one column of the rows it updated, in one statement.
+
+    Django's update() says only how many rows changed; a caller that must know what it changed (the
+    status a transition moved an order from) would read the row again. PostgreSQL and SQLite (3.35+)
+    both answer UPDATE ... RETURNING.
+    """
+    query = queryset.query.chain(sql.UpdateQuery)
+    query.add_update_values(values)
+    statement, params = query.get_compiler(queryset.db).as_sql()
+    connection = connections[queryset.db]
+    column = connection.ops.quote_name(queryset.model._meta.get_field(returning).column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{statement} RETURNING {column}", params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def planner_estimate(queryset: QuerySet) -> int | None:

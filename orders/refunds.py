@@ -36,8 +36,6 @@ from orders.models import (
     TransitionSource,
 )
 from orders.money import money_format
-from orders.signals import disputes_owed_signal, refunds_owed_signal
-from orders.tasks import order_disputed_signal_task, order_refunded_signal_task
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +179,6 @@ def order_refund_record(
         )
         source = REQUESTER_SOURCES[RefundRequester(refund.requested_by)]
         order_refunds_recompute(order_id=refund.order_id, source=source, order=order)
-        _signal_refund_if_owed(refund_id)
     refund = OrderRefund.objects.get(pk=refund_id)
     logger.info(
         "order %s refund %s (%s) recorded: %s", refund.order_id, refund.pk, stripe_refund_id, refund.status
@@ -237,7 +234,6 @@ def order_refund_apply(
             source=source,
             stripe_event_id=stripe_event_id,
         )
-        _signal_refund_if_owed(applied.row.pk)
     return applied
 
 
@@ -271,7 +267,6 @@ def order_dispute_apply(
             source=source,
             stripe_event_id=stripe_event_id,
         )
-        _signal_dispute_if_owed(applied.row.pk)
     return applied
 
 
@@ -430,19 +425,6 @@ def _refund_amount(order: Order, amount: int | None, requester: RefundRequester)
             f"{waiting if under_way else ''}."
         )
     return amount
-
-
-def _signal_refund_if_owed(refund_pk: uuid.UUID | str) -> None:
-    # Queued in the writer's transaction: the task commits with the refund that made it due, or neither
-    # does. The worker's claim still decides; a copy queued by a duplicate event finds nothing to send.
-    if refunds_owed_signal().filter(pk=refund_pk).exists():
-        order_refunded_signal_task.enqueue(refund_id=str(refund_pk))
-
-
-def _signal_dispute_if_owed(dispute_pk: int) -> None:
-    status = disputes_owed_signal().filter(pk=dispute_pk).values_list("status", flat=True).first()
-    if status is not None:
-        order_disputed_signal_task.enqueue(dispute_id=dispute_pk, status=status)
 
 
 def _uuid(value: str) -> uuid.UUID | None:

@@ -10,7 +10,9 @@ a crash after its effect and before the commit makes it run again.
 
 import logging
 import uuid
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -100,35 +102,69 @@ def order_disputed_signal_send(*, dispute_pk: int) -> bool:
     return bool(claimed)
 
 
+# Each signal's outbox: its rows still owing it, the column that says when they became due, and the one
+# that names their order.
+OUTBOXES = {
+    "fulfillment": (orders_owed_fulfillment_signal, "fulfilled_at", "pk"),
+    "refund": (refunds_owed_signal, "updated_at", "order_id"),
+    "dispute": (disputes_owed_signal, "updated_at", "order_id"),
+}
+SENDERS = {
+    "fulfillment": lambda pk: order_fulfillment_signal_send(order_id=pk, **_fulfilment_of(pk)),
+    "refund": lambda pk: order_refunded_signal_send(refund_pk=pk),
+    "dispute": lambda pk: order_disputed_signal_send(dispute_pk=pk),
+}
+
+
+def signals_owed(*, changed_before: datetime, limit: int = 500) -> list[tuple[str, Any]]:
+    """Return (kind, pk) of the signals owed by rows last changed before the moment, the oldest first.
+
+    A signal is sent right after the commit that makes it due; one still owed later was left by a
+    sender that died, or by a receiver that raised.
+    """
+    owed = []
+    for kind, (rows, changed, _) in OUTBOXES.items():
+        due = rows().filter(**{f"{changed}__lt": changed_before}).order_by(changed)
+        owed += [(kind, pk) for pk in due.values_list("pk", flat=True)[:limit]]
+    return owed
+
+
+def signals_for_order(*, order_id: uuid.UUID | str, kinds: Iterable[str]) -> list[tuple[str, Any]]:
+    """Return (kind, pk) of the signals of these kinds the order owes now."""
+    owed = []
+    for kind in kinds:
+        rows, _, of_order = OUTBOXES[kind]
+        owed += [(kind, pk) for pk in rows().filter(**{of_order: order_id}).values_list("pk", flat=True)]
+    return owed
+
+
+def signal_send(kind: str, pk: Any) -> bool:
+    """Send one owed signal unless it was sent; return whether this call sent it."""
+    return SENDERS[kind](pk)
+
+
 def signals_resend(*, older_than: timedelta, dry_run: bool = False) -> int:
-    """Send every signal owed since before the age (its sender died, or its attempts ran out); count them.
+    """Send every signal owed since before the age (its sender died, or its receiver raised); count them.
 
     `dry_run` counts what is owed and sends nothing.
     """
-    cutoff = timezone.now() - older_than
-    owed_orders = orders_owed_fulfillment_signal().filter(fulfilled_at__lt=cutoff).order_by("fulfilled_at")
-    owed_refunds = refunds_owed_signal().filter(updated_at__lt=cutoff)
-    owed_disputes = disputes_owed_signal().filter(updated_at__lt=cutoff)
+    owed = signals_owed(changed_before=timezone.now() - older_than, limit=10**9)
     if dry_run:
-        return sum(owed.count() for owed in (owed_orders, owed_refunds, owed_disputes))
+        return len(owed)
     sent = 0
-    for order_id in owed_orders.values_list("pk", flat=True).iterator(chunk_size=500):
-        # Hand the receivers what the winning caller would have: the fulfilling transition's source and event.
-        source, event_id = (
-            OrderTransition.objects.filter(order_id=order_id, to_status=OrderStatus.FULFILLED)
-            .values_list("source", "stripe_event_id")
-            .first()
-        ) or ("system", None)
-        signalled = order_fulfillment_signal_send(order_id=order_id, source=source, stripe_event_id=event_id)
-        sent += _resent(signalled, f"order {order_id} fulfilment")
-    for refund_pk in owed_refunds.values_list("pk", flat=True):
-        sent += _resent(order_refunded_signal_send(refund_pk=refund_pk), f"refund {refund_pk}")
-    for dispute_pk in owed_disputes.values_list("pk", flat=True):
-        sent += _resent(order_disputed_signal_send(dispute_pk=dispute_pk), f"dispute {dispute_pk}")
+    for kind, pk in owed:
+        if signal_send(kind, pk):
+            logger.warning("%s %s signal was owed (no worker sent it): sent", kind, pk)
+            sent += 1
     return sent
 
 
-def _resent(sent: bool, what: str) -> bool:
-    if sent:
-        logger.warning("%s signal was owed (no worker sent it): sent", what)
-    return sent
+def _fulfilment_of(order_id: Any) -> dict[str, Any]:
+    """Return what the winning caller would have handed the receivers: the fulfilling transition's source
+    and event."""
+    source, event_id = (
+        OrderTransition.objects.filter(order_id=order_id, to_status=OrderStatus.FULFILLED)
+        .values_list("source", "stripe_event_id")
+        .first()
+    ) or ("system", None)
+    return {"source": source, "stripe_event_id": event_id}

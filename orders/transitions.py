@@ -10,6 +10,7 @@
 threads, processes or machines try at once; everyone else touches none and has lost, which is normal.
 The winner writes the `OrderTransition` row in the same transaction, so the audit log holds exactly the
 winning transitions. States only move forward, so events arriving out of order cannot corrupt an order.
+A fulfilment makes `order_fulfilled` owed, by its outbox column (orders.signals).
 """
 
 import logging
@@ -21,10 +22,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orders.db import text_is_storable
+from orders.db import text_is_storable, update_returning
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
 from orders.selectors import order_status_get
-from orders.tasks import order_fulfillment_signal_task
 
 logger = logging.getLogger(__name__)
 
@@ -90,23 +90,33 @@ def _apply(
         "updated_at": now,
         **(changes or {}),
     }
-    # No savepoint: inside a caller's transaction (the webhook's), an error must roll back the caller's
-    # work too, and at the top level this is the transaction; either way two round trips saved.
+    # No savepoint: inside a caller's transaction (the worker's), an error must roll back the caller's
+    # work too, and at the top level this is the transaction.
     with transaction.atomic(savepoint=False):
-        won = Order.objects.filter(pk=order_id, status__in=transition.from_statuses).update(**values) == 1
-        if won:
-            from_status = _record_win(transition, order_id, source, stripe_event_id, note)
-    if won:
+        # previous_status is set from the row's status in the same UPDATE, so RETURNING it tells the
+        # winner where the order came from without reading the row again.
+        moved = Order.objects.filter(pk=order_id, status__in=transition.from_statuses)
+        returned = update_returning(moved, values, "previous_status")
+        if returned:
+            OrderTransition.objects.create(
+                order_id=order_id,
+                from_status=returned[0],
+                to_status=transition.to_status,
+                source=source,
+                stripe_event_id=stripe_event_id,
+                note=note,
+            )
+    if returned:
         logger.info(
             "order %s %s: %s -> %s (source=%s event=%s)",
             order_id,
             transition.name,
-            from_status,
+            returned[0],
             transition.to_status,
             source.value,
             stripe_event_id or "-",
         )
-        return TransitionResult(won=True, from_status=from_status, status=str(transition.to_status))
+        return TransitionResult(won=True, from_status=returned[0], status=str(transition.to_status))
     # The one read a loser costs: what the order already is, for the caller and this log line.
     current = order_status_get(order_id=order_id)
     logger.info(
@@ -118,32 +128,6 @@ def _apply(
         stripe_event_id or "-",
     )
     return TransitionResult(won=False, from_status=current, status=current)
-
-
-def _record_win(
-    transition: Transition,
-    order_id: uuid.UUID | str,
-    source: TransitionSource,
-    stripe_event_id: str | None,
-    note: str,
-) -> str:
-    """Write the winner's audit row (and, for fulfil, queue the signal); return the from-state."""
-    # Our UPDATE holds the row until commit, so nobody can change previous_status under us.
-    from_status = Order.objects.values_list("previous_status", flat=True).get(pk=order_id)
-    OrderTransition.objects.create(
-        order_id=order_id,
-        from_status=from_status,
-        to_status=transition.to_status,
-        source=source,
-        stripe_event_id=stripe_event_id,
-        note=note,
-    )
-    if transition is FULFILL:
-        # Queued in this transaction: the signal's task commits with the fulfilment, or neither does.
-        order_fulfillment_signal_task.enqueue(
-            order_id=str(order_id), source=source.value, stripe_event_id=stripe_event_id
-        )
-    return from_status
 
 
 def order_confirm(

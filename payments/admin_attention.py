@@ -29,7 +29,7 @@ from orders.money import money_format
 from orders.search import order_reference
 from orders.selectors import order_counts_created_since
 from payments.admin import event_status_badge
-from payments.health import running_tasks, stripe_event_counts, task_queue
+from payments.health import event_queue, stripe_event_counts
 from payments.models import StripeEvent
 from payments.selectors.attention import (
     OPEN_DISPUTE_STATUSES,
@@ -233,8 +233,7 @@ def dashboard_context(user: AbstractBaseUser | AnonymousUser) -> dict:
         if not key.endswith("_events") or user.has_perm(VIEW_EVENTS)
     ]
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    queue = task_queue()
-    running = running_tasks()
+    queue = event_queue()
     waited = queue.oldest_waiting_age
     return {
         "show": True,
@@ -257,8 +256,8 @@ def dashboard_context(user: AbstractBaseUser | AnonymousUser) -> dict:
         "queue": {
             "waiting": queue.waiting,
             "scheduled": queue.scheduled,
-            "running": running.running,
-            "stuck": running.stuck,
+            "running": queue.claimed,
+            "stuck": 0,
             "oldest_waiting": _age(waited),
             "no_worker": waited is not None and waited > NO_WORKER_AFTER,
         },

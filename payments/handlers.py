@@ -43,6 +43,9 @@ class EventOutcome:
     session_id: str = ""
     duplicate: bool = False
     error: bool = False
+    # The signals its processing made due ("fulfillment", "refund", "dispute"), sent after its commit.
+    owes: tuple[str, ...] = ()
+    source: str = ""  # the transition source it was processed as
 
     @classmethod
     def of(cls, event: dict[str, Any], status: str, reason: str, **fields: Any) -> "EventOutcome":
@@ -79,12 +82,17 @@ def checkout_session_event(event: dict[str, Any], source: str) -> EventOutcome:
         stripe_event_id=event["id"],
         payment_failed=event["type"] == ASYNC_PAYMENT_FAILED,
     )
+    won = applied.transition is not None and applied.transition.won
+    owes = ("fulfillment",) if won and applied.transition.status == "fulfilled" else ()
+    # A late payment is refunded at once: its refund's signal is due when Stripe took it.
+    owes += ("refund",) if applied.decision == SessionDecision.LATE_PAYMENT else ()
     return EventOutcome.of(
         event,
         EVENT_STATUSES.get(applied.decision, EventStatus.PROCESSED),
         applied.reason,
         order_id=applied.order_id,
         session_id=session.id,
+        owes=owes,
     )
 
 
@@ -139,6 +147,7 @@ def _apply_refund(refund: gateway.StripeRefund, event: dict[str, Any], source: s
         EventStatus.PROCESSED,
         f"refund {refund.id} {applied.row.status}: {what}; {_money(applied.totals)}",
         order_id=order_id,
+        owes=("refund",) if applied.changed else (),
     )
 
 
@@ -174,7 +183,8 @@ def charge_refunded(event: dict[str, Any], source: str) -> EventOutcome:
     # The charge is this order's, so a refund that could not be recorded leaves the order off Stripe's money.
     applied = any(o.status == EventStatus.PROCESSED for o in outcomes)
     status = EventStatus.PROCESSED if applied else EventStatus.NEEDS_REVIEW
-    return EventOutcome.of(event, status, f"charge {charge['id']}: {reasons}", order_id=order_id)
+    owes = tuple(sorted({kind for outcome in outcomes for kind in outcome.owes}))
+    return EventOutcome.of(event, status, f"charge {charge['id']}: {reasons}", order_id=order_id, owes=owes)
 
 
 def dispute_changed(event: dict[str, Any], source: str) -> EventOutcome:
@@ -193,6 +203,7 @@ def dispute_changed(event: dict[str, Any], source: str) -> EventOutcome:
         EventStatus.PROCESSED,
         f"dispute {dispute.id} {applied.row.status}: {what}; {_money(applied.totals)}",
         order_id=order_id,
+        owes=("dispute",) if applied.changed else (),
     )
 
 

@@ -1,31 +1,21 @@
-"""The task queue's and the event inbox's health figures, for `/metrics` and the admin alike.
+"""The event queue's and the inbox's health figures, for `/metrics` and the admin alike.
 
-Every figure is read from the database when it is asked for, so all gunicorn workers and all task
-workers agree on it. Each stays cheap when the tables hold millions of finished rows:
-
-- Tasks waiting and running are read from partial indexes that hold only READY rows (django-tasks-db's
-  `tasks_db_new_ordering_idx`) and only RUNNING rows (`payments_task_running_idx`, migration
-  `payments.0004`), so their cost follows the queue, never the history of finished tasks.
-- The oldest received event, the recent latencies and the counts below use StripeEvent's
-  (status, received_at) index, and the counts of transitions OrderTransition's (source) index.
-- Counts by status or source are exact up to EXACT_COUNT_LIMIT (a count of at most that many index
-  entries). Above it, PostgreSQL answers with its planner's estimate, which costs no scan and follows
-  the table's growth between ANALYZEs; other databases count exactly (a SQLite shop is small).
+Every figure is read from the database when it is asked for, so every web process and every worker
+agrees on it, and each stays cheap when the tables hold millions of finished rows: the queue's figures
+come from its partial index, the counts by status or source are capped (`orders.db.capped_count`), the
+latencies read at most LATENCY_SAMPLE_LIMIT recent rows.
 """
 
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
-from django_tasks import TaskResultStatus
-from django_tasks_db.models import DBTaskResult, get_date_max
 
 from orders.db import capped_count
 from orders.models import OrderTransition, TransitionSource
-from payments.models import FINISHED_STATUSES, EventStatus, StripeEvent
+from payments.models import FINISHED_STATUSES, UNFINISHED_STATUSES, EventStatus, StripeEvent
 
 LATENCY_WINDOW = timedelta(minutes=5)
 # The most recent finished events a latency summary reads: a burst cannot make a scrape expensive.
@@ -34,20 +24,14 @@ LATENCY_QUANTILES = (0.5, 0.9, 0.99)
 
 
 @dataclass(frozen=True)
-class TaskQueue:
-    """The tasks waiting for a worker (READY)."""
+class EventQueue:
+    """The stored events still to process, as workers see them."""
 
-    waiting: int  # may run now: a worker should pick them up at once
-    scheduled: int  # a retry's backoff (`run_after` in the future): not due yet
-    oldest_waiting_age: timedelta | None  # how long the longest-waiting runnable task has been due
-
-
-@dataclass(frozen=True)
-class RunningTasks:
-    """The tasks a worker has claimed (RUNNING)."""
-
-    running: int
-    stuck: int  # claimed longer ago than TASK_LEASE_SECONDS: their worker is presumed dead
+    waiting: int  # due now and held by no worker: a worker should take them at once
+    claimed: int  # held by a worker now
+    scheduled: int  # a failed event's retry, not due yet
+    oldest_waiting_age: timedelta | None  # how long the longest-due waiting event has been due
+    finished_per_second: float  # events finished over the last LATENCY_WINDOW
 
 
 @dataclass(frozen=True)
@@ -60,50 +44,29 @@ class EventLatency:
     max: float | None
 
 
-def task_queue(*, now: datetime | None = None) -> TaskQueue:
-    """Return the tasks waiting, those scheduled for a retry, and how long the oldest runnable one waited.
-
-    A task is due from `run_after` when it has one (a retry) and from `enqueued_at` otherwise (django-
-    tasks-db stores "no run_after" as its far-future date_max), so a retry's backoff is not counted as
-    waiting.
-    """
+def event_queue(*, now: datetime | None = None) -> EventQueue:
+    """Return the queue's figures from its own partial index (only unfinished events), so they cost what
+    the queue holds, never the history of finished events."""
     now = now or timezone.now()
-    no_delay = get_date_max()
-    due = Q(run_after=no_delay) | Q(run_after__lte=now)
-    figures = DBTaskResult.objects.filter(status=TaskResultStatus.READY).aggregate(
-        waiting=Count("pk", filter=due),
-        scheduled=Count("pk", filter=~due),
-        oldest_undelayed=Min("enqueued_at", filter=Q(run_after=no_delay)),
-        oldest_retry_due=Min("run_after", filter=Q(run_after__lte=now)),
+    unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    waiting = Q(next_attempt_at__lte=now) & unclaimed
+    figures = StripeEvent.objects.filter(
+        status__in=UNFINISHED_STATUSES, next_attempt_at__isnull=False
+    ).aggregate(
+        waiting=Count("pk", filter=waiting),
+        claimed=Count("pk", filter=~unclaimed),
+        scheduled=Count("pk", filter=Q(next_attempt_at__gt=now) & unclaimed),
+        oldest=Min("next_attempt_at", filter=waiting),
     )
-    due_since = [moment for moment in (figures["oldest_undelayed"], figures["oldest_retry_due"]) if moment]
-    return TaskQueue(
+    recent = StripeEvent.objects.filter(status__in=FINISHED_STATUSES, processed_at__gte=now - LATENCY_WINDOW)
+    finished = recent.order_by()[:LATENCY_SAMPLE_LIMIT].count()
+    return EventQueue(
         waiting=figures["waiting"],
+        claimed=figures["claimed"],
         scheduled=figures["scheduled"],
-        oldest_waiting_age=max(now - min(due_since), timedelta(0)) if due_since else None,
+        oldest_waiting_age=max(now - figures["oldest"], timedelta(0)) if figures["oldest"] else None,
+        finished_per_second=finished / LATENCY_WINDOW.total_seconds(),
     )
-
-
-def running_tasks(*, now: datetime | None = None) -> RunningTasks:
-    """Return the tasks claimed by a worker, and those claimed longer ago than the lease."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.TASK_LEASE_SECONDS)
-    figures = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).aggregate(
-        running=Count("pk"), stuck=Count("pk", filter=Q(started_at__lt=cutoff))
-    )
-    return RunningTasks(running=figures["running"], stuck=figures["stuck"])
-
-
-def oldest_received_event_age(*, now: datetime | None = None) -> timedelta | None:
-    """Return how long the oldest event still `received` (stored, not processed) has waited, or None."""
-    now = now or timezone.now()
-    oldest = (
-        StripeEvent.objects.filter(status=EventStatus.RECEIVED)
-        .order_by("received_at")
-        .values_list("received_at", flat=True)
-        .first()
-    )
-    return max(now - oldest, timedelta(0)) if oldest else None
 
 
 def stripe_event_counts() -> dict[str, int]:
@@ -130,7 +93,7 @@ def event_processing_latency(
     """Return the quantiles of `received_at` -> `processed_at` over events received in the window.
 
     Only finished events (processed, ignored, needs_review) have a `processed_at`; one still waiting
-    shows in `oldest_received_event_age` instead. At most `limit` of the most recent are read.
+    shows in the queue's figures instead. At most `limit` of the most recent are read.
     """
     now = now or timezone.now()
     rows = (

@@ -13,21 +13,20 @@ import json
 import logging
 import traceback
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, DataError, IntegrityError, transaction
-from django.db.models import F, JSONField, QuerySet, Value
-from django.db.models.functions import Cast
+from django.db import DatabaseError, DataError, connection, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
-from django_tasks import task
 
 from orders.db import storable_text
 from orders.models import TransitionSource
-from orders.retries import task_retry_enqueue
 from payments import gateway
 from payments.handlers import EventOutcome, event_handle
 from payments.models import UNFINISHED_STATUSES, EventSource, EventStatus, StripeEvent
@@ -47,6 +46,7 @@ TRANSITION_SOURCES = {
 # (OperationalError) and an unavailable Stripe still retry.
 DETERMINISTIC_ERRORS = (DataError, KeyError, TypeError, ValueError, AttributeError)
 PAGE_SIZE = 200
+TABLE = StripeEvent._meta.db_table
 
 
 class EventNotStored(Exception):
@@ -68,96 +68,124 @@ class _FinishedElsewhere(Exception):
 def stripe_event_intake(
     *, event: dict[str, Any], payload: bytes | str | None = None, source: str = EventSource.WEBHOOK
 ) -> EventOutcome:
-    """Store a verified event and queue its processing, unless a stored copy is finished already.
+    """Store a verified event as work to do, in one statement; a stored copy changes nothing.
 
-    `payload` is the body the event was parsed from, stored as it came (None: serialised here). Raises
-    EventNotStored when the database cannot take the event right now.
+    `payload` is the body the event was parsed from, stored as it came (None: serialised here). A copy of
+    an event that failed brings its next attempt forward to now: Stripe redelivering it is a reason to
+    try again. Raises EventNotStored when the database cannot take the event right now.
     """
     text = (
-        json.dumps(event) if payload is None else payload.decode() if isinstance(payload, bytes) else payload
+        payload.decode() if isinstance(payload, bytes) else json.dumps(event) if payload is None else payload
     )
+    created = event.get("created")
+    now = timezone.now()
+    row = [
+        event["id"],
+        event["type"],
+        storable_text(str(event.get("api_version") or ""), max_length=64),
+        event.get("livemode") is True,
+        datetime.fromtimestamp(created, tz=dt_timezone.utc)
+        if isinstance(created, int) and 0 <= created < 2**33
+        else None,
+        text,
+        text,
+        source,
+        now,
+        now,
+    ]
     try:
         try:
-            try:
-                _store(event, text, source, queryable=True)
-            except DataError as exc:
-                # jsonb refuses a \u0000 or a lone surrogate that JSON allows; a text column holds the body.
-                logger.warning("event %s: stored without its queryable JSON copy: %s", event["id"], exc)
-                _store(event, text, source, queryable=False)
-            status, queued, stored_now = EventStatus.RECEIVED, True, True
-        except IntegrityError:
-            status = (
-                StripeEvent.objects.filter(stripe_id=event["id"]).values_list("status", flat=True).first()
-            )
-            if status is None:
-                raise
-            # A copy of an unfinished event queues it again: a task too many finds it finished and stops,
-            # while one too few (a backfill that died before queuing) would leave it unprocessed.
-            queued, stored_now = status in UNFINISHED_STATUSES, False
-            if queued:
-                stripe_event_process_task.enqueue(stripe_event_id=event["id"])
+            stored = _execute(_intake_sql(queryable=True), row)
+        except DataError as exc:
+            # jsonb refuses a \u0000 or a lone surrogate that JSON allows; a text column holds the body.
+            logger.warning("event %s: stored without its queryable JSON copy: %s", event["id"], exc)
+            stored = _execute(_intake_sql(queryable=False), row[:6] + row[7:])
     except DatabaseError as exc:
         logger.error("event %s %s: could not be stored: %s", event["id"], event["type"], exc)
         raise EventNotStored(f"Could not store event {event['id']}: {exc}") from exc
-    logger.info("event %s %s (%s): %s", event["id"], event["type"], source, "queued" if queued else status)
-    if stored_now:
-        return EventOutcome.of(event, status, "processing queued")
-    if queued:
-        return EventOutcome.of(event, status, "stored before, processing queued again")
-    return EventOutcome.of(event, status, "already finished", duplicate=True)
+    if not stored:
+        logger.info("event %s %s (%s): a copy, stored before", event["id"], event["type"], source)
+        return EventOutcome.of(event, "stored", "stored before", duplicate=True)
+    if stored[0][0]:  # attempts: a failed event, queued again
+        logger.info("event %s %s (%s): failed before, queued again", event["id"], event["type"], source)
+        return EventOutcome.of(event, EventStatus.FAILED, "stored before, processing queued again")
+    logger.info("event %s %s (%s): stored, queued", event["id"], event["type"], source)
+    return EventOutcome.of(event, EventStatus.RECEIVED, "processing queued")
 
 
-def _store(event: dict[str, Any], text: str, source: str, *, queryable: bool) -> None:
-    """Insert the event and queue its processing in one transaction; a stored copy raises IntegrityError."""
-    created = event.get("created")
-    with transaction.atomic():
-        StripeEvent.objects.create(
-            stripe_id=event["id"],
-            type=event["type"],
-            api_version=storable_text(str(event.get("api_version") or ""), max_length=64),
-            livemode=event.get("livemode") is True,
-            stripe_created=datetime.fromtimestamp(created, tz=dt_timezone.utc)
-            if isinstance(created, int) and 0 <= created < 2**33
-            else None,
-            payload_text=text,
-            payload=Cast(Value(text), output_field=JSONField()) if queryable else None,
-            source=source,
-        )
-        stripe_event_process_task.enqueue(stripe_event_id=event["id"])
-
-
-@task()
-def stripe_event_process_task(*, stripe_event_id: str) -> str:
-    """Process the stored event unless it is finished; retry it with backoff when it fails."""
-    try:
-        return stripe_event_process_stored(stripe_id=stripe_event_id).reply
-    except EventProcessingFailed:
-        attempts = StripeEvent.objects.values_list("attempts", flat=True).get(stripe_id=stripe_event_id)
-        retry_at = task_retry_enqueue(
-            task=stripe_event_process_task,
-            attempt=attempts,
-            max_attempts=settings.STRIPE_EVENT_MAX_ATTEMPTS,
-            kwargs={"stripe_event_id": stripe_event_id},
-        )
-        if retry_at:
-            logger.warning("event %s: attempt %d failed, retry at %s", stripe_event_id, attempts, retry_at)
-        else:
-            logger.error(
-                "event %s: attempt %d failed, no retry left (replay_events --failed)",
-                stripe_event_id,
-                attempts,
-            )
-        raise
-
-
-def stripe_event_process_stored(*, stripe_id: str) -> EventOutcome:
-    """Process the stored event of this id unless it is finished (a duplicate outcome then)."""
-    row = StripeEvent.objects.only("pk", "stripe_id", "type", "status", "source", "payload_text").get(
-        stripe_id=stripe_id
+@cache
+def _intake_sql(*, queryable: bool) -> str:
+    json_copy = ("%s::jsonb" if connection.vendor == "postgresql" else "%s") if queryable else "NULL"
+    return (
+        f"INSERT INTO {TABLE} (stripe_id, type, api_version, livemode, stripe_created, payload_text, "
+        "payload, source, status, attempts, outcome, last_error, received_at, next_attempt_at) "
+        f"VALUES (%s, %s, %s, %s, %s, %s, {json_copy}, %s, 'received', 0, '', '', %s, %s) "
+        f"ON CONFLICT (stripe_id) DO UPDATE SET next_attempt_at = excluded.next_attempt_at "
+        f"WHERE {TABLE}.status = 'failed' RETURNING attempts"
     )
-    if row.status not in UNFINISHED_STATUSES:
-        return EventOutcome(row.stripe_id, row.type, row.status, "already finished", duplicate=True)
-    return stripe_event_process(pk=row.pk, event=row.event, transition_source=TRANSITION_SOURCES[row.source])
+
+
+def _execute(statement: str, params: list[Any]) -> list[tuple]:
+    """Run one statement with Django's own adaptation of the parameters; return what it returns."""
+    ops = connection.ops
+    adapted = [ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in params]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, adapted)
+        return cursor.fetchall() if cursor.description else []
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An event a worker holds until its lease runs out."""
+
+    pk: int
+    stripe_id: str
+    type: str
+    source: str
+    payload_text: str
+
+
+def stripe_events_claim(*, limit: int, lease: timedelta) -> list[Claimed]:
+    """Claim up to `limit` due events that no live worker holds, the longest due first, in one statement.
+
+    SKIP LOCKED on PostgreSQL lets several workers claim side by side, each passing over the rows another
+    is claiming; SQLite has one writer at a time, which serialises the claims by itself.
+    """
+    now = timezone.now()
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    statement = (
+        f"UPDATE {TABLE} SET claimed_until = %s WHERE id IN (SELECT id FROM {TABLE} "
+        "WHERE status IN ('received', 'failed') AND next_attempt_at <= %s "
+        "AND (claimed_until IS NULL OR claimed_until < %s) "
+        f"ORDER BY next_attempt_at, id LIMIT %s{skip_locked}) "
+        "RETURNING id, stripe_id, type, source, payload_text"
+    )
+    rows = _execute(statement, [now + lease, now, now, limit])
+    return sorted((Claimed(*row) for row in rows), key=lambda claimed: claimed.pk)
+
+
+def stripe_events_release(*, pks: Iterable[int]) -> int:
+    """Give back claimed events not processed (a worker stopping), so the next worker takes them at once."""
+    return StripeEvent.objects.filter(pk__in=list(pks), status__in=UNFINISHED_STATUSES).update(
+        claimed_until=None
+    )
+
+
+def stripe_event_process_claimed(claimed: Claimed) -> EventOutcome:
+    """Process an event this worker claimed; an unexpected error is stored, with its retry, and returned."""
+    event = json.loads(claimed.payload_text)
+    try:
+        return stripe_event_process(
+            pk=claimed.pk, event=event, transition_source=TRANSITION_SOURCES[claimed.source]
+        )
+    except EventProcessingFailed as exc:
+        return EventOutcome.of(event, EventStatus.FAILED, str(exc), error=True)
+
+
+def retry_delay(*, attempt: int) -> timedelta:
+    """Return how long to wait after the given failed attempt (1, 2, ...): doubling from the base, capped."""
+    seconds = settings.RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0)
+    return timedelta(seconds=min(seconds, settings.RETRY_MAX_SECONDS))
 
 
 def stripe_event_process(
@@ -183,6 +211,8 @@ def stripe_event_process(
                 processed_at=timezone.now(),
                 attempts=F("attempts") + 1,
                 last_error="",
+                next_attempt_at=None,
+                claimed_until=None,
             )
             if not finished:
                 raise _FinishedElsewhere
@@ -200,6 +230,7 @@ def stripe_event_process(
         failed = EventOutcome.of(event, EventStatus.FAILED, f"unexpected error: {type(exc).__name__}: {exc}")
         _record_failure(pk, event, exc, from_statuses, failed)
         raise EventProcessingFailed(f"Event {event['id']} could not be processed: {failed.reason}") from exc
+    outcome = replace(outcome, source=transition_source)
     log = logger.error if outcome.status in NEEDS_A_PERSON else logger.info
     log(
         "event %s %s %s: %s (order=%s session=%s source=%s)",
@@ -217,22 +248,32 @@ def stripe_event_process(
 def _record_failure(
     pk: int, event: dict[str, Any], exc: Exception, from_statuses: tuple[str, ...], outcome: EventOutcome
 ) -> None:
-    """Store the failed run's status, reason and traceback, unless another run finished the event."""
+    """Store the failed run's status, reason and traceback, and when to try again, unless another run
+    finished the event meanwhile. After STRIPE_EVENT_MAX_ATTEMPTS a failed event waits for a replay."""
     logger.error(
         "event %s %s %s: %s", event["id"], event["type"], outcome.status, outcome.reason, exc_info=exc
     )
     try:
         with transaction.atomic():
+            attempts = StripeEvent.objects.values_list("attempts", flat=True).get(pk=pk) + 1
+            retry = outcome.status == EventStatus.FAILED and attempts < settings.STRIPE_EVENT_MAX_ATTEMPTS
             StripeEvent.objects.filter(pk=pk, status__in=from_statuses).update(
                 status=outcome.status,
                 outcome=storable_text(outcome.reason),
                 last_error=storable_text("".join(traceback.format_exception(exc))),
-                attempts=F("attempts") + 1,
+                attempts=attempts,
                 processed_at=None if outcome.status == EventStatus.FAILED else timezone.now(),
+                next_attempt_at=timezone.now() + retry_delay(attempt=attempts) if retry else None,
+                claimed_until=None,
             )
     except DatabaseError:
-        # The event stays as it was (received, most likely) and is processed again on redelivery.
+        # The event stays as it was, claimed until its lease runs out; then any worker takes it again.
         logger.exception("event %s %s: could not record the failure either", event["id"], event["type"])
+        return
+    if outcome.status == EventStatus.FAILED and not retry:
+        logger.error(
+            "event %s: attempt %d failed, no retry left (replay_events --failed)", event["id"], attempts
+        )
 
 
 def stripe_events_selected(

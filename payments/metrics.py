@@ -26,37 +26,26 @@ class HealthCollector(Collector):
     """Yield the queue's and the inbox's figures, read afresh at each collect()."""
 
     def collect(self) -> Iterator[Metric]:
-        queue = health.task_queue()
+        queue = health.event_queue()
         depth = GaugeMetricFamily(
-            f"{PREFIX}_queue_depth",
-            "Tasks waiting for a worker: 'waiting' may run now, 'scheduled' is a failed task's retry whose "
-            "backoff has not passed yet.",
+            f"{PREFIX}_event_queue_depth",
+            "Stored Stripe events still to process: 'waiting' are due and held by no worker, 'claimed' are "
+            "held by one, 'scheduled' are failed events whose retry is not due yet.",
             labels=["state"],
         )
-        depth.add_metric(["waiting"], queue.waiting)
-        depth.add_metric(["scheduled"], queue.scheduled)
+        for state in ("waiting", "claimed", "scheduled"):
+            depth.add_metric([state], getattr(queue, state))
         yield depth
         yield _gauge(
-            "oldest_waiting_task_age_seconds",
-            "How long the longest-waiting runnable task has been due; 0 when none waits. Growing: no worker "
-            "is running, or they are all busy.",
+            "oldest_waiting_event_age_seconds",
+            "How long the longest-due waiting event has been due; 0 when none waits. Growing: no worker is "
+            "running, or they cannot keep up.",
             _seconds(queue.oldest_waiting_age),
         )
-
-        running = health.running_tasks()
-        yield _gauge("running_tasks", "Tasks a worker has claimed and not finished.", running.running)
         yield _gauge(
-            "stuck_tasks",
-            "Tasks claimed longer ago than TASK_LEASE_SECONDS: their worker died, and no live worker has "
-            "queued them again yet.",
-            running.stuck,
-        )
-
-        yield _gauge(
-            "oldest_received_event_age_seconds",
-            "How long the oldest Stripe event stored but not yet processed (status received) has waited; "
-            "0 when none waits.",
-            _seconds(health.oldest_received_event_age()),
+            "events_processed_per_second",
+            f"Events finished per second over the last {int(health.LATENCY_WINDOW.total_seconds())} s.",
+            queue.finished_per_second,
         )
         events = GaugeMetricFamily(
             f"{PREFIX}_stripe_events",

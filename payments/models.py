@@ -3,6 +3,7 @@
 import json
 
 from django.db import models
+from django.utils import timezone
 
 
 class EventStatus(models.TextChoices):
@@ -56,6 +57,10 @@ class StripeEvent(models.Model):
     )
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # The row is its own queue entry: due from next_attempt_at (a retry's backoff), null once finished or
+    # out of attempts; a worker that claims it holds it until claimed_until, and one that dies lets it lapse.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -64,6 +69,12 @@ class StripeEvent(models.Model):
             # The events admin's ordering, newest first, and its type filter's order within a type.
             models.Index(fields=["received_at", "id"], name="stripeevent_received_id_idx"),
             models.Index(fields=["type", "received_at"], name="stripeevent_type_recv_idx"),
+            # The queue: only the events still to process, in the order they are due.
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=models.Q(status__in=UNFINISHED_STATUSES, next_attempt_at__isnull=False),
+                name="stripeevent_queue_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -4,6 +4,10 @@ from django.urls import path, re_path
 
 from payments.views import checkout, metrics, returns, webhook
 
+# Served by checkout_demo.middleware.StripeWebhookMiddleware, before any other middleware; named here for
+# reverse() and for a project that leaves the middleware out.
+WEBHOOK_PATH = "/stripe-webhook"
+
 urlpatterns = [
     path("", checkout.checkout_page, name="checkout"),
     path("checkout/", checkout.checkout_page_or_create, name="checkout-create"),

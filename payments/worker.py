@@ -1,168 +1,158 @@
-"""The task worker: django-tasks-db's loop, plus follow-ups run at once and a database that may go away.
+"""The worker: claim a batch of due events, process each in its own transaction, then send the signals that
+processing made due; between batches, send any signal a crash left owed.
 
-Follow-ups. A task that queues another to run now (the event task queues the fulfillment signal in the
-fulfilling transaction) would leave it for the worker's next poll: a connection check, a transaction
-and an ordered `SELECT ... FOR UPDATE SKIP LOCKED`, a wait of `--interval` when the queue looks empty.
-This worker claims each such task by its id as soon as the task that queued it returns, with one
-conditional UPDATE (`task_claim`), and runs it as its loop would (the library's `run_task`). The task
-row was written in the queuing transaction as before, so nothing depends on this: if the worker dies
-first, the task is READY for any worker, or RUNNING under a lease.
-
-A database that goes away (a restart, a failover). The library's loop ends the process on a database
-error outside a task, and marks a task FAILED when the error came from inside it, which for this
-project would leave its event unprocessed with no retry queued. Here the loop starts again once the
-database answers, and the task that was running when it failed is queued again at once
-(`task_requeue`): every task of this project is safe to run twice (see `payments.worker`).
+Several workers share one PostgreSQL: each claims with SKIP LOCKED, so none waits for another. A worker
+that dies holds its claims until their lease (WORKER_LEASE_SECONDS) runs out; then any worker takes them,
+and every step is idempotent by the database, so nothing is done twice: the event's final status is a
+conditional UPDATE from an unfinished status, a signal's claim a conditional UPDATE of its outbox column.
+A database that goes away (a restart, a failover) is waited for.
 """
 
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from functools import partial
 
-from django.db import InterfaceError, OperationalError, connection, connections
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
-from django_tasks import TaskResultStatus
-from django_tasks.signals import task_enqueued
-from django_tasks_db.management.commands import db_worker
-from django_tasks_db.models import DBTaskResult
+
+from orders.signals import order_fulfillment_signal_send, signal_send, signals_for_order, signals_owed
+from payments.handlers import EventOutcome
+from payments.inbox import (
+    retry_delay,
+    stripe_event_process_claimed,
+    stripe_events_claim,
+    stripe_events_release,
+)
 
 logger = logging.getLogger(__name__)
 
-# The exceptions, by the path django-tasks-db stores, that say the database was lost, not the task.
-DATABASE_LOST = frozenset(f"django.db.utils.{cls.__name__}" for cls in (OperationalError, InterfaceError))
-RECONNECT_PAUSE_SECONDS = 1.0
+DATABASE_LOST = (OperationalError, InterfaceError)
+# A signal owed for longer than this was not sent right after its commit: its sender died, or a receiver
+# raised (or its writer was no worker: an operator's refund). Long enough not to race its own sender.
+SWEEP_GRACE = timedelta(seconds=5)
+SWEEP_EVERY_SECONDS = 5.0
+PROGRESS_EVERY_SECONDS = 60.0
 
 
-class TaskWorker(db_worker.Worker):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._follow_ups: list[DBTaskResult] | None = None
-        self._current: DBTaskResult | None = None
-        self._thread_id: int | None = None
+@dataclass
+class Worker:
+    """One worker loop; `stop()` from a signal handler lets it finish the event in hand and give back the
+    rest of its batch."""
 
-    def run(self) -> None:
-        self._thread_id = threading.get_ident()
-        task_enqueued.connect(self._collect, dispatch_uid=("task-follow-ups", id(self)))
+    batch_size: int = 50
+    poll_seconds: float = 1.0
+    name: str = "worker"
+    stopping: threading.Event = field(default_factory=threading.Event)
+    processed: int = 0
+    # Owed signals whose receiver raised here: when this worker may try each again (backoff, in memory).
+    _retry_at: dict[tuple[str, object], tuple[int, float]] = field(default_factory=dict)
+    _next_sweep: float = 0.0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self, *, once: bool = False) -> int:
+        """Process events until stopped (or, with `once`, until none is due); return how many."""
+        logger.info(
+            "%s: started (batch %d, lease %ss)", self.name, self.batch_size, settings.WORKER_LEASE_SECONDS
+        )
+        reported, since = time.monotonic(), self.processed
+        while not self.stopping.is_set():
+            try:
+                done = self.run_batch()
+                if time.monotonic() >= self._next_sweep or (once and not done):
+                    self.sweep()
+            except DATABASE_LOST as exc:
+                self._database_lost(exc)
+                continue
+            finally:
+                close_old_connections()
+            if time.monotonic() - reported >= PROGRESS_EVERY_SECONDS:
+                rate = (self.processed - since) / (time.monotonic() - reported)
+                logger.info("%s: %d events processed, %.1f a second lately", self.name, self.processed, rate)
+                reported, since = time.monotonic(), self.processed
+            if not done:
+                if once:
+                    break
+                self.stopping.wait(self.poll_seconds)
+        logger.info("%s: stopped after %d events", self.name, self.processed)
+        return self.processed
+
+    def run_batch(self) -> int:
+        """Claim a batch and process it; return how many events were claimed."""
+        lease = timedelta(seconds=settings.WORKER_LEASE_SECONDS)
+        claimed = stripe_events_claim(limit=self.batch_size, lease=lease)
+        for index, event in enumerate(claimed):
+            if self.stopping.is_set():
+                released = stripe_events_release(pks=[rest.pk for rest in claimed[index:]])
+                logger.info("%s: stopping, %d claimed events given back", self.name, released)
+                break
+            outcome = stripe_event_process_claimed(event)
+            self.processed += 1
+            if outcome.order_id and outcome.owes:
+                self.send_owed(outcome)
+        return len(claimed)
+
+    def send_owed(self, outcome: EventOutcome) -> None:
+        """Send, right after the commit that made them due, the signals the event's processing owes."""
+        for kind in outcome.owes:
+            if kind == "fulfillment":
+                # The claim alone finds whether it is owed; the event in hand is what receivers are told.
+                send = partial(
+                    order_fulfillment_signal_send,
+                    order_id=outcome.order_id,
+                    source=outcome.source,
+                    stripe_event_id=outcome.stripe_id,
+                )
+                self._send(kind, outcome.order_id, send)
+                continue
+            for owed_kind, pk in signals_for_order(order_id=outcome.order_id, kinds=[kind]):
+                self._send(owed_kind, pk, partial(signal_send, owed_kind, pk))
+
+    def sweep(self, *, grace: timedelta = SWEEP_GRACE) -> int:
+        """Send the signals still owed after the grace (their sender died, a receiver raised); count them."""
+        self._next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
+        sent = 0
+        for kind, pk in signals_owed(changed_before=timezone.now() - grace):
+            if self._retry_at.get((kind, pk), (0, 0.0))[1] <= time.monotonic():
+                sent += self._send(kind, pk, partial(signal_send, kind, pk))
+        return sent
+
+    def _send(self, kind: str, pk: object, send: Callable[[], bool]) -> bool:
+        """Send one signal; when a receiver raises, leave it owed and try again after a backoff."""
         try:
-            while True:
-                try:
-                    return super().run()
-                except (OperationalError, InterfaceError) as exc:
-                    if self.batch or not self.running:
-                        raise
-                    self._database_lost(exc)
-        finally:
-            task_enqueued.disconnect(dispatch_uid=("task-follow-ups", id(self)))
-
-    def run_task(self, db_task_result: DBTaskResult) -> None:
-        self._current, self._follow_ups = db_task_result, []
-        try:
-            super().run_task(db_task_result)
-        finally:
-            follow_ups, self._follow_ups = self._follow_ups, None
-        if (
-            db_task_result.status == TaskResultStatus.FAILED
-            and db_task_result.exception_class_path in DATABASE_LOST
-        ):
-            task_requeue(task=db_task_result, reason="the database failed under it")
-        self._current = None
-        for follow_up in follow_ups:
-            if self.running and task_claim(task=follow_up, worker_id=self.worker_id):
-                self.run_task(follow_up)
-
-    def _collect(self, sender: Any, task_result: Any, **kwargs: Any) -> None:
-        """Note a task queued by the running task, in this thread, to run now on this worker's queues."""
-        if self._follow_ups is None or threading.get_ident() != self._thread_id:
-            return
-        db_result = getattr(task_result, "db_result", None)
-        if (
-            db_result is not None
-            and task_result.task.run_after is None
-            and task_result.backend == self.backend_name
-            and (self.process_all_queues or task_result.task.queue_name in self.queue_names)
-            and task_result.task.queue_name not in self.excluded_queue_names
-        ):
-            self._follow_ups.append(db_result)
+            sent = send()
+        except DATABASE_LOST:
+            raise
+        except Exception as exc:
+            attempts = self._retry_at.get((kind, pk), (0, 0.0))[0] + 1
+            delay = retry_delay(attempt=attempts).total_seconds()
+            self._retry_at[(kind, pk)] = (attempts, time.monotonic() + delay)
+            logger.warning(
+                "%s %s signal failed on attempt %d (%s: %s): left owed, tried again in %.0f s",
+                kind,
+                pk,
+                attempts,
+                type(exc).__name__,
+                exc,
+                delay,
+                exc_info=exc,
+            )
+            return False
+        self._retry_at.pop((kind, pk), None)
+        return sent
 
     def _database_lost(self, exc: Exception) -> None:
-        logger.error(
-            "worker %s: the database failed (%s: %s); trying again in %.0f s",
-            self.worker_id,
-            type(exc).__name__,
-            str(exc).strip(),
-            RECONNECT_PAUSE_SECONDS,
-        )
-        lost, self._current, self._follow_ups = self._current, None, None
-        self.running_task = False
-        while self.running:
-            time.sleep(RECONNECT_PAUSE_SECONDS)
+        logger.error("%s: the database failed (%s: %s); waiting for it", self.name, type(exc).__name__, exc)
+        while not self.stopping.wait(1.0):
             try:
-                connections.close_all()
+                connection.close()
                 connection.ensure_connection()
-                if lost is not None:
-                    task_requeue(task=lost, reason="the database failed while it ran")
                 return
-            except (OperationalError, InterfaceError):
+            except DATABASE_LOST:
                 continue
-
-
-logger = logging.getLogger(__name__)
-
-
-def task_leases_expire(*, lease: timedelta) -> int:
-    """Return to the queue the tasks claimed longer ago than the lease; return how many."""
-    cutoff = timezone.now() - lease
-    expired = list(
-        DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING, started_at__lt=cutoff).values_list(
-            "id", "task_path", "started_at", "worker_ids"
-        )[:500]
-    )
-    if not expired:
-        return 0
-    # Conditional: a task that finished, or was claimed again, since the read above is left alone.
-    released = DBTaskResult.objects.filter(
-        id__in=[row[0] for row in expired], status=TaskResultStatus.RUNNING, started_at__lt=cutoff
-    ).update(status=TaskResultStatus.READY)
-    for task_id, task_path, started_at, worker_ids in expired:
-        logger.warning(
-            "task %s %s: claimed by worker %s at %s and never finished (lease %ss): queued again",
-            task_id,
-            task_path,
-            worker_ids[-1] if worker_ids else "-",
-            started_at.isoformat(),
-            int(lease.total_seconds()),
-        )
-    return released
-
-
-def task_claim(*, task: DBTaskResult, worker_id: str) -> bool:
-    """Claim a READY task by its id, as the worker's poll would; return whether this worker got it.
-
-    One conditional UPDATE: a task another worker claimed meanwhile (its row locked, or already RUNNING)
-    is left to that worker. The claim starts the task's lease, as the poll's does.
-    """
-    started_at, worker_ids = timezone.now(), [*task.worker_ids, worker_id]
-    claimed = DBTaskResult.objects.filter(id=task.id, status=TaskResultStatus.READY).update(
-        status=TaskResultStatus.RUNNING, started_at=started_at, worker_ids=worker_ids
-    )
-    if claimed:
-        task.status, task.started_at, task.worker_ids = TaskResultStatus.RUNNING, started_at, worker_ids
-    return bool(claimed)
-
-
-def task_requeue(*, task: DBTaskResult, reason: str) -> bool:
-    """Return a task to the queue at once because the database failed under it; return whether it was.
-
-    Only under this claim (its `started_at`): a task claimed again since, by any worker, is left alone, and
-    so is one that finished well. A task the library marked FAILED for that database error goes back too.
-    """
-    requeued = DBTaskResult.objects.filter(
-        id=task.id,
-        started_at=task.started_at,
-        status__in=[TaskResultStatus.RUNNING, TaskResultStatus.FAILED],
-    ).update(status=TaskResultStatus.READY, finished_at=None, exception_class_path="", traceback="")
-    if requeued:
-        logger.warning("task %s %s: %s; queued again", task.id, task.task_path, reason)
-    return bool(requeued)

@@ -37,12 +37,12 @@ def _retries_due_now() -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_winner_marks_the_order_signalled_when_it_sends(product, received, tasks_run):
+def test_winner_marks_the_order_signalled_when_it_sends(product, received, worker_run):
     order = order_create(product=product, quantity=1)
 
     transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
     assert received == []
-    assert tasks_run() == 1
+    assert worker_run() == 1
 
     order.refresh_from_db()
     assert order.fulfillment_signalled_at is not None
@@ -50,7 +50,6 @@ def test_winner_marks_the_order_signalled_when_it_sends(product, received, tasks
 
 
 @pytest.mark.django_db
-@pytest.mark.usefixtures("tasks_queued")
 def test_signal_no_worker_sent_is_sent_by_the_sweep_once(product, received):
     order = _fulfilled_with_no_worker_running(product)
     assert received == []
@@ -64,7 +63,6 @@ def test_signal_no_worker_sent_is_sent_by_the_sweep_once(product, received):
 
 
 @pytest.mark.django_db
-@pytest.mark.usefixtures("tasks_queued")
 def test_sweep_leaves_recent_fulfillments_to_their_own_sender(product, received):
     _fulfilled_with_no_worker_running(product)
 
@@ -73,7 +71,7 @@ def test_sweep_leaves_recent_fulfillments_to_their_own_sender(product, received)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_failing_receiver_rolls_back_its_writes_and_leaves_the_signal_owed(product, tasks_run):
+def test_failing_receiver_rolls_back_its_writes_and_leaves_the_signal_owed(product, worker_run):
     writes = []
 
     def receiver(sender, order_id, **kwargs):
@@ -87,7 +85,7 @@ def test_failing_receiver_rolls_back_its_writes_and_leaves_the_signal_owed(produ
         order = order_create(product=product, quantity=1)
         # The transition is committed and final: the caller still learns it won.
         assert transitions.order_fulfill(order_id=order.pk, source="webhook").won is True
-        assert tasks_run() == 1  # it failed; its retry waits for the backoff
+        assert worker_run() == 1  # it failed; its retry waits for the backoff
         order.refresh_from_db()
         assert order.status == "fulfilled"
         assert order.fulfillment_signalled_at is None
@@ -96,7 +94,7 @@ def test_failing_receiver_rolls_back_its_writes_and_leaves_the_signal_owed(produ
         assert signals_resend(older_than=timedelta(0)) == 1
         # The retry finds the signal sent and sends nothing.
         assert _retries_due_now() == 1
-        assert tasks_run() == 1
+        assert worker_run() == 1
     finally:
         order_fulfilled.disconnect(dispatch_uid="test-failing-receiver")
 
@@ -114,7 +112,7 @@ def test_signal_is_never_sent_for_an_order_that_is_not_fulfilled(product, receiv
 
 
 @pytest.mark.django_db(transaction=True)
-def test_failing_receiver_is_retried_with_backoff_until_it_succeeds(product, tasks_run, settings):
+def test_failing_receiver_is_retried_with_backoff_until_it_succeeds(product, worker_run, settings):
     settings.TASK_RETRY_BASE_SECONDS = 0  # every retry due at once, so one batch of the worker runs them
     calls = []
 
@@ -127,7 +125,7 @@ def test_failing_receiver_is_retried_with_backoff_until_it_succeeds(product, tas
     try:
         order = order_create(product=product, quantity=1)
         transitions.order_fulfill(order_id=order.pk, source="webhook")
-        assert tasks_run() == 3
+        assert worker_run() == 3
     finally:
         order_fulfilled.disconnect(dispatch_uid="test-flaky-receiver")
 
@@ -139,7 +137,7 @@ def test_failing_receiver_is_retried_with_backoff_until_it_succeeds(product, tas
 
 
 @pytest.mark.django_db(transaction=True)
-def test_retry_waits_twice_as_long_after_each_failure(product, tasks_run, settings):
+def test_retry_waits_twice_as_long_after_each_failure(product, worker_run, settings):
     settings.TASK_RETRY_BASE_SECONDS = 5
     settings.TASK_RETRY_MAX_SECONDS = 12
 
@@ -153,7 +151,7 @@ def test_retry_waits_twice_as_long_after_each_failure(product, tasks_run, settin
         waits = []
         for _ in range(3):
             before = timezone.now()
-            assert tasks_run() == 1
+            assert worker_run() == 1
             retry = DBTaskResult.objects.get(status=TaskResultStatus.READY)
             waits.append(round((retry.run_after - before).total_seconds()))
             _retries_due_now()
@@ -164,7 +162,7 @@ def test_retry_waits_twice_as_long_after_each_failure(product, tasks_run, settin
 
 
 @pytest.mark.django_db(transaction=True)
-def test_signal_whose_attempts_ran_out_stays_owed_for_the_sweep(product, tasks_run, settings, received):
+def test_signal_whose_attempts_ran_out_stays_owed_for_the_sweep(product, worker_run, settings, received):
     settings.TASK_RETRY_BASE_SECONDS = 0
     settings.SIGNAL_MAX_ATTEMPTS = 2
 
@@ -175,7 +173,7 @@ def test_signal_whose_attempts_ran_out_stays_owed_for_the_sweep(product, tasks_r
     try:
         order = order_create(product=product, quantity=1)
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
-        assert tasks_run() == 2
+        assert worker_run() == 2
     finally:
         order_fulfilled.disconnect(dispatch_uid="test-down-receiver")
 

@@ -30,16 +30,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def fulfilled(product, tasks_run) -> Order:
+def fulfilled(product, worker_run) -> Order:
     order = order_create(product=product, quantity=2)  # 99.98 USD
     transitions.order_fulfill(order_id=order.pk, source="webhook", payment_intent_id="pi_test_refunds")
-    assert tasks_run() == 1  # its fulfilment signal: the queue is empty when the test starts
+    assert worker_run() == 1  # its fulfilment signal: the queue is empty when the test starts
     return Order.objects.get(pk=order.pk)
 
 
 @pytest.fixture
-def sent(tasks_queued):
-    """Collect the refund and dispute signals (sent by their tasks: run them with `tasks_run`)."""
+def sent():
+    """Collect the refund and dispute signals (sent by their tasks: run them with `worker_run`)."""
     calls: dict[str, list[dict]] = {"refunded": [], "disputed": []}
 
     def on_refunded(sender, **kwargs):
@@ -77,13 +77,13 @@ def state(order: Order) -> tuple[str, int]:
     return fresh.status, fresh.amount_refunded
 
 
-def test_partial_refunds_that_add_up_to_the_total_refund_the_order_once(fulfilled, sent, tasks_run):
+def test_partial_refunds_that_add_up_to_the_total_refund_the_order_once(fulfilled, sent, worker_run):
     apply(fulfilled, "re_1", 4000, "succeeded")
     assert state(fulfilled) == (OrderStatus.FULFILLED, 4000)
-    tasks_run()
+    worker_run()
 
     applied = apply(fulfilled, "re_2", 5998, "succeeded")
-    tasks_run()
+    worker_run()
 
     assert applied.totals.refunded_now and applied.totals.amount_refunded == applied.totals.amount_total
     assert state(fulfilled) == (OrderStatus.REFUNDED, 9998)
@@ -91,10 +91,10 @@ def test_partial_refunds_that_add_up_to_the_total_refund_the_order_once(fulfille
     assert [(s["amount"], s["full"]) for s in sent["refunded"]] == [(4000, False), (5998, True)]
 
 
-def test_a_refund_applied_many_times_counts_once(fulfilled, sent, tasks_run):
+def test_a_refund_applied_many_times_counts_once(fulfilled, sent, worker_run):
     for _ in range(3):
         apply(fulfilled, "re_1", 3000, "succeeded")
-    tasks_run()
+    worker_run()
 
     assert state(fulfilled) == (OrderStatus.FULFILLED, 3000)
     assert OrderRefund.objects.filter(order=fulfilled).count() == 1
@@ -136,13 +136,13 @@ def test_refunds_of_an_order_that_is_not_fulfilled_never_refund_it(product):
     assert state(order) == (OrderStatus.CONFIRMED, order.amount_total)
 
 
-def test_a_lost_dispute_counts_as_returned_and_a_full_loss_refunds_the_order(fulfilled, sent, tasks_run):
+def test_a_lost_dispute_counts_as_returned_and_a_full_loss_refunds_the_order(fulfilled, sent, worker_run):
     dispute(fulfilled, "needs_response")
     assert state(fulfilled) == (OrderStatus.FULFILLED, 0)
-    tasks_run()
+    worker_run()
 
     dispute(fulfilled, "lost")
-    tasks_run()
+    worker_run()
 
     assert state(fulfilled) == (OrderStatus.REFUNDED, 9998)
     assert [s["status"] for s in sent["disputed"]] == ["needs_response", "lost"]
@@ -157,13 +157,13 @@ def test_a_won_dispute_returns_nothing(fulfilled):
     assert state(fulfilled) == (OrderStatus.FULFILLED, 0)
 
 
-def test_reordered_and_duplicated_dispute_events_keep_the_final_status(fulfilled, sent, tasks_run):
+def test_reordered_and_duplicated_dispute_events_keep_the_final_status(fulfilled, sent, worker_run):
     dispute(fulfilled, "lost", amount=5000)  # charge.dispute.closed first
-    tasks_run()
+    worker_run()
     dispute(fulfilled, "needs_response", amount=5000)  # charge.dispute.created, late
     dispute(fulfilled, "under_review", amount=5000)  # charge.dispute.updated, late
     dispute(fulfilled, "lost", amount=5000)  # closed again, duplicated
-    tasks_run()
+    worker_run()
 
     assert state(fulfilled) == (OrderStatus.FULFILLED, 5000)
     assert [s["status"] for s in sent["disputed"]] == ["lost"]
@@ -230,9 +230,9 @@ def test_a_repeated_request_id_finds_its_row_and_refuses_another_amount(fulfille
     assert OrderRefund.objects.count() == 1
 
 
-def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled, sent, tasks_run):
+def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled, sent, worker_run):
     applied = apply(fulfilled, "re_1", 3000, "succeeded")
-    assert tasks_run() == 1
+    assert worker_run() == 1
 
     again = [order_refunded_signal_send(refund_pk=applied.row.pk) for _ in range(2)]
     resent = signals_resend(older_than=timedelta(0))
@@ -258,9 +258,9 @@ def test_a_pending_refund_is_never_signalled(fulfilled, sent):
     assert sent["refunded"] == []
 
 
-def test_the_dispute_signal_is_sent_once_per_status(fulfilled, sent, tasks_run):
+def test_the_dispute_signal_is_sent_once_per_status(fulfilled, sent, worker_run):
     applied = dispute(fulfilled, "needs_response")
-    assert tasks_run() == 1
+    assert worker_run() == 1
 
     assert order_disputed_signal_send(dispute_pk=applied.row.pk) is False
     assert signals_resend(older_than=timedelta(0)) == 0
@@ -273,7 +273,6 @@ def queued(task) -> list[dict]:
     return [row.args_kwargs["kwargs"] for row in rows]
 
 
-@pytest.mark.usefixtures("tasks_queued")
 def test_the_refund_signal_task_commits_with_the_refund_or_not_at_all(fulfilled):
     with pytest.raises(RuntimeError), transaction.atomic():
         applied = apply(fulfilled, "re_1", 3000, "succeeded")
@@ -287,7 +286,6 @@ def test_the_refund_signal_task_commits_with_the_refund_or_not_at_all(fulfilled)
     assert queued(order_refunded_signal_task) == [{"refund_id": str(applied.row.pk)}]
 
 
-@pytest.mark.usefixtures("tasks_queued")
 def test_the_dispute_signal_task_commits_with_the_status_reached_or_not_at_all(fulfilled):
     with pytest.raises(RuntimeError), transaction.atomic():
         applied = dispute(fulfilled, "needs_response")
@@ -302,17 +300,17 @@ def test_the_dispute_signal_task_commits_with_the_status_reached_or_not_at_all(f
     assert queued(order_disputed_signal_task) == [{"dispute_id": applied.row.pk, "status": "needs_response"}]
 
 
-def test_only_a_change_that_makes_a_signal_due_queues_its_task(fulfilled, sent, tasks_run):
+def test_only_a_change_that_makes_a_signal_due_queues_its_task(fulfilled, sent, worker_run):
     apply(fulfilled, "re_1", 3000, "pending")
     assert queued(order_refunded_signal_task) == []
 
     apply(fulfilled, "re_1", 3000, "succeeded")
     dispute(fulfilled, "needs_response")
-    assert tasks_run() == 2
+    assert worker_run() == 2
 
     apply(fulfilled, "re_1", 3000, "succeeded")  # a duplicate, after the signal was sent
     dispute(fulfilled, "needs_response")
-    assert tasks_run() == 0
+    assert worker_run() == 0
     assert (len(sent["refunded"]), len(sent["disputed"])) == (1, 1)
 
 
@@ -324,7 +322,7 @@ SIGNALS = {
 
 @pytest.mark.parametrize("kind", SIGNALS)
 def test_a_failing_receiver_is_retried_with_backoff_until_it_succeeds_once(
-    kind, fulfilled, tasks_run, settings
+    kind, fulfilled, worker_run, settings
 ):
     settings.TASK_RETRY_BASE_SECONDS = 0  # every retry due at once, so one batch of the worker runs them
     signal, make_due = SIGNALS[kind]
@@ -339,7 +337,7 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_succeeds_once(
     signal.connect(receiver, dispatch_uid="test-flaky-receiver")
     try:
         make_due(fulfilled)
-        assert tasks_run() == 3
+        assert worker_run() == 3
     finally:
         signal.disconnect(dispatch_uid="test-flaky-receiver")
 
@@ -356,7 +354,7 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_succeeds_once(
 
 @pytest.mark.parametrize("kind", SIGNALS)
 def test_a_signal_whose_attempts_ran_out_stays_owed_for_the_resend(
-    kind, fulfilled, sent, tasks_run, settings
+    kind, fulfilled, sent, worker_run, settings
 ):
     settings.TASK_RETRY_BASE_SECONDS = 0
     settings.SIGNAL_MAX_ATTEMPTS = 2
@@ -368,7 +366,7 @@ def test_a_signal_whose_attempts_ran_out_stays_owed_for_the_resend(
     signal.connect(receiver, dispatch_uid="test-down-receiver")
     try:
         make_due(fulfilled)
-        assert tasks_run() == 2
+        assert worker_run() == 2
     finally:
         signal.disconnect(dispatch_uid="test-down-receiver")
 
@@ -380,21 +378,21 @@ def test_a_signal_whose_attempts_ran_out_stays_owed_for_the_resend(
 
 
 def test_a_dispute_that_moved_on_before_its_task_ran_is_told_its_newest_status_once(
-    fulfilled, sent, tasks_run
+    fulfilled, sent, worker_run
 ):
     dispute(fulfilled, "needs_response")
     dispute(fulfilled, "lost")  # no worker ran in between
 
     assert [kwargs["status"] for kwargs in queued(order_disputed_signal_task)] == ["needs_response", "lost"]
-    assert tasks_run() == 2
+    assert worker_run() == 2
     assert [s["status"] for s in sent["disputed"]] == ["lost"]
 
 
-def test_a_refund_signal_retry_that_finds_it_sent_sends_nothing(fulfilled, sent, tasks_run):
+def test_a_refund_signal_retry_that_finds_it_sent_sends_nothing(fulfilled, sent, worker_run):
     applied = apply(fulfilled, "re_1", 3000, "succeeded")
     assert signals_resend(older_than=timedelta(0)) == 1  # reconcile got there first
 
     DBTaskResult.objects.filter(status=TaskResultStatus.READY).update(run_after=timezone.now())
-    assert tasks_run() == 1
+    assert worker_run() == 1
     assert [s["refund_id"] for s in sent["refunded"]] == ["re_1"]
     assert OrderRefund.objects.get(pk=applied.row.pk).signalled_at is not None

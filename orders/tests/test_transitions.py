@@ -130,7 +130,7 @@ def test_unknown_source_is_rejected_before_touching_the_order(product):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_fulfilled_signal_is_sent_once_by_the_worker_for_the_winner_only(product, tasks_run):
+def test_fulfilled_signal_is_sent_once_by_the_worker_for_the_winner_only(product, worker_run):
     received = []
 
     def receiver(sender, **kwargs):
@@ -142,7 +142,7 @@ def test_fulfilled_signal_is_sent_once_by_the_worker_for_the_winner_only(product
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_2")
         assert received == []  # queued, not sent: receivers run in a worker, outside the transition
-        assert tasks_run() == 1
+        assert worker_run() == 1
     finally:
         order_fulfilled.disconnect(receiver)
 

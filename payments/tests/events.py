@@ -13,8 +13,9 @@ from orders.models import Order, Product
 from orders.services import order_attach_checkout_session, order_create
 from payments import gateway
 from payments.handlers import EventOutcome
-from payments.inbox import stripe_event_intake, stripe_event_process_stored
-from payments.models import StripeEvent
+from payments.inbox import TRANSITION_SOURCES, stripe_event_intake, stripe_event_process
+from payments.models import UNFINISHED_STATUSES, StripeEvent
+from payments.worker import Worker
 from payments.tests.conftest import WEBHOOK_SECRET
 
 _counter = itertools.count(1)
@@ -133,13 +134,15 @@ def session_event(event_type: str, order: Order | None = None, **session: Any) -
 
 
 def receive(evt: dict[str, Any], *, source: str = "webhook") -> EventOutcome:
-    """Take the event in as the webhook does, then process it as a worker would, in this process."""
+    """Take the event in as the webhook does, then process it and send what it owes as a worker would."""
     taken = stripe_event_intake(event=evt, source=source)
-    outcome = stripe_event_process_stored(stripe_id=evt["id"])
-    if outcome.duplicate and not taken.duplicate:
-        # Processed inside the intake already, by the immediate task backend of a unit test.
-        row = StripeEvent.objects.get(stripe_id=evt["id"])
-        return EventOutcome(row.stripe_id, row.type, row.status, row.outcome, order_id=row.order_id)
+    row = StripeEvent.objects.get(stripe_id=evt["id"])
+    if taken.duplicate and row.status not in UNFINISHED_STATUSES:
+        return EventOutcome(row.stripe_id, row.type, row.status, "already finished", duplicate=True)
+    outcome = stripe_event_process(
+        pk=row.pk, event=row.event, transition_source=TRANSITION_SOURCES[row.source]
+    )
+    Worker(name="test").send_owed(outcome)
     return outcome
 
 

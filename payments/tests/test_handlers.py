@@ -14,7 +14,7 @@ from payments.models import StripeEvent
 from payments.tests.events import deliver, event, new_id, open_order, receive, session_event
 
 # Handlers run inline here, their fulfillment signal too: these are unit tests of what a handler does.
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_immediate")]
+pytestmark = [pytest.mark.django_db]
 
 COMPLETED = "checkout.session.completed"
 SUCCEEDED = "checkout.session.async_payment_succeeded"
@@ -224,7 +224,7 @@ def test_unpaid_completed_after_fulfillment_leaves_payment_pending_off(product):
     ids=["amount", "currency"],
 )
 def test_mismatched_payment_puts_the_event_in_front_of_a_person_and_moves_nothing(
-    client, product, settings, payments_log, changes, tasks_run
+    client, product, settings, payments_log, changes, worker_run
 ):
     settings.STRIPE_WEBHOOK_SECRETS = ["whsec_test_payments_suite"]
     order = open_order(product)
@@ -234,8 +234,8 @@ def test_mismatched_payment_puts_the_event_in_front_of_a_person_and_moves_nothin
 
     assert response.status_code == 200
     # Final: a retry cannot change what was charged, so the task runs once and queues no retry.
-    assert tasks_run() == 1
-    assert tasks_run() == 0
+    assert worker_run() == 1
+    assert worker_run() == 0
     assert not DBTaskResult.objects.filter(status=TaskResultStatus.READY).exists()
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _database_queue(tasks_queued):
+def _database_queue():
     """Queue tasks as production does, and run none."""
 
 

@@ -75,7 +75,7 @@ def _retries_due_now() -> int:
     return DBTaskResult.objects.filter(status=TaskResultStatus.READY).update(run_after=timezone.now())
 
 
-def test_webhook_stores_and_queues_then_a_worker_processes(client, product, tasks_run, fulfilled_signals):
+def test_webhook_stores_and_queues_then_a_worker_processes(client, product, worker_run, fulfilled_signals):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
 
@@ -90,7 +90,7 @@ def test_webhook_stores_and_queues_then_a_worker_processes(client, product, task
     assert queued.task_path == "payments.inbox.stripe_event_process_task"
     assert queued.args_kwargs["kwargs"] == {"stripe_event_id": evt["id"]}
 
-    assert tasks_run() == 2  # the event, then the fulfillment signal it queued
+    assert worker_run() == 2  # the event, then the fulfillment signal it queued
 
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts, stored.order_id) == ("processed", 1, order.pk)
@@ -100,38 +100,38 @@ def test_webhook_stores_and_queues_then_a_worker_processes(client, product, task
 
 
 def test_duplicate_delivery_of_a_finished_event_changes_nothing_and_queues_nothing(
-    client, product, tasks_run, fulfilled_signals
+    client, product, worker_run, fulfilled_signals
 ):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
     first = deliver(client, evt)
-    tasks_run()
+    worker_run()
     before = StripeEvent.objects.values().get()
 
     second = deliver(client, evt)
 
     assert (first.status_code, first.content) == (200, b"received: processing queued")
     assert (second.status_code, second.content) == (200, b"duplicate: event already processed")
-    assert tasks_run() == 0
+    assert worker_run() == 0
     assert StripeEvent.objects.values().get() == before
     assert OrderTransition.objects.filter(order=order).count() == 1
     assert fulfilled_signals == [order.pk]
 
 
-def test_duplicate_of_an_ignored_event_changes_nothing(client, tasks_run):
+def test_duplicate_of_an_ignored_event_changes_nothing(client, worker_run):
     evt = event("customer.created", {"id": "cus_1", "object": "customer"})
     deliver(client, evt)
-    tasks_run()
+    worker_run()
 
     response = deliver(client, evt)
 
     assert response.content == b"duplicate: event already ignored"
-    assert tasks_run() == 0
+    assert worker_run() == 0
     assert StripeEvent.objects.get().attempts == 1
 
 
 def test_copies_of_an_event_still_waiting_queue_it_again_and_it_is_processed_once(
-    client, product, tasks_run, fulfilled_signals
+    client, product, worker_run, fulfilled_signals
 ):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
@@ -142,14 +142,14 @@ def test_copies_of_an_event_still_waiting_queue_it_again_and_it_is_processed_onc
         replies
         == [b"received: processing queued"] + [b"received: stored before, processing queued again"] * 2
     )
-    assert tasks_run() == 4  # three runs of the event (two find it finished), one fulfillment signal
+    assert worker_run() == 4  # three runs of the event (two find it finished), one fulfillment signal
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts) == ("processed", 1)
     assert OrderTransition.objects.filter(order=order).count() == 1
     assert fulfilled_signals == [order.pk]
 
 
-def test_event_left_received_without_a_task_is_processed_on_redelivery(client, product, tasks_run):
+def test_event_left_received_without_a_task_is_processed_on_redelivery(client, product, worker_run):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
     stripe_event_intake(event=evt)  # stored by a backfill that died before processing: no task
@@ -157,7 +157,7 @@ def test_event_left_received_without_a_task_is_processed_on_redelivery(client, p
     response = deliver(client, evt)
 
     assert response.content == b"received: stored before, processing queued again"
-    tasks_run()
+    worker_run()
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts) == ("processed", 1)
     order.refresh_from_db()
@@ -168,28 +168,28 @@ def crash(event, source):
     raise RuntimeError("the fulfilment backend is down")
 
 
-def test_failed_event_is_processed_again_on_redelivery(client, product, tasks_run, settings):
+def test_failed_event_is_processed_again_on_redelivery(client, product, worker_run, settings):
     settings.STRIPE_EVENT_MAX_ATTEMPTS = 1  # its retries ran out: only a redelivery runs it again
     order = open_order(product)
     evt = session_event(COMPLETED, order)
     deliver(client, evt)
     with mock.patch.dict(handlers.HANDLERS, {COMPLETED: crash}):
-        tasks_run()
+        worker_run()
     assert StripeEvent.objects.get().status == "failed"
 
     response = deliver(client, evt)
-    tasks_run()
+    worker_run()
 
     assert response.content == b"failed: stored before, processing queued again"
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts) == ("processed", 2)
 
 
-def test_redelivery_of_a_needs_review_event_answers_200_and_queues_nothing(client, product, tasks_run):
+def test_redelivery_of_a_needs_review_event_answers_200_and_queues_nothing(client, product, worker_run):
     order = open_order(product)
     evt = session_event(COMPLETED, order, amount_total=1)
     first = deliver(client, evt)
-    assert tasks_run() == 1  # a refusal only a person can settle: no retry is queued
+    assert worker_run() == 1  # a refusal only a person can settle: no retry is queued
     before = StripeEvent.objects.values().get()
 
     response = deliver(client, evt)
@@ -197,7 +197,7 @@ def test_redelivery_of_a_needs_review_event_answers_200_and_queues_nothing(clien
     assert first.status_code == 200
     assert response.status_code == 200
     assert response.content == b"duplicate: event already needs_review"
-    assert tasks_run() == 0
+    assert worker_run() == 0
     assert StripeEvent.objects.values().get() == before
     assert (before["status"], before["attempts"]) == ("needs_review", 1)
     assert "amount mismatch" in before["outcome"]
@@ -239,7 +239,7 @@ def test_database_down_while_reading_a_duplicate_answers_503(client, product):
 
 
 def test_unexpected_error_while_processing_rolls_back_and_keeps_the_event_as_failed(
-    client, product, tasks_run, fulfilled_signals
+    client, product, worker_run, fulfilled_signals
 ):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
@@ -250,7 +250,7 @@ def test_unexpected_error_while_processing_rolls_back_and_keeps_the_event_as_fai
         raise RuntimeError("the fulfilment backend is down")
 
     with mock.patch.dict(handlers.HANDLERS, {COMPLETED: fulfill_then_crash}):
-        assert tasks_run() == 1  # the retry waits for its backoff
+        assert worker_run() == 1  # the retry waits for its backoff
 
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts) == ("failed", 1)
@@ -267,7 +267,7 @@ def test_unexpected_error_while_processing_rolls_back_and_keeps_the_event_as_fai
     )
 
     assert _retries_due_now() == 1
-    assert tasks_run() == 2
+    assert worker_run() == 2
 
     stored.refresh_from_db()
     assert (stored.status, stored.attempts, stored.last_error) == ("processed", 2, "")
@@ -275,19 +275,19 @@ def test_unexpected_error_while_processing_rolls_back_and_keeps_the_event_as_fai
 
 
 def test_database_down_while_processing_leaves_the_event_received_and_its_retry_queued(
-    client, product, tasks_run
+    client, product, worker_run
 ):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
     deliver(client, evt)
 
     with database_refuses("UPDATE"):
-        tasks_run()
+        worker_run()
 
     stored = StripeEvent.objects.get()
     assert stored.status == "received"  # neither the outcome nor the failure could be written
     assert _retries_due_now() == 1
-    tasks_run()
+    worker_run()
     stored.refresh_from_db()
     assert stored.status == "processed"
 
@@ -323,14 +323,14 @@ def test_the_same_event_received_through_the_service_twice_is_one_row(product):
     assert StripeEvent.objects.get().source == "webhook"
 
 
-def test_events_with_distinct_ids_for_one_order_are_all_kept(client, product, tasks_run):
+def test_events_with_distinct_ids_for_one_order_are_all_kept(client, product, worker_run):
     order = open_order(product)
     ids = [new_id("evt_") for _ in range(3)]
     for event_id in ids:
         evt = session_event(COMPLETED, order)
         evt["id"] = event_id
         deliver(client, evt)
-    tasks_run()
+    worker_run()
 
     assert set(order.stripe_events.values_list("stripe_id", flat=True)) == set(ids)
     assert OrderTransition.objects.filter(order=order).count() == 1

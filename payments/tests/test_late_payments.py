@@ -22,13 +22,13 @@ COMPLETED = "checkout.session.completed"
 
 
 @pytest.fixture
-def worker(emulator, db_worker):
+def worker(emulator, worker):
     """Return a starter of a real worker process that can call the emulator (it refunds late payments)."""
 
     def start(**env: str):
         # The worker is another process: it learns Stripe's address, and the settings, from its environment.
         stripe = {"STRIPE_SECRET_KEY": EMULATOR_API_KEY, "STRIPE_API_BASE": emulator.base_url}
-        return db_worker(DJANGO_DEBUG="true", STRIPE_MAX_NETWORK_RETRIES="0", **stripe, **env)
+        return worker(DJANGO_DEBUG="true", STRIPE_MAX_NETWORK_RETRIES="0", **stripe, **env)
 
     return start
 

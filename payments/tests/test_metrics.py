@@ -21,7 +21,7 @@ def _networks(value: str, monkeypatch) -> list:
 
 
 @pytest.fixture
-def metrics_open(settings, tasks_queued):
+def metrics_open(settings):
     settings.METRICS_TOKEN = TOKEN
     settings.METRICS_ALLOWED_IPS = []
 
@@ -66,7 +66,7 @@ def test_the_right_token_reads_the_metrics(client, metrics_open):
     assert "no-cache" in response["Cache-Control"]
 
 
-def test_an_allowed_address_reads_the_metrics_without_a_token(client, settings, tasks_queued, monkeypatch):
+def test_an_allowed_address_reads_the_metrics_without_a_token(client, settings, monkeypatch):
     settings.METRICS_TOKEN = ""
     settings.METRICS_ALLOWED_IPS = _networks("10.0.0.0/8", monkeypatch)
 
@@ -84,7 +84,7 @@ def test_a_spoofed_forwarded_for_does_not_open_the_metrics(client, settings, mon
     assert response.status_code == 403
 
 
-def test_behind_a_trusted_proxy_the_forwarded_client_is_checked(client, settings, tasks_queued, monkeypatch):
+def test_behind_a_trusted_proxy_the_forwarded_client_is_checked(client, settings, monkeypatch):
     settings.METRICS_TOKEN = ""
     settings.METRICS_ALLOWED_IPS = _networks("198.51.100.7", monkeypatch)
     settings.TRUSTED_PROXY_COUNT = 1

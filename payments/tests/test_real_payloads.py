@@ -28,12 +28,12 @@ def _signed(settings):
 
 
 @pytest.fixture
-def deliver(client, tasks_run):
+def deliver(client, worker_run):
     """Return a deliverer of a signed body (an event, or bytes as Stripe wrote them), then run the worker."""
 
     def deliver(evt: dict | bytes):
         response = events.deliver(client, evt)
-        tasks_run()
+        worker_run()
         return response
 
     return deliver
@@ -290,7 +290,7 @@ def test_a_lone_surrogate_in_the_api_item_id_is_refused_with_400(client):
     assert response.json()["error"]["field"] == "item_id"
 
 
-def test_a_backfilled_event_holding_a_nul_is_stored_and_processed(product, tasks_run):
+def test_a_backfilled_event_holding_a_nul_is_stored_and_processed(product, worker_run):
     order = open_order(product)
     evt = completed_with(order, customer_details={"email": "b@example.com", "name": "\u0000"})
 

@@ -14,9 +14,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def order(emulator, live_server, db_worker, wait_until, synced_product) -> Order:
+def order(emulator, live_server, worker, wait_until, synced_product) -> Order:
     """Return a fulfilled 99.98 USD order paid on the emulator, processed by a worker of the live server."""
-    db_worker(**emulator_worker_env(emulator))
+    worker(**emulator_worker_env(emulator))
     emulator.configure(webhook_url=f"{live_server.url}/stripe-webhook")
     order, session = emulator_order(synced_product, quantity=2)
     emulator.pay(session.id, "card")

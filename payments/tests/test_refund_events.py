@@ -32,12 +32,12 @@ def order(product, emulator) -> Order:
 
 
 @pytest.fixture
-def deliver(client, tasks_run):
+def deliver(client, worker_run):
     """Return a deliverer of signed events whose worker then processes them, one delivery at a time."""
 
     def deliver(evt: dict):
         response = events.deliver(client, evt)
-        tasks_run()
+        worker_run()
         return response
 
     return deliver

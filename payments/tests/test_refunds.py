@@ -34,9 +34,9 @@ def webhooks(emulator, live_server):
 
 
 @pytest.fixture
-def stripe(webhooks, db_worker):
+def stripe(webhooks, worker):
     """Return the emulator delivering to the live server, and a real worker processing the events."""
-    db_worker(**emulator_worker_env(webhooks))
+    worker(**emulator_worker_env(webhooks))
     return webhooks
 
 

@@ -241,7 +241,7 @@ def control(emulator, path: str, payload: dict) -> dict:
         return json.load(response)
 
 
-def test_backfill_recovers_a_webhook_stripe_never_delivered(emulator, synced_product, tasks_run):
+def test_backfill_recovers_a_webhook_stripe_never_delivered(emulator, synced_product, worker_run):
     # An endpoint is configured, but the one delivery of this payment is lost on the way.
     emulator.configure(webhook_url="http://127.0.0.1:9/stripe-webhook", drop_next=1)
     order, session = emulator_order(synced_product)
@@ -250,7 +250,7 @@ def test_backfill_recovers_a_webhook_stripe_never_delivered(emulator, synced_pro
     assert delivery["status"] == "dropped"
 
     output = replay("--from-stripe", "--undelivered-only")
-    tasks_run()  # taken in as the webhook would have: a worker processes it
+    worker_run()  # taken in as the webhook would have: a worker processes it
 
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLED
@@ -277,7 +277,7 @@ def test_backfill_skips_events_already_stored(emulator, synced_product):
     assert StripeEvent.objects.get().attempts == 1
 
 
-def test_backfill_filters_by_type_and_dry_run_stores_nothing(emulator, synced_product, tasks_run):
+def test_backfill_filters_by_type_and_dry_run_stores_nothing(emulator, synced_product, worker_run):
     paid_order, paid = emulator_order(synced_product)
     expired_order, expired = emulator_order(synced_product)
     emulator.pay(paid.id, "card")
@@ -290,7 +290,7 @@ def test_backfill_filters_by_type_and_dry_run_stores_nothing(emulator, synced_pr
     assert not StripeEvent.objects.exists()
 
     replay("--from-stripe", "--type", "checkout.session.expired", "--since", "1h")
-    tasks_run()
+    worker_run()
 
     assert list(StripeEvent.objects.values_list("type", flat=True)) == ["checkout.session.expired"]
     expired_order.refresh_from_db()
@@ -340,7 +340,7 @@ def _stripe_events(emulator) -> list[dict]:
 # From a file
 
 
-def test_file_with_a_list_of_events_is_received(tmp_path, product, tasks_run):
+def test_file_with_a_list_of_events_is_received(tmp_path, product, worker_run):
     order = open_order(product)
     events = [
         session_event(COMPLETED, order),
@@ -350,7 +350,7 @@ def test_file_with_a_list_of_events_is_received(tmp_path, product, tasks_run):
     path.write_text(json.dumps(events))
 
     output = replay("--file", str(path))
-    tasks_run()
+    worker_run()
 
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLED

@@ -21,7 +21,7 @@ from payments.sessions import SessionDecision, checkout_session_apply
 from payments.tests.events import checkout_session, deliver, emulator_order, event, open_order
 
 # The webhook's event is processed inline, inside its request: these test the decision, not the queue.
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_immediate")]
+pytestmark = [pytest.mark.django_db]
 
 D = SessionDecision
 # Each session as Stripe holds it, and what it means for the order that stores its id.

@@ -1,4 +1,4 @@
-"""The refund and dispute signals through real `db_worker` processes: each sent once, with retries."""
+"""The refund and dispute signals through real `worker` processes: each sent once, with retries."""
 
 from collections import Counter
 from pathlib import Path
@@ -51,12 +51,12 @@ def order(product, emulator) -> Order:
 
 
 @pytest.fixture
-def workers(db_worker, emulator, witness):
+def workers(worker, emulator, witness):
     """Return a starter of witness workers calling the emulator as Stripe; env adds to theirs."""
 
     def start(count: int = 1, **env: str) -> None:
         for _ in range(count):
-            db_worker(
+            worker(
                 settings_module=WITNESS_SETTINGS,
                 WITNESS_DIR=str(witness),
                 **emulator_worker_env(emulator),

@@ -40,12 +40,12 @@ def fulfilled_signals():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_copies_of_one_event_fulfill_once(product, fulfilled_signals, tasks_run):
+def test_concurrent_copies_of_one_event_fulfill_once(product, fulfilled_signals, worker_run):
     order = open_order(product)
     payload = body(session_event("checkout.session.completed", order))
 
     responses = run_together([lambda: deliver(Client(), payload) for _ in range(THREADS)])
-    tasks_run()
+    worker_run()
 
     assert [r.status_code for r in responses] == [200] * THREADS
     answers = Counter(r.content for r in responses)
@@ -63,7 +63,7 @@ def test_concurrent_copies_of_one_event_fulfill_once(product, fulfilled_signals,
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_storms_of_duplicates_and_sibling_events_fulfill_each_order_once(
-    product, fulfilled_signals, tasks_run
+    product, fulfilled_signals, worker_run
 ):
     # Every order gets completed (unpaid) and async_payment_succeeded, each delivered by every thread,
     # in a different order on each thread: Stripe's duplicates and lack of ordering, all at once.
@@ -78,7 +78,7 @@ def test_concurrent_storms_of_duplicates_and_sibling_events_fulfill_each_order_o
         return [deliver(client, p).status_code for p in random.Random(seed).sample(payloads, len(payloads))]
 
     results = run_together([lambda seed=seed: storm(seed) for seed in range(THREADS)])
-    tasks_run()
+    worker_run()
 
     assert {code for codes in results for code in codes} == {200}
     assert StripeEvent.objects.count() == len(payloads)

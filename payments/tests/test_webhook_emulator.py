@@ -10,12 +10,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def deliver_to_project(emulator, live_server, db_worker):
+def deliver_to_project(emulator, live_server, worker):
     """Return the emulator, delivering its webhooks to the live test server, whose worker is running.
 
     Delayed payments settle only when a test says so, never on the emulator's own timer.
     """
-    db_worker()
+    worker()
     emulator.configure(webhook_url=f"{live_server.url}/stripe-webhook", async_delay=3600)
     return emulator
 

@@ -14,7 +14,7 @@ from payments.tests import events
 from payments.tests.conftest import WEBHOOK_SECRET
 from payments.tests.events import deliver, open_order, session_event
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("tasks_queued")]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 TASKS_TABLE = "django_tasks_database_dbtaskresult"
 
@@ -58,11 +58,11 @@ def test_acknowledging_a_new_event_costs_its_row_and_its_task_row_in_one_transac
 
 
 def test_acknowledging_a_duplicate_of_a_finished_event_costs_one_failed_insert_and_one_read(
-    client, product, tasks_run
+    client, product, worker_run
 ):
     paid = session_event("checkout.session.completed", open_order(product))
     deliver(client, paid)
-    tasks_run()
+    worker_run()
 
     with CaptureQueriesContext(connection) as captured:
         response = deliver(client, paid)
@@ -97,11 +97,11 @@ def test_processing_a_paid_event_costs_the_inbox_the_transition_and_the_signals_
 
 
 def test_processing_a_paid_event_that_loses_costs_one_read_to_say_what_the_order_already_is(
-    client, product, tasks_run
+    client, product, worker_run
 ):
     order = open_order(product)
     deliver(client, session_event("checkout.session.async_payment_succeeded", order))
-    tasks_run()
+    worker_run()
     late = session_event("checkout.session.completed", order)  # another event, for an order already fulfilled
     deliver(client, late)
 
@@ -135,10 +135,10 @@ def test_sending_the_fulfillment_signal_costs_its_claim(client, product):
     assert _statements(captured) == ["BEGIN", "UPDATE orders_order", "COMMIT"]
 
 
-def test_the_worker_adds_a_claim_and_a_finish_to_each_task(client, product, tasks_run):
+def test_the_worker_adds_a_claim_and_a_finish_to_each_task(client, product, worker_run):
     deliver(client, events.event("customer.created", {"id": "cus_1", "object": "customer"}))
     with CaptureQueriesContext(connection) as captured:
-        assert tasks_run() == 1
+        assert worker_run() == 1
 
     statements = _statements(captured)
     task_body = ["SELECT payments_stripeevent", "BEGIN", "UPDATE payments_stripeevent", "COMMIT"]
@@ -153,10 +153,10 @@ def test_the_worker_adds_a_claim_and_a_finish_to_each_task(client, product, task
     ]
 
 
-def test_a_task_for_an_event_already_finished_costs_one_read(client, product, tasks_run):
+def test_a_task_for_an_event_already_finished_costs_one_read(client, product, worker_run):
     event = session_event("checkout.session.completed", open_order(product))
     deliver(client, event)
-    tasks_run()
+    worker_run()
 
     with CaptureQueriesContext(connection) as captured:
         assert (
@@ -167,10 +167,10 @@ def test_a_task_for_an_event_already_finished_costs_one_read(client, product, ta
     assert _statements(captured) == ["SELECT payments_stripeevent"]
 
 
-def test_the_worker_sends_the_signal_at_once_claiming_it_with_one_statement(client, product, tasks_run):
+def test_the_worker_sends_the_signal_at_once_claiming_it_with_one_statement(client, product, worker_run):
     deliver(client, session_event("checkout.session.completed", open_order(product)))
     with CaptureQueriesContext(connection) as captured:
-        assert tasks_run() == 2
+        assert worker_run() == 2
 
     statements = _statements(captured)
     claim = ["BEGIN", f"SELECT {TASKS_TABLE}", f"UPDATE {TASKS_TABLE}", "COMMIT"]

@@ -57,7 +57,7 @@ def test_a_signed_event_from_another_address_is_refused_with_403_and_not_stored(
     assert order.status == OrderStatus.PENDING
 
 
-def test_an_event_from_stripes_address_is_processed(client, product, stripe_only, tasks_immediate):
+def test_an_event_from_stripes_address_is_processed(client, product, stripe_only):
     order = open_order(product)
 
     response = deliver(client, session_event("checkout.session.completed", order), REMOTE_ADDR=STRIPE_ADDRESS)

@@ -33,7 +33,7 @@ def assert_refused(response, status: int, reason: str) -> None:
     assert not StripeEvent.objects.exists()
 
 
-def test_event_signed_with_the_secret_is_stored_and_processed(client, product, tasks_run):
+def test_event_signed_with_the_secret_is_stored_and_processed(client, product, worker_run):
     order = open_order(product)
     payload = body(session_event("checkout.session.completed", order))
 
@@ -43,7 +43,7 @@ def test_event_signed_with_the_secret_is_stored_and_processed(client, product, t
 
     assert response.status_code == 200
     assert response.content == b"received: processing queued"
-    tasks_run()
+    worker_run()
     assert StripeEvent.objects.get().status == "processed"
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLED

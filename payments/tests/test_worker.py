@@ -1,4 +1,4 @@
-"""Real `db_worker` processes: they process what the webhook queued, and a killed one loses nothing."""
+"""Real `worker` processes: they process what the webhook queued, and a killed one loses nothing."""
 
 import os
 import signal
@@ -46,7 +46,7 @@ def signalled_orders(witness: Path) -> Counter:
 
 
 def test_webhook_answers_before_processing_and_a_worker_then_fulfills(
-    client, product, db_worker, witness, wait_until
+    client, product, worker, witness, wait_until
 ):
     order = open_order(product)
 
@@ -57,7 +57,7 @@ def test_webhook_answers_before_processing_and_a_worker_then_fulfills(
     assert order.status == OrderStatus.PENDING  # no worker yet: the event waits, stored and queued
     assert StripeEvent.objects.get().status == "received"
 
-    db_worker(settings_module=WITNESS_SETTINGS, WITNESS_DIR=str(witness))
+    worker(settings_module=WITNESS_SETTINGS, WITNESS_DIR=str(witness))
 
     wait_until(lambda: signalled_orders(witness)[str(order.pk)] == 1)
     order.refresh_from_db()
@@ -69,13 +69,13 @@ def test_webhook_answers_before_processing_and_a_worker_then_fulfills(
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_task_loses_nothing_and_the_signal_is_sent_once(
-    client, product, db_worker, witness, wait_until
+    client, product, worker, witness, wait_until
 ):
     lease = {"TASK_LEASE_SECONDS": "2", "WITNESS_DIR": str(witness)}
     order = open_order(product)
     deliver(client, session_event("checkout.session.completed", order))
 
-    stuck = db_worker(settings_module=WITNESS_SETTINGS, WITNESS_BLOCK="true", **lease)
+    stuck = worker(settings_module=WITNESS_SETTINGS, WITNESS_BLOCK="true", **lease)
     wait_until(lambda: lines(witness, "claimed"))  # the receiver runs, inside the signal's claim
     os.kill(stuck.pid, signal.SIGKILL)
     stuck.wait(timeout=10)
@@ -86,7 +86,7 @@ def test_worker_killed_mid_task_loses_nothing_and_the_signal_is_sent_once(
     assert DBTaskResult.objects.get(task_path=SIGNAL_TASK).status == TaskResultStatus.RUNNING
     assert signalled_orders(witness) == Counter()
 
-    db_worker(settings_module=WITNESS_SETTINGS, **lease)
+    worker(settings_module=WITNESS_SETTINGS, **lease)
 
     wait_until(lambda: signalled_orders(witness)[str(order.pk)] == 1)
     wait_until(lambda: DBTaskResult.objects.get(task_path=SIGNAL_TASK).status == TaskResultStatus.SUCCESSFUL)
@@ -100,7 +100,7 @@ def test_worker_killed_mid_task_loses_nothing_and_the_signal_is_sent_once(
 
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_several_workers_fulfill_each_order_once_with_one_signal(product, db_worker, witness, wait_until):
+def test_several_workers_fulfill_each_order_once_with_one_signal(product, worker, witness, wait_until):
     orders = [open_order(product) for _ in range(30)]
     client = Client()
     for order in orders:
@@ -109,7 +109,7 @@ def test_several_workers_fulfill_each_order_once_with_one_signal(product, db_wor
             assert deliver(client, completed).status_code == 200
 
     for _ in range(3):
-        db_worker(settings_module=WITNESS_SETTINGS, WITNESS_DIR=str(witness))
+        worker(settings_module=WITNESS_SETTINGS, WITNESS_DIR=str(witness))
 
     wait_until(lambda: sum(signalled_orders(witness).values()) >= len(orders), timeout=60)
     wait_until(lambda: not DBTaskResult.objects.exclude(status=TaskResultStatus.SUCCESSFUL).exists())

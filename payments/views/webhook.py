@@ -1,18 +1,15 @@
-"""The endpoint Stripe delivers events to: verify, store and queue, and answer at once.
+"""The endpoint Stripe delivers events to: verify, store, answer at once.
 
-Stripe asks for a 2xx before any complex logic. 2xx means "stored, and its processing queued" (or a
-copy already stored): the event row and its task row commit together, and a worker processes it
-(`payments.tasks`), retrying a crash with backoff; an outcome only a person can settle is stored as
-needs_review. 5xx (503) means "not stored": Stripe then delivers the event again, for days. 4xx means
-the request is not a genuine Stripe event: nothing is stored. No Stripe API call is made here: the
-signed payload is the truth at its moment.
+2xx means "stored" (or a copy was stored before): a worker processes the event from its row. 5xx (503)
+means "not stored", and Stripe delivers it again, for days. 4xx means the request is not a genuine Stripe
+event: nothing is stored. No Stripe API call is made here: the signed payload is the truth at its moment.
+`checkout_demo.middleware.StripeWebhookMiddleware` calls this view before any other middleware.
 """
 
 import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -31,7 +28,6 @@ def _text(status: int, message: str) -> HttpResponse:
 
 @csrf_exempt
 @require_POST
-@transaction.non_atomic_requests
 @stripe_source_required
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     limit = settings.STRIPE_WEBHOOK_MAX_BYTES
@@ -53,7 +49,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
 
     try:
         event = gateway.webhook_event_verify(
-            payload=payload, signature_header=request.headers.get("Stripe-Signature")
+            payload=payload, signature_header=request.META.get("HTTP_STRIPE_SIGNATURE")
         )
     except (WebhookSignatureInvalid, WebhookPayloadInvalid) as exc:
         logger.warning("webhook rejected: %s", exc)

@@ -100,10 +100,10 @@ def page(browser, request):
 
 
 @pytest.fixture
-def shop(transactional_db, live_server, emulator, db_worker) -> str:
+def shop(transactional_db, live_server, emulator, worker) -> str:
     """Serve the shop with a product synced to the emulator, aim the emulator's webhooks at it, and run
     a real worker to process them (some handlers, the refunds' among them, ask Stripe)."""
-    db_worker(**emulator_worker_env(emulator))
+    worker(**emulator_worker_env(emulator))
     # The live server's tests flush the database afterwards, seeded catalog included: make sure it is there.
     Product.objects.get_or_create(
         sku=PRODUCT_SKU,

@@ -1,0 +1,88 @@
+"""`process_events`: the worker that processes stored Stripe events and sends the signals they make due."""
+
+import os
+import signal
+import socket
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
+
+from payments.worker import Worker
+
+
+class Command(BaseCommand):
+    help = (
+        "Process the Stripe events the webhook stores, a batch at a time, and send the signals they make "
+        "due; run one or more beside the web server (several on PostgreSQL, one on SQLite). SIGTERM or "
+        "Ctrl-C finishes the event in hand and gives back the rest of the batch."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=settings.WORKER_BATCH_SIZE,
+            help=f"Events claimed per statement (default WORKER_BATCH_SIZE, {settings.WORKER_BATCH_SIZE}).",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=settings.WORKER_CONCURRENCY,
+            help="Worker threads in this process, each with its own connection (default WORKER_CONCURRENCY, "
+            f"{settings.WORKER_CONCURRENCY}); 1 on SQLite.",
+        )
+        parser.add_argument(
+            "--poll",
+            type=float,
+            default=settings.WORKER_POLL_SECONDS,
+            help=f"Seconds to wait when nothing is due (WORKER_POLL_SECONDS, {settings.WORKER_POLL_SECONDS})",
+        )
+        parser.add_argument("--once", action="store_true", help="Process what is due, then exit (for cron).")
+        parser.add_argument("--reload", action="store_true", help="Restart when a Python file changes.")
+
+    def handle(self, *args: str, **options: Any) -> None:
+        batch, concurrency = int(options["batch_size"]), int(options["concurrency"])
+        if batch < 1 or concurrency < 1:
+            raise CommandError("--batch-size and --concurrency must be at least 1.")
+        if connection.vendor == "sqlite" and concurrency > 1:
+            raise CommandError("SQLite has one writer at a time: run one worker thread (--concurrency 1).")
+        if options["reload"] and os.environ.get(DJANGO_AUTORELOAD_ENV) != "true":
+            run_with_reloader(lambda: self.handle(*args, **{**options, "reload": False}))
+            return
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        workers = [
+            Worker(batch_size=batch, poll_seconds=float(options["poll"]), name=f"{name}/{n}")
+            for n in range(concurrency)
+        ]
+
+        def stop(signum: int, frame: object) -> None:
+            for worker in workers:
+                worker.stop()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+        threads = [
+            threading.Thread(target=self._run, args=(worker, options["once"]), name=worker.name)
+            for worker in workers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            # A timeout, so that the main thread keeps receiving signals while it waits.
+            while thread.is_alive():
+                thread.join(0.5)
+        processed = sum(worker.processed for worker in workers)
+        if int(options["verbosity"]) >= 1 and options["once"]:
+            self.stdout.write(f"{processed} events processed.")
+
+    @staticmethod
+    def _run(worker: Worker, once: bool) -> None:
+        try:
+            worker.run(once=once)
+        finally:
+            connection.close()
