@@ -203,6 +203,8 @@ WORKER_LEASE_SECONDS = env_float("WORKER_LEASE_SECONDS", env_float("TASK_LEASE_S
 WORKER_BATCH_SIZE = env_int("WORKER_BATCH_SIZE", 50)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 1)
 WORKER_POLL_SECONDS = env_float("WORKER_POLL_SECONDS", 1.0)
+# How often a worker sends the signals a crash or a raising receiver left owed (owed that long at least).
+WORKER_SWEEP_SECONDS = env_float("WORKER_SWEEP_SECONDS", 5.0)
 RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", env_float("TASK_RETRY_BASE_SECONDS", 5.0))
 RETRY_MAX_SECONDS = env_float("RETRY_MAX_SECONDS", env_float("TASK_RETRY_MAX_SECONDS", 600.0))
 STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 8)

@@ -32,10 +32,6 @@ from payments.inbox import (
 logger = logging.getLogger(__name__)
 
 DATABASE_LOST = (OperationalError, InterfaceError)
-# A signal owed for longer than this was not sent right after its commit: its sender died, or a receiver
-# raised (or its writer was no worker: an operator's refund). Long enough not to race its own sender.
-SWEEP_GRACE = timedelta(seconds=5)
-SWEEP_EVERY_SECONDS = 5.0
 PROGRESS_EVERY_SECONDS = 60.0
 
 
@@ -114,10 +110,17 @@ class Worker:
             for owed_kind, pk in signals_for_order(order_id=outcome.order_id, kinds=[kind]):
                 self._send(owed_kind, pk, partial(signal_send, owed_kind, pk))
 
-    def sweep(self, *, grace: timedelta = SWEEP_GRACE) -> int:
-        """Send the signals still owed after the grace (their sender died, a receiver raised); count them."""
-        self._next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
+    def sweep(self, *, grace: timedelta | None = None) -> int:
+        """Send the signals owed for longer than the grace; count them.
+
+        One still owed then was not sent right after its commit: its sender died, a receiver raised, or
+        its writer was no worker (an operator's refund). The grace (WORKER_SWEEP_SECONDS, as the sweep's
+        period) keeps the sweep from racing a signal's own sender.
+        """
+        every = settings.WORKER_SWEEP_SECONDS
+        self._next_sweep = time.monotonic() + every
         sent = 0
+        grace = timedelta(seconds=every) if grace is None else grace
         for kind, pk in signals_owed(changed_before=timezone.now() - grace):
             if self._retry_at.get((kind, pk), (0, 0.0))[1] <= time.monotonic():
                 sent += self._send(kind, pk, partial(signal_send, kind, pk))

@@ -15,8 +15,8 @@ from payments import gateway
 from payments.handlers import EventOutcome
 from payments.inbox import TRANSITION_SOURCES, stripe_event_intake, stripe_event_process
 from payments.models import UNFINISHED_STATUSES, StripeEvent
-from payments.worker import Worker
 from payments.tests.conftest import WEBHOOK_SECRET
+from payments.worker import Worker
 
 _counter = itertools.count(1)
 

@@ -1,48 +1,44 @@
-"""Rows for the health tests: tasks, events and transitions as the queue and the inbox leave them."""
+"""Rows for the health tests: events and transitions as the queue and the inbox leave them."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.utils import timezone
-from django_tasks import TaskResultStatus
-from django_tasks_db.models import DBTaskResult
 
 from orders.models import Order, OrderTransition, Product
-from payments.inbox import stripe_event_process_task
-from payments.models import StripeEvent
+from payments.models import UNFINISHED_STATUSES, StripeEvent
 
 NOW = timezone.now().replace(microsecond=0)
 _events = iter(range(1_000_000))
 
 
-def task_queued(
-    *, enqueued_at: datetime, run_after: datetime | None = None, status: str = TaskResultStatus.READY
-) -> DBTaskResult:
-    """Queue a real event task with the database backend, then date it (and claim it) as asked."""
-    task = stripe_event_process_task.using(run_after=run_after) if run_after else stripe_event_process_task
-    result = task.enqueue(stripe_event_id=f"evt_health_{next(_events)}")
-    DBTaskResult.objects.filter(pk=result.id).update(enqueued_at=enqueued_at, status=status)
-    return DBTaskResult.objects.get(pk=result.id)
-
-
-def task_claimed(*, started_at: datetime) -> DBTaskResult:
-    """Return a task a worker claimed at `started_at` and has not finished."""
-    task = task_queued(enqueued_at=started_at - timedelta(seconds=1), status=TaskResultStatus.RUNNING)
-    DBTaskResult.objects.filter(pk=task.pk).update(started_at=started_at)
-    return task
-
-
 def event_stored(
-    *, status: str, received_at: datetime | None = None, processed_at: datetime | None = None
+    *,
+    status: str,
+    received_at: datetime | None = None,
+    processed_at: datetime | None = None,
+    next_attempt_at: datetime | None = None,
+    claimed_until: datetime | None = None,
 ) -> StripeEvent:
-    """Store an event in this status, received and processed when asked."""
+    """Store an event in this status, received, due, claimed and processed when asked.
+
+    An unfinished event is due when it was received unless told otherwise; a finished one is not due.
+    """
     stripe_id = f"evt_health_{next(_events)}"
     event = StripeEvent.objects.create(
-        stripe_id=stripe_id, type="checkout.session.completed", payload={"id": stripe_id}, status=status
+        stripe_id=stripe_id,
+        type="checkout.session.completed",
+        payload_text=f'{{"id": "{stripe_id}"}}',
+        status=status,
     )
+    received_at = received_at or event.received_at
+    unfinished = status in UNFINISHED_STATUSES
     StripeEvent.objects.filter(pk=event.pk).update(
-        received_at=received_at or event.received_at, processed_at=processed_at
+        received_at=received_at,
+        processed_at=processed_at,
+        next_attempt_at=next_attempt_at or (received_at if unfinished else None),
+        claimed_until=claimed_until,
     )
-    return event
+    return StripeEvent.objects.get(pk=event.pk)
 
 
 def transitions_written(*, product: Product, counts: dict[str, int]) -> None:

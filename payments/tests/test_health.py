@@ -4,80 +4,50 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django_tasks import TaskResultStatus
 
 from orders import db
 from payments import health
-from payments.models import EventStatus
-from payments.tests.health_rows import (
-    NOW,
-    event_stored,
-    task_claimed,
-    task_queued,
-    transitions_written,
-)
+from payments.models import EventStatus, StripeEvent
+from payments.tests.health_rows import NOW, event_stored, transitions_written
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _database_queue():
-    """Queue tasks as production does, and run none."""
-
-
 def test_an_empty_queue_has_no_depth_and_no_age():
-    queue = health.task_queue(now=NOW)
+    queue = health.event_queue(now=NOW)
 
-    assert (queue.waiting, queue.scheduled, queue.oldest_waiting_age) == (0, 0, None)
-
-
-def test_queue_depth_splits_tasks_due_now_from_retries_scheduled_later():
-    task_queued(enqueued_at=NOW - timedelta(seconds=30))
-    task_queued(enqueued_at=NOW - timedelta(seconds=5))
-    # A retry whose backoff has passed is due; one whose backoff has not is only scheduled.
-    task_queued(enqueued_at=NOW - timedelta(seconds=60), run_after=NOW - timedelta(seconds=10))
-    task_queued(enqueued_at=NOW - timedelta(seconds=90), run_after=NOW + timedelta(minutes=5))
-    # Finished and claimed tasks are not waiting.
-    task_queued(enqueued_at=NOW - timedelta(hours=1), status=TaskResultStatus.SUCCESSFUL)
-    task_claimed(started_at=NOW - timedelta(seconds=1))
-
-    queue = health.task_queue(now=NOW)
-
-    assert (queue.waiting, queue.scheduled) == (3, 1)
-    # The undelayed task enqueued 30 s ago has waited longest: the retries count from their run_after.
-    assert queue.oldest_waiting_age == timedelta(seconds=30)
+    assert (queue.waiting, queue.claimed, queue.scheduled, queue.oldest_waiting_age) == (0, 0, 0, None)
 
 
-def test_a_due_retry_waits_from_its_run_after_not_from_when_it_was_enqueued():
-    task_queued(enqueued_at=NOW - timedelta(minutes=10), run_after=NOW - timedelta(seconds=45))
-
-    assert health.task_queue(now=NOW).oldest_waiting_age == timedelta(seconds=45)
-
-
-def test_a_task_claimed_longer_ago_than_the_lease_is_stuck(settings):
-    settings.TASK_LEASE_SECONDS = 300
-    task_claimed(started_at=NOW - timedelta(seconds=10))
-    task_claimed(started_at=NOW - timedelta(seconds=301))
-    task_queued(enqueued_at=NOW - timedelta(hours=1))
-
-    running = health.running_tasks(now=NOW)
-
-    assert (running.running, running.stuck) == (2, 1)
-
-
-def test_the_oldest_received_event_counts_only_events_still_received():
+def test_the_queue_splits_events_due_claimed_and_scheduled_and_ages_the_longest_due():
+    event_stored(status=EventStatus.RECEIVED, received_at=NOW - timedelta(seconds=30))
+    event_stored(status=EventStatus.RECEIVED, received_at=NOW - timedelta(seconds=5))
+    # A failed event whose backoff has passed is due again; one whose backoff has not is only scheduled.
+    event_stored(status=EventStatus.FAILED, received_at=NOW - timedelta(hours=1), next_attempt_at=NOW)
+    event_stored(status=EventStatus.FAILED, next_attempt_at=NOW + timedelta(minutes=5))
+    # Held by a live worker, or by one whose lease ran out (dead: waiting again).
+    event_stored(status=EventStatus.RECEIVED, claimed_until=NOW + timedelta(seconds=60))
+    event_stored(
+        status=EventStatus.RECEIVED,
+        received_at=NOW - timedelta(seconds=45),
+        claimed_until=NOW - timedelta(seconds=1),
+    )
+    # Finished, and failed for good: not in the queue.
     event_stored(status=EventStatus.PROCESSED, received_at=NOW - timedelta(hours=2), processed_at=NOW)
-    event_stored(status=EventStatus.FAILED, received_at=NOW - timedelta(hours=1))
-    event_stored(status=EventStatus.RECEIVED, received_at=NOW - timedelta(seconds=42))
-    event_stored(status=EventStatus.RECEIVED, received_at=NOW - timedelta(seconds=3))
+    StripeEvent.objects.filter(pk=event_stored(status=EventStatus.FAILED).pk).update(next_attempt_at=None)
 
-    assert health.oldest_received_event_age(now=NOW) == timedelta(seconds=42)
+    queue = health.event_queue(now=NOW)
+
+    assert (queue.waiting, queue.claimed, queue.scheduled) == (4, 1, 1)
+    assert queue.oldest_waiting_age == timedelta(seconds=45)
 
 
-def test_no_received_event_has_no_age():
-    event_stored(status=EventStatus.PROCESSED, processed_at=NOW)
+def test_the_processing_rate_counts_events_finished_in_the_window():
+    for seconds in (10, 100, 200):
+        event_stored(status=EventStatus.PROCESSED, processed_at=NOW - timedelta(seconds=seconds))
+    event_stored(status=EventStatus.PROCESSED, processed_at=NOW - timedelta(hours=1))
 
-    assert health.oldest_received_event_age(now=NOW) is None
+    assert health.event_queue(now=NOW).finished_per_second == 3 / health.LATENCY_WINDOW.total_seconds()
 
 
 def test_events_are_counted_by_status_with_every_status_present():

@@ -2,18 +2,22 @@
 
 import json
 from contextlib import contextmanager
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
-from django_tasks import TaskResultStatus
-from django_tasks_db.models import DBTaskResult
 
 from orders.models import OrderStatus, OrderTransition
 from orders.signals import order_fulfilled
 from payments import handlers
-from payments.inbox import stripe_event_intake, stripe_event_process
+from payments.inbox import (
+    stripe_event_intake,
+    stripe_event_process,
+    stripe_event_process_claimed,
+    stripe_events_claim,
+)
 from payments.models import EventStatus, StripeEvent
 from payments.tests.conftest import WEBHOOK_SECRET
 from payments.tests.events import body, deliver, event, new_id, open_order, receive, session_event
@@ -66,13 +70,15 @@ def test_event_is_stored_with_its_envelope_and_the_payload_as_sent(client, produ
     assert stored.livemode is False
     assert int(stored.stripe_created.timestamp()) == evt["created"]
     assert stored.payload == json.loads(payload)
+    assert stored.payload_text == payload.decode()
     assert stored.source == "webhook"
     assert stored.received_at is not None
 
 
 def _retries_due_now() -> int:
-    """Bring the queued retries' run_after to now, as the passing of their backoff would; return how many."""
-    return DBTaskResult.objects.filter(status=TaskResultStatus.READY).update(run_after=timezone.now())
+    """Bring the failed events' next attempt to now, as the passing of their backoff would; count them."""
+    waiting = StripeEvent.objects.filter(status="failed", next_attempt_at__isnull=False)
+    return waiting.update(next_attempt_at=timezone.now())
 
 
 def test_webhook_stores_and_queues_then_a_worker_processes(client, product, worker_run, fulfilled_signals):
@@ -86,14 +92,14 @@ def test_webhook_stores_and_queues_then_a_worker_processes(client, product, work
     assert StripeEvent.objects.get().status == "received"
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING
-    (queued,) = DBTaskResult.objects.all()
-    assert queued.task_path == "payments.inbox.stripe_event_process_task"
-    assert queued.args_kwargs["kwargs"] == {"stripe_event_id": evt["id"]}
+    # The row is the queue entry: due now, held by no worker.
+    assert StripeEvent.objects.filter(next_attempt_at__isnull=False, claimed_until=None).count() == 1
 
-    assert worker_run() == 2  # the event, then the fulfillment signal it queued
+    assert worker_run() == 1
 
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts, stored.order_id) == ("processed", 1, order.pk)
+    assert (stored.next_attempt_at, stored.claimed_until) == (None, None)
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLED
     assert fulfilled_signals == [order.pk]
@@ -111,7 +117,7 @@ def test_duplicate_delivery_of_a_finished_event_changes_nothing_and_queues_nothi
     second = deliver(client, evt)
 
     assert (first.status_code, first.content) == (200, b"received: processing queued")
-    assert (second.status_code, second.content) == (200, b"duplicate: event already processed")
+    assert (second.status_code, second.content) == (200, b"duplicate: event already stored")
     assert worker_run() == 0
     assert StripeEvent.objects.values().get() == before
     assert OrderTransition.objects.filter(order=order).count() == 1
@@ -125,12 +131,12 @@ def test_duplicate_of_an_ignored_event_changes_nothing(client, worker_run):
 
     response = deliver(client, evt)
 
-    assert response.content == b"duplicate: event already ignored"
+    assert response.content == b"duplicate: event already stored"
     assert worker_run() == 0
     assert StripeEvent.objects.get().attempts == 1
 
 
-def test_copies_of_an_event_still_waiting_queue_it_again_and_it_is_processed_once(
+def test_copies_of_an_event_still_waiting_are_one_queue_entry_processed_once(
     client, product, worker_run, fulfilled_signals
 ):
     order = open_order(product)
@@ -138,30 +144,12 @@ def test_copies_of_an_event_still_waiting_queue_it_again_and_it_is_processed_onc
 
     replies = [deliver(client, evt).content for _ in range(3)]
 
-    assert (
-        replies
-        == [b"received: processing queued"] + [b"received: stored before, processing queued again"] * 2
-    )
-    assert worker_run() == 4  # three runs of the event (two find it finished), one fulfillment signal
+    assert replies == [b"received: processing queued"] + [b"duplicate: event already stored"] * 2
+    assert worker_run() == 1
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts) == ("processed", 1)
     assert OrderTransition.objects.filter(order=order).count() == 1
     assert fulfilled_signals == [order.pk]
-
-
-def test_event_left_received_without_a_task_is_processed_on_redelivery(client, product, worker_run):
-    order = open_order(product)
-    evt = session_event(COMPLETED, order)
-    stripe_event_intake(event=evt)  # stored by a backfill that died before processing: no task
-
-    response = deliver(client, evt)
-
-    assert response.content == b"received: stored before, processing queued again"
-    worker_run()
-    stored = StripeEvent.objects.get()
-    assert (stored.status, stored.attempts) == ("processed", 1)
-    order.refresh_from_db()
-    assert order.status == OrderStatus.FULFILLED
 
 
 def crash(event, source):
@@ -185,6 +173,29 @@ def test_failed_event_is_processed_again_on_redelivery(client, product, worker_r
     assert (stored.status, stored.attempts) == ("processed", 2)
 
 
+def test_a_failed_event_waits_for_its_backoff_then_retries_until_its_attempts_run_out(
+    client, product, worker_run, settings
+):
+    settings.STRIPE_EVENT_MAX_ATTEMPTS, settings.RETRY_BASE_SECONDS = 3, 5
+    evt = session_event(COMPLETED, open_order(product))
+    deliver(client, evt)
+    delays = []
+
+    with mock.patch.dict(handlers.HANDLERS, {COMPLETED: crash}):
+        for _ in range(3):
+            before = timezone.now()
+            assert worker_run() == 1
+            assert worker_run() == 0  # not due before its backoff
+            stored = StripeEvent.objects.get()
+            delays.append(
+                round((stored.next_attempt_at - before).total_seconds()) if stored.next_attempt_at else None
+            )
+            _retries_due_now()
+
+    assert (stored.status, stored.attempts) == ("failed", 3)
+    assert delays == [5, 10, None]  # doubling; after the last attempt it waits for a replay
+
+
 def test_redelivery_of_a_needs_review_event_answers_200_and_queues_nothing(client, product, worker_run):
     order = open_order(product)
     evt = session_event(COMPLETED, order, amount_total=1)
@@ -196,7 +207,7 @@ def test_redelivery_of_a_needs_review_event_answers_200_and_queues_nothing(clien
 
     assert first.status_code == 200
     assert response.status_code == 200
-    assert response.content == b"duplicate: event already needs_review"
+    assert response.content == b"duplicate: event already stored"
     assert worker_run() == 0
     assert StripeEvent.objects.values().get() == before
     assert (before["status"], before["attempts"]) == ("needs_review", 1)
@@ -216,26 +227,6 @@ def test_database_down_while_storing_answers_503_and_stores_nothing(client, prod
     assert not StripeEvent.objects.exists()
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING
-
-
-def test_database_refusing_the_task_answers_503_and_rolls_the_event_back(client, product):
-    with database_refuses("INSERT", table="dbtaskresult"):
-        response = deliver(client, session_event(COMPLETED, open_order(product)))
-
-    assert response.status_code == 503
-    # Stored only with its task, or not at all: Stripe delivers it again.
-    assert not StripeEvent.objects.exists()
-    assert not DBTaskResult.objects.exists()
-
-
-def test_database_down_while_reading_a_duplicate_answers_503(client, product):
-    evt = session_event(COMPLETED, open_order(product))
-    deliver(client, evt)
-
-    with database_refuses("SELECT"):  # the INSERT meets the unique id, then the status cannot be read
-        response = deliver(client, evt)
-
-    assert response.status_code == 503
 
 
 def test_unexpected_error_while_processing_rolls_back_and_keeps_the_event_as_failed(
@@ -262,32 +253,31 @@ def test_unexpected_error_while_processing_rolls_back_and_keeps_the_event_as_fai
     assert order.status == OrderStatus.PENDING
     assert not OrderTransition.objects.exists()
     assert fulfilled_signals == []
-    assert DBTaskResult.objects.get(status=TaskResultStatus.FAILED).exception_class_path.endswith(
-        "EventProcessingFailed"
-    )
 
     assert _retries_due_now() == 1
-    assert worker_run() == 2
+    assert worker_run() == 1
 
     stored.refresh_from_db()
     assert (stored.status, stored.attempts, stored.last_error) == ("processed", 2, "")
     assert fulfilled_signals == [order.pk]
 
 
-def test_database_down_while_processing_leaves_the_event_received_and_its_retry_queued(
+def test_database_down_while_processing_leaves_the_event_claimed_until_its_lease_runs_out(
     client, product, worker_run
 ):
     order = open_order(product)
     evt = session_event(COMPLETED, order)
     deliver(client, evt)
+    claimed = stripe_events_claim(limit=10, lease=timedelta(minutes=5))
 
     with database_refuses("UPDATE"):
-        worker_run()
+        assert stripe_event_process_claimed(claimed[0]).error
 
     stored = StripeEvent.objects.get()
     assert stored.status == "received"  # neither the outcome nor the failure could be written
-    assert _retries_due_now() == 1
-    worker_run()
+    assert worker_run() == 0  # held by the worker that met the failure, until its lease runs out
+    StripeEvent.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
+    assert worker_run() == 1
     stored.refresh_from_db()
     assert stored.status == "processed"
 

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from checkout_demo.env import env_networks
 from payments.models import EventStatus
-from payments.tests.health_rows import event_stored, task_claimed, task_queued, transitions_written
+from payments.tests.health_rows import event_stored, transitions_written
 
 pytestmark = pytest.mark.django_db
 
@@ -117,17 +117,12 @@ def _samples(response) -> dict[tuple[str, tuple], float]:
     }
 
 
-def test_the_exposition_reports_the_seeded_queue_inbox_and_transitions(
-    client, metrics_open, settings, product
-):
-    settings.TASK_LEASE_SECONDS = 300
+def test_the_exposition_reports_the_seeded_queue_inbox_and_transitions(client, metrics_open, product):
     now = timezone.now()
-    task_queued(enqueued_at=now - timedelta(seconds=120))
-    task_queued(enqueued_at=now - timedelta(seconds=1))
-    task_queued(enqueued_at=now - timedelta(seconds=5), run_after=now + timedelta(minutes=10))
-    task_claimed(started_at=now - timedelta(seconds=2))
-    task_claimed(started_at=now - timedelta(seconds=900))
+    event_stored(status=EventStatus.RECEIVED, received_at=now - timedelta(seconds=120))
     event_stored(status=EventStatus.RECEIVED, received_at=now - timedelta(seconds=60))
+    event_stored(status=EventStatus.FAILED, next_attempt_at=now + timedelta(minutes=10))
+    event_stored(status=EventStatus.RECEIVED, claimed_until=now + timedelta(minutes=5))
     for _ in range(3):
         event_stored(status=EventStatus.PROCESSED, received_at=now - timedelta(seconds=10), processed_at=now)
     event_stored(status=EventStatus.NEEDS_REVIEW, received_at=now - timedelta(seconds=10), processed_at=now)
@@ -135,20 +130,22 @@ def test_the_exposition_reports_the_seeded_queue_inbox_and_transitions(
 
     samples = _samples(_scrape(client))
 
-    assert samples[("checkout_queue_depth", (("state", "waiting"),))] == 2
-    assert samples[("checkout_queue_depth", (("state", "scheduled"),))] == 1
-    # The scrape runs a moment after `now`: the ages are at least the seeded ones, and not much more.
-    assert 120 <= samples[("checkout_oldest_waiting_task_age_seconds", ())] < 180
-    assert 60 <= samples[("checkout_oldest_received_event_age_seconds", ())] < 120
-    assert samples[("checkout_running_tasks", ())] == 2
-    assert samples[("checkout_stuck_tasks", ())] == 1
+    depth = {
+        labels[0][1]: value
+        for (name, labels), value in samples.items()
+        if name == "checkout_event_queue_depth"
+    }
+    assert depth == {"waiting": 2, "claimed": 1, "scheduled": 1}
+    # The scrape runs a moment after `now`: the age is at least the seeded one, and not much more.
+    assert 120 <= samples[("checkout_oldest_waiting_event_age_seconds", ())] < 180
+    assert samples[("checkout_events_processed_per_second", ())] == 4 / 300
     assert {
         labels[0][1]: value for (name, labels), value in samples.items() if name == "checkout_stripe_events"
     } == {
-        "received": 1,
+        "received": 3,
         "processed": 3,
         "ignored": 0,
-        "failed": 0,
+        "failed": 1,
         "needs_review": 1,
     }
     transitions = {
@@ -178,9 +175,8 @@ def test_an_idle_shop_exports_zeros_and_every_metric_has_help(client, metrics_op
     response = _scrape(client)
 
     families = {family.name: family for family in text_string_to_metric_families(response.content.decode())}
-    assert families["checkout_queue_depth"].samples[0].value == 0
-    assert families["checkout_oldest_waiting_task_age_seconds"].samples[0].value == 0
-    assert families["checkout_oldest_received_event_age_seconds"].samples[0].value == 0
-    assert families["checkout_stuck_tasks"].samples[0].value == 0
+    assert [sample.value for sample in families["checkout_event_queue_depth"].samples] == [0, 0, 0]
+    assert families["checkout_oldest_waiting_event_age_seconds"].samples[0].value == 0
+    assert families["checkout_events_processed_per_second"].samples[0].value == 0
     assert families["checkout_event_processing_latency_seconds"].samples == []
     assert all(family.documentation for family in families.values())

@@ -7,8 +7,8 @@ is counted too (BEGIN, SAVEPOINT...): each is a round trip to the database.
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-
 from orders.tasks import order_fulfillment_signal_task
+
 from payments.inbox import stripe_event_process_task
 from payments.tests import events
 from payments.tests.conftest import WEBHOOK_SECRET

@@ -6,11 +6,13 @@ line naming what it is about and the worker's pid (`<order id> <pid>` for `order
 `$WITNESS_DIR/<file>-claimed` when its receiver runs, and to `$WITNESS_DIR/<file>-sent` when the signal's
 transaction commits; the fulfilment's files are `claimed` and `sent`. With `WITNESS_BLOCK=true` the
 receiver then blocks for ever, as a worker stuck mid-task does until it is killed; with
-`WITNESS_FAIL=N` it raises on its first N calls of each kind, as a receiver whose warehouse is down does.
+`WITNESS_FAIL=N` it raises on its first N calls of each kind, as a receiver whose warehouse is down does;
+with `WITNESS_SLOW=S` it takes S seconds.
 """
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +43,7 @@ def _witness(prefix: str, describe: Callable[..., str]) -> Callable[..., None]:
         if _calls(claimed) <= int(os.environ.get("WITNESS_FAIL", "0")):
             raise RuntimeError("the witness's warehouse is down")
         transaction.on_commit(lambda: _append(sent, line))
+        time.sleep(float(os.environ.get("WITNESS_SLOW", "0")))
         if os.environ.get("WITNESS_BLOCK") == "true":
             threading.Event().wait()
 
