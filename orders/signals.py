@@ -153,7 +153,13 @@ def signals_resend(*, older_than: timedelta, dry_run: bool = False) -> int:
         return len(owed)
     sent = 0
     for kind, pk in owed:
-        if signal_send(kind, pk):
+        try:
+            signalled = signal_send(kind, pk)
+        except Exception:
+            # The claim rolled back with the receiver: still owed. The others are sent all the same.
+            logger.exception("%s %s signal: a receiver raised; it stays owed", kind, pk)
+            continue
+        if signalled:
             logger.warning("%s %s signal was owed (no worker sent it): sent", kind, pk)
             sent += 1
     return sent

@@ -5,8 +5,6 @@ from datetime import timedelta
 import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_tasks import TaskResultStatus
-from django_tasks_db.models import DBTaskResult
 
 from orders import transitions
 from orders.exceptions import RefundRefused
@@ -22,24 +20,29 @@ from orders.signals import (
     order_disputed_signal_send,
     order_refunded,
     order_refunded_signal_send,
+    signals_owed,
     signals_resend,
 )
-from orders.tasks import order_disputed_signal_task, order_refunded_signal_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def send_owed() -> int:
+    """Send every signal owed, as a worker's sweep would; return how many."""
+    return signals_resend(older_than=timedelta(0))
+
+
 @pytest.fixture
-def fulfilled(product, worker_run) -> Order:
+def fulfilled(product) -> Order:
     order = order_create(product=product, quantity=2)  # 99.98 USD
     transitions.order_fulfill(order_id=order.pk, source="webhook", payment_intent_id="pi_test_refunds")
-    assert worker_run() == 1  # its fulfilment signal: the queue is empty when the test starts
+    assert send_owed() == 1  # its fulfilment signal: nothing is owed when the test starts
     return Order.objects.get(pk=order.pk)
 
 
 @pytest.fixture
 def sent():
-    """Collect the refund and dispute signals (sent by their tasks: run them with `worker_run`)."""
+    """Collect the refund and dispute signals (sent when owed: send them with `send_owed`)."""
     calls: dict[str, list[dict]] = {"refunded": [], "disputed": []}
 
     def on_refunded(sender, **kwargs):
@@ -77,13 +80,13 @@ def state(order: Order) -> tuple[str, int]:
     return fresh.status, fresh.amount_refunded
 
 
-def test_partial_refunds_that_add_up_to_the_total_refund_the_order_once(fulfilled, sent, worker_run):
+def test_partial_refunds_that_add_up_to_the_total_refund_the_order_once(fulfilled, sent):
     apply(fulfilled, "re_1", 4000, "succeeded")
     assert state(fulfilled) == (OrderStatus.FULFILLED, 4000)
-    worker_run()
+    send_owed()
 
     applied = apply(fulfilled, "re_2", 5998, "succeeded")
-    worker_run()
+    send_owed()
 
     assert applied.totals.refunded_now and applied.totals.amount_refunded == applied.totals.amount_total
     assert state(fulfilled) == (OrderStatus.REFUNDED, 9998)
@@ -91,10 +94,10 @@ def test_partial_refunds_that_add_up_to_the_total_refund_the_order_once(fulfille
     assert [(s["amount"], s["full"]) for s in sent["refunded"]] == [(4000, False), (5998, True)]
 
 
-def test_a_refund_applied_many_times_counts_once(fulfilled, sent, worker_run):
+def test_a_refund_applied_many_times_counts_once(fulfilled, sent):
     for _ in range(3):
         apply(fulfilled, "re_1", 3000, "succeeded")
-    worker_run()
+    send_owed()
 
     assert state(fulfilled) == (OrderStatus.FULFILLED, 3000)
     assert OrderRefund.objects.filter(order=fulfilled).count() == 1
@@ -136,13 +139,13 @@ def test_refunds_of_an_order_that_is_not_fulfilled_never_refund_it(product):
     assert state(order) == (OrderStatus.CONFIRMED, order.amount_total)
 
 
-def test_a_lost_dispute_counts_as_returned_and_a_full_loss_refunds_the_order(fulfilled, sent, worker_run):
+def test_a_lost_dispute_counts_as_returned_and_a_full_loss_refunds_the_order(fulfilled, sent):
     dispute(fulfilled, "needs_response")
     assert state(fulfilled) == (OrderStatus.FULFILLED, 0)
-    worker_run()
+    send_owed()
 
     dispute(fulfilled, "lost")
-    worker_run()
+    send_owed()
 
     assert state(fulfilled) == (OrderStatus.REFUNDED, 9998)
     assert [s["status"] for s in sent["disputed"]] == ["needs_response", "lost"]
@@ -157,13 +160,13 @@ def test_a_won_dispute_returns_nothing(fulfilled):
     assert state(fulfilled) == (OrderStatus.FULFILLED, 0)
 
 
-def test_reordered_and_duplicated_dispute_events_keep_the_final_status(fulfilled, sent, worker_run):
+def test_reordered_and_duplicated_dispute_events_keep_the_final_status(fulfilled, sent):
     dispute(fulfilled, "lost", amount=5000)  # charge.dispute.closed first
-    worker_run()
+    send_owed()
     dispute(fulfilled, "needs_response", amount=5000)  # charge.dispute.created, late
     dispute(fulfilled, "under_review", amount=5000)  # charge.dispute.updated, late
     dispute(fulfilled, "lost", amount=5000)  # closed again, duplicated
-    worker_run()
+    send_owed()
 
     assert state(fulfilled) == (OrderStatus.FULFILLED, 5000)
     assert [s["status"] for s in sent["disputed"]] == ["lost"]
@@ -230,9 +233,9 @@ def test_a_repeated_request_id_finds_its_row_and_refuses_another_amount(fulfille
     assert OrderRefund.objects.count() == 1
 
 
-def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled, sent, worker_run):
+def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled, sent):
     applied = apply(fulfilled, "re_1", 3000, "succeeded")
-    assert worker_run() == 1
+    assert send_owed() == 1
 
     again = [order_refunded_signal_send(refund_pk=applied.row.pk) for _ in range(2)]
     resent = signals_resend(older_than=timedelta(0))
@@ -242,7 +245,7 @@ def test_the_refund_signal_is_sent_once_however_often_it_is_asked_for(fulfilled,
 
 
 def test_an_owed_refund_signal_is_sent_by_the_resend(fulfilled, sent):
-    applied = apply(fulfilled, "re_1", 3000, "succeeded")  # no worker runs its task
+    applied = apply(fulfilled, "re_1", 3000, "succeeded")  # no worker sends it
     assert sent["refunded"] == []
 
     assert signals_resend(older_than=timedelta(0)) == 1
@@ -258,59 +261,54 @@ def test_a_pending_refund_is_never_signalled(fulfilled, sent):
     assert sent["refunded"] == []
 
 
-def test_the_dispute_signal_is_sent_once_per_status(fulfilled, sent, worker_run):
+def test_the_dispute_signal_is_sent_once_per_status(fulfilled, sent):
     applied = dispute(fulfilled, "needs_response")
-    assert worker_run() == 1
+    assert send_owed() == 1
 
     assert order_disputed_signal_send(dispute_pk=applied.row.pk) is False
     assert signals_resend(older_than=timedelta(0)) == 0
     assert [s["status"] for s in sent["disputed"]] == ["needs_response"]
 
 
-def queued(task) -> list[dict]:
-    """Return the kwargs of the task's queued runs, oldest first."""
-    rows = DBTaskResult.objects.filter(task_path=task.module_path).order_by("enqueued_at")
-    return [row.args_kwargs["kwargs"] for row in rows]
+def owed(kind: str) -> list:
+    return [pk for owed_kind, pk in signals_owed(changed_before=timezone.now()) if owed_kind == kind]
 
 
-def test_the_refund_signal_task_commits_with_the_refund_or_not_at_all(fulfilled):
+def test_the_refund_owes_its_signal_with_its_own_commit_or_not_at_all(fulfilled):
     with pytest.raises(RuntimeError), transaction.atomic():
         applied = apply(fulfilled, "re_1", 3000, "succeeded")
-        assert queued(order_refunded_signal_task) == [{"refund_id": str(applied.row.pk)}]
+        assert owed("refund") == [applied.row.pk]
         raise RuntimeError("the event's transaction fails after the refund")
 
     assert not OrderRefund.objects.exists()
-    assert queued(order_refunded_signal_task) == []
+    assert owed("refund") == []
 
     applied = apply(fulfilled, "re_1", 3000, "succeeded")
-    assert queued(order_refunded_signal_task) == [{"refund_id": str(applied.row.pk)}]
+    assert owed("refund") == [applied.row.pk]
 
 
-def test_the_dispute_signal_task_commits_with_the_status_reached_or_not_at_all(fulfilled):
+def test_the_dispute_owes_its_signal_with_the_status_reached_or_not_at_all(fulfilled):
     with pytest.raises(RuntimeError), transaction.atomic():
         applied = dispute(fulfilled, "needs_response")
-        assert queued(order_disputed_signal_task) == [
-            {"dispute_id": applied.row.pk, "status": "needs_response"}
-        ]
+        assert owed("dispute") == [applied.row.pk]
         raise RuntimeError("the event's transaction fails after the dispute")
 
-    assert queued(order_disputed_signal_task) == []
-
+    assert owed("dispute") == []
     applied = dispute(fulfilled, "needs_response")
-    assert queued(order_disputed_signal_task) == [{"dispute_id": applied.row.pk, "status": "needs_response"}]
+    assert owed("dispute") == [applied.row.pk]
 
 
-def test_only_a_change_that_makes_a_signal_due_queues_its_task(fulfilled, sent, worker_run):
+def test_only_a_change_that_makes_a_signal_due_owes_it(fulfilled, sent):
     apply(fulfilled, "re_1", 3000, "pending")
-    assert queued(order_refunded_signal_task) == []
+    assert owed("refund") == []
 
     apply(fulfilled, "re_1", 3000, "succeeded")
     dispute(fulfilled, "needs_response")
-    assert worker_run() == 2
+    assert send_owed() == 2
 
     apply(fulfilled, "re_1", 3000, "succeeded")  # a duplicate, after the signal was sent
     dispute(fulfilled, "needs_response")
-    assert worker_run() == 0
+    assert send_owed() == 0
     assert (len(sent["refunded"]), len(sent["disputed"])) == (1, 1)
 
 
@@ -321,10 +319,9 @@ SIGNALS = {
 
 
 @pytest.mark.parametrize("kind", SIGNALS)
-def test_a_failing_receiver_is_retried_with_backoff_until_it_succeeds_once(
-    kind, fulfilled, worker_run, settings
+def test_a_failing_receiver_rolls_back_with_its_claim_and_the_signal_stays_owed_until_sent_once(
+    kind, fulfilled
 ):
-    settings.TASK_RETRY_BASE_SECONDS = 0  # every retry due at once, so one batch of the worker runs them
     signal, make_due = SIGNALS[kind]
     calls = []
 
@@ -337,62 +334,18 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_succeeds_once(
     signal.connect(receiver, dispatch_uid="test-flaky-receiver")
     try:
         make_due(fulfilled)
-        assert worker_run() == 3
+        assert [send_owed() for _ in range(4)] == [0, 0, 1, 0]
     finally:
         signal.disconnect(dispatch_uid="test-flaky-receiver")
 
     assert calls == [fulfilled.pk] * 3
     # The failed attempts' writes rolled back with their claims; the third committed once.
     assert Order.objects.get(pk=fulfilled.pk).customer_email == "try-3@example.com"
-    runs = DBTaskResult.objects.exclude(task_path="orders.tasks.order_fulfillment_signal_task")
-    assert sorted((row.args_kwargs["kwargs"].get("attempt", 1), row.status) for row in runs) == [
-        (1, TaskResultStatus.FAILED),
-        (2, TaskResultStatus.FAILED),
-        (3, TaskResultStatus.SUCCESSFUL),
-    ]
 
 
-@pytest.mark.parametrize("kind", SIGNALS)
-def test_a_signal_whose_attempts_ran_out_stays_owed_for_the_resend(
-    kind, fulfilled, sent, worker_run, settings
-):
-    settings.TASK_RETRY_BASE_SECONDS = 0
-    settings.SIGNAL_MAX_ATTEMPTS = 2
-    signal, make_due = SIGNALS[kind]
-
-    def receiver(sender, **kwargs):
-        raise RuntimeError("warehouse is down")
-
-    signal.connect(receiver, dispatch_uid="test-down-receiver")
-    try:
-        make_due(fulfilled)
-        assert worker_run() == 2
-    finally:
-        signal.disconnect(dispatch_uid="test-down-receiver")
-
-    sent["refunded"].clear()  # the attempts' calls, rolled back with their claims
-    sent["disputed"].clear()
-    assert signals_resend(older_than=timedelta(0)) == 1
-    assert len(sent["refunded"] + sent["disputed"]) == 1
-    assert signals_resend(older_than=timedelta(0)) == 0
-
-
-def test_a_dispute_that_moved_on_before_its_task_ran_is_told_its_newest_status_once(
-    fulfilled, sent, worker_run
-):
+def test_a_dispute_that_moved_on_before_its_signal_was_sent_is_told_its_newest_status_once(fulfilled, sent):
     dispute(fulfilled, "needs_response")
-    dispute(fulfilled, "lost")  # no worker ran in between
+    dispute(fulfilled, "lost")  # nothing sent in between
 
-    assert [kwargs["status"] for kwargs in queued(order_disputed_signal_task)] == ["needs_response", "lost"]
-    assert worker_run() == 2
+    assert send_owed() == 1
     assert [s["status"] for s in sent["disputed"]] == ["lost"]
-
-
-def test_a_refund_signal_retry_that_finds_it_sent_sends_nothing(fulfilled, sent, worker_run):
-    applied = apply(fulfilled, "re_1", 3000, "succeeded")
-    assert signals_resend(older_than=timedelta(0)) == 1  # reconcile got there first
-
-    DBTaskResult.objects.filter(status=TaskResultStatus.READY).update(run_after=timezone.now())
-    assert worker_run() == 1
-    assert [s["refund_id"] for s in sent["refunded"]] == ["re_1"]
-    assert OrderRefund.objects.get(pk=applied.row.pk).signalled_at is not None

@@ -1,11 +1,12 @@
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
-from django_tasks_db.models import DBTaskResult
 
 from orders import transitions
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
 from orders.services import order_create
-from orders.signals import order_fulfilled
+from orders.signals import order_fulfilled, orders_owed_fulfillment_signal, signals_resend
 from orders.transitions import TransitionResult
 
 pytestmark = pytest.mark.django_db
@@ -130,7 +131,7 @@ def test_unknown_source_is_rejected_before_touching_the_order(product):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_fulfilled_signal_is_sent_once_by_the_worker_for_the_winner_only(product, worker_run):
+def test_fulfilled_signal_is_sent_once_for_the_winner_only(product):
     received = []
 
     def receiver(sender, **kwargs):
@@ -141,8 +142,8 @@ def test_fulfilled_signal_is_sent_once_by_the_worker_for_the_winner_only(product
         order = order_create(product=product, quantity=1)
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_2")
-        assert received == []  # queued, not sent: receivers run in a worker, outside the transition
-        assert worker_run() == 1
+        assert received == []  # owed, not sent: receivers run in a worker, outside the transition
+        assert signals_resend(older_than=timedelta(0)) == 1
     finally:
         order_fulfilled.disconnect(receiver)
 
@@ -152,20 +153,14 @@ def test_fulfilled_signal_is_sent_once_by_the_worker_for_the_winner_only(product
     assert received[0]["source"] == "webhook"
 
 
-def test_fulfilled_signal_is_queued_in_the_fulfilling_transaction(product):
+def test_fulfilled_signal_is_owed_by_the_fulfilling_transaction(product):
     order = order_create(product=product, quantity=1)
 
     with transaction.atomic():
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
-        # The task row is written by the transition's own transaction: it commits, or rolls back, with it.
-        (queued,) = DBTaskResult.objects.all()
-        assert queued.task_path == "orders.tasks.order_fulfillment_signal_task"
-        assert queued.args_kwargs["kwargs"] == {
-            "order_id": str(order.pk),
-            "source": "webhook",
-            "stripe_event_id": "evt_1",
-        }
+        # Owed by the order's own outbox column: it commits, or rolls back, with the fulfilment.
+        assert list(orders_owed_fulfillment_signal()) == [order]
         transaction.set_rollback(True)
 
-    assert not DBTaskResult.objects.exists()
+    assert not orders_owed_fulfillment_signal().exists()
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING

@@ -1,6 +1,7 @@
 """The refund and dispute signals through real `worker` processes: each sent once, with retries."""
 
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,12 @@ from django.utils import timezone
 from orders import transitions
 from orders.models import Order, OrderDispute, OrderRefund
 from orders.services import order_create
-from orders.signals import signals_owed
+from orders.signals import order_fulfilled, signals_owed
+from payments import worker as worker_module
 from payments.models import FINISHED_STATUSES, StripeEvent
 from payments.tests.conftest import emulator_worker_env
 from payments.tests.events import deliver, dispute_object, event, new_id, refund_object
+from payments.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -141,3 +144,36 @@ def test_a_failing_receiver_in_the_worker_is_retried_until_its_signal_is_sent_on
     ):
         assert witnessed(witness, f"{name}claimed") == Counter({about: 3})
         assert witnessed(witness, f"{name}sent") == Counter({about: 1})
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Return the worker's monotonic clock, which the test moves by hand."""
+    now = [1000.0]
+    monkeypatch.setattr(worker_module.time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_a_raising_receiver_is_tried_again_after_a_doubling_backoff_until_it_works(product, clock, settings):
+    settings.RETRY_BASE_SECONDS, settings.RETRY_MAX_SECONDS = 5, 12
+    calls = []
+
+    def receiver(sender, order_id, **kwargs):
+        calls.append(clock[0])
+        if len(calls) < 4:
+            raise RuntimeError("warehouse is down")
+
+    order = order_create(product=product, quantity=1)
+    transitions.order_fulfill(order_id=order.pk, source="webhook")
+    worker = Worker(name="test")
+    order_fulfilled.connect(receiver, dispatch_uid="test-flaky-receiver")
+    try:
+        for _ in range(40):  # a sweep a second, for 40 seconds
+            worker.sweep(grace=timedelta(0))
+            clock[0] += 1
+    finally:
+        order_fulfilled.disconnect(dispatch_uid="test-flaky-receiver")
+
+    assert [when - 1000 for when in calls] == [0, 5, 15, 27]  # waits of 5, 10, then 12 (the cap)
+    order.refresh_from_db()
+    assert order.fulfillment_signalled_at is not None
