@@ -47,7 +47,7 @@ def _fresh_rate_limits():
     cache.clear()
 
 
-def _worker_run() -> int:
+def run_worker_once() -> int:
     """Process every due event and send every owed signal in this process; return how many events.
 
     `process_events --once` without its loop, which closes "old" connections between batches: inside a
@@ -63,7 +63,7 @@ def _worker_run() -> int:
 @pytest.fixture
 def worker_run(db) -> Callable[[], int]:
     """Return a runner of the worker in this process: every due event, then every owed signal."""
-    return _worker_run
+    return run_worker_once
 
 
 def _database_url() -> str:

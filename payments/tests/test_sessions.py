@@ -7,11 +7,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import DATABASE_TASKS
+from conftest import run_worker_once
 from orders.models import Order, OrderStatus, OrderTransition
 from orders.services import order_create
 from payments import audit, checkout, gateway, handlers, sessions
@@ -116,6 +115,7 @@ def via_webhook(client, order: Order, session_id: str) -> str:
     evt = event(kind, session)
     response = deliver(client, evt)
     assert response.status_code == 200
+    run_worker_once()
     return StripeEvent.objects.get(stripe_id=evt["id"]).status
 
 
@@ -123,8 +123,7 @@ def via_replay(client, order: Order, session_id: str) -> str:
     session = gateway.client().v1.checkout.sessions.retrieve(session_id).to_dict()
     kind = "checkout.session.expired" if session["status"] == "expired" else "checkout.session.completed"
     evt = event(kind, session)
-    with override_settings(TASKS=DATABASE_TASKS):
-        stripe_event_intake(event=evt)  # stored, then the worker died before processing it
+    stripe_event_intake(event=evt)  # stored, then the worker died before processing it
     call_command("replay_events", evt["id"], stdout=StringIO(), stderr=StringIO())
     return StripeEvent.objects.get(stripe_id=evt["id"]).status
 
