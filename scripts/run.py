@@ -1,8 +1,8 @@
 """Set the project up and serve it: what `python3 dev.py run` executes inside .venv.
 
 Migrate (the demo catalog is seeded by a migration), start the Stripe emulator unless real Stripe test
-keys are configured, sync the catalog to Stripe, serve on http://127.0.0.1:8000/, and run the task
-worker that processes the webhooks' events and the fulfillment signals. Ctrl-C stops everything this
+keys are configured, sync the catalog to Stripe, serve on http://127.0.0.1:8000/, and run the
+worker that processes the webhooks' events and sends the signals. Ctrl-C stops everything this
 script started.
 """
 
@@ -50,6 +50,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--noreload", action="store_true", help="Do not restart the site when a Python file changes."
+    )
+    parser.add_argument(
+        "--no-worker", action="store_true", help="Start no worker: see what a stopped worker looks like."
     )
     return parser.parse_args(argv)
 
@@ -250,9 +253,9 @@ def print_banner(
         say(f"               Run `stripe listen --forward-to localhost:{port}/stripe-webhook` and put the")
         say("               whsec_... secret it prints in .env as STRIPE_WEBHOOK_SECRET, then restart.")
     if worker:
-        say("worker         manage.py db_worker: processes each stored event and fulfillment signal")
+        say("worker         manage.py process_events: processes each stored event, sends each signal")
     else:
-        say("worker         none: TASK_BACKEND=immediate runs each task inside the request")
+        say("worker         none (--no-worker): events wait, stored, for manage.py process_events")
     stopped = ["the site", *(["the worker"] if worker else []), *(["the emulator"] if emulator_url else [])]
     listed = stopped[0] if len(stopped) == 1 else f"{', '.join(stopped[:-1])} and {stopped[-1]}"
     say(f"stop           Ctrl-C (stops {listed})")
@@ -305,14 +308,14 @@ def run(args: argparse.Namespace) -> int:
         server = spawn(command, env)
         children.append((server, "site"))
         wait_for_site(f"{site}/", server)
-        # The webhook only stores and queues; the worker processes (unless tasks run inside the request).
-        worker = configured("TASK_BACKEND", dotenv).lower() in ("", "database")
+        # The webhook only stores; the worker processes.
+        worker = not args.no_worker
         if worker:
-            command = [sys.executable, str(ROOT / "manage.py"), "db_worker", "--interval", "0.2"]
-            if args.noreload:
-                command.append("--no-reload")
-            say("starting the task worker (manage.py db_worker)")
-            children.append((spawn(command, env), "task worker"))
+            command = [sys.executable, str(ROOT / "manage.py"), "process_events", "--poll", "0.2"]
+            if not args.noreload:
+                command.append("--reload")
+            say("starting the worker (manage.py process_events)")
+            children.append((spawn(command, env), "worker"))
         print_banner(
             site=site,
             emulator_url=emulator_url,

@@ -219,16 +219,15 @@ def test_redis_url_selects_djangos_redis_cache():
     assert result.stdout.splitlines()[-1] == "django.core.cache.backends.redis.RedisCache", result.stderr
 
 
-def test_signal_attempts_are_read_under_their_name_and_under_the_fulfilment_only_name_before_it():
-    code = "from django.conf import settings; print(settings.SIGNAL_MAX_ATTEMPTS)"
+def test_the_worker_lease_is_read_under_its_name_and_under_the_name_from_before_the_queue():
+    code = "from django.conf import settings; print(settings.WORKER_LEASE_SECONDS)"
 
     default = _manage("shell", "-c", code, env=PRODUCTION_ENV)
-    former = _manage("shell", "-c", code, env={**PRODUCTION_ENV, "FULFILLMENT_SIGNAL_MAX_ATTEMPTS": "3"})
+    former = _manage("shell", "-c", code, env={**PRODUCTION_ENV, "TASK_LEASE_SECONDS": "60"})
     both = _manage(
-        "shell",
-        "-c",
-        code,
-        env={**PRODUCTION_ENV, "FULFILLMENT_SIGNAL_MAX_ATTEMPTS": "3", "SIGNAL_MAX_ATTEMPTS": "5"},
+        "shell", "-c", code, env={**PRODUCTION_ENV, "TASK_LEASE_SECONDS": "60", "WORKER_LEASE_SECONDS": "90"}
     )
 
-    assert [r.stdout.splitlines()[-1] for r in (default, former, both)] == ["8", "3", "5"], both.stderr
+    assert [r.stdout.splitlines()[-1] for r in (default, former, both)] == ["300.0", "60.0", "90.0"], (
+        both.stderr
+    )

@@ -18,6 +18,7 @@ from orders.models import (
     RefundRequester,
     RefundStatus,
 )
+from payments import gateway
 from payments.models import EventStatus, StripeEvent
 from payments.refunds import order_refund
 from payments.tests.conftest import emulator_worker_env
@@ -109,13 +110,25 @@ def test_a_refund_above_what_is_left_is_refused_before_stripe_is_asked(stripe, p
     assert OrderRefund.objects.filter(order=order).count() == 1
 
 
-@pytest.mark.usefixtures("tasks_immediate")
-def test_the_refunds_webhook_arriving_before_the_api_answer_is_one_refund(webhooks, paid, settled):
+def test_the_refunds_webhook_arriving_before_the_api_answer_is_one_refund(
+    webhooks, worker, paid, settled, worker_run, monkeypatch
+):
     # The emulator answers the refund call only after the first delivery of each of its events, and
-    # here the webhook processes its event before answering (as a worker quicker than Stripe's answer
-    # does): the row is recorded from the webhook before the API call returns.
+    # here a worker processes them before the answer comes back (a worker quicker than Stripe's
+    # answer): the row is recorded from the webhook before the API call returns.
+    started = worker(**emulator_worker_env(webhooks))
     order = paid()
+    started.terminate()  # from here, only this test's own worker runs, when the wrapper below says
+    started.wait(timeout=10)
     webhooks.configure(webhook_timing="before_redirect")
+    create = gateway.refund_create
+
+    def answered_after_the_worker(**kwargs):
+        answer = create(**kwargs)
+        assert worker_run() == 2  # refund.created and charge.refunded
+        return answer
+
+    monkeypatch.setattr(gateway, "refund_create", answered_after_the_worker)
 
     outcome = refund(order)
 

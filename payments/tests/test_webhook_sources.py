@@ -57,12 +57,13 @@ def test_a_signed_event_from_another_address_is_refused_with_403_and_not_stored(
     assert order.status == OrderStatus.PENDING
 
 
-def test_an_event_from_stripes_address_is_processed(client, product, stripe_only):
+def test_an_event_from_stripes_address_is_processed(client, product, stripe_only, worker_run):
     order = open_order(product)
 
     response = deliver(client, session_event("checkout.session.completed", order), REMOTE_ADDR=STRIPE_ADDRESS)
 
     assert response.status_code == 200
+    assert worker_run() == 1
     order.refresh_from_db()
     assert order.status == OrderStatus.FULFILLED
 

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         total = audit.orders_to_audit(since=None, until=now - older_than, open_only=True).count()
         seen, found, fixed = audit_report(reporter, results, total=total, what="checked")
         # A signal is owed by a crash only once the worker that should send it could have: after a lease.
-        grace = max(older_than, timedelta(seconds=settings.TASK_LEASE_SECONDS))
+        grace = max(older_than, timedelta(seconds=settings.WORKER_LEASE_SECONDS))
         owed = signals_resend(older_than=grace, dry_run=not fix)
         done = (
             f"{fixed} fixed; {plural(owed, 'owed signal')} sent"
