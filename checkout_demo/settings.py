@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from checkout_demo.env import env_bool, env_float, env_int, env_list, env_networks, env_rate, env_str
+from checkout_demo.logs import logging_config, sentry_init
 from payments.stripe_ips import STRIPE_WEBHOOK_IPS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "checkout_demo.logs.RequestIdMiddleware",
     "checkout_demo.middleware.StripeWebhookMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -222,19 +224,18 @@ if METRICS_TOKEN and not re.fullmatch(r"[!-~]{32,}", METRICS_TOKEN):
 METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS")
 
 LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {
-        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "orders": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        "payments": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-    },
-}
+# One JSON object a line (for a log system) or plain lines (for a person at a terminal).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not one of: plain, json.")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+
+# Error reports to Sentry, only when a DSN is set (nothing is imported otherwise). E-mail addresses are
+# scrubbed from what is sent unless SENTRY_SEND_EMAILS.
+SENTRY_DSN = env_str("SENTRY_DSN")
+if SENTRY_DSN:
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production"),
+        send_emails=env_bool("SENTRY_SEND_EMAILS", default=False),
+    )

@@ -104,6 +104,8 @@ class Order(models.Model):
     # already closed): the order waits in the admin's "Needs attention" filter until a person clears it.
     needs_attention = models.BooleanField(default=False, db_index=True, editable=False)
     attention_reason = models.TextField(blank=True, default="", editable=False)
+    attention_settled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    attention_settled_by = models.CharField(max_length=150, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -27,7 +27,16 @@ def product_get_for_sale(*, sku: str) -> Product:
 
 
 # What checking a payment against an order needs, and no more: the webhook's hot path reads only these.
-PAYMENT_FIELDS = ("id", "status", "amount_total", "currency", "stripe_checkout_session_id", "payment_pending")
+PAYMENT_FIELDS = (
+    "id",
+    "status",
+    "amount_total",
+    "currency",
+    "stripe_checkout_session_id",
+    "payment_pending",
+    "stripe_payment_intent_id",
+    "customer_email",
+)
 
 
 def order_get(*, order_id: uuid.UUID | str) -> Order:

@@ -5,11 +5,15 @@ import uuid
 from contextlib import nullcontext
 
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
+from orders.db import text_is_storable
 from orders.exceptions import InvalidQuantity, ProductUnavailable
 from orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderStatus, Product
 
 logger = logging.getLogger(__name__)
+
+EMAIL_MAX_LENGTH = Order._meta.get_field("customer_email").max_length
 
 
 def order_create(
@@ -38,6 +42,7 @@ def order_create(
         quantity,
         order.amount_total,
         order.currency,
+        extra={"order_id": str(order.id)},
     )
     return order
 
@@ -120,20 +125,44 @@ def order_flag_attention(*, order_id: uuid.UUID | str, reason: str) -> bool:
     return flagged
 
 
-def order_clear_attention(*, order_id: uuid.UUID | str) -> bool:
-    """Take the order off the needs-attention list, once a person has settled it."""
-    cleared = Order.objects.filter(pk=order_id, needs_attention=True).update(needs_attention=False) == 1
-    logger.info("order %s attention cleared=%s", order_id, cleared)
-    return cleared
-
-
-def order_attach_payment_intent(*, order_id: uuid.UUID | str, payment_intent_id: str) -> bool:
-    """Record the order's PaymentIntent id where it is missing (refunds and disputes find orders by it)."""
-    attached = (
-        Order.objects.filter(pk=order_id, stripe_payment_intent_id="").update(
-            stripe_payment_intent_id=payment_intent_id
-        )
-        == 1
+def order_clear_attention(*, order_id: uuid.UUID | str, by: str) -> bool:
+    """Take the order off the needs-attention list once a person has settled it, recording who and when;
+    return False when it was not on it (settled already, once is enough)."""
+    cleared = Order.objects.filter(pk=order_id, needs_attention=True).update(
+        needs_attention=False, attention_settled_at=timezone.now(), attention_settled_by=by
     )
-    logger.info("order %s payment intent %s attached=%s", order_id, payment_intent_id, attached)
-    return attached
+    logger.info("order %s attention settled by %s: %s", order_id, by, bool(cleared), extra={"order_id": order_id})
+    return bool(cleared)
+
+
+def payment_details(payment_intent_id: str, customer_email: str) -> dict[str, str]:
+    """Return the payment fields worth storing, leaving out the ones Stripe did not give.
+
+    An e-mail address that does not fit its column is left out rather than cut (a cut address is
+    another one): the transition must not fail for a detail.
+    """
+    details = {}
+    if payment_intent_id:
+        details["stripe_payment_intent_id"] = payment_intent_id
+    if len(customer_email) > EMAIL_MAX_LENGTH or not text_is_storable(customer_email):
+        logger.warning("buyer's e-mail from Stripe left out, it does not fit: %r", customer_email[:60])
+    elif customer_email:
+        details["customer_email"] = customer_email
+    return details
+
+
+def order_payment_details_store(
+    *, order_id: uuid.UUID | str, payment_intent_id: str, customer_email: str
+) -> bool:
+    """Store the buyer's e-mail and the PaymentIntent Stripe gave where the order has none yet.
+
+    Whenever the project sees a session (a delayed payment, a failed one, a late one), not only at
+    fulfilment: those are the buyers an operator must reach. Return whether anything was stored.
+    """
+    updated = 0
+    for field, value in payment_details(payment_intent_id, customer_email).items():
+        updated += Order.objects.filter(pk=order_id, **{field: ""}).update(**{field: value})
+    logger.info(
+        "order %s payment details stored: %s", order_id, bool(updated), extra={"order_id": str(order_id)}
+    )
+    return bool(updated)

@@ -19,6 +19,7 @@ from django.db.models import F, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 
+from orders.logs import log_fields
 from orders.models import Order, OrderDispute, OrderRefund, OrderStatus, OrderTransition, RefundStatus
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def order_fulfillment_signal_send(
     *, order_id: uuid.UUID | str, source: str, stripe_event_id: str | None
 ) -> bool:
     """Send `order_fulfilled` for a fulfilled order unless it was sent; return whether this call sent it."""
-    with transaction.atomic():
+    with transaction.atomic(), log_fields(order_id=order_id):
         claimed = (
             orders_owed_fulfillment_signal()
             .filter(pk=order_id)
@@ -78,7 +79,13 @@ def order_refunded_signal_send(*, refund_pk: uuid.UUID | str) -> bool:
                 refund_id=refund.stripe_refund_id,
             )
     if claimed:
-        logger.info("order %s refund %s (%s) signalled", refund.order_id, refund.pk, refund.stripe_refund_id)
+        logger.info(
+            "order %s refund %s (%s) signalled",
+            refund.order_id,
+            refund.pk,
+            refund.stripe_refund_id,
+            extra={"order_id": str(refund.order_id)},
+        )
     return bool(claimed)
 
 

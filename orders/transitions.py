@@ -22,13 +22,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orders.db import text_is_storable, update_returning
+from orders.db import update_returning
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
 from orders.selectors import order_status_get
+from orders.services import payment_details
 
 logger = logging.getLogger(__name__)
-
-EMAIL_MAX_LENGTH = Order._meta.get_field("customer_email").max_length
 
 
 @dataclass(frozen=True)
@@ -115,6 +114,7 @@ def _apply(
             transition.to_status,
             source.value,
             stripe_event_id or "-",
+            extra={"order_id": str(order_id), "transition": transition.name},
         )
         return TransitionResult(won=True, from_status=returned[0], status=str(transition.to_status))
     # The one read a loser costs: what the order already is, for the caller and this log line.
@@ -126,6 +126,7 @@ def _apply(
         current or "missing",
         source.value,
         stripe_event_id or "-",
+        extra={"order_id": str(order_id), "transition": transition.name},
     )
     return TransitionResult(won=False, from_status=current, status=current)
 
@@ -144,7 +145,7 @@ def order_confirm(
         order_id=order_id,
         source=source,
         stripe_event_id=stripe_event_id,
-        changes=_payment_details(payment_intent_id, customer_email),
+        changes=payment_details(payment_intent_id, customer_email),
     )
 
 
@@ -157,7 +158,7 @@ def order_fulfill(
     customer_email: str = "",
 ) -> TransitionResult:
     """Move a pending or confirmed order to fulfilled, and send `order_fulfilled` once it commits."""
-    changes = {"payment_pending": False, **_payment_details(payment_intent_id, customer_email)}
+    changes = {"payment_pending": False, **payment_details(payment_intent_id, customer_email)}
     return _apply(FULFILL, order_id=order_id, source=source, stripe_event_id=stripe_event_id, changes=changes)
 
 
@@ -198,19 +199,3 @@ def order_refund(
 ) -> TransitionResult:
     """Move a fulfilled order to refunded (`orders.refunds` asks, when refunds cover the total)."""
     return _apply(REFUND, order_id=order_id, source=source, stripe_event_id=stripe_event_id, note=note)
-
-
-def _payment_details(payment_intent_id: str, customer_email: str) -> dict[str, str]:
-    """Return the payment fields worth storing, leaving out the ones Stripe did not give.
-
-    An e-mail address that does not fit its column is left out rather than cut (a cut address is
-    another one): the transition must not fail for a detail.
-    """
-    details = {}
-    if payment_intent_id:
-        details["stripe_payment_intent_id"] = payment_intent_id
-    if len(customer_email) > EMAIL_MAX_LENGTH or not text_is_storable(customer_email):
-        logger.warning("buyer's e-mail from Stripe left out, it does not fit: %r", customer_email[:60])
-    elif customer_email:
-        details["customer_email"] = customer_email
-    return details

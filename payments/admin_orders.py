@@ -107,7 +107,10 @@ class OrderAdmin(orders_admin.OrderAdmin):
         description="Mark selected orders as settled (clears Needs attention)", permissions=["settle"]
     )
     def settle_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        settled = sum(order_clear_attention(order_id=pk) for pk in queryset.values_list("pk", flat=True))
+        settled = sum(
+            order_clear_attention(order_id=pk, by=str(request.user))
+            for pk in queryset.values_list("pk", flat=True)
+        )
         self.message_user(request, f"Settled: {settled} order(s) taken off the Needs attention list.")
 
 

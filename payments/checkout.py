@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from orders.exceptions import ProductUnavailable
+from orders.logs import log_fields
 from orders.models import Order, OrderStatus, Product, TransitionSource
 from orders.selectors import (
     order_get,
@@ -126,36 +127,37 @@ def checkout_start(
             "(Shop owner: run `python manage.py sync_catalog`.)"
         )
     order, created = _order_for_token(product, quantity, checkout_token, customer_email)
-    # From the order, not from now, so a repeated call sends Stripe identical parameters and its
-    # idempotency key answers with the same session.
-    expires_at = int(order.created_at.timestamp()) + settings.CHECKOUT_SESSION_TTL_SECONDS
-    if not created and expires_at - timezone.now().timestamp() < MIN_SECONDS_LEFT_TO_PAY:
-        raise CheckoutAlreadySubmitted(
-            f"This checkout form has expired (order {order.id}). "
-            "Choose your item again to start a new order.",
-            order=order,
+    with log_fields(order_id=order.id):
+        # From the order, not from now, so a repeated call sends Stripe identical parameters and its
+        # idempotency key answers with the same session.
+        expires_at = int(order.created_at.timestamp()) + settings.CHECKOUT_SESSION_TTL_SECONDS
+        if not created and expires_at - timezone.now().timestamp() < MIN_SECONDS_LEFT_TO_PAY:
+            raise CheckoutAlreadySubmitted(
+                f"This checkout form has expired (order {order.id}). "
+                "Choose your item again to start a new order.",
+                order=order,
+            )
+        session = _session_open(
+            order,
+            created=created,
+            price_id=product.stripe_price_id,
+            success_url=success_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
+            cancel_url=cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
+            expires_at=expires_at,
+            customer_email=customer_email,
         )
-    session = _session_open(
-        order,
-        created=created,
-        price_id=product.stripe_price_id,
-        success_url=success_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
-        cancel_url=cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
-        expires_at=expires_at,
-        customer_email=customer_email,
-    )
-    _session_store(order, session)
-    _refuse_if_closed_meanwhile(order, session)
-    logger.info(
-        "order %s session %s opened: %s x %d, expires_at=%d, repeat=%s",
-        order.id,
-        session.id,
-        product.sku,
-        quantity,
-        expires_at,
-        not created,
-    )
-    return CheckoutStart(order=order, session=session, created=created)
+        _session_store(order, session)
+        _refuse_if_closed_meanwhile(order, session)
+        logger.info(
+            "order %s session %s opened: %s x %d, expires_at=%d, repeat=%s",
+            order.id,
+            session.id,
+            product.sku,
+            quantity,
+            expires_at,
+            not created,
+        )
+        return CheckoutStart(order=order, session=session, created=created)
 
 
 def _order_for_token(

@@ -313,6 +313,9 @@ def stripe_events_replay(*, events: QuerySet[StripeEvent], dry_run: bool = False
     Only a run that starts from the status it read may finish an event, so a concurrent run wins cleanly.
     """
     for stored in _pages(events.defer("payload", "payload_text", "last_error") if dry_run else events):
+        if stored.status == EventStatus.SETTLED:
+            yield EventOutcome(stored.stripe_id, stored.type, stored.status, "settled by a person: left so")
+            continue
         if dry_run:
             yield EventOutcome(stored.stripe_id, stored.type, stored.status, "would replay")
             continue

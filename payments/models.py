@@ -12,6 +12,7 @@ class EventStatus(models.TextChoices):
     IGNORED = "ignored", "Ignored"
     FAILED = "failed", "Failed"
     NEEDS_REVIEW = "needs_review", "Needs review"
+    SETTLED = "settled", "Settled by a person"
 
 
 class EventSource(models.TextChoices):
@@ -20,11 +21,16 @@ class EventSource(models.TextChoices):
     FILE = "file", "Imported from a file"
 
 
-# An event in one of these states is processed again when it is delivered or replayed again: failed
-# is an unexpected error that a retry may cure. needs_review is a final refusal that only a person can
-# settle (what was charged is not what the order costs): finished, it is run again only by id.
+# An unfinished event is work for a worker: received, or failed by an error a retry may cure.
+# needs_review is a final refusal only a person can settle (what was charged is not what the order costs):
+# finished, it is run again only by id. settled: a person settled it; a replay leaves it so.
 UNFINISHED_STATUSES = (EventStatus.RECEIVED, EventStatus.FAILED)
-FINISHED_STATUSES = (EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.NEEDS_REVIEW)
+FINISHED_STATUSES = (
+    EventStatus.PROCESSED,
+    EventStatus.IGNORED,
+    EventStatus.NEEDS_REVIEW,
+    EventStatus.SETTLED,
+)
 
 
 class StripeEvent(models.Model):

@@ -13,11 +13,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
 from orders import transitions
 from orders.models import Order, OrderStatus
 from orders.selectors import order_get_for_payment, order_status_get
+from orders.services import order_clear_attention
 from payments import gateway
 from payments.exceptions import PaymentProviderError, PaymentProviderRefused, StripeResourceMissing
+from payments.models import EventStatus, StripeEvent
 from payments.sessions import (
     SessionApplied,
     SessionDecision,
@@ -169,3 +176,26 @@ def _session_state(session: gateway.CheckoutSession) -> str:
 def _result(order: Order, moved: bool, message: str) -> OrderActionResult:
     status = order_status_get(order_id=order.pk) or "missing"
     return OrderActionResult(order.pk, moved, status, message)
+
+
+def order_settle(*, order_id: uuid.UUID | str, by: str) -> OrderActionResult:
+    """Settle what put the order in front of a person: its flag and its events in review, once, saying who.
+
+    A settled event is finished for good: no replay reopens it, so the alert on needs_review goes quiet.
+    """
+    order = order_get_for_payment(order_id=order_id)
+    now = timezone.now()
+    with transaction.atomic():
+        cleared = order_clear_attention(order_id=order.pk, by=by)
+        events = StripeEvent.objects.filter(order_id=order.pk, status=EventStatus.NEEDS_REVIEW).update(
+            status=EventStatus.SETTLED,
+            outcome=Concat(Value(f"settled by {by} at {now:%Y-%m-%d %H:%M}Z; "), "outcome"),
+        )
+    if not cleared and not events:
+        return _result(order, False, "nothing to settle: no flag, no event in review")
+    return _result(
+        order,
+        True,
+        f"settled by {by}: {'flag cleared' if cleared else 'no flag'}, "
+        f"{events} event{'s' if events != 1 else ''} in review settled",
+    )

@@ -24,7 +24,7 @@ from orders.refunds import (
     order_refund_refused,
     order_refund_request,
 )
-from orders.services import order_attach_payment_intent
+from orders.services import order_payment_details_store
 from payments import gateway
 from payments.exceptions import (
     NotOurs,
@@ -163,7 +163,7 @@ def _payment_of(order: Order) -> str:
         raise NotOurs(f"its session {session.id} names another order")
     if not session.payment_intent_id:
         raise NotOurs(f"its session {session.id} was not paid")
-    order_attach_payment_intent(order_id=order.pk, payment_intent_id=session.payment_intent_id)
+    order_payment_details_store(order_id=order.pk, payment_intent_id=session.payment_intent_id)
     return session.payment_intent_id
 
 

@@ -27,13 +27,14 @@ from django.conf import settings
 
 from orders import transitions
 from orders.exceptions import OrderNotFound, RefundRefused
+from orders.logs import log_fields
 from orders.models import Order, OrderRefund, OrderStatus, RefundRequester
 from orders.selectors import order_get_for_payment, order_status_get
 from orders.services import (
     order_attach_checkout_session,
-    order_attach_payment_intent,
     order_flag_attention,
     order_mark_payment_pending,
+    order_payment_details_store,
 )
 from orders.transitions import TransitionResult
 from payments import gateway
@@ -136,7 +137,8 @@ def checkout_session_apply(
             detail = f"would refund: paid, but the order is {owner.status}"
             return SessionApplied(SessionDecision.LATE_PAYMENT, session.id, owner.pk, detail)
         return SessionApplied(decision, session.id, owner.pk, f"would apply: {decision}")
-    return _act(decision, session, owner, source, paid_transition, stripe_event_id)
+    with log_fields(order_id=owner.pk, session_id=session.id):
+        return _act(decision, session, owner, source, paid_transition, stripe_event_id)
 
 
 def checkout_session_decision(*, session: CheckoutSession, payment_failed: bool = False) -> SessionDecision:
@@ -194,6 +196,8 @@ def _act(
     stripe_event_id: str | None,
 ) -> SessionApplied:
     """Ask for the transition the decision calls for (or mark the payment pending) and say what it did."""
+    if decision != SessionDecision.PAID:
+        _remember_buyer(session, owner)
     if decision == SessionDecision.PAID:
         result = PAID_TRANSITIONS[paid_transition](
             order_id=owner.pk,
@@ -202,6 +206,8 @@ def _act(
             payment_intent_id=session.payment_intent_id,
             customer_email=session.customer_email,
         )
+        if not result.won:
+            _remember_buyer(session, owner)
         if not result.won and result.status in OrderStatus.CLOSED:
             late = late_payment_settle(
                 order_id=owner.pk,
@@ -227,6 +233,19 @@ def _act(
     if decision == SessionDecision.PAYMENT_PENDING:
         return SessionApplied(decision, session.id, owner.pk, _mark_pending(session, owner, stripe_event_id))
     return SessionApplied(decision, session.id, owner.pk, "session is open: the buyer has not paid yet")
+
+
+def _remember_buyer(session: CheckoutSession, order: Order) -> None:
+    """Store what the session says of the buyer and the payment where the order lacks it (one read saved
+    when it has both)."""
+    if (session.customer_email and not order.customer_email) or (
+        session.payment_intent_id and not order.stripe_payment_intent_id
+    ):
+        order_payment_details_store(
+            order_id=order.pk,
+            payment_intent_id=session.payment_intent_id,
+            customer_email=session.customer_email,
+        )
 
 
 def _moved(
@@ -291,7 +310,7 @@ def late_payment_settle(
     elif not settings.REFUND_LATE_PAYMENTS:
         action = "automatic refunds are off (REFUND_LATE_PAYMENTS): refund it, or fulfill it, by hand"
     else:
-        order_attach_payment_intent(order_id=order_id, payment_intent_id=session.payment_intent_id)
+        order_payment_details_store(order_id=order_id, payment_intent_id=session.payment_intent_id)
         try:
             outcome = order_refund(
                 order_id=order_id,

@@ -1,0 +1,124 @@
+"""Logs and error reports: one JSON object a line in production, a request id on every line a request
+causes, and Sentry when SENTRY_DSN is set, with secrets and card data scrubbed from what leaves.
+
+python-json-logger formats the standard library's records, so the project's %-style log calls stay as
+they are and every field of `orders.logs` becomes a key a log system indexes; gunicorn's own lines use
+the same formatter (gunicorn.conf.py).
+"""
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from orders.logs import current_log_fields, log_fields
+
+PLAIN = "%(asctime)s %(levelname)s %(name)s %(message)s"
+REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class LogFieldsFilter(logging.Filter):
+    """Put the fields of `orders.logs` that apply on the record, unless the log call gave its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in current_log_fields().items():
+            if not getattr(record, name, ""):
+                setattr(record, name, value)
+        return True
+
+
+def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
+    """Return the one LOGGING of the project (and of gunicorn): plain lines, or JSON objects."""
+    formatter = (
+        {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        }
+        if log_format == "json"
+        else {"format": PLAIN}
+    )
+    handler = {"class": "logging.StreamHandler", "formatter": "main", "filters": ["fields"]}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"fields": {"()": LogFieldsFilter}},
+        "formatters": {"main": formatter},
+        "handlers": {"console": handler},
+        "root": {"handlers": ["console"], "level": "WARNING"},
+        "loggers": {
+            "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "orders": {"handlers": ["console"], "level": level, "propagate": False},
+            "payments": {"handlers": ["console"], "level": level, "propagate": False},
+            "checkout_demo": {"handlers": ["console"], "level": level, "propagate": False},
+        },
+    }
+
+
+class RequestIdMiddleware:
+    """Give each request an id: a trusted proxy's X-Request-ID, or a new one; echo it, log it everywhere.
+
+    A client's own header is believed only behind TRUSTED_PROXY_COUNT proxies (which set it), and only
+    when it is a plain token: anything else would let a stranger forge or poison the logs. List first.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        given = request.META.get(REQUEST_ID_HEADER, "") if settings.TRUSTED_PROXY_COUNT > 0 else ""
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request.request_id = request_id
+        with log_fields(request_id=request_id):
+            response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+# What must never leave for Sentry: Stripe's keys and webhook secrets, a webhook's signature, and
+# (unless SENTRY_SEND_EMAILS) e-mail addresses. Card numbers never reach this project.
+SECRETS = re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_\w+|\bwhsec_\w+|\bt=\d+,v[01]=[0-9a-f,v=]+")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+SECRET_KEYS = re.compile(r"(?i)stripe[-_]signature|authorization|cookie|secret|password|token|dsn")
+
+
+def sentry_init(*, dsn: str, environment: str, send_emails: bool, release: str = "") -> None:
+    """Report unhandled errors (views, commands, the worker) and error log lines to Sentry, scrubbed.
+
+    Imported only when SENTRY_DSN is set: without it nothing is loaded or sent. An event that ends
+    failed or needs_review logs an error, so it is reported too, tagged with the fields of orders.logs.
+    """
+    import sentry_sdk
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            value = SECRETS.sub("[Filtered]", value)
+            return value if send_emails else EMAIL.sub("[Filtered email]", value)
+        if isinstance(value, dict):
+            return {k: "[Filtered]" if SECRET_KEYS.search(str(k)) else scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [scrub(item) for item in value]
+        return value
+
+    def before_send(event: dict, hint: dict) -> dict:
+        tags = event.setdefault("tags", {})
+        for name, value in current_log_fields().items():
+            tags.setdefault(name, value)
+        return scrub(event)
+
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        release=release or None,
+        integrations=[DjangoIntegration()],
+        send_default_pii=False,
+        before_send=before_send,
+        traces_sample_rate=0.0,
+    )
