@@ -89,7 +89,7 @@ def test_expire_expires_the_session_at_stripe_before_the_order(emulator, synced_
 
     assert session_status(session.id) == "expired"
     assert status(order) == OrderStatus.EXPIRED
-    assert text == "Expired: 1 of 1 order(s)."
+    assert text == "Expired: 1 of 1 order."
     with pytest.raises(Exception, match="expired"):
         emulator.pay(session.id, "card")
 
@@ -102,7 +102,7 @@ def test_expire_of_a_paid_session_applies_the_payment_instead(emulator, synced_p
 
     assert status(order) == OrderStatus.FULFILLED
     assert text == (
-        f"Expired: 0 of 1 order(s). Not moved: order {str(order.pk)[:8]}: not closed: Stripe says the "
+        f"Expired: 0 of 1 order. Not moved: order {str(order.pk)[:8]}: not closed: Stripe says the "
         "session is complete and paid: applied it, now fulfilled."
     )
 
@@ -138,7 +138,7 @@ def test_close_of_a_session_stripe_does_not_know_closes_the_order(emulator, sync
     text = act(staff("orders.view_order", "orders.close_order"), "expire_selected", order)
 
     assert status(order) == OrderStatus.EXPIRED
-    assert text == "Expired: 1 of 1 order(s)."
+    assert text == "Expired: 1 of 1 order."
 
 
 def test_fulfill_of_an_unpaid_session_is_refused_and_sends_no_signal(emulator, synced_product):
@@ -153,7 +153,7 @@ def test_fulfill_of_an_unpaid_session_is_refused_and_sends_no_signal(emulator, s
     assert status(order) == OrderStatus.PENDING
     assert sent == []
     assert text == (
-        f"Fulfilled: 0 of 1 order(s). Not moved: order {str(order.pk)[:8]}: not fulfilled: Stripe says "
+        f"Fulfilled: 0 of 1 order. Not moved: order {str(order.pk)[:8]}: not fulfilled: Stripe says "
         "the session is open."
     )
 
@@ -166,7 +166,7 @@ def test_fulfill_of_a_paid_session_fulfills_it(emulator, synced_product):
 
     refreshed = Order.objects.get(pk=order.pk)
     assert (refreshed.status, refreshed.customer_email) == (OrderStatus.FULFILLED, "paid@example.com")
-    assert text == "Fulfilled: 1 of 1 order(s)."
+    assert text == "Fulfilled: 1 of 1 order."
 
 
 def test_the_count_is_what_each_call_returned_on_a_filtered_list(emulator, synced_product):
@@ -183,7 +183,7 @@ def test_the_count_is_what_each_call_returned_on_a_filtered_list(emulator, synce
     )
 
     assert (status(first), status(second)) == (OrderStatus.EXPIRED, OrderStatus.EXPIRED)
-    assert text == "Expired: 2 of 2 order(s)."
+    assert text == "Expired: 2 of 2 orders."
 
 
 def test_the_message_names_each_order_left_as_it_was(emulator, synced_product):
@@ -195,7 +195,7 @@ def test_the_message_names_each_order_left_as_it_was(emulator, synced_product):
 
     assert status(moving) == OrderStatus.EXPIRED
     assert text == (
-        f"Expired: 1 of 2 order(s). Not moved: order {str(already.pk)[:8]}: not expired: it was already "
+        f"Expired: 1 of 2 orders. Not moved: order {str(already.pk)[:8]}: not expired: it was already "
         "failed (its session is expired at Stripe)."
     )
 
@@ -232,7 +232,7 @@ def test_settling_takes_a_flagged_order_off_the_list_and_needs_the_change_permis
 
     settled = Order.objects.get(pk=flagged.pk)
     assert (settled.needs_attention, settled.attention_reason) == (False, "late payment")
-    assert text == "Settled: 1 order(s) taken off the Needs attention list."
+    assert text == "Settled: 1 order taken off the Needs attention list."
 
 
 def test_an_order_closed_while_its_session_was_being_opened_gets_the_session_expired(

@@ -8,9 +8,9 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
+from backoffice.admin import EventTypeFilter
 from orders.models import OrderStatus
 from payments import handlers
-from payments.admin import EventTypeFilter
 from payments.models import StripeEvent
 from payments.tests.events import event, open_order, receive, session_event
 
@@ -104,7 +104,7 @@ def test_replay_action_runs_a_needs_review_event_again_and_warns(admin_client, n
     )
 
     (message,) = response.context["messages"]
-    assert (str(message), message.level_tag) == ("Replayed 1 event(s): 1 needs_review.", "warning")
+    assert (str(message), message.level_tag) == ("Replayed 1 event: 1 needs review.", "warning")
     evt.refresh_from_db()
     assert (evt.status, evt.attempts) == ("needs_review", 2)
     order.refresh_from_db()
@@ -185,7 +185,7 @@ def test_replay_action_processes_the_selected_events_and_reports_counts(admin_cl
     evt.refresh_from_db()
     assert (evt.status, evt.attempts) == ("processed", 2)
     messages = [str(m) for m in response.context["messages"]]
-    assert messages == ["Replayed 2 event(s): 2 processed."]
+    assert messages == ["Replayed 2 events: 2 processed."]
 
 
 def test_replay_action_reports_events_that_fail_again(admin_client, failed):
@@ -196,7 +196,7 @@ def test_replay_action_reports_events_that_fail_again(admin_client, failed):
             reverse(CHANGELIST), {"action": "replay_selected", "_selected_action": [evt.pk]}, follow=True
         )
 
-    assert [str(m) for m in response.context["messages"]] == ["Replayed 1 event(s): 1 errors."]
+    assert [str(m) for m in response.context["messages"]] == ["Replayed 1 event: 1 failed."]
     evt.refresh_from_db()
     assert (evt.status, evt.attempts) == ("failed", 2)
 

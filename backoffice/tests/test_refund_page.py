@@ -32,7 +32,7 @@ def staff(*permissions: str) -> User:
 
 
 def refund_url(order: Order) -> str:
-    return reverse("order-refund", args=[order.pk])
+    return reverse("admin:orders_order_refund", args=[order.pk])
 
 
 def token_of(response) -> str:

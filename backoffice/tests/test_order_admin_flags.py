@@ -4,11 +4,11 @@ and the Refund button only for those who may refund."""
 import pytest
 from django.urls import reverse
 
+from backoffice.tests.test_order_actions import staff
 from orders.models import Order, OrderDispute, OrderStatus
 from payments.models import EventStatus
 from payments.tests.events import open_order
 from payments.tests.health_rows import event_stored
-from payments.tests.test_orders_admin import staff
 
 pytestmark = pytest.mark.django_db
 
@@ -62,5 +62,5 @@ def test_the_refund_button_shows_only_to_those_who_may_refund(product, permissio
         .content.decode()
     )
 
-    assert (reverse("order-refund", args=[order.pk]) in html) is offered
+    assert (reverse("admin:orders_order_refund", args=[order.pk]) in html) is offered
     assert "49.99 USD left." in html
