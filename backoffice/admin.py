@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from django import forms
 from django.conf import settings
@@ -165,10 +166,22 @@ class BackofficeAdmin(admin.ModelAdmin):
 
 
 class RecordAdmin(ReadOnly, ScaledListMixin, BackofficeAdmin):
-    """A big list of records, each naming its order."""
+    """A big list of records, each naming its order; a search term is routed by its shape (search_routes)."""
 
     list_display_links = None
     empty_value_display = "—"
+    # Declared so the search box shows; the search itself is routed by search_routes.
+    search_fields = ("pk",)
+    search_help_text = "Search by the order id or its first 8 characters."
+    search_routes: dict[str, str] = {}
+    search_order_field = "order_id"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        return search_by_shape(
+            queryset, search_term, self.search_routes, order=self.search_order_field
+        ), False
 
     @admin.display(description="Order", ordering="order")
     def order_column(self, row: Model) -> SafeString | str:
@@ -274,9 +287,13 @@ class OrderAdmin(RecordAdmin):
         ("payment_pending", DelayedPaymentFilter),
         "product",
     )
-    # Declared so the search box shows; get_search_results routes a term by its shape.
-    search_fields = ("id",)
     search_help_text = ORDER_SEARCH_HELP
+    search_routes = {
+        "cs_": "stripe_checkout_session_id",
+        "pi_": "stripe_payment_intent_id",
+        "@": "customer_email",
+    }
+    search_order_field = "pk"
     list_select_related = ("product",)
     date_hierarchy = "created_at"
     inlines = [TransitionInline, RefundInline, DisputeInline]
@@ -328,16 +345,6 @@ class OrderAdmin(RecordAdmin):
         # One EXISTS per listed row through the disputes' order index, for the list's "Disputed" flag.
         disputed = Exists(OrderDispute.objects.filter(order_id=OuterRef("pk")))
         return super().get_queryset(request).annotate(is_disputed=disputed)
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
-    ) -> tuple[QuerySet[Order], bool]:
-        routes = {
-            "cs_": "stripe_checkout_session_id",
-            "pi_": "stripe_payment_intent_id",
-            "@": "customer_email",
-        }
-        return search_by_shape(queryset, search_term, routes), False
 
     def render_change_form(
         self, request: HttpRequest, context: dict, *args: object, obj: Order | None = None, **kwargs: object
@@ -437,7 +444,7 @@ class OrderAdmin(RecordAdmin):
         action: Callable[..., OrderActionResult],
     ) -> None:
         # Read the ids once: the orders leave a status-filtered list as they move.
-        results = [action(order_id) for order_id in queryset.values_list("pk", flat=True)]
+        results = [action(order_id=order_id) for order_id in queryset.values_list("pk", flat=True)]
         moved = sum(result.moved for result in results)
         text = f"{verb}: {moved} of {len(results)} {noun(len(results), 'order')}."
         problems = [f"order {order_reference(r.order_id)}: {r.message}" for r in results if not r.moved]
@@ -447,27 +454,19 @@ class OrderAdmin(RecordAdmin):
 
     @admin.action(description="Fulfill selected orders (if Stripe says paid)", permissions=["fulfill"])
     def fulfill_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        def fulfill(order_id: uuid.UUID) -> OrderActionResult:
-            return order_fulfill_verified(order_id=order_id, source=TransitionSource.ADMIN)
-
-        self._run(request, queryset, "Fulfilled", fulfill)
+        self._run(
+            request, queryset, "Fulfilled", partial(order_fulfill_verified, source=TransitionSource.ADMIN)
+        )
 
     @admin.action(description="Fail selected orders (expires their checkout first)", permissions=["close"])
     def fail_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
         reason = f"Failed by {request.user} in the admin."
-
-        def fail(order_id: uuid.UUID) -> OrderActionResult:
-            return order_close(
-                order_id=order_id, transition="fail", source=TransitionSource.ADMIN, reason=reason
-            )
-
+        fail = partial(order_close, transition="fail", source=TransitionSource.ADMIN, reason=reason)
         self._run(request, queryset, "Failed", fail)
 
     @admin.action(description="Expire selected orders (expires their checkout first)", permissions=["close"])
     def expire_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        def expire(order_id: uuid.UUID) -> OrderActionResult:
-            return order_close(order_id=order_id, transition="expire", source=TransitionSource.ADMIN)
-
+        expire = partial(order_close, transition="expire", source=TransitionSource.ADMIN)
         self._run(request, queryset, "Expired", expire)
 
     @admin.action(
@@ -544,16 +543,9 @@ class OrderAdmin(RecordAdmin):
 class OrderTransitionAdmin(RecordAdmin):
     list_display = ("created_at", "order_column", "from_badge", "to_badge", "source", "stripe_event_id")
     list_filter = ("source", "to_status")
-    search_fields = ("order__id",)
-    search_help_text = "Search by the order id or its first 8 characters."
     ordering = ("-created_at", "-id")
     from_badge = badge_column("from_status", "From")
     to_badge = badge_column("to_status", "To")
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[OrderTransition], search_term: str
-    ) -> tuple[QuerySet[OrderTransition], bool]:
-        return search_by_shape(queryset, search_term, {}, order="order_id"), False
 
 
 @admin.register(OrderRefund)
@@ -561,12 +553,7 @@ class OrderRefundAdmin(RecordAdmin):
     """Every refund, filtered by status: the Needs attention page links to those not settled."""
 
     list_display = (
-        "created_at",
-        "order_column",
-        "amount_display",
-        "status",
-        "requested_by",
-        "failure_reason",
+        *("created_at", "order_column", "amount_display", "status", "requested_by", "failure_reason"),
     )
     list_filter = ("status", "requested_by")
     ordering = ("created_at", "id")
@@ -578,12 +565,7 @@ class OrderDisputeAdmin(RecordAdmin):
     """Every dispute, the evidence due soonest first: the Needs attention page links to the open ones."""
 
     list_display = (
-        "evidence_due_by",
-        "order_column",
-        "amount_display",
-        "status",
-        "reason",
-        "stripe_dispute_id",
+        *("evidence_due_by", "order_column", "amount_display", "status", "reason", "stripe_dispute_id"),
     )
     list_filter = ("status",)
     ordering = ("evidence_due_by", "id")
@@ -627,33 +609,27 @@ class StripeEventAdmin(RecordAdmin):
         "source",
         EventOrderFilter,
     )
-    # Declared so the search box shows; get_search_results routes a term by its shape.
-    search_fields = ("stripe_id",)
     search_help_text = (
         "Search by event id (evt_...), Checkout Session (cs_...), or the order id or its first 8 characters."
     )
+    search_routes = {"evt_": "stripe_id", "cs_": "order__stripe_checkout_session_id"}
     date_hierarchy = "received_at"
     actions = ["replay_selected"]
     action_permissions = {"replay": "payments.change_stripeevent"}
     fields = (
-        *("stripe_id", "type", "status_badge", "outcome", "order_column", "attempts", "source", "livemode"),
-        *(
-            "api_version",
-            "stripe_created",
-            "received_at",
-            "processed_at",
-            "last_error_display",
-            "payload_display",
-        ),
+        "stripe_id",
+        "type",
+        "status_badge",
+        "outcome",
+        "order_column",
+        "attempts",
+        "source",
+        "livemode",
     )
+    fields += ("api_version", "stripe_created", "received_at", "processed_at", "last_error_display")
+    fields += ("payload_display",)
     readonly_fields = fields
     status_badge = badge_column("status", "Status", EventStatus)
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[StripeEvent], search_term: str
-    ) -> tuple[QuerySet[StripeEvent], bool]:
-        routes = {"evt_": "stripe_id", "cs_": "order__stripe_checkout_session_id"}
-        return search_by_shape(queryset, search_term, routes, order="order_id"), False
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return self.may(request, "replay")
