@@ -133,6 +133,34 @@ def test_staff_who_may_view_orders_but_not_events_see_no_event_lists(product):
     assert 'id="needs_review_events"' not in html and 'id="failed_events"' not in html
 
 
+def test_staff_who_may_view_orders_but_not_events_see_no_event_counts_on_the_index(product):
+    event_stored(status=EventStatus.FAILED)
+
+    html = staff("orders.view_order").get(INDEX).content.decode()
+
+    assert 'id="dashboard"' in html
+    assert "dashboard-events" not in html and "failed event" not in html
+
+
+def test_a_list_links_to_its_full_list_only_for_staff_who_may_view_that_list(product):
+    paid = fulfilled(product)
+    OrderDispute.objects.create(
+        stripe_dispute_id="dp_link",
+        order=paid,
+        amount=100,
+        currency="usd",
+        status=DisputeStatus.NEEDS_RESPONSE,
+    )
+    full_list = reverse("admin:orders_orderdispute_changelist")
+
+    orders_only = section(staff("orders.view_order").get(PAGE).content.decode(), "open_disputes")
+    operator = section(staff(*OPERATOR).get(PAGE).content.decode(), "open_disputes")
+
+    assert "dp_link" not in orders_only and "1.00 USD" in orders_only
+    assert full_list not in orders_only
+    assert full_list in operator
+
+
 def test_staff_who_may_not_view_orders_are_refused_and_visitors_sent_to_log_in():
     assert staff("payments.view_stripeevent").get(PAGE).status_code == 403
     response = Client().get(PAGE)
