@@ -617,22 +617,19 @@ class StripeEventAdmin(RecordAdmin):
     actions = ["replay_selected"]
     action_permissions = {"replay": "payments.change_stripeevent"}
     fields = (
-        "stripe_id",
-        "type",
-        "status_badge",
-        "outcome",
-        "order_column",
-        "attempts",
-        "source",
-        "livemode",
+        *("stripe_id", "type", "status_badge", "outcome_words", "order_column", "attempts", "source"),
+        *("livemode", "api_version", "stripe_created", "received_at", "processed_at", "last_error_display"),
+        "payload_display",
     )
-    fields += ("api_version", "stripe_created", "received_at", "processed_at", "last_error_display")
-    fields += ("payload_display",)
     readonly_fields = fields
     status_badge = badge_column("status", "Status", EventStatus)
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return self.may(request, "replay")
+
+    @admin.display(description="Outcome")
+    def outcome_words(self, event: StripeEvent) -> str:
+        return reason_words(event.outcome) or "—"
 
     @admin.display(description="Payload")
     def payload_display(self, event: StripeEvent) -> str:

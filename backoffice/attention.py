@@ -70,9 +70,10 @@ def _order_row(order: Order, last: str) -> tuple:
 def _event_row(event: StripeEvent) -> tuple:
     url = reverse("admin:payments_stripeevent_change", args=[event.pk])
     # A failure's outcome is empty; the last line of its traceback names the error.
-    outcome = event.outcome or (event.last_error.strip().splitlines() or [""])[-1]
+    outcome = reason_words(event.outcome) or (event.last_error.strip().splitlines() or [""])[-1]
+    outcome = outcome if len(outcome) <= 200 else f"{outcome[:199]}…"
     link = format_html('<a href="{}"><code>{}</code></a>', url, event.stripe_id)
-    return (link, event.type, order_link(event.order_id), _when(event.received_at), outcome[:200])
+    return (link, event.type, order_link(event.order_id), _when(event.received_at), outcome)
 
 
 def _events(status: str) -> QuerySet[StripeEvent]:

@@ -7,7 +7,9 @@ from django.urls import reverse
 
 from backoffice.tests.test_order_actions import staff
 from orders.models import DisputeStatus, Order, OrderDispute, OrderStatus
+from payments.models import EventStatus, StripeEvent
 from payments.tests.events import open_order
+from payments.tests.health_rows import event_stored
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +89,17 @@ def test_an_order_page_says_each_thing_once(admin_client, product):
     assert words_shown.count("Awaiting the bank") == 1
     assert words_shown.count("paid 59.97 USD") == 1
     assert "Needs attention: Needs attention" not in words_shown
+
+
+def test_an_events_outcome_shows_a_late_payment_as_money_on_the_page_and_the_event():
+    event = event_stored(status=EventStatus.NEEDS_REVIEW)
+    StripeEvent.objects.filter(pk=event.pk).update(outcome=LATE.replace("Late", "late"))
+    client = staff(*OPERATOR)
+
+    pages = [
+        client.get(reverse("admin:needs_attention")).content.decode(),
+        client.get(reverse("admin:payments_stripeevent_change", args=[event.pk])).content.decode(),
+    ]
+
+    for html in pages:
+        assert "paid 59.97 USD on session cs_test_late" in html and "5997" not in html
