@@ -226,7 +226,7 @@ def dashboard_context(user: User) -> dict:
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     today = {f"created_at__{part}": getattr(midnight, part) for part in ("year", "month", "day")}
     orders_url = reverse("admin:orders_order_changelist")
-    queue, running = task_queue(), running_tasks()
+    queue = task_queue()
     waited = queue.oldest_waiting_age
     events = None
     if user.has_perm(VIEW_EVENTS):
@@ -243,14 +243,10 @@ def dashboard_context(user: User) -> dict:
             for status, count in order_counts_created_since(since=midnight).items()
         ],
         "events": events,
-        "queue": {
-            "waiting": queue.waiting,
-            "scheduled": queue.scheduled,
-            "running": running.running,
-            "stuck": running.stuck,
-            "oldest_waiting": _age(waited),
-            "no_worker": waited is not None and waited > NO_WORKER_AFTER,
-        },
+        "queue": queue,
+        "running": running_tasks(),
+        "oldest_waiting": _age(waited),
+        "no_worker": waited is not None and waited > NO_WORKER_AFTER,
     }
     return {"dashboard": dashboard}
 
