@@ -129,12 +129,9 @@ EVENT_TYPE_SQL = f"""CASE {STATUS_SQL}
 # One event per order that left pending; a pending order's number gives an event about no order.
 SEED_EVENTS = f"""
 INSERT INTO payments_stripeevent (
-    stripe_id, type, api_version, livemode, stripe_created, payload, source, status, attempts, outcome,
-    last_error, order_id, received_at, processed_at)
-SELECT stripe_id, type, '2025-03-31.basil', false, received - interval '1 second',
-    jsonb_build_object('id', stripe_id, 'object', 'event', 'type', type,
-        'data', jsonb_build_object('object', jsonb_build_object('id', {SESSION_SQL}, 'object',
-            'checkout.session', 'client_reference_id', {ORDER_ID_SQL}::text))),
+    stripe_id, type, api_version, livemode, stripe_created, payload, payload_text, source, status, attempts,
+    outcome, last_error, order_id, received_at, processed_at)
+SELECT stripe_id, type, '2025-03-31.basil', false, received - interval '1 second', payload, payload::text,
     CASE WHEN g % 50 = 7 THEN 'backfill' ELSE 'webhook' END,
     status, CASE WHEN status = 'received' THEN 0 WHEN status = 'failed' THEN 3 ELSE 1 END,
     CASE status WHEN 'processed' THEN 'fulfilled' WHEN 'ignored' THEN 'no handler for this type'
@@ -152,7 +149,11 @@ FROM (
              WHEN g % 100 = 93 THEN 'failed' WHEN g % 200 = 1 THEN 'received'
              ELSE 'processed' END AS status
     FROM generate_series(1, %(n)s) AS g
-) AS seed
+) AS seed, LATERAL (
+    SELECT jsonb_build_object('id', stripe_id, 'object', 'event', 'type', type,
+        'data', jsonb_build_object('object', jsonb_build_object('id', {SESSION_SQL}, 'object',
+            'checkout.session', 'client_reference_id', {ORDER_ID_SQL}::text))) AS payload
+) AS body
 """
 
 # One fulfilled order in fifty has a refund: most succeeded, one in a thousand orders still pending at

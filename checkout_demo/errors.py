@@ -1,9 +1,11 @@
 """The site's error answers: branded pages for people, JSON for the API (the handlers in urls.py)."""
 
 from django.conf import settings
+from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import REASON_NO_CSRF_COOKIE
 from django.shortcuts import render
+from django.urls import reverse
 from django.views import defaults
 
 from payments.http import answers_in_json, json_error
@@ -25,6 +27,15 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
     if answers_in_json(request):
         return json_error(MESSAGES[403], status=403)
+    user = getattr(request, "user", None)
+    if request.path.startswith(reverse("admin:index")) and user is not None and user.is_staff:
+        # Staff get the admin's own page: the permission it lacks (as the refusal names it) and a way back.
+        context = {
+            **admin.site.each_context(request),
+            "title": "Permission needed",
+            "exception": str(exception),
+        }
+        return render(request, "admin/403.html", context, status=403)
     return defaults.permission_denied(request, exception)
 
 

@@ -42,7 +42,10 @@ SITE_URL = env_str("SITE_URL").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", SITE_URL)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The whole admin. Before django.contrib.admin, whose templates (admin/index.html...) it extends.
+    "backoffice",
+    # django.contrib.admin, with backoffice's site (the Needs attention page, the index's dashboard).
+    "backoffice.apps.BackofficeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -86,12 +86,12 @@ def capped_count(queryset: QuerySet) -> tuple[int, bool]:
     latest rows). Where there is no planner to ask (SQLite, a small shop's database) it counts exactly.
     """
     estimate = planner_estimate(queryset)
-    if estimate is None or estimate <= EXACT_COUNT_LIMIT:
+    if estimate is None:
+        return queryset.order_by().count(), False
+    if estimate <= EXACT_COUNT_LIMIT:
         exact = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
         if exact <= EXACT_COUNT_LIMIT:
             return exact, False
-        if estimate is None:
-            return queryset.order_by().count(), False
         estimate = max(estimate, exact)
     return estimate, True
 

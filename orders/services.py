@@ -131,7 +131,9 @@ def order_clear_attention(*, order_id: uuid.UUID | str, by: str) -> bool:
     cleared = Order.objects.filter(pk=order_id, needs_attention=True).update(
         needs_attention=False, attention_settled_at=timezone.now(), attention_settled_by=by
     )
-    logger.info("order %s attention settled by %s: %s", order_id, by, bool(cleared), extra={"order_id": order_id})
+    logger.info(
+        "order %s attention settled by %s: %s", order_id, by, bool(cleared), extra={"order_id": order_id}
+    )
     return bool(cleared)
 
 

@@ -25,11 +25,7 @@ class PaymentsConfig(AppConfig):
     verbose_name = "Payments"
 
     def ready(self) -> None:
-        from orders.admin import OrderAdmin
         from orders.signals import order_fulfilled
         from payments import checks  # noqa: F401 - importing checks registers them
-        from payments.gateway import dashboard_url
 
-        # The order admin links its Stripe ids to the Dashboard; orders may not import payments.
-        OrderAdmin.stripe_dashboard_url = staticmethod(dashboard_url)
         order_fulfilled.connect(order_fulfilled_log, dispatch_uid="payments.order_fulfilled_log")

@@ -29,6 +29,7 @@ from orders import transitions
 from orders.exceptions import OrderNotFound, RefundRefused
 from orders.logs import log_fields
 from orders.models import Order, OrderRefund, OrderStatus, RefundRequester
+from orders.money import money_format
 from orders.selectors import order_get_for_payment, order_status_get
 from orders.services import (
     order_attach_checkout_session,
@@ -157,9 +158,13 @@ def checkout_session_charge_mismatch(*, session: CheckoutSession, order: Order) 
     if session.amount_total == order.amount_total and (session.currency or "").lower() == order.currency:
         return ""
     return (
-        f"session {session.id} charges {session.amount_total} {session.currency}, "
-        f"order {order.pk} is {order.amount_total} {order.currency}"
+        f"session {session.id} charges {_money(session.amount_total, session.currency)}, "
+        f"order {order.pk} is {money_format(order.amount_total, order.currency)}"
     )
+
+
+def _money(amount: int | None, currency: str | None) -> str:
+    return "nothing" if amount is None else money_format(amount, currency or "")
 
 
 def _owner(session: CheckoutSession, *, known: Order | None, dry_run: bool) -> Order:
@@ -303,7 +308,7 @@ def late_payment_settle(
 ) -> LatePayment:
     """Flag the closed order that was paid, and refund the whole payment if REFUND_LATE_PAYMENTS."""
     order_id = uuid.UUID(str(order_id))
-    paid = f"{session.amount_total} {session.currency}"
+    paid = _money(session.amount_total, session.currency)
     refund = None
     if not session.payment_intent_id:
         action = "nothing to refund (no payment intent)"

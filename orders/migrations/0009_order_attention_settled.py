@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0008_needs_attention_indexes'),
+        ("orders", "0008_needs_attention_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='order',
-            name='attention_settled_at',
+            model_name="order",
+            name="attention_settled_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='order',
-            name='attention_settled_by',
-            field=models.CharField(blank=True, default='', editable=False, max_length=150),
+            model_name="order",
+            name="attention_settled_by",
+            field=models.CharField(blank=True, default="", editable=False, max_length=150),
         ),
     ]

@@ -200,7 +200,7 @@ def test_a_payment_after_the_order_closed_needs_review_and_flags_the_order(
     assert order.transitions.count() == 1
     assert result.status == "needs_review"
     assert result.reason.startswith(
-        f"late payment: paid 4999 usd on session {order.stripe_checkout_session_id}"
+        f"late payment: paid 49.99 USD on session {order.stripe_checkout_session_id}"
     )
     assert "automatic refunds are off" in order.attention_reason
     assert (stored(second_event).status, stored(second_event).order_id) == ("needs_review", order.pk)

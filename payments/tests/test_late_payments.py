@@ -94,10 +94,10 @@ def test_a_late_payment_delivered_three_times_and_replayed_is_refunded_exactly_o
     )
     order.refresh_from_db()
     assert (order.status, order.needs_attention, order.amount_refunded) == (OrderStatus.EXPIRED, True, 4999)
-    assert "Late payment: paid 4999 usd" in order.attention_reason
+    assert "Late payment: paid 49.99 USD" in order.attention_reason
     event.refresh_from_db()
     assert event.status == EventStatus.NEEDS_REVIEW
-    assert event.outcome.startswith("late payment: paid 4999 usd on session")
+    assert event.outcome.startswith("late payment: paid 49.99 USD on session")
     deliveries = [d for d in deliver_to_project.deliveries() if d["type"] == COMPLETED]
     assert len(deliveries) == 3 and all(d["status"] == "delivered" for d in deliveries)
 

@@ -134,7 +134,7 @@ def test_paid_session_whose_amount_differs_is_not_fulfilled(emulator, synced_pro
     out, _ = reconcile()
 
     assert status(order) == OrderStatus.PENDING
-    assert f"amounts differ  session {session.id} charges 4999 usd, order {order.pk} is 1 usd" in row(
+    assert f"amounts differ  session {session.id} charges 49.99 USD, order {order.pk} is 0.01 USD" in row(
         out, order
     )
     assert "1 disagreement, 0 fixed" in out

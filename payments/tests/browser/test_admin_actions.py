@@ -57,6 +57,8 @@ def test_a_view_only_user_sees_no_action_and_a_forged_post_changes_nothing(page,
     )
     assert response.status == 200
     assert "Expired:" not in response.text()
+    assert "was not done: it needs the permission" in response.text()
+    assert "(orders.close_order)" in response.text()
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
     assert not order.transitions.exists()
     assert gateway.checkout_session_retrieve(session_id=order.stripe_checkout_session_id).status == "open"
@@ -70,7 +72,7 @@ def test_fulfill_of_an_unpaid_order_is_refused_with_stripes_reason(page, shop, b
     run_action(page, shop, order, "fulfill_selected")
 
     expect(page.locator("ul.messagelist")).to_contain_text(
-        f"Fulfilled: 0 of 1 order(s). Not moved: order {str(order.pk)[:8]}: not fulfilled: Stripe says the "
+        f"Fulfilled: 0 of 1 order. Not moved: order {str(order.pk)[:8]}: not fulfilled: Stripe says the "
         "session is open."
     )
     assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING
@@ -88,7 +90,7 @@ def test_the_operator_expires_an_order_and_its_buyer_can_no_longer_pay(
     try:
         log_in(admin, shop, staff_user.username)
         run_action(admin, shop, order, "expire_selected")
-        expect(admin.locator("ul.messagelist")).to_contain_text("Expired: 1 of 1 order(s).")
+        expect(admin.locator("ul.messagelist")).to_contain_text("Expired: 1 of 1 order.")
     finally:
         operator.close()
 

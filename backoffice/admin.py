@@ -1,0 +1,706 @@
+"""The whole Django admin: every ModelAdmin, inline and action, and the order's refund page.
+
+Orders, their transitions, refunds and disputes, and Stripe events are records: looked at, never edited.
+An order moves only through the order list's actions, each behind a permission of its own, and they ask
+Stripe first (payments.order_actions). The product form changes Stripe's price in the same save. Every
+list is built for a million rows (backoffice/lists.py).
+"""
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import model_format_dict
+from django.contrib.auth import get_permission_codename
+from django.contrib.auth.models import Permission
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+from django.db.models.enums import TextChoices
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from backoffice.lists import ORDER_SEARCH_HELP, DistinctValuesFilter, ScaledListMixin, noun, search_by_shape
+from orders.exceptions import OrderNotFound, RefundRefused
+from orders.models import (
+    Order,
+    OrderDispute,
+    OrderRefund,
+    OrderStatus,
+    OrderTransition,
+    Product,
+    RefundReason,
+    RefundRequester,
+    TransitionSource,
+    order_reference,
+)
+from orders.money import AmountInvalid, money_format, money_parse
+from orders.refunds import order_refund_amount_check, order_refundable_remaining
+from payments.catalog import product_price_archive, product_price_create
+from payments.exceptions import PaymentProviderError
+from payments.gateway import dashboard_url
+from payments.inbox import NEEDS_A_PERSON, stripe_events_replay
+from payments.models import EventStatus, StripeEvent
+from payments.order_actions import OrderActionResult, order_close, order_fulfill_verified, order_settle
+from payments.refunds import order_refund
+
+REFUND_PERMISSION = "orders.refund_order"
+
+
+def permission_words(permission: str) -> str:
+    """Return a permission as a person reads it: “Can refund orders through Stripe” (orders.refund_order)."""
+    app_label, codename = permission.split(".", 1)
+    names = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+    name = names.values_list("name", flat=True).first()
+    return f"“{name}” ({permission})" if name else permission
+
+
+def permission_required(request: HttpRequest, permission: str) -> None:
+    """Refuse the request unless its user holds the permission; the admin's 403 page names it."""
+    if not request.user.has_perm(permission):
+        raise PermissionDenied(f"This page needs the permission {permission_words(permission)}.")
+
+
+def badge(status: str, choices: type[TextChoices] = OrderStatus) -> SafeString:
+    """Return a status as a coloured badge that says it in words too (styles: backoffice/admin.css)."""
+    label = choices(status).label if status in choices.values else status
+    return format_html('<span class="status-badge status-{}">{}</span>', status, label)
+
+
+def order_link(order_id: uuid.UUID | None) -> SafeString | str:
+    """Return a link to the order's page, shown as its short reference with the whole id on hover."""
+    if order_id is None:
+        return "—"
+    url = reverse("admin:orders_order_change", args=[order_id])
+    return format_html(
+        '<a href="{}" title="{}"><code>{}</code></a>', url, order_id, order_reference(order_id)
+    )
+
+
+def money_column(field: str, description: str) -> Callable[[object, Model], str]:
+    """Return a column showing the row's `field`, minor units of the row's currency, as money: 49.99 USD."""
+
+    @admin.display(description=description, ordering=field)
+    def column(self: object, row: Model) -> str:
+        return money_format(getattr(row, field), row.currency)
+
+    return column
+
+
+def badge_column(field: str, description: str, choices: type[TextChoices] = OrderStatus) -> Callable:
+    """Return a column showing the row's status `field` as a badge."""
+
+    @admin.display(description=description, ordering=field)
+    def column(self: object, row: Model) -> SafeString:
+        return badge(getattr(row, field), choices)
+
+    return column
+
+
+class ReadOnly:
+    """A record only ever looked at, for ModelAdmins and inlines alike: no add, change or delete.
+
+    Its page has no Save button and a POST to it is refused, so nothing claims a change that never
+    happened. Actions keep their own permissions.
+    """
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class BackofficeAdmin(admin.ModelAdmin):
+    """Every ModelAdmin here: the styles, and an action the user may not run refused in words."""
+
+    # The permission behind each name in an action's `permissions=[...]`; by default `<app>.<name>_<model>`.
+    action_permissions: dict[str, str] = {}
+
+    class Media:
+        css = {"all": ["backoffice/admin.css"]}
+
+    def action_permission(self, name: str) -> str:
+        opts = self.opts
+        return self.action_permissions.get(name) or f"{opts.app_label}.{get_permission_codename(name, opts)}"
+
+    def may(self, request: HttpRequest, name: str) -> bool:
+        return request.user.has_perm(self.action_permission(name))
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        # Django leaves out of the form an action the user may not run, so a forged POST of one gets
+        # "No action selected." or nothing at all: say which permission it needs instead.
+        for name in request.POST.getlist("action") if request.method == "POST" else ():
+            action = self.get_action(name) if name else None
+            needs = getattr(action[0], "allowed_permissions", ()) if action else ()
+            if needs and name not in self.get_actions(request):
+                what = str(action[2]) % model_format_dict(self.opts)
+                permissions = " or ".join(permission_words(self.action_permission(need)) for need in needs)
+                self.message_user(
+                    request, f"“{what}” was not done: it needs the permission {permissions}.", messages.ERROR
+                )
+                return HttpResponseRedirect(request.get_full_path())
+        return super().changelist_view(request, extra_context)
+
+
+class RecordAdmin(ReadOnly, ScaledListMixin, BackofficeAdmin):
+    """A big list of records, each naming its order; a search term is routed by its shape (search_routes)."""
+
+    list_display_links = None
+    empty_value_display = "—"
+    # Declared so the search box shows; the search itself is routed by search_routes.
+    search_fields = ("pk",)
+    search_help_text = "Search by the order id or its first 8 characters."
+    search_routes: dict[str, str] = {}
+    search_order_field = "order_id"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        return search_by_shape(
+            queryset, search_term, self.search_routes, order=self.search_order_field
+        ), False
+
+    @admin.display(description="Order", ordering="order")
+    def order_column(self, row: Model) -> SafeString | str:
+        return order_link(row.order_id)
+
+
+class RecordInline(ReadOnly, admin.TabularInline):
+    """An order's records on its page, in the order they were written."""
+
+    extra = 0
+    can_delete = False
+    # Two rows in one second are told apart by the order they were written in.
+    ordering = ("created_at", "id")
+
+
+class TransitionInline(RecordInline):
+    model = OrderTransition
+    fields = ("created_at", "from_badge", "to_badge", "source", "stripe_event_id", "note")
+    readonly_fields = fields
+    from_badge = badge_column("from_status", "From")
+    to_badge = badge_column("to_status", "To")
+
+
+class RefundInline(RecordInline):
+    """Every refund of the order, failed and pending ones included."""
+
+    model = OrderRefund
+    fields = (
+        *("created_at", "amount_display", "status", "reason", "requested_by", "requested_by_user"),
+        *("stripe_refund_id", "failure_reason", "updated_at"),
+    )
+    readonly_fields = fields
+    amount_display = money_column("amount", "Amount")
+
+
+class DisputeInline(RecordInline):
+    """Every dispute of the order's payment, with Stripe's status and when evidence is due."""
+
+    model = OrderDispute
+    fields = ("created_at", "stripe_dispute_id", "amount_display", "reason", "status", "evidence_due_by")
+    readonly_fields = fields
+    amount_display = money_column("amount", "Amount")
+
+
+def session_expired() -> Q:
+    """Return the condition of an open order whose Checkout Session has expired at Stripe.
+
+    Reconcile or the audit settles such an order; many of them means neither is running.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.CHECKOUT_SESSION_TTL_SECONDS)
+    return Q(status__in=OrderStatus.OPEN, created_at__lt=cutoff)
+
+
+class SessionExpiredFilter(admin.SimpleListFilter):
+    title = "checkout session"
+    parameter_name = "session"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("expired_open", "Expired, order still open")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        return queryset.filter(session_expired()) if self.value() == "expired_open" else queryset
+
+
+class DelayedPaymentFilter(admin.BooleanFieldListFilter):
+    """The `payment_pending` filter, titled by what it means to an operator."""
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.title = "delayed payment"
+
+
+class RefundForm(forms.Form):
+    amount = forms.CharField(
+        required=False,
+        max_length=20,
+        help_text="In the order's currency, such as 12.50. Leave empty to refund everything left.",
+    )
+    reason = forms.ChoiceField(choices=[("", "None given"), *RefundReason.choices], required=False)
+    token = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: object, currency: str, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+
+    def clean_amount(self) -> int | None:
+        text = self.cleaned_data["amount"].strip()
+        try:
+            return money_parse(text, self.currency) if text else None
+        except AmountInvalid as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@admin.register(Order)
+class OrderAdmin(RecordAdmin):
+    # The date before the e-mail: at 1280 px, a long address is what gets cut.
+    list_display = ("reference", "status_badge", "created_at", "item", "total", "customer_email", "flags")
+    list_filter = (
+        "needs_attention",
+        SessionExpiredFilter,
+        "status",
+        ("created_at", admin.DateFieldListFilter),
+        ("payment_pending", DelayedPaymentFilter),
+        "product",
+    )
+    search_help_text = ORDER_SEARCH_HELP
+    search_routes = {
+        "cs_": "stripe_checkout_session_id",
+        "pi_": "stripe_payment_intent_id",
+        "@": "customer_email",
+    }
+    search_order_field = "pk"
+    list_select_related = ("product",)
+    date_hierarchy = "created_at"
+    inlines = [TransitionInline, RefundInline, DisputeInline]
+    actions = ["fulfill_selected", "fail_selected", "expire_selected", "settle_selected"]
+    # Closing an order stops its buyer from paying, fulfilling sends the goods: two different trusts.
+    # Settling needs the change permission, which the order page itself never uses (it has no Save).
+    action_permissions = {
+        "fulfill": "orders.fulfill_order",
+        "close": "orders.close_order",
+        "settle": "orders.change_order",
+    }
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    *("id", "status_badge", "delayed_payment", "product", "quantity", "unit_price", "total"),
+                    *("refunds", "customer_email", "failure_reason"),
+                )
+            },
+        ),
+        ("Stripe", {"fields": ("checkout_session", "payment_intent", "stripe_events")}),
+        (
+            "Times",
+            {
+                "fields": (
+                    *("created_at", "confirmed_at", "fulfilled_at", "fulfillment_signal", "failed_at"),
+                    *("expired_at", "refunded_at", "updated_at"),
+                )
+            },
+        ),
+        ("Needs attention", {"fields": ("attention",)}),
+    )
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+
+    status_badge = badge_column("status", "Status")
+    unit_price = money_column("unit_amount", "Unit price")
+    total = money_column("amount_total", "Total")
+
+    def get_urls(self) -> list[URLPattern]:
+        refund = path(
+            "<uuid:order_id>/refund/",
+            self.admin_site.admin_view(self.refund_view),
+            name="orders_order_refund",
+        )
+        return [refund, *super().get_urls()]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
+        # One EXISTS per listed row through the disputes' order index, for the list's "Disputed" flag.
+        disputed = Exists(OrderDispute.objects.filter(order_id=OuterRef("pk")))
+        return super().get_queryset(request).annotate(is_disputed=disputed)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict, *args: object, obj: Order | None = None, **kwargs: object
+    ) -> HttpResponse:
+        may_refund = obj and obj.status == OrderStatus.FULFILLED and request.user.has_perm(REFUND_PERMISSION)
+        if may_refund and order_refundable_remaining(order_id=obj.pk) > 0:
+            context["refund_url"] = reverse("admin:orders_order_refund", args=[obj.pk])
+        return super().render_change_form(request, context, *args, obj=obj, **kwargs)
+
+    @admin.display(description="Order", ordering="id")
+    def reference(self, order: Order) -> SafeString | str:
+        return order_link(order.pk)
+
+    @admin.display(description="Flags")
+    def flags(self, order: Order) -> SafeString:
+        marks = []
+        if order.needs_attention:
+            reason = order.attention_reason
+            marks.append(
+                format_html('<span class="flag flag-attention" title="{}">Needs attention</span>', reason)
+            )
+        # A refunded order's badge says it already; a partial refund or a dispute lost shows only here.
+        if order.amount_refunded and order.status != OrderStatus.REFUNDED:
+            refunded = money_format(order.amount_refunded, order.currency)
+            marks.append(format_html('<span class="flag">{} refunded</span>', refunded))
+        if getattr(order, "is_disputed", False):
+            marks.append(SafeString('<span class="flag flag-dispute">Disputed</span>'))
+        return format_html_join(" ", "{}", ((mark,) for mark in marks))
+
+    @admin.display(description="Flagged for a person")
+    def attention(self, order: Order) -> SafeString | str:
+        if not order.needs_attention:
+            return "No"
+        return format_html(
+            '{} <span class="help">Once settled, take it off the list with the order list\'s action “Mark '
+            "selected orders as settled”.</span>",
+            order.attention_reason,
+        )
+
+    @admin.display(description="Item", ordering="product")
+    def item(self, order: Order) -> str:
+        return f"{order.product.name} x {order.quantity}"
+
+    @admin.display(description="Delayed payment")
+    def delayed_payment(self, order: Order) -> str:
+        return "Awaiting the bank" if order.payment_pending else "—"
+
+    @admin.display(description="Refunded")
+    def refunds(self, order: Order) -> str:
+        refunded = money_format(order.amount_refunded, order.currency)
+        if order.status != OrderStatus.FULFILLED:
+            return f"{refunded} refunded"
+        remaining = order_refundable_remaining(order_id=order.pk)
+        if remaining <= 0:
+            return f"{refunded} refunded; refunds under way cover the rest"
+        return f"{refunded} refunded; {money_format(remaining, order.currency)} left."
+
+    @admin.display(description="Fulfilment signal sent at")
+    def fulfillment_signal(self, order: Order) -> str:
+        # A display method's value is printed as it is; a model field's gets the project's date format.
+        signalled = order.fulfillment_signalled_at
+        return formats.date_format(timezone.localtime(signalled), "DATETIME_FORMAT") if signalled else "—"
+
+    @admin.display(description="Checkout Session")
+    def checkout_session(self, order: Order) -> str:
+        return self._stripe_link("checkout_session", order.stripe_checkout_session_id)
+
+    @admin.display(description="PaymentIntent")
+    def payment_intent(self, order: Order) -> str:
+        return self._stripe_link("payment_intent", order.stripe_payment_intent_id)
+
+    def _stripe_link(self, kind: str, object_id: str | None) -> str:
+        url = dashboard_url(kind=kind, object_id=object_id) if object_id else None
+        if not url:
+            return object_id or "—"
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, object_id)
+
+    @admin.display(description="Stripe events")
+    def stripe_events(self, order: Order) -> str:
+        url = reverse("admin:payments_stripeevent_changelist")
+        return format_html('<a href="{}?order__id__exact={}">Events of this order</a>', url, order.pk)
+
+    def has_fulfill_permission(self, request: HttpRequest) -> bool:
+        return self.may(request, "fulfill")
+
+    def has_close_permission(self, request: HttpRequest) -> bool:
+        return self.may(request, "close")
+
+    def has_settle_permission(self, request: HttpRequest) -> bool:
+        return self.may(request, "settle")
+
+    def _run(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Order],
+        verb: str,
+        action: Callable[..., OrderActionResult],
+    ) -> None:
+        # Read the ids once: the orders leave a status-filtered list as they move.
+        results = [action(order_id=order_id) for order_id in queryset.values_list("pk", flat=True)]
+        moved = sum(result.moved for result in results)
+        text = f"{verb}: {moved} of {len(results)} {noun(len(results), 'order')}."
+        problems = [f"order {order_reference(r.order_id)}: {r.message}" for r in results if not r.moved]
+        if problems:
+            text += " Not moved: " + "; ".join(problems) + "."
+        self.message_user(request, text, messages.WARNING if problems else messages.SUCCESS)
+
+    @admin.action(description="Fulfill selected orders (if Stripe says paid)", permissions=["fulfill"])
+    def fulfill_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._run(
+            request, queryset, "Fulfilled", partial(order_fulfill_verified, source=TransitionSource.ADMIN)
+        )
+
+    @admin.action(description="Fail selected orders (expires their checkout first)", permissions=["close"])
+    def fail_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        reason = f"Failed by {request.user} in the admin."
+        fail = partial(order_close, transition="fail", source=TransitionSource.ADMIN, reason=reason)
+        self._run(request, queryset, "Failed", fail)
+
+    @admin.action(description="Expire selected orders (expires their checkout first)", permissions=["close"])
+    def expire_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        expire = partial(order_close, transition="expire", source=TransitionSource.ADMIN)
+        self._run(request, queryset, "Expired", expire)
+
+    @admin.action(
+        description="Mark selected orders as settled (clears Needs attention)", permissions=["settle"]
+    )
+    def settle_selected(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        self._run(request, queryset, "Settled", partial(order_settle, by=request.user.get_username()))
+
+    def refund_view(self, request: HttpRequest, order_id: uuid.UUID) -> HttpResponse:
+        """Show the refund form, then its confirmation, then refund and go back to the order page.
+
+        The confirmation carries a fresh token that becomes the refund request's id, so a double-clicked
+        "Confirm" asks Stripe once.
+        """
+        permission_required(request, REFUND_PERMISSION)
+        order = get_object_or_404(Order.objects.select_related("product"), pk=order_id)
+        order_url = reverse("admin:orders_order_change", args=[order.pk])
+        form = RefundForm(request.POST or None, currency=order.currency)
+        to_refund = ""
+        if form.is_valid():
+            amount, reason, token = (form.cleaned_data[name] for name in ("amount", "reason", "token"))
+            if "confirm" in request.POST and token:
+                self._refund(request, order, amount, reason, token)
+                return HttpResponseRedirect(order_url)
+            try:
+                checked = order_refund_amount_check(
+                    order_id=order.pk, amount=amount, requested_by=RefundRequester.ADMIN
+                )
+            except RefundRefused as exc:
+                form.add_error(None, str(exc))
+            else:
+                to_refund = money_format(checked, order.currency) + (
+                    " (everything left)" if amount is None else ""
+                )
+                initial = {"amount": request.POST.get("amount", ""), "reason": reason, "token": uuid.uuid4()}
+                form = RefundForm(initial=initial, currency=order.currency)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Refund order {order.reference}",
+            "opts": self.opts,
+            "order": order,
+            "order_url": order_url,
+            "form": form,
+            "to_refund": to_refund,
+            "total": money_format(order.amount_total, order.currency),
+            "refunded": money_format(order.amount_refunded, order.currency),
+            "remaining": money_format(order_refundable_remaining(order_id=order.pk), order.currency),
+            "reason_label": dict(RefundReason.choices).get(form.initial.get("reason") or "", "None given"),
+        }
+        return TemplateResponse(request, "admin/orders/order/refund.html", context)
+
+    def _refund(
+        self, request: HttpRequest, order: Order, amount: int | None, reason: str, token: uuid.UUID
+    ) -> None:
+        try:
+            outcome = order_refund(
+                order_id=order.pk,
+                amount=amount,
+                reason=reason,
+                requested_by=RefundRequester.ADMIN,
+                requested_by_user=request.user.get_username(),
+                request_id=token,
+            )
+        except (RefundRefused, OrderNotFound, PaymentProviderError) as exc:
+            self.message_user(request, f"Nothing was refunded: {exc}", messages.ERROR)
+            return
+        self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.ERROR)
+
+
+@admin.register(OrderTransition)
+class OrderTransitionAdmin(RecordAdmin):
+    list_display = ("created_at", "order_column", "from_badge", "to_badge", "source", "stripe_event_id")
+    list_filter = ("source", "to_status")
+    ordering = ("-created_at", "-id")
+    from_badge = badge_column("from_status", "From")
+    to_badge = badge_column("to_status", "To")
+
+
+@admin.register(OrderRefund)
+class OrderRefundAdmin(RecordAdmin):
+    """Every refund, filtered by status: the Needs attention page links to those not settled."""
+
+    list_display = (
+        *("created_at", "order_column", "amount_display", "status", "requested_by", "failure_reason"),
+    )
+    list_filter = ("status", "requested_by")
+    ordering = ("created_at", "id")
+    amount_display = money_column("amount", "Amount")
+
+
+@admin.register(OrderDispute)
+class OrderDisputeAdmin(RecordAdmin):
+    """Every dispute, the evidence due soonest first: the Needs attention page links to the open ones."""
+
+    list_display = (
+        *("evidence_due_by", "order_column", "amount_display", "status", "reason", "stripe_dispute_id"),
+    )
+    list_filter = ("status",)
+    ordering = ("evidence_due_by", "id")
+    amount_display = money_column("amount", "Amount")
+
+
+class EventOrderFilter(admin.SimpleListFilter):
+    """The events of one order, `?order__id__exact=`: the link each order's page carries."""
+
+    title = "order"
+    parameter_name = "order__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        # Only the order being looked at: listing every order here would not scale.
+        return [(self.value(), self.value())] if self.value() else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> QuerySet[StripeEvent]:
+        if not self.value():
+            return queryset
+        try:
+            return queryset.filter(order_id=uuid.UUID(self.value()))
+        except ValueError:
+            raise IncorrectLookupParameters(f"{self.value()!r} is not an order id.") from None
+
+
+class EventTypeFilter(DistinctValuesFilter):
+    title = "type"
+    parameter_name = "type"
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(RecordAdmin):
+    """The inbox: what Stripe sent, as it was signed, what processing did, and a replay."""
+
+    list_display = ("stripe_id", "type", "status_badge", "order_column", "attempts", "received_at")
+    list_display_links = ("stripe_id",)
+    list_filter = (
+        "status",
+        EventTypeFilter,
+        ("received_at", admin.DateFieldListFilter),
+        "source",
+        EventOrderFilter,
+    )
+    search_help_text = (
+        "Search by event id (evt_...), Checkout Session (cs_...), or the order id or its first 8 characters."
+    )
+    search_routes = {"evt_": "stripe_id", "cs_": "order__stripe_checkout_session_id"}
+    date_hierarchy = "received_at"
+    actions = ["replay_selected"]
+    action_permissions = {"replay": "payments.change_stripeevent"}
+    fields = (
+        *("stripe_id", "type", "status_badge", "outcome_words", "order_column", "attempts", "source"),
+        *("livemode", "api_version", "stripe_created", "received_at", "processed_at", "last_error_display"),
+        "payload_display",
+    )
+    readonly_fields = fields
+    status_badge = badge_column("status", "Status", EventStatus)
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return self.may(request, "replay")
+
+    @admin.display(description="Outcome")
+    def outcome_words(self, event: StripeEvent) -> str:
+        return event.outcome or "—"
+
+    @admin.display(description="Payload")
+    def payload_display(self, event: StripeEvent) -> str:
+        return format_html("<pre>{}</pre>", event.payload_text)
+
+    @admin.display(description="Last error")
+    def last_error_display(self, event: StripeEvent) -> str:
+        return format_html("<pre>{}</pre>", event.last_error) if event.last_error else "—"
+
+    @admin.action(description="Replay selected events", permissions=["replay"])
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
+        counts: Counter[str] = Counter()
+        for outcome in stripe_events_replay(events=queryset):
+            status = EventStatus.FAILED if outcome.error else outcome.status
+            counts["already finished" if outcome.duplicate else EventStatus(status).label.lower()] += 1
+        details = ", ".join(f"{count:,} {word}" for word, count in sorted(counts.items()))
+        failed = {EventStatus(status).label.lower() for status in NEEDS_A_PERSON}
+        level = messages.WARNING if failed & counts.keys() else messages.SUCCESS
+        self.message_user(
+            request, f"Replayed {counts.total()} {noun(counts.total(), 'event')}: {details}.", level
+        )
+
+
+class ProductAdminForm(forms.ModelForm):
+    """Create the new Stripe price while validating, so a Stripe that fails leaves the price unsaved."""
+
+    class Meta:
+        model = Product
+        fields = ("sku", "name", "description", "unit_amount", "currency", "active")
+
+    new_price_id: str | None = None
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        product = self.instance
+        changed = {"unit_amount", "currency"} & set(self.changed_data)
+        if self.errors or product.pk is None or not changed or not product.stripe_price_id:
+            # A new product, or one never synced, gets its Stripe price from `sync_catalog`.
+            return cleaned
+        try:
+            self.new_price_id = product_price_create(
+                product=product, unit_amount=cleaned["unit_amount"], currency=cleaned["currency"]
+            )
+        except PaymentProviderError as exc:
+            raise forms.ValidationError(
+                "The price was not changed: Stripe could not create the new price (%(error)s). "
+                "The product keeps its old price; try again when Stripe answers.",
+                code="stripe_unavailable",
+                params={"error": exc},
+            ) from exc
+        return cleaned
+
+
+@admin.register(Product)
+class ProductAdmin(BackofficeAdmin):
+    """The catalog: a price saved here is the price Stripe charges, or it is not saved at all."""
+
+    form = ProductAdminForm
+    list_display = ("sku", "name", "price", "active", "stripe_price_id", "updated_at")
+    list_filter = ("active", "currency")
+    search_fields = ("sku", "name", "stripe_price_id", "stripe_product_id")
+    prepopulated_fields = {"sku": ("name",)}
+    readonly_fields = ("stripe_product_id", "stripe_price_id", "created_at", "updated_at")
+    price = money_column("unit_amount", "Price")
+
+    def save_model(self, request: HttpRequest, obj: Product, form: ProductAdminForm, change: bool) -> None:
+        old_price_id = obj.stripe_price_id
+        if form.new_price_id:
+            obj.stripe_price_id = form.new_price_id
+        super().save_model(request, obj, form, change)
+        if not form.new_price_id or not old_price_id:
+            return
+        selling = f"{obj.sku} now sells at {money_format(obj.unit_amount, obj.currency)}"
+        try:
+            product_price_archive(product=obj, price_id=old_price_id)
+        except PaymentProviderError as exc:
+            self.message_user(
+                request,
+                f"{selling} (Stripe price {obj.stripe_price_id}), but the old price {old_price_id} could not "
+                f"be archived: {exc}. Archive it in Stripe's Dashboard.",
+                messages.WARNING,
+            )
+            return
+        self.message_user(
+            request, f"{selling}: Stripe price {obj.stripe_price_id} created, {old_price_id} archived."
+        )

@@ -1,0 +1,182 @@
+"""What every admin list needs at a million rows: cheap counts, filters, searches and drill-downs.
+
+A count is exact up to EXACT_COUNT_LIMIT and an estimate above; a search term is routed by its shape to an
+index of its own, never matched with LIKE '%...%'; the date drill-down reads MIN and MAX, never SELECT
+DISTINCT over the list; a column's distinct values are walked through its index.
+"""
+
+import calendar
+import datetime
+from functools import cached_property
+
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Page, Paginator
+from django.db import connections
+from django.db.models import Max, Min, QuerySet
+from django.http import HttpRequest
+from django.utils import formats, timezone
+from django.utils.text import capfirst
+
+from orders.db import EXACT_COUNT_LIMIT, capped_count
+from orders.models import SHORT_REFERENCE_LENGTH
+from orders.selectors import order_id_condition
+
+# From this offset on a page first reads only the primary keys (an index-only scan), then those rows.
+DEFERRED_JOIN_OFFSET = 10_000
+
+
+def count_display(count: int, *, is_estimate: bool) -> str:
+    """Return a count as the admin shows it: 1,234 when exact, "about 800,000" when an estimate."""
+    if not is_estimate:
+        return f"{count:,}"
+    # Two significant figures: the estimate is no more precise than that.
+    rounded = round(count, -max(len(str(count)) - 2, 0))
+    return f"about {max(rounded, EXACT_COUNT_LIMIT):,}"
+
+
+def noun(count: int, singular: str, plural: str = "", *, is_estimate: bool = False) -> str:
+    """Return the noun a count takes: "order" for exactly 1, "orders" for any other count or an estimate."""
+    return singular if count == 1 and not is_estimate else plural or f"{singular}s"
+
+
+class EstimatedCountPaginator(Paginator):
+    """A paginator that never counts a big list: exact up to EXACT_COUNT_LIMIT, an estimate above it."""
+
+    count_is_estimate = False
+
+    @cached_property
+    def count(self) -> int:
+        if not isinstance(self.object_list, QuerySet):
+            return len(self.object_list)
+        count, self.count_is_estimate = capped_count(self.object_list)
+        return count
+
+    @property
+    def count_display(self) -> str:
+        return count_display(self.count, is_estimate=self.count_is_estimate)
+
+    def page(self, number: int | str) -> Page:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        if bottom < DEFERRED_JOIN_OFFSET or not isinstance(self.object_list, QuerySet):
+            return super().page(number)
+        # OFFSET must walk every skipped row; walking only the keys of the ordering's index is far cheaper.
+        keys = list(self.object_list.values_list("pk", flat=True)[bottom : bottom + self.per_page])
+        return self._get_page(self.object_list.filter(pk__in=keys), number, self)
+
+
+class ScaledListMixin:
+    """The list settings that keep a changelist cheap on a big table, with the cheap date drill-down."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    # "Show all" lists every row on one page: offered up to this many (an estimate is always far above).
+    list_max_show_all = 200
+    change_list_template = "admin/scaled_change_list.html"
+
+
+class DistinctValuesFilter(admin.SimpleListFilter):
+    """List a column's distinct values by walking its index (a loose index scan), not by scanning the table.
+
+    Subclass with `title` and `parameter_name` (the column): one index probe per distinct value.
+    """
+
+    max_values = 200
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        opts = model_admin.model._meta
+        connection = connections[model_admin.get_queryset(request).db]
+        quote = connection.ops.quote_name
+        table, column = quote(opts.db_table), quote(opts.get_field(self.parameter_name).column)
+        sql = (
+            f"WITH RECURSIVE walk(value, n) AS ("
+            f" SELECT MIN({column}), 1 FROM {table}"
+            f" UNION ALL"
+            f" SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > walk.value), n + 1"
+            f" FROM walk WHERE walk.value IS NOT NULL AND n < %s"
+            f") SELECT value FROM walk WHERE value IS NOT NULL"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.max_values])
+            return [(value, value) for (value,) in cursor.fetchall()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(**{self.parameter_name: value}) if value else queryset
+
+
+ORDER_SEARCH_HELP = (
+    "Search by Checkout Session (cs_...), PaymentIntent (pi_...), the buyer's whole e-mail address, "
+    f"the order id or its first {SHORT_REFERENCE_LENGTH} characters."
+)
+
+
+def search_by_shape(queryset: QuerySet, term: str, routes: dict[str, str], *, order: str = "pk") -> QuerySet:
+    """Return the rows the term names, each kind of term through an index of its own.
+
+    `routes` maps a prefix (`cs_`, `evt_`) or "@" (an e-mail, in any case) to the field it matches exactly;
+    anything else is an order id or a prefix of one on the `order` field. A term of no known shape
+    matches nothing, never every column with LIKE '%...%' (a scan of every row).
+    """
+    term = term.strip()
+    if not term:
+        return queryset
+    for shape, field in routes.items():
+        if shape == "@" and "@" in term:
+            return queryset.filter(**{f"{field}__iexact": term})
+        if shape != "@" and term.startswith(shape):
+            return queryset.filter(**{field: term})
+    condition = order_id_condition(term, field=order)
+    return queryset.filter(condition) if condition is not None else queryset.none()
+
+
+def date_drilldown(cl: ChangeList) -> dict:
+    """Return the context of admin/date_hierarchy.html for `cl.date_hierarchy`, from MIN and MAX only.
+
+    Django's own drill-down lists the periods that hold rows with SELECT DISTINCT over the whole list.
+    This one offers every period between the first and the last date (a day with no rows too; its link
+    shows an empty list); the changelist still filters through Django's date_hierarchy.
+    """
+    field = cl.date_hierarchy
+    if not field:
+        return {"show": False}
+    names = [f"{field}__{part}" for part in ("year", "month", "day")]
+    year, month, day = (cl.params.get(name) for name in names)
+
+    def choice(title: str, *parts: int) -> dict:
+        return {
+            "link": cl.get_query_string(dict(zip(names, parts, strict=False)), [f"{field}__"]),
+            "title": title,
+        }
+
+    def named(date: datetime.date, fmt: str) -> str:
+        return capfirst(formats.date_format(date, fmt))
+
+    if year and month and day:
+        date = datetime.date(int(year), int(month), int(day))
+        back = choice(named(date, "YEAR_MONTH_FORMAT"), date.year, date.month)
+        return {"show": True, "back": back, "choices": [{"title": named(date, "MONTH_DAY_FORMAT")}]}
+    found = cl.queryset.aggregate(first=Min(field), last=Max(field))
+    if not (found["first"] and found["last"]):
+        return {"show": False}
+    first, last = timezone.localtime(found["first"]), timezone.localtime(found["last"])
+    if not year and first.year == last.year:
+        year = first.year
+        month = month or (first.month if first.month == last.month else None)
+    if year and month:
+        year, month = int(year), int(month)
+        start = first.day if (first.year, first.month) == (year, month) else 1
+        end = last.day if (last.year, last.month) == (year, month) else calendar.monthrange(year, month)[1]
+        days = [datetime.date(year, month, d) for d in range(start, end + 1)]
+        choices = [choice(named(d, "MONTH_DAY_FORMAT"), year, month, d.day) for d in days]
+        return {"show": True, "back": choice(str(year), year), "choices": choices}
+    if year:
+        year = int(year)
+        months = range(
+            first.month if first.year == year else 1, (last.month if last.year == year else 12) + 1
+        )
+        choices = [choice(named(datetime.date(year, m, 1), "YEAR_MONTH_FORMAT"), year, m) for m in months]
+        return {"show": True, "back": choice("All dates"), "choices": choices}
+    years = range(first.year, last.year + 1)
+    return {"show": True, "back": None, "choices": [choice(str(y), y) for y in years]}
