@@ -1,7 +1,8 @@
 """An offline stand-in for the slice of Stripe's API this project uses.
 
 Start it with `EmulatorServer(...).start()` or `python -m stripe_emulator`, then point
-stripe-python's API base at `base_url`.
+stripe-python's API base at `base_url`. With `state_file=` (`--state-file`) its objects outlive a
+restart; see state_file.py for what is kept.
 """
 
 from .emulator import EmulatorServer

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from .config import REFUND_MODES, TIMINGS
 from .emulator import EmulatorServer
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How often the main thread looks whether a stop signal came.
+STOP_POLL_SECONDS = 0.1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,13 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--delivery-timeout", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--state-file",
+        default=None,
+        help="keep every object in this JSON file: loaded at start, rewritten after each change",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve until Ctrl-C or SIGTERM."""
+    """Serve until SIGINT (Ctrl-C) or SIGTERM."""
     args = build_parser().parse_args(argv)
+    stop_signals = record_stop_signals()
     knobs: dict[str, Any] = {
         name: getattr(args, name)
         for name in (
@@ -90,27 +100,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             webhook_url=args.webhook_url,
             webhook_secrets=args.webhook_secrets,
             log_requests=args.verbose,
+            state_file=args.state_file,
             **knobs,
         )
         server.start()
     except (ValueError, OSError) as exc:
         print(f"stripe-emulator: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     secrets = ", ".join(server.get_config()["webhook_secrets"])
     target = args.webhook_url or "nowhere (events are only listed)"
     print(
         f"Stripe emulator listening on {server.base_url} (webhooks to {target}, secrets {secrets})",
         flush=True,
     )
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+    while not stop_signals:
+        time.sleep(STOP_POLL_SECONDS)
     server.stop()
     return 0
+
+
+def record_stop_signals() -> list[int]:
+    """Make SIGINT and SIGTERM ask for a clean stop; return the list they are appended to."""
+    # Both get a handler of our own, before anything starts: a parent that ignores SIGINT (a
+    # background job of a non-interactive shell, some CI runners) passes the ignoring on, and
+    # Python then never raises KeyboardInterrupt, so Ctrl-C or `kill -INT` did nothing. The
+    # handler only appends: it runs in the main thread between two bytecodes, and taking a lock
+    # there (as Event.set does) deadlocks if the main thread was holding it.
+    received: list[int] = []
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda number, _frame: received.append(number))
+    return received
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import listing, objects, validate
+from . import cart, cart_params, listing, objects, validate
+from .cart_params import CART_PARAMS
 from .catalog import MAX_AMOUNT, Catalog, required
 from .checkout import CheckoutFlow
 from .errors import StripeError
@@ -41,6 +42,7 @@ SESSION_CREATE_PARAMS = (
     "locale",
     "submit_type",
     "payment_method_types",
+    *CART_PARAMS,
 )
 INTENT_DATA_PARAMS = ("metadata", "description")
 
@@ -260,18 +262,15 @@ class StripeApi:
             )
         ]
         with self._store.lock:
-            prices, quantities = self._catalog.line_item_prices(p)
+            checked = self._catalog.check_line_items(p)
+            currency = checked[0][0]["currency"]
+            # Checked before inline prices are created, so an error leaves no trace.
+            cart_fields = cart_params.session_fields(self._store, p, currency)
+            prices, quantities = self._catalog.line_item_prices(checked)
             items = self._catalog.build_line_items(prices, quantities)
-            total = sum(item["amount_total"] for item in items)
-            if total > MAX_AMOUNT:
-                raise StripeError.invalid(
-                    f"The Checkout Session's total amount due must be no more than {MAX_AMOUNT}.",
-                    param="line_items",
-                    code="amount_too_large",
-                )
             session = objects.checkout_session(
-                currency=items[0]["currency"],
-                amount_total=total,
+                currency=currency,
+                amount_total=sum(item["amount_total"] for item in items),
                 success_url=success_url,
                 cancel_url=cancel_url,
                 client_reference_id=client_reference_id,
@@ -285,10 +284,20 @@ class StripeApi:
             )
             if method_types:
                 session["payment_method_types"] = method_types
-            self._store.add("sessions", session)
-            self._store.session_state[session["id"]] = SessionState(
+            session.update(cart_fields)
+            state = SessionState(
                 line_items=items, intent_metadata=intent_meta, intent_description=intent_description
             )
+            # No customer address yet, so no tax to look up: tax waits for the payment.
+            cart.refresh(self._store, session, state, tax_rates={})
+            if session["amount_total"] > MAX_AMOUNT:
+                raise StripeError.invalid(
+                    f"The Checkout Session's total amount due must be no more than {MAX_AMOUNT}.",
+                    param="line_items",
+                    code="amount_too_large",
+                )
+            self._store.add("sessions", session)
+            self._store.session_state[session["id"]] = state
             return self._expander.render(session, validate.expand_paths(p))
 
     def retrieve_session(self, req: ApiRequest) -> dict[str, Any]:

@@ -66,8 +66,12 @@ class Catalog:
         product = objects.product(active=active, created=int(time.time()), **spec)
         return self._store.add("products", product)["id"]
 
-    def line_item_prices(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[int]]:
-        """Validate line_items; return their prices (inline ones created) and quantities."""
+    def check_line_items(self, params: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
+        """Validate line_items without creating anything; return each one's price spec and quantity.
+
+        A spec holds the existing `price`, or what to create one from; every spec has its `currency`,
+        the same for all.
+        """
         if "line_items" not in params or params["line_items"] in ("", []):
             raise StripeError.missing_param("line_items")
         raw_items = validate.as_array(params["line_items"], "line_items")
@@ -86,6 +90,12 @@ class Catalog:
                     f"{spec['currency']}, not {currency}.",
                     param=f"line_items[{n}][{field}]",
                 )
+        return checked
+
+    def line_item_prices(
+        self, checked: list[tuple[dict[str, Any], int]]
+    ) -> tuple[list[dict[str, Any]], list[int]]:
+        """Return the prices (inline ones created now) and quantities of checked line items."""
         prices = [spec["price"] if "price" in spec else self._inline_price(spec) for spec, _ in checked]
         return prices, [quantity for _, quantity in checked]
 

@@ -7,11 +7,12 @@ import copy
 import time
 from typing import Any
 
-from . import charges, objects
+from . import cart, charges, objects, promotions
 from .config import ConfigHolder
 from .errors import StripeError
 from .events import EventEmitter
 from .scheduler import Scheduler
+from .shipping import keep_shipping, shipping_choice
 from .store import EventRecord, Store
 
 PAY_METHODS = ("card", "delayed_success", "delayed_failure")
@@ -41,10 +42,36 @@ class CheckoutFlow:
 
         self._scheduler.call_later(SWEEP_INTERVAL, sweep)
 
+    def resume(self, base_url: str) -> None:
+        """Carry on after a start: arm delayed payments waiting to settle, point open sessions here."""
+        delay = self._config.snapshot().async_delay
+        with self._store.lock:
+            generation = self._store.generation
+            waiting = [sid for sid, state in self._store.session_state.items() if state.pending_outcome]
+            for session in self._store.newest_first("sessions"):
+                url = f"{base_url}/pay/{session['id']}"
+                if session["status"] == "open" and session["url"] != url:
+                    session["url"] = url
+                    self._store.touch()
+        for session_id in waiting:
+            self._scheduler.call_later(delay, lambda sid=session_id: self._settle_later(sid, generation))
+
     def pay(
-        self, session_id: str, method: str, *, email: str | None = None, name: str | None = None
+        self,
+        session_id: str,
+        method: str,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        shipping: dict[str, Any] | None = None,
+        shipping_rate: str | None = None,
+        promotion_code: str | None = None,
     ) -> dict[str, Any]:
-        """Pay an open session; return the session and where the browser goes next."""
+        """Pay an open session; return the session and where the browser goes next.
+
+        `shipping` ({"name", "address": {...}}) and `shipping_rate` are the customer's choices on a
+        session that offers them; `promotion_code` is a code typed just before paying.
+        """
         if method not in PAY_METHODS:
             raise StripeError.invalid(
                 f"Invalid method: must be one of {', '.join(PAY_METHODS)}", param="method"
@@ -54,12 +81,18 @@ class CheckoutFlow:
         with self._store.lock:
             session = self._payable(session_id)
             state = self._store.session_state[session_id]
+            shipping_details, rate_id = shipping_choice(session, details=shipping, rate_id=shipping_rate)
+            if promotion_code:
+                cart.apply_promotion_code(self._store, session, promotion_code)
             now = int(time.time())
-            session["status"] = "complete"
-            session["url"] = None
+            keep_shipping(session, shipping_details, rate_id)
             session["customer_details"] = objects.customer_details(
                 email=email or session["customer_email"] or DEFAULT_EMAIL, name=name or DEFAULT_NAME
             )
+            cart.refresh(self._store, session, state, tax_rates=cfg.tax_rates)
+            session["status"] = "complete"
+            session["url"] = None
+            self._redeem(session)
             delayed = method != "card" and session["amount_total"] > 0
             if session["amount_total"] > 0:
                 intent = objects.payment_intent(
@@ -72,6 +105,13 @@ class CheckoutFlow:
                     receipt_email=None,
                     created=now,
                 )
+                if shipping_details is not None:
+                    intent["shipping"] = {
+                        **shipping_details,
+                        "carrier": None,
+                        "phone": None,
+                        "tracking_number": None,
+                    }
                 self._store.add("payment_intents", intent)
                 session["payment_intent"] = intent["id"]
                 if delayed:
@@ -87,6 +127,25 @@ class CheckoutFlow:
             self._scheduler.call_later(cfg.async_delay, lambda: self._settle_later(session_id, generation))
         redirect = result["success_url"].replace(SESSION_PLACEHOLDER, session_id)
         return {"session": result, "redirect_url": redirect}
+
+    def apply_promotion_code(self, session_id: str, code: str) -> dict[str, Any]:
+        """Apply a code the customer typed on the payment page; return the session."""
+        self.expire_overdue(session_id)
+        cfg = self._config.snapshot()
+        with self._store.lock:
+            session = self._payable(session_id)
+            cart.apply_promotion_code(self._store, session, code)
+            cart.refresh(self._store, session, self._store.session_state[session_id], tax_rates=cfg.tax_rates)
+            self._store.touch()
+            return copy.deepcopy(session)
+
+    def tamper(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Force a session's amounts so they no longer add up (a test control); return the session."""
+        with self._store.lock:
+            session = self._existing(session_id)
+            cart.tamper(session, self._store.session_state[session_id], changes)
+            self._store.touch()
+            return copy.deepcopy(session)
 
     def settle(self, session_id: str) -> dict[str, Any]:
         """Settle a pending delayed payment now; return the session."""
@@ -163,6 +222,13 @@ class CheckoutFlow:
         return self._emitter.record(
             "checkout.session.expired", session, request_id=request_id, idempotency_key=idempotency_key
         )
+
+    def _redeem(self, session: dict[str, Any]) -> None:
+        for entry in session["discounts"]:
+            promo = self._store.get("promotion_codes", entry["promotion_code"])
+            assert promo is not None
+            promo["times_redeemed"] += 1
+            promotions.coupon_of(self._store, promo)["times_redeemed"] += 1
 
     def _charge(self, session: dict[str, Any], intent: dict[str, Any], now: int) -> None:
         details = session["customer_details"] or {}

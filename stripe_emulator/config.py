@@ -9,6 +9,18 @@ from typing import Any
 from .ids import new_id
 
 TIMINGS = ("async", "before_redirect", "hold")
+# Automatic tax's flat rate per country (ISO 3166-1 alpha-2); a country not listed has no tax.
+DEFAULT_TAX_RATES = {
+    "US": 0.0,
+    "CA": 0.05,
+    "GB": 0.20,
+    "DE": 0.19,
+    "FR": 0.20,
+    "NL": 0.21,
+    "IE": 0.23,
+    "JP": 0.10,
+    "AU": 0.10,
+}
 # How a refund settles: at once, or pending until the control API settles it.
 REFUND_MODES = ("succeeded", "pending")
 
@@ -32,6 +44,7 @@ class Config:
     refund_mode: str = "succeeded"
     pending_next_refunds: int = 0
     fail_next_refunds: int = 0
+    tax_rates: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_TAX_RATES))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-ready dict."""
@@ -61,6 +74,20 @@ def _int_at_least(name: str, value: Any, minimum: int) -> int:
     if number != float(value) or number < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return number
+
+
+def _tax_rates(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ValueError('tax_rates must be an object of country codes to rates, such as {"DE": 0.19}')
+    rates = {}
+    for country, rate in value.items():
+        if not (isinstance(country, str) and len(country) == 2 and country.isalpha() and country.isupper()):
+            raise ValueError(f"tax_rates keys must be two-letter country codes such as DE, got {country!r}")
+        number = _non_negative_float(f"tax_rates[{country}]", rate)
+        if number >= 1:
+            raise ValueError(f"tax_rates[{country}] must be a fraction below 1 (0.19 for 19%), got {rate!r}")
+        rates[country] = number
+    return rates
 
 
 def coerce(name: str, value: Any) -> Any:
@@ -98,6 +125,8 @@ def coerce(name: str, value: Any) -> Any:
         return None if value is None else _int_at_least(name, value, -(2**63))
     if name in ("webhook_delay", "async_delay", "retry_backoff", "delivery_timeout"):
         return _non_negative_float(name, value)
+    if name == "tax_rates":
+        return _tax_rates(value)
     raise ValueError(f"unknown setting: {name}")
 
 
@@ -114,7 +143,11 @@ class ConfigHolder:
     def snapshot(self) -> Config:
         """Return a copy of the current settings."""
         with self._lock:
-            return dataclasses.replace(self._config, webhook_secrets=list(self._config.webhook_secrets))
+            return dataclasses.replace(
+                self._config,
+                webhook_secrets=list(self._config.webhook_secrets),
+                tax_rates=dict(self._config.tax_rates),
+            )
 
     def update(self, **changes: Any) -> Config:
         """Validate and apply a partial update atomically; return the new settings."""

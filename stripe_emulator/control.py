@@ -32,6 +32,8 @@ class ControlFront:
                 ("POST", r"/_emulator/checkout/sessions/([^/]+)/pay", self.pay),
                 ("POST", r"/_emulator/checkout/sessions/([^/]+)/settle", self.settle),
                 ("POST", r"/_emulator/checkout/sessions/([^/]+)/expire", self.expire),
+                ("POST", r"/_emulator/checkout/sessions/([^/]+)/tamper", self.tamper),
+                ("POST", r"/_emulator/promotion_codes", self.create_promotion_code),
                 ("POST", r"/_emulator/refunds", self.create_refund),
                 ("POST", r"/_emulator/refunds/([^/]+)/settle", self.settle_refund),
                 ("POST", r"/_emulator/disputes", self.open_dispute),
@@ -65,7 +67,8 @@ class ControlFront:
     def _form_post(self, method: str, path: str, body: bytes) -> Response:
         # The dashboard's buttons: redirect back on success, show the page with the error otherwise.
         try:
-            result = self._call(method, path, _form_body(body))
+            fields = dashboard.with_minor_amount(self._emulator.store, _form_body(body))
+            result = self._call(method, path, fields)
         except StripeError as exc:
             return self._dashboard(exc.status, notice=None, error=exc.message)
         except ValueError as exc:
@@ -120,9 +123,18 @@ class ControlFront:
         return {"idle": self._emulator.wait_for_idle(min(float(timeout), MAX_WAIT))}
 
     def pay(self, body: dict[str, Any], session_id: str) -> dict[str, Any]:
-        """Pay a session like the hosted page's buttons."""
+        """Pay a session like the hosted page's buttons, with the shipping and code typed there."""
+        _allow(body, ("method", "email", "name", "shipping", "shipping_rate", "promotion_code"))
         method = body.get("method", "card")
-        return self._emulator.pay(session_id, str(method), email=body.get("email"), name=body.get("name"))
+        return self._emulator.pay(
+            session_id,
+            str(method),
+            email=_text(body, "email"),
+            name=_text(body, "name"),
+            shipping=body.get("shipping"),
+            shipping_rate=_text(body, "shipping_rate"),
+            promotion_code=_text(body, "promotion_code"),
+        )
 
     def settle(self, _: dict[str, Any], session_id: str) -> dict[str, Any]:
         """Settle a pending delayed payment now."""
@@ -131,6 +143,14 @@ class ControlFront:
     def expire(self, _: dict[str, Any], session_id: str) -> dict[str, Any]:
         """Expire a session now."""
         return {"session": self._emulator.expire(session_id)}
+
+    def tamper(self, body: dict[str, Any], session_id: str) -> dict[str, Any]:
+        """Force amounts on a session so its totals no longer add up (for a shop's tests)."""
+        return {"session": self._emulator.tamper(session_id, body)}
+
+    def create_promotion_code(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a promotion code and its coupon: percent_off, or amount_off with currency."""
+        return self._emulator.create_promotion_code(**body)
 
     def create_refund(self, body: dict[str, Any]) -> dict[str, Any]:
         """Refund a payment as the Stripe Dashboard would."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
+from . import promotions
 from .api import StripeApi
+from .cart_api import CartApi
 from .checkout import CheckoutFlow
 from .config import ConfigHolder
 from .disputes import DisputeFlow
@@ -14,6 +18,7 @@ from .idempotency import IdempotencyCache
 from .money_api import MoneyApi
 from .refunds import RefundFlow
 from .scheduler import Scheduler
+from .state_file import StateFile
 from .store import Store
 from .webhooks import Dispatcher
 
@@ -21,10 +26,17 @@ from .webhooks import Dispatcher
 class Emulator:
     """Wire the store, the webhook dispatcher and the flows together."""
 
-    def __init__(self, base_url: Callable[[], str], **settings: Any) -> None:
+    def __init__(
+        self,
+        base_url: Callable[[], str],
+        *,
+        state_file: str | os.PathLike[str] | None = None,
+        **settings: Any,
+    ) -> None:
         self.config = ConfigHolder(**settings)
         self.store = Store()
-        self.scheduler = Scheduler()
+        # Background jobs (deliveries, settlements, the expiry sweep) change state too.
+        self.scheduler = Scheduler(after_job=self.save_state)
         self.dispatcher = Dispatcher(self.config, self.scheduler, self.store.mark_delivered)
         self.emitter = EventEmitter(self.store, self.config, self.dispatcher)
         self.flow = CheckoutFlow(self.store, self.config, self.emitter, self.scheduler)
@@ -32,16 +44,32 @@ class Emulator:
         self.disputes = DisputeFlow(self.store, self.config, self.emitter)
         self.api = StripeApi(self.store, self.flow, base_url)
         self.money_api = MoneyApi(self.store, self.refunds)
+        self.cart_api = CartApi(self.store)
         self.idempotency = IdempotencyCache()
+        self._base_url = base_url
+        self._state_file = StateFile(state_file) if state_file is not None else None
+        if self._state_file is not None:
+            self._state_file.load(self.store, self.idempotency)
 
     def start_background(self) -> None:
-        """Start the worker threads and the expiry sweeper."""
+        """Start the worker threads and the expiry sweeper; resume what a restart interrupted."""
         self.scheduler.start()
         self.flow.start_sweeper()
+        self.flow.resume(self._base_url())
 
     def stop_background(self) -> None:
         """Stop the worker threads without waiting for deliveries in flight."""
         self.scheduler.stop()
+
+    def save_state(self) -> None:
+        """Rewrite the state file, if there is one and something changed; never call holding store.lock."""
+        if self._state_file is None:
+            return
+        try:
+            self._state_file.save(self.store, self.idempotency)
+        except OSError as exc:
+            # The emulator keeps serving from memory; the next change tries again.
+            print(f"stripe-emulator: cannot write {self._state_file.path}: {exc}", file=sys.stderr)
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change webhook_url, webhook_secrets or knobs; return the whole config."""
@@ -75,10 +103,34 @@ class Emulator:
         return self.dispatcher.release()
 
     def pay(
-        self, session_id: str, method: str = "card", *, email: str | None = None, name: str | None = None
+        self,
+        session_id: str,
+        method: str = "card",
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        shipping: dict[str, Any] | None = None,
+        shipping_rate: str | None = None,
+        promotion_code: str | None = None,
     ) -> dict[str, Any]:
         """Pay a session as the hosted page would; return the session and redirect_url."""
-        return self.flow.pay(session_id, method, email=email, name=name)
+        return self.flow.pay(
+            session_id,
+            method,
+            email=email,
+            name=name,
+            shipping=shipping,
+            shipping_rate=shipping_rate,
+            promotion_code=promotion_code,
+        )
+
+    def create_promotion_code(self, **fields: Any) -> dict[str, Any]:
+        """Create a promotion code and its coupon; return both (fields as POST /_emulator/promotion_codes)."""
+        return promotions.create(self.store, fields)
+
+    def tamper(self, session_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Force a session's amount_total, amount_subtotal or total_details; return the session."""
+        return self.flow.tamper(session_id, changes)
 
     def settle(self, session_id: str) -> dict[str, Any]:
         """Settle a session's pending delayed payment now; return the session."""

@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from . import charges, page
+from .currency import example, format_amount, parse_typed_amount
 from .disputes import CLOSED_STATUSES, DISPUTE_REASONS
 from .refunds import REFUND_REASONS
 from .store import Store
@@ -24,6 +25,8 @@ code{font-size:12px}
 td form{display:inline-block;margin:0 4px 6px 0}
 td button{display:inline-block;width:auto;padding:5px 10px;margin:0;font-size:12px}
 td input,td select{width:auto;padding:4px 6px;margin:0 4px 0 0;font-size:12px}
+td label.amount{display:block;margin-bottom:4px;font-size:11px;color:#697386}
+td label.amount input{display:block;width:14em;margin-top:2px}
 .flash{padding:12px 16px;border-radius:6px;margin-bottom:16px;background:#d7f7c2;color:#05690d}
 .flash.error{background:#ffe7f2;color:#b3093c}
 .muted{color:#697386}
@@ -98,9 +101,9 @@ def _row(row: dict[str, Any]) -> str:
     status = f'<span class="pill">{escape(session["status"])}</span> {escape(session["payment_status"])}'
     if intent:
         status += f'<div class="muted">intent {escape(intent["status"])}</div>'
-    amount = escape(page.format_amount(session["amount_total"], currency))
+    amount = escape(format_amount(session["amount_total"], currency))
     if charge:
-        refunded = page.format_amount(charge["amount_refunded"], currency)
+        refunded = format_amount(charge["amount_refunded"], currency)
         amount += f'<div class="muted">refunded {escape(refunded)}</div>'
         if charge["refunded"]:
             amount += '<div class="pill">fully refunded</div>'
@@ -121,7 +124,7 @@ def _refunds(refunds: list[dict[str, Any]], currency: str) -> str:
     for refund in refunds:
         line = (
             f'<div id="refund-{escape(refund["id"])}"><code>{escape(refund["id"])}</code> '
-            f"{escape(page.format_amount(refund['amount'], currency))} "
+            f"{escape(format_amount(refund['amount'], currency))} "
             f'<span class="pill">{escape(refund["status"])}</span>'
         )
         if refund.get("reason"):
@@ -145,7 +148,7 @@ def _dispute(dispute: dict[str, Any] | None, currency: str) -> str:
     due = datetime.datetime.fromtimestamp(dispute["evidence_details"]["due_by"], datetime.UTC)
     html = (
         f'<div id="dispute-{escape(dispute["id"])}"><code>{escape(dispute["id"])}</code> '
-        f"{escape(page.format_amount(dispute['amount'], currency))} "
+        f"{escape(format_amount(dispute['amount'], currency))} "
         f'<span class="pill">{escape(dispute["status"])}</span> '
         f'<span class="muted">{escape(dispute["reason"])}</span>'
     )
@@ -201,15 +204,13 @@ def _actions(row: dict[str, Any]) -> str:
                 pi,
                 "Refund part",
                 f"refund-part-{intent['id']}",
-                fields=(
-                    f'<input name="amount" type="number" min="1" max="{row["unrefunded"]}" required '
-                    'placeholder="amount in minor units" aria-label="amount in minor units">'
-                    f'<select name="reason" aria-label="reason"><option value="">no reason</option>{reasons}'
-                    "</select>"
-                ),
+                fields=_amount_field(charge["currency"], row["unrefunded"], required=True)
+                + f'<select name="reason" aria-label="reason"><option value="">no reason</option>{reasons}'
+                "</select>",
             )
         )
-    if charge and intent and row["dispute"] is None and charge["amount_refunded"] < charge["amount"]:
+    disputable = charge["amount"] - charge["amount_refunded"] if charge else 0
+    if charge and intent and row["dispute"] is None and disputable > 0:
         reasons = "".join(
             f'<option value="{escape(r)}"{" selected" if r == "fraudulent" else ""}>{escape(r)}</option>'
             for r in DISPUTE_REASONS
@@ -220,10 +221,38 @@ def _actions(row: dict[str, Any]) -> str:
                 {"payment_intent": intent["id"]},
                 "Open dispute",
                 f"dispute-{intent['id']}",
-                fields=f'<select name="reason" aria-label="dispute reason">{reasons}</select>',
+                fields=_amount_field(charge["currency"], disputable, required=False)
+                + f'<select name="reason" aria-label="dispute reason">{reasons}</select>',
             )
         )
     return "".join(parts) or '<span class="muted">none</span>'
+
+
+def _amount_field(currency: str, left: int, *, required: bool) -> str:
+    # A person types a decimal in the major unit; with_minor_amount reads it when the form comes back.
+    label = f"amount in {currency.upper()}, such as {example(currency)}"
+    hint = f"at most {format_amount(left, currency)}" + ("" if required else "; empty for all of it")
+    return (
+        f'<label class="amount">{escape(label)} ({escape(hint)}) <input name="amount" type="text" '
+        f'inputmode="decimal" {"required " if required else ""}placeholder="{escape(label)}" '
+        f'aria-label="{escape(label)}"></label>'
+    )
+
+
+def with_minor_amount(store: Store, fields: dict[str, Any]) -> dict[str, Any]:
+    """Return a dashboard form's fields with the typed `amount` ("12.50") in minor units (1250).
+
+    The currency is the payment's, found from the form's payment_intent or charge. Raise ValueError
+    with a message for the person who typed it, or StripeError when the payment is unknown.
+    """
+    if "amount" not in fields:
+        return fields
+    with store.lock:
+        charge = charges.find_charge(
+            store, charge_id=fields.get("charge"), intent_id=fields.get("payment_intent")
+        )
+        payment_currency = charge["currency"]
+    return {**fields, "amount": parse_typed_amount(fields["amount"], payment_currency)}
 
 
 def _form(action: str, hidden: dict[str, str], label: str, form_id: str, *, fields: str = "") -> str:

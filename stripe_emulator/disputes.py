@@ -8,9 +8,9 @@ from typing import Any
 
 from . import charges, objects
 from .config import ConfigHolder
+from .currency import format_amount
 from .errors import StripeError
 from .events import EventEmitter
-from .page import format_amount
 from .store import EventRecord, Store
 
 DISPUTE_REASONS = (
@@ -72,7 +72,7 @@ class DisputeFlow:
                 )
             if amount is not None and not 0 < amount <= disputable:
                 raise StripeError.invalid(
-                    f"Dispute amount must be between 1 and the charge's unrefunded amount "
+                    f"Dispute amount must be more than zero and at most the charge's unrefunded amount "
                     f"({format_amount(disputable, charge['currency'])}).",
                     param="amount",
                 )

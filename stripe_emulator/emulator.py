@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from types import TracebackType
 from typing import Any
@@ -21,12 +22,13 @@ class EmulatorServer(Emulator):
         webhook_secrets: list[str] | None = None,
         *,
         log_requests: bool = False,
+        state_file: str | os.PathLike[str] | None = None,
         **knobs: Any,
     ) -> None:
         settings: dict[str, Any] = {"webhook_url": webhook_url, **knobs}
         if webhook_secrets:
             settings["webhook_secrets"] = webhook_secrets
-        super().__init__(lambda: self.base_url, **settings)
+        super().__init__(lambda: self.base_url, state_file=state_file, **settings)
         self.host = host
         self._requested_port = port
         self._log_requests = log_requests
@@ -64,7 +66,7 @@ class EmulatorServer(Emulator):
         return self
 
     def stop(self) -> None:
-        """Stop serving and stop the background workers."""
+        """Stop serving and stop the background workers; write the state file a last time."""
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
             httpd.shutdown()
@@ -73,6 +75,7 @@ class EmulatorServer(Emulator):
             self._thread.join(timeout=2)
             self._thread = None
         self.stop_background()
+        self.save_state()
 
     def serve_forever(self) -> None:
         """Start and block until stop() is called from another thread."""

@@ -34,11 +34,32 @@ class IdempotencyCache:
         self._lock = threading.Lock()
         self._results: OrderedDict[tuple[str, str], SavedResult] = OrderedDict()
         self._key_locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+        # Moves whenever a result is saved or forgotten, for the state file.
+        self.version = 0
 
     def clear(self) -> None:
         """Forget every saved result."""
         with self._lock:
             self._results.clear()
+            self.version += 1
+
+    def dump(self) -> list[dict[str, Any]]:
+        """Return the saved results, oldest first, JSON-ready."""
+        with self._lock:
+            return [
+                {"scope": scope, "key": key, **dataclasses.asdict(saved), "body": saved.body.decode()}
+                for (scope, key), saved in self._results.items()
+            ]
+
+    def restore(self, entries: list[dict[str, Any]]) -> None:
+        """Replace the saved results with what dump() returned."""
+        with self._lock:
+            self._results.clear()
+            for entry in entries:
+                fields = {name: value for name, value in entry.items() if name not in ("scope", "key")}
+                fields["body"] = fields["body"].encode()
+                self._results[(entry["scope"], entry["key"])] = SavedResult(**fields)
+            self.version += 1
 
     def run(
         self,
@@ -64,6 +85,7 @@ class IdempotencyCache:
             if 200 <= status < 300:
                 with self._lock:
                     self._results[ident] = result
+                    self.version += 1
                     while len(self._results) > MAX_KEYS:
                         self._results.popitem(last=False)
             return result, False

@@ -22,6 +22,8 @@ _LENGTHS = {
     "dp_": 24,
     "txn_": 24,
     "whsec_": 32,
+    "shr_": 24,
+    "promo_": 24,
 }
 
 

@@ -95,6 +95,100 @@ def line_item(*, price_obj: dict[str, Any], quantity: int, description: str) -> 
     }
 
 
+def shipping_rate(
+    *,
+    display_name: str,
+    amount: int,
+    currency: str,
+    metadata: dict[str, str],
+    active: bool,
+    tax_behavior: str,
+    created: int,
+) -> dict[str, Any]:
+    """Build a fixed-amount ShippingRate."""
+    return {
+        "id": new_id("shr_"),
+        "object": "shipping_rate",
+        "active": active,
+        "created": created,
+        "delivery_estimate": None,
+        "display_name": display_name,
+        "fixed_amount": {"amount": amount, "currency": currency},
+        "livemode": False,
+        "metadata": metadata,
+        "tax_behavior": tax_behavior,
+        "tax_code": None,
+        "type": "fixed_amount",
+    }
+
+
+def coupon(
+    *, percent_off: float | None, amount_off: int | None, currency: str | None, created: int
+) -> dict[str, Any]:
+    """Build a one-off Coupon: a percentage or an amount off."""
+    return {
+        "id": random_alnum(8).upper(),
+        "object": "coupon",
+        "amount_off": amount_off,
+        "created": created,
+        "currency": currency,
+        "duration": "once",
+        "duration_in_months": None,
+        "livemode": False,
+        "max_redemptions": None,
+        "metadata": {},
+        "name": None,
+        "percent_off": percent_off,
+        "redeem_by": None,
+        "times_redeemed": 0,
+        "valid": True,
+    }
+
+
+def promotion_code(*, code: str, coupon_id: str, active: bool, created: int) -> dict[str, Any]:
+    """Build a PromotionCode: the code a customer types, for a coupon."""
+    return {
+        "id": new_id("promo_"),
+        "object": "promotion_code",
+        "active": active,
+        "code": code,
+        "created": created,
+        "customer": None,
+        "customer_account": None,
+        "expires_at": None,
+        "livemode": False,
+        "max_redemptions": None,
+        "metadata": {},
+        "promotion": {"coupon": coupon_id, "type": "coupon"},
+        "restrictions": {
+            "first_time_transaction": False,
+            "minimum_amount": None,
+            "minimum_amount_currency": None,
+        },
+        "times_redeemed": 0,
+    }
+
+
+def address(
+    *,
+    line1: str | None,
+    line2: str | None,
+    city: str | None,
+    state: str | None,
+    postal_code: str | None,
+    country: str,
+) -> dict[str, Any]:
+    """Build an Address."""
+    return {
+        "city": city,
+        "country": country,
+        "line1": line1,
+        "line2": line2,
+        "postal_code": postal_code,
+        "state": state,
+    }
+
+
 def list_object(data: list[dict[str, Any]], *, has_more: bool, url: str) -> dict[str, Any]:
     """Build a list envelope."""
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
@@ -359,7 +453,7 @@ def charge(*, intent: dict[str, Any], email: str | None, name: str | None, creat
         "receipt_url": None,
         "refunded": False,
         "review": None,
-        "shipping": None,
+        "shipping": copy.deepcopy(intent["shipping"]),
         "source": None,
         "source_transfer": None,
         "statement_descriptor": None,

@@ -1,38 +1,8 @@
-"""Render the hosted Checkout page and its notices as self-contained HTML."""
+"""The pages' shared look: a self-contained HTML document, and a page that only states something."""
 
 from __future__ import annotations
 
 from html import escape
-from typing import Any
-
-ZERO_DECIMAL = {
-    "bif",
-    "clp",
-    "djf",
-    "gnf",
-    "jpy",
-    "kmf",
-    "krw",
-    "mga",
-    "pyg",
-    "rwf",
-    "ugx",
-    "vnd",
-    "vuv",
-    "xaf",
-    "xof",
-    "xpf",
-}
-SYMBOLS = {
-    "usd": "$",
-    "eur": "€",
-    "gbp": "£",
-    "jpy": "¥",
-    "cad": "CA$",
-    "aud": "A$",
-    "inr": "₹",
-    "chf": "CHF ",
-}
 
 _CSS = """
 *{box-sizing:border-box}
@@ -60,15 +30,8 @@ padding:32px;max-width:560px;margin:64px auto}
 .test{display:inline-block;background:#ffde92;color:#8f5c00;border-radius:4px;
 font-size:12px;font-weight:700;padding:1px 6px;margin-left:8px}
 .fine{color:#697386;font-size:12px;margin-top:16px}
+.error{padding:12px 16px;border-radius:6px;margin-bottom:20px;background:#ffe7f2;color:#b3093c}
 """
-
-
-def format_amount(amount: int, currency: str) -> str:
-    """Format an amount in the currency's smallest unit for people."""
-    code = currency.lower()
-    number = f"{amount:,}" if code in ZERO_DECIMAL else f"{amount / 100:,.2f}"
-    symbol = SYMBOLS.get(code)
-    return f"{symbol}{number}" if symbol else f"{number} {code.upper()}"
 
 
 def document(title: str, body: str, *, extra_css: str = "") -> str:
@@ -79,58 +42,6 @@ def document(title: str, body: str, *, extra_css: str = "") -> str:
         f"<title>{escape(title)}</title><style>{_CSS}{extra_css}</style></head>"
         f"<body>{body}</body></html>\n"
     )
-
-
-def checkout_page(session: dict[str, Any], line_items: list[dict[str, Any]]) -> str:
-    """Render the payment page of an open session."""
-    currency = session["currency"]
-    items = "".join(
-        '<div class="item"><div><div>{name}</div><div class="qty">Qty {qty} &times; {unit}'
-        "</div></div><div>{total}</div></div>".format(
-            name=escape(item["description"] or "Item"),
-            qty=item["quantity"],
-            unit=escape(format_amount(item["price"]["unit_amount"], currency)),
-            total=escape(format_amount(item["amount_total"], currency)),
-        )
-        for item in line_items
-    )
-    total = escape(format_amount(session["amount_total"], currency))
-    back = ""
-    if session.get("cancel_url"):
-        back = f'<a class="back" id="cancel" href="{escape(session["cancel_url"])}">← Back</a>'
-    if session.get("customer_email"):
-        email = (
-            f'<label>Email</label><div class="email" id="customer-email">'
-            f"{escape(session['customer_email'])}</div>"
-        )
-    else:
-        email = (
-            '<label for="email">Email</label><input id="email" name="email" '
-            'type="email" value="customer@example.com">'
-        )
-    body = f"""
-<div class="wrap">
-  <div class="summary">
-    {back}
-    <div class="merchant">Emulated Stripe Checkout<span class="test">TEST MODE</span></div>
-    <div>Pay</div>
-    <div class="total" id="amount-total">{total}</div>
-    {items}
-    <div class="row"><span>Total due</span><span>{total}</span></div>
-  </div>
-  <form class="pay" method="post" action="/pay/{escape(session["id"])}">
-    {email}
-    <button type="submit" id="pay-card" name="method" value="card">
-      Pay with test card 4242 4242 4242 4242</button>
-    <button type="submit" class="secondary" id="pay-delayed-success" name="method"
-      value="delayed_success">Pay with a delayed method (succeeds later)</button>
-    <button type="submit" class="secondary" id="pay-delayed-failure" name="method"
-      value="delayed_failure">Pay with a delayed method (fails later)</button>
-    <p class="fine">This page is served by the offline Stripe emulator. No real payment is
-      made.</p>
-  </form>
-</div>"""
-    return document(f"Pay {total}", body)
 
 
 def notice_page(title: str, message: str, *, link: tuple[str, str] | None = None) -> str:

@@ -8,10 +8,10 @@ from typing import Any
 
 from . import charges, objects
 from .config import ConfigHolder
+from .currency import format_amount
 from .errors import StripeError
 from .events import EventEmitter
 from .ids import new_id
-from .page import format_amount
 from .store import EventRecord, Store
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")

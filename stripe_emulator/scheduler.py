@@ -15,10 +15,14 @@ Job = Callable[[], None]
 
 
 class Scheduler:
-    """A timer thread feeding a pool of daemon workers; never blocks the caller."""
+    """A timer thread feeding a pool of daemon workers; never blocks the caller.
 
-    def __init__(self, workers: int = 16) -> None:
+    `after_job` runs on the worker after each job, whether the job failed or not.
+    """
+
+    def __init__(self, workers: int = 16, *, after_job: Job | None = None) -> None:
         self._workers = workers
+        self._after_job = after_job
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._timers: list[tuple[float, int, Job]] = []
         self._counter = itertools.count()
@@ -85,7 +89,9 @@ class Scheduler:
             job = self._queue.get()
             if job is None or self._stopped.is_set():
                 return
-            try:
-                job()
-            except Exception:
-                traceback.print_exc(file=sys.stderr)
+            for step in (job, self._after_job):
+                try:
+                    if step is not None:
+                        step()
+                except Exception:
+                    traceback.print_exc(file=sys.stderr)

@@ -30,6 +30,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.v1 = V1Front(emulator)
         self.control = ControlFront(emulator)
         self.hosted = HostedFront(emulator)
+        self.save_state = emulator.save_state
         self.log_requests = log_requests
 
 
@@ -90,6 +91,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                 StripeError(404, f"Unrecognized request URL ({method}: {path}).").envelope(request_id),
                 {"Request-Id": request_id},
             )
+        # Before answering: once the client has its answer, the change is in the state file.
+        self.server.save_state()
         self._write(response, send_body)
 
     def _read_body(self) -> bytes:

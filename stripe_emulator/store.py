@@ -8,7 +8,18 @@ import heapq
 import threading
 from typing import Any
 
-COLLECTIONS = ("products", "prices", "sessions", "payment_intents", "charges", "refunds", "disputes")
+COLLECTIONS = (
+    "products",
+    "prices",
+    "shipping_rates",
+    "coupons",
+    "promotion_codes",
+    "sessions",
+    "payment_intents",
+    "charges",
+    "refunds",
+    "disputes",
+)
 
 
 @dataclasses.dataclass
@@ -20,6 +31,8 @@ class SessionState:
     intent_description: str | None
     # "succeeded" or "failed" while a delayed payment waits to settle.
     pending_outcome: str | None = None
+    # Amounts forced by POST /_emulator/checkout/sessions/{id}/tamper, laid over every recomputation.
+    tampered: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -44,17 +57,28 @@ class EventRecord:
 
 
 class Store:
-    """Hold every object; callers take `lock` around read-modify-write sequences."""
+    """Hold every object; callers take `lock` around read-modify-write sequences.
+
+    `version` moves on every insert, event and delivery; code that changes a stored object in place
+    without recording an event calls touch(), so the state file knows there is something to write.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.generation = 0
+        self.version = 0
         self.clear()
+
+    def touch(self) -> None:
+        """Note a change made in place to a stored object."""
+        with self.lock:
+            self.version += 1
 
     def clear(self) -> None:
         """Forget every object and event."""
         with self.lock:
             self.generation += 1
+            self.version += 1
             self._seq = 0
             self._objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in COLLECTIONS}
             self._order: dict[str, int] = {}
@@ -64,6 +88,7 @@ class Store:
 
     def _next_seq(self) -> int:
         self._seq += 1
+        self.version += 1
         return self._seq
 
     def add(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -122,5 +147,49 @@ class Store:
         """Note that one webhook delivery of the event succeeded."""
         with self.lock:
             record = self._events.get(event_id)
-            if record is not None:
+            if record is not None and not record.delivered:
                 record.delivered = True
+                self.version += 1
+
+    def dump(self) -> dict[str, Any]:
+        """Return everything held, JSON-ready (copies, so the caller may release the lock)."""
+        with self.lock:
+            return copy.deepcopy(
+                {
+                    "seq": self._seq,
+                    "objects": self._objects,
+                    "order": self._order,
+                    "session_state": {
+                        session_id: dataclasses.asdict(state)
+                        for session_id, state in self.session_state.items()
+                    },
+                    "events": [
+                        {
+                            "event": r.event,
+                            "seq": r.seq,
+                            "has_endpoint": r.has_endpoint,
+                            "delivered": r.delivered,
+                        }
+                        for r in self._events.values()
+                    ],
+                }
+            )
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Replace everything held with what dump() returned."""
+        with self.lock:
+            self.clear()
+            self._seq = data["seq"]
+            for name in COLLECTIONS:
+                self._objects[name] = data["objects"].get(name, {})
+            self._order = data["order"]
+            self.session_state = {
+                session_id: SessionState(**state) for session_id, state in data["session_state"].items()
+            }
+            self._events = {r["event"]["id"]: EventRecord(**r) for r in data["events"]}
+            self._expiries = [
+                (s["expires_at"], self._order[s["id"]], s["id"])
+                for s in self._objects["sessions"].values()
+                if s["status"] == "open"
+            ]
+            heapq.heapify(self._expiries)

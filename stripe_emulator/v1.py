@@ -47,7 +47,9 @@ class V1Front:
 
     def __init__(self, emulator: Emulator) -> None:
         self._emulator = emulator
-        self._router = Router(emulator.api.routes() + emulator.money_api.routes())
+        self._router = Router(
+            emulator.api.routes() + emulator.money_api.routes() + emulator.cart_api.routes()
+        )
 
     def handle(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes, request_id: str

@@ -13,6 +13,7 @@ import pytest
 import stripe
 
 from stripe_emulator import EmulatorServer
+from stripe_emulator.config import DEFAULT_TAX_RATES
 
 API_KEY = "sk_test_emulator_tests"
 SECRET = "whsec_emulator_tests"
@@ -32,6 +33,7 @@ FAST_KNOBS: dict[str, Any] = {
     "refund_mode": "succeeded",
     "pending_next_refunds": 0,
     "fail_next_refunds": 0,
+    "tax_rates": DEFAULT_TAX_RATES,
 }
 
 

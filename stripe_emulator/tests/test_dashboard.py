@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
+from html import escape
 from typing import Any
 
+import pytest
 import requests
 import stripe
 
 from .conftest import session_params
-
-
-class Forms(HTMLParser):
-    """Collect each form's action and the fields a browser would submit with its button."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: dict[str, dict[str, Any]] = {}
-        self._current: dict[str, Any] | None = None
-        self._select: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self._current = {"action": a["action"], "method": a["method"], "fields": {}}
-            self.forms[a["id"]] = self._current
-        elif self._current is not None and tag == "input" and a.get("type") == "hidden":
-            self._current["fields"][a["name"]] = a["value"]
-        elif self._current is not None and tag == "select":
-            self._select = a["name"]
-        elif self._current is not None and tag == "option" and self._select:
-            fields = self._current["fields"]
-            if self._select not in fields or "selected" in a:
-                fields[self._select] = a["value"]
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._current = None
-        elif tag == "select":
-            self._select = None
+from .html_forms import forms_of, post
 
 
 def dashboard(emu: Any) -> requests.Response:
@@ -49,17 +21,12 @@ def dashboard(emu: Any) -> requests.Response:
 
 
 def forms(emu: Any) -> dict[str, dict[str, Any]]:
-    parser = Forms()
-    parser.feed(dashboard(emu).text)
-    return parser.forms
+    return forms_of(dashboard(emu).text)
 
 
 def submit(emu: Any, form: dict[str, Any], **typed: str) -> requests.Response:
     """Post a form as the browser would, and follow the redirect back."""
-    assert form["method"] == "post"
-    response = requests.post(
-        f"{emu.base_url}{form['action']}", data={**form["fields"], **typed}, allow_redirects=False, timeout=5
-    )
+    response = post(emu.base_url, form, **typed)
     if response.status_code == 303:
         assert response.headers["Location"].startswith("/_emulator/dashboard?notice=")
         return requests.get(f"{emu.base_url}{response.headers['Location']}", timeout=5)
@@ -86,7 +53,7 @@ def test_dashboard_lists_sessions_newest_first_with_money(
 def test_refund_in_full_then_part_buttons(
     emu: Any, client: stripe.StripeClient, paid_intent: stripe.PaymentIntent, price: stripe.Price
 ) -> None:
-    page = submit(emu, forms(emu)[f"refund-part-{paid_intent.id}"], amount="1500", reason="duplicate")
+    page = submit(emu, forms(emu)[f"refund-part-{paid_intent.id}"], amount="15", reason="duplicate")
     assert page.status_code == 200 and 'id="notice"' in page.text
     (refund,) = client.v1.refunds.list().data
     assert (refund.amount, refund.reason, refund.status) == (1500, "duplicate", "succeeded")
@@ -100,9 +67,97 @@ def test_refund_in_full_then_part_buttons(
 
 def test_a_refused_button_shows_the_error_on_the_page(emu: Any, paid_intent: stripe.PaymentIntent) -> None:
     form = forms(emu)[f"refund-part-{paid_intent.id}"]
-    page = submit(emu, form, amount="999999")
+    page = submit(emu, form, amount="50.00")
     assert page.status_code == 400
     assert 'id="error"' in page.text and "is greater than unrefunded amount on charge" in page.text
+    assert "($50.00)" in page.text and "($49.99)" in page.text
+
+
+def paid_intent_in(emu: Any, client: stripe.StripeClient, currency: str, unit_amount: int) -> str:
+    price = client.v1.prices.create(
+        params={"product_data": {"name": "Tea"}, "unit_amount": unit_amount, "currency": currency}
+    )
+    session = client.v1.checkout.sessions.create(params=session_params(price.id))
+    return emu.pay(session.id)["session"]["payment_intent"]
+
+
+def test_amount_fields_say_the_currency_and_take_its_major_unit(
+    emu: Any, client: stripe.StripeClient, paid_intent: stripe.PaymentIntent
+) -> None:
+    yen = paid_intent_in(emu, client, "jpy", 5000)
+    dinar = paid_intent_in(emu, client, "kwd", 12500)
+    html = dashboard(emu).text
+    assert 'placeholder="amount in USD, such as 12.50"' in html
+    assert 'placeholder="amount in JPY, such as 500"' in html
+    assert 'placeholder="amount in KWD, such as 12.500"' in html
+    assert 'type="number"' not in html and "minor units" not in html
+
+    submit(emu, forms(emu)[f"refund-part-{paid_intent.id}"], amount="12.5")
+    submit(emu, forms(emu)[f"refund-part-{yen}"], amount="500")
+    submit(emu, forms(emu)[f"refund-part-{dinar}"], amount="1.255")
+    refunds = {r.payment_intent: r.amount for r in client.v1.refunds.list().data}
+    assert refunds == {paid_intent.id: 1250, yen: 500, dinar: 1255}
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("12.505", "USD amounts have at most 2 decimals; 12.505 has 3."),
+        ("-5", "The amount must be more than zero; -5 is negative."),
+        ("0", "The amount must be more than zero."),
+        ("0.00", "The amount must be more than zero."),
+        ("1,50", "1,50 is not an amount. Type the amount in USD, such as 12.50."),
+        ("1250 cents", "is not an amount"),
+        ("1e3", "is not an amount"),
+        ("49.991", "at most 2 decimals"),
+        ("49.99.1", "is not an amount"),
+    ],
+)
+def test_typed_amounts_that_are_refused(
+    emu: Any, client: stripe.StripeClient, paid_intent: stripe.PaymentIntent, typed: str, message: str
+) -> None:
+    page = submit(emu, forms(emu)[f"refund-part-{paid_intent.id}"], amount=typed)
+    assert page.status_code == 400 and 'id="error"' in page.text
+    assert escape(message) in page.text
+    assert client.v1.refunds.list().data == []
+
+
+def test_zero_decimal_currencies_refuse_a_decimal_point(emu: Any, client: stripe.StripeClient) -> None:
+    yen = paid_intent_in(emu, client, "jpy", 5000)
+    for typed in ("500.5", "500.00", "500."):
+        page = submit(emu, forms(emu)[f"refund-part-{yen}"], amount=typed)
+        assert page.status_code == 400
+        assert "JPY has no minor unit: type a whole number without a decimal point." in page.text
+    page = submit(emu, forms(emu)[f"refund-part-{yen}"], amount="5001")
+    assert (
+        page.status_code == 400
+        and "(¥5,001) is greater than unrefunded amount on charge (¥5,000)" in page.text
+    )
+    assert client.v1.refunds.list().data == []
+
+
+def test_three_decimal_currencies_take_up_to_three_decimals(emu: Any, client: stripe.StripeClient) -> None:
+    dinar = paid_intent_in(emu, client, "kwd", 12500)
+    page = submit(emu, forms(emu)[f"refund-part-{dinar}"], amount="1.2505")
+    assert page.status_code == 400 and "KWD amounts have at most 3 decimals; 1.2505 has 4." in page.text
+    page = submit(emu, forms(emu)[f"refund-part-{dinar}"], amount="2")
+    assert page.status_code == 200
+    (refund,) = client.v1.refunds.list().data
+    assert refund.amount == 2000 and "refunded 2.000 KWD" in page.text
+
+
+def test_dispute_form_takes_an_optional_typed_amount(
+    emu: Any, client: stripe.StripeClient, paid_intent: stripe.PaymentIntent
+) -> None:
+    refused = submit(emu, forms(emu)[f"dispute-{paid_intent.id}"], amount="49.999")
+    assert refused.status_code == 400 and "at most 2 decimals" in refused.text
+    too_much = submit(emu, forms(emu)[f"dispute-{paid_intent.id}"], amount="50")
+    assert too_much.status_code == 400
+    assert escape("at most the charge's unrefunded amount ($49.99)") in too_much.text
+    assert client.v1.disputes.list().data == []
+    submit(emu, forms(emu)[f"dispute-{paid_intent.id}"], amount="20.05")
+    (dispute,) = client.v1.disputes.list().data
+    assert dispute.amount == 2005
 
 
 def test_settle_pending_refund_buttons(
