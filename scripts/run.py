@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Kept under .venv so it survives restarts (a terminal replaying events keeps working) and never gets
 # committed; deleting .venv makes a new one.
 EMULATOR_SECRET_FILE = ROOT / ".venv" / "emulator-webhook-secret"
+# The emulator's account (sessions, payments, refunds) outlives a restart, as a Stripe account does: else
+# the audit would find every older order unknown to Stripe.
+EMULATOR_STATE_FILE = ROOT / ".venv" / "emulator-state.json"
 EMULATOR_API_KEY = "sk_test_emulator_local_dev"
 ENV_FILE = ROOT / ".env"
 STOP_GRACE_SECONDS = 5.0
@@ -188,6 +191,8 @@ def start_emulator(args: argparse.Namespace, env: dict[str, str], webhook_url: s
             webhook_url,
             "--webhook-secret",
             secret,
+            "--state-file",
+            str(EMULATOR_STATE_FILE),
         ],
         env,
     )
@@ -236,6 +241,7 @@ def print_banner(
         say(f"Stripe         the emulator at {emulator_url} (offline, nothing is charged)")
         say(f"webhooks       {emulator_url} -> {site}/stripe-webhook, signed with {secret}")
         say(f"               the secret is kept in {EMULATOR_SECRET_FILE.relative_to(ROOT)}")
+        say(f"               its account in {EMULATOR_STATE_FILE.relative_to(ROOT)} (delete it: a new one)")
         say(
             "emulator knobs curl -X POST -H 'Content-Type: application/json' "
             f'-d \'{{"webhook_timing": "hold"}}\' {emulator_url}/_emulator/config'
@@ -327,9 +333,15 @@ def run(args: argparse.Namespace) -> int:
         )
 
         while True:
-            for process, name in children:
-                if process.poll() is not None:
+            for process, name in list(children):
+                if process.poll() is None:
+                    continue
+                if name != "worker":
                     raise RunError(f"the {name} stopped unexpectedly (exit {process.returncode}).")
+                # The shop goes on without it, as in production: events wait, stored, for a worker.
+                children.remove((process, name))
+                say(f"the worker stopped (exit {process.returncode}); the site and the emulator go on, and")
+                say("events wait, stored, until a worker runs: .venv/bin/python manage.py process_events")
             time.sleep(0.5)
     except KeyboardInterrupt:
         say("stopping")
