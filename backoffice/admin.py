@@ -20,7 +20,7 @@ from django.contrib.admin.utils import model_format_dict
 from django.contrib.auth import get_permission_codename
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet, Sum
 from django.db.models.enums import TextChoices
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -35,6 +35,7 @@ from orders.exceptions import OrderNotFound, RefundRefused
 from orders.models import (
     Order,
     OrderDispute,
+    OrderLine,
     OrderRefund,
     OrderStatus,
     OrderTransition,
@@ -208,6 +209,19 @@ class RefundInline(RecordInline):
     amount_display = money_column("amount", "Amount")
 
 
+class LineInline(ReadOnly, admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    can_delete = False
+    fields = ("product", "quantity", "unit_price", "amount_display")
+    readonly_fields = fields
+    unit_price = money_column("unit_amount", "Unit price")
+
+    @admin.display(description="Amount")
+    def amount_display(self, line: OrderLine) -> str:
+        return money_format(line.amount, line.order.currency)
+
+
 class DisputeInline(RecordInline):
     """Every dispute of the order's payment, with Stripe's status and when evidence is due."""
 
@@ -276,7 +290,7 @@ class OrderAdmin(RecordAdmin):
         "status",
         ("created_at", admin.DateFieldListFilter),
         ("payment_pending", DelayedPaymentFilter),
-        "product",
+        "lines__product",
     )
     search_help_text = ORDER_SEARCH_HELP
     search_routes = {
@@ -285,9 +299,8 @@ class OrderAdmin(RecordAdmin):
         "@": "customer_email",
     }
     search_order_field = "pk"
-    list_select_related = ("product",)
     date_hierarchy = "created_at"
-    inlines = [TransitionInline, RefundInline, DisputeInline]
+    inlines = [LineInline, TransitionInline, RefundInline, DisputeInline]
     actions = ["fulfill_selected", "fail_selected", "expire_selected", "settle_selected"]
     # Closing an order stops its buyer from paying, fulfilling sends the goods: two different trusts.
     # Settling needs the change permission, which the order page itself never uses (it has no Save).
@@ -301,11 +314,12 @@ class OrderAdmin(RecordAdmin):
             None,
             {
                 "fields": (
-                    *("id", "status_badge", "delayed_payment", "product", "quantity", "unit_price", "total"),
-                    *("refunds", "customer_email", "failure_reason"),
+                    *("id", "status_badge", "delayed_payment", "subtotal", "discount", "tax", "shipping"),
+                    *("total", "refunds", "customer_email", "failure_reason"),
                 )
             },
         ),
+        ("Shipping", {"fields": ("shipping_address", "shipping_rate", "promotion_code")}),
         ("Stripe", {"fields": ("checkout_session", "payment_intent", "stripe_events")}),
         (
             "Times",
@@ -321,7 +335,10 @@ class OrderAdmin(RecordAdmin):
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
 
     status_badge = badge_column("status", "Status")
-    unit_price = money_column("unit_amount", "Unit price")
+    subtotal = money_column("amount_subtotal", "Subtotal")
+    discount = money_column("amount_discount", "Discount")
+    tax = money_column("amount_tax", "Tax")
+    shipping = money_column("amount_shipping", "Shipping")
     total = money_column("amount_total", "Total")
 
     def get_urls(self) -> list[URLPattern]:
@@ -335,7 +352,8 @@ class OrderAdmin(RecordAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         # One EXISTS per listed row through the disputes' order index, for the list's "Disputed" flag.
         disputed = Exists(OrderDispute.objects.filter(order_id=OuterRef("pk")))
-        return super().get_queryset(request).annotate(is_disputed=disputed)
+        orders = super().get_queryset(request).annotate(is_disputed=disputed)
+        return orders.prefetch_related("lines__product")
 
     def render_change_form(
         self, request: HttpRequest, context: dict, *args: object, obj: Order | None = None, **kwargs: object
@@ -375,9 +393,9 @@ class OrderAdmin(RecordAdmin):
             order.attention_reason,
         )
 
-    @admin.display(description="Item", ordering="product")
+    @admin.display(description="Items")
     def item(self, order: Order) -> str:
-        return f"{order.product.name} x {order.quantity}"
+        return order.summary
 
     @admin.display(description="Delayed payment")
     def delayed_payment(self, order: Order) -> str:
@@ -473,7 +491,7 @@ class OrderAdmin(RecordAdmin):
         "Confirm" asks Stripe once.
         """
         permission_required(request, REFUND_PERMISSION)
-        order = get_object_or_404(Order.objects.select_related("product"), pk=order_id)
+        order = get_object_or_404(Order.objects.prefetch_related("lines__product"), pk=order_id)
         order_url = reverse("admin:orders_order_change", args=[order.pk])
         form = RefundForm(request.POST or None, currency=order.currency)
         to_refund = ""
@@ -642,11 +660,29 @@ class StripeEventAdmin(RecordAdmin):
 
 
 class ProductAdminForm(forms.ModelForm):
-    """Create the new Stripe price while validating, so a Stripe that fails leaves the price unsaved."""
+    """Create the new Stripe price while validating, so a Stripe that fails leaves the price unsaved.
+
+    The stock count posts back the count the page showed, so a change applies as the difference typed.
+    """
+
+    stock = forms.IntegerField(
+        min_value=0,
+        required=False,
+        show_hidden_initial=True,
+        help_text=Product._meta.get_field("stock").help_text,
+    )
+
+    def stock_shown(self) -> int | None:
+        """Return the stock count the page showed the operator (checkouts may have taken some since)."""
+        shown = self.data.get(self.add_initial_prefix("stock"))
+        return self.initial.get("stock") if shown is None else self.fields["stock"].to_python(shown)
 
     class Meta:
         model = Product
-        fields = ("sku", "name", "description", "unit_amount", "currency", "active")
+        fields = (
+            *("sku", "name", "description", "unit_amount", "currency", "active", "stock"),
+            "requires_shipping",
+        )
 
     new_price_id: str | None = None
 
@@ -676,18 +712,35 @@ class ProductAdmin(BackofficeAdmin):
     """The catalog: a price saved here is the price Stripe charges, or it is not saved at all."""
 
     form = ProductAdminForm
-    list_display = ("sku", "name", "price", "active", "stripe_price_id", "updated_at")
+    list_display = ("sku", "name", "price", "active", "stock", "reserved", "stripe_price_id", "updated_at")
     list_filter = ("active", "currency")
     search_fields = ("sku", "name", "stripe_price_id", "stripe_product_id")
     prepopulated_fields = {"sku": ("name",)}
     readonly_fields = ("stripe_product_id", "stripe_price_id", "created_at", "updated_at")
     price = money_column("unit_amount", "Price")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
+        held = Q(order_lines__order__status__in=OrderStatus.OPEN, order_lines__order__holds_stock=True)
+        return super().get_queryset(request).annotate(reserved=Sum("order_lines__quantity", filter=held))
+
+    @admin.display(description="Reserved by open orders", ordering="reserved")
+    def reserved(self, product: Product) -> int:
+        return product.reserved or 0
+
     def save_model(self, request: HttpRequest, obj: Product, form: ProductAdminForm, change: bool) -> None:
         old_price_id = obj.stripe_price_id
         if form.new_price_id:
             obj.stripe_price_id = form.new_price_id
-        super().save_model(request, obj, form, change)
+        if not change:
+            obj.save()
+        else:
+            # Checkouts take from the stock meanwhile: a count the operator changed is applied as the
+            # difference they typed, never written over what those checkouts took.
+            obj.save(
+                update_fields=[f.name for f in Product._meta.concrete_fields if f.name not in ("id", "stock")]
+            )
+            if "stock" in form.changed_data:
+                self._stock_change(request, obj, form.stock_shown())
         if not form.new_price_id or not old_price_id:
             return
         selling = f"{obj.sku} now sells at {money_format(obj.unit_amount, obj.currency)}"
@@ -704,3 +757,18 @@ class ProductAdmin(BackofficeAdmin):
         self.message_user(
             request, f"{selling}: Stripe price {obj.stripe_price_id} created, {old_price_id} archived."
         )
+
+    def _stock_change(self, request: HttpRequest, product: Product, before: int | None) -> None:
+        rows = Product.objects.filter(pk=product.pk)
+        if before is None or product.stock is None:
+            rows.update(stock=product.stock)
+            return
+        change = product.stock - before
+        if not rows.filter(stock__gte=-change).update(stock=F("stock") + change):
+            left = rows.values_list("stock", flat=True).get()
+            self.message_user(
+                request,
+                f"The stock of {product.sku} was not changed by {change}: checkouts took it down to {left} "
+                "meanwhile. Look at it again and set it anew.",
+                messages.WARNING,
+            )

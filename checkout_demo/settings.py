@@ -161,6 +161,13 @@ STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")
 STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 CHECKOUT_SESSION_TTL_SECONDS = env_int("CHECKOUT_SESSION_TTL_SECONDS", 60 * 60)
+# The checkout of an order that takes from a product's stock closes sooner, so unpaid carts give it back.
+CHECKOUT_STOCK_HOLD_MINUTES = env_int("CHECKOUT_STOCK_HOLD_MINUTES", 30)
+CHECKOUT_PROMOTION_CODES = env_bool("CHECKOUT_PROMOTION_CODES", default=False)
+CHECKOUT_AUTOMATIC_TAX = env_bool("CHECKOUT_AUTOMATIC_TAX", default=False)
+# Asked for when a line's product requires shipping: ISO country codes, and Stripe shipping rate ids.
+CHECKOUT_SHIPPING_COUNTRIES = [code.upper() for code in env_list("CHECKOUT_SHIPPING_COUNTRIES", "US")]
+CHECKOUT_SHIPPING_RATES = env_list("CHECKOUT_SHIPPING_RATES")
 # A payment that reaches an order already failed or expired is refunded through Stripe (and the order
 # flagged for a person); false: it is only flagged, and a person decides.
 REFUND_LATE_PAYMENTS = env_bool("REFUND_LATE_PAYMENTS", default=True)

@@ -8,6 +8,7 @@ from django.db.models.functions import Upper
 
 MIN_QUANTITY = 1
 MAX_QUANTITY = 100
+MAX_LINES = 20
 
 
 class Product(models.Model):
@@ -25,6 +26,10 @@ class Product(models.Model):
     stripe_product_id = models.CharField(max_length=255, blank=True, null=True, unique=True)
     stripe_price_id = models.CharField(max_length=255, blank=True, null=True, unique=True)
     active = models.BooleanField(default=True)
+    # Units left to sell; an order reserves its lines' quantities when it is made and gives them back
+    # once if it fails or expires (orders.stock).
+    stock = models.PositiveIntegerField(null=True, blank=True, help_text="Empty means unlimited.")
+    requires_shipping = models.BooleanField(default=False, help_text="Checkout asks for an address.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -57,16 +62,22 @@ OrderStatus.FINAL = frozenset({OrderStatus.FULFILLED, OrderStatus.REFUNDED}) | O
 
 
 class Order(models.Model):
-    """One purchase of one product; its status moves only through `orders.transitions`."""
+    """One purchase of 1 to 20 lines in one currency; its status moves only through `orders.transitions`."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="orders")
-    quantity = models.PositiveSmallIntegerField(
-        validators=[MinValueValidator(MIN_QUANTITY), MaxValueValidator(MAX_QUANTITY)]
-    )
-    unit_amount = models.PositiveIntegerField(help_text="The catalog price when the order was made.")
+    # Minor units. The subtotal is the lines' sum at order time; the rest is what Stripe's paid session
+    # says (a promotion code, tax, shipping): until then the total is the subtotal.
+    amount_subtotal = models.PositiveIntegerField()
+    amount_discount = models.PositiveIntegerField(default=0)
+    amount_tax = models.PositiveIntegerField(default=0)
+    amount_shipping = models.PositiveIntegerField(default=0)
     amount_total = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
+    promotion_code = models.CharField(max_length=255, blank=True, default="")
+    shipping_address = models.TextField(blank=True, default="")
+    shipping_rate = models.CharField(max_length=255, blank=True, default="")
+    # True while the lines' quantities are taken from stock and not given back (orders.stock).
+    holds_stock = models.BooleanField(default=False, editable=False)
     status = models.CharField(
         max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING, editable=False
     )
@@ -125,15 +136,20 @@ class Order(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(quantity__gte=MIN_QUANTITY, quantity__lte=MAX_QUANTITY),
-                name="order_quantity_in_range",
-            ),
-            models.CheckConstraint(
                 condition=models.Q(status__in=OrderStatus.values), name="order_status_known"
             ),
             models.CheckConstraint(
                 condition=models.Q(amount_refunded__gte=0, amount_refunded__lte=models.F("amount_total")),
                 name="order_amount_refunded_within_total",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    amount_total=models.F("amount_subtotal")
+                    - models.F("amount_discount")
+                    + models.F("amount_tax")
+                    + models.F("amount_shipping")
+                ),
+                name="order_total_adds_up",
             ),
         ]
         permissions = [
@@ -155,6 +171,11 @@ class Order(models.Model):
         return order_reference(self.pk)
 
     @property
+    def summary(self) -> str:
+        """Return the lines as a person reads them: 'Mug × 2, Sticker pack × 1'."""
+        return ", ".join(f"{line.product.name} × {line.quantity}" for line in self.lines.all())
+
+    @property
     def fully_refunded(self) -> bool:
         """Return whether refunds and lost disputes cover the whole amount."""
         return self.amount_refunded >= self.amount_total
@@ -165,6 +186,34 @@ class Order(models.Model):
         A request Stripe never answered does not count: nothing is on its way until Stripe takes it.
         """
         return self.fully_refunded or self.refunds.filter(status__in=RefundStatus.TAKEN).exists()
+
+
+class OrderLine(models.Model):
+    """A product and a quantity of an order, at the catalog's price when the order was made."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_lines")
+    quantity = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(MIN_QUANTITY), MaxValueValidator(MAX_QUANTITY)]
+    )
+    unit_amount = models.PositiveIntegerField(help_text="The catalog price when the order was made.")
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "product"], name="order_line_product_once"),
+            models.CheckConstraint(
+                condition=models.Q(quantity__gte=MIN_QUANTITY, quantity__lte=MAX_QUANTITY),
+                name="order_line_quantity_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product.sku}"
+
+    @property
+    def amount(self) -> int:
+        return self.unit_amount * self.quantity
 
 
 SHORT_REFERENCE_LENGTH = 8

@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -18,18 +19,21 @@ def products_for_sale() -> QuerySet[Product]:
     return Product.objects.filter(active=True)
 
 
-def product_get_for_sale(*, sku: str) -> Product:
-    """Return the active product with this sku, or raise ProductUnavailable."""
-    try:
-        return Product.objects.get(sku=sku, active=True)
-    except Product.DoesNotExist:
-        raise ProductUnavailable(f"Unknown or unavailable item: {sku!r}.") from None
+def products_get_for_sale(*, skus: Iterable[str]) -> dict[str, Product]:
+    """Return the active products of these skus by sku, or raise ProductUnavailable naming one that is not."""
+    skus = list(dict.fromkeys(skus))
+    found = {product.sku: product for product in Product.objects.filter(sku__in=skus, active=True)}
+    for sku in skus:
+        if sku not in found:
+            raise ProductUnavailable(f"Unknown or unavailable item: {sku!r}.", sku=sku)
+    return found
 
 
 # What checking a payment against an order needs, and no more: the webhook's hot path reads only these.
 PAYMENT_FIELDS = (
     "id",
     "status",
+    "amount_subtotal",
     "amount_total",
     "currency",
     "stripe_checkout_session_id",
@@ -42,7 +46,7 @@ PAYMENT_FIELDS = (
 def order_get(*, order_id: uuid.UUID | str) -> Order:
     """Return the order with this id, or raise OrderNotFound."""
     try:
-        return Order.objects.select_related("product").get(pk=order_id)
+        return Order.objects.prefetch_related("lines__product").get(pk=order_id)
     except (Order.DoesNotExist, ValueError, ValidationError):
         raise OrderNotFound(f"No order {order_id}.") from None
 
@@ -72,7 +76,7 @@ def order_get_by_reference(*, reference: str) -> Order:
     condition = order_id_condition(reference)
     if condition is None:
         raise OrderNotFound(f"{reference!r} is not an order id or reference (such as df9fac96).")
-    found = list(Order.objects.filter(condition).select_related("product")[:2])
+    found = list(Order.objects.filter(condition).prefetch_related("lines__product")[:2])
     if len(found) > 1:
         raise OrderNotFound(f"Several orders start with {reference!r}: give more of the order id.")
     if not found:
@@ -91,7 +95,7 @@ def order_get_for_payment(*, order_id: uuid.UUID | str) -> Order:
 def order_get_by_session(*, session_id: str) -> Order:
     """Return the order that owns this Checkout Session id, or raise OrderNotFound."""
     try:
-        return Order.objects.select_related("product").get(stripe_checkout_session_id=session_id)
+        return Order.objects.prefetch_related("lines__product").get(stripe_checkout_session_id=session_id)
     except Order.DoesNotExist:
         raise OrderNotFound(f"No order for Checkout Session {session_id}.") from None
 

@@ -2,44 +2,77 @@
 
 import logging
 import uuid
+from collections.abc import Iterable
 from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from orders.db import text_is_storable
-from orders.exceptions import InvalidQuantity, ProductUnavailable
-from orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderStatus, Product
+from orders.db import storable_text, text_is_storable, update_returning
+from orders.exceptions import CartInvalid, InvalidQuantity, OutOfStock, ProductUnavailable
+from orders.models import MAX_LINES, MAX_QUANTITY, MIN_QUANTITY, Order, OrderLine, OrderStatus, Product
 
 logger = logging.getLogger(__name__)
 
 EMAIL_MAX_LENGTH = Order._meta.get_field("customer_email").max_length
 
 
+def order_lines_merge(lines: Iterable[tuple[Product, int]]) -> list[tuple[Product, int]]:
+    """Return the lines with each product once (quantities added up), in the order first asked, or raise
+    CartRefused naming the item at fault."""
+    merged: dict[int, tuple[Product, int]] = {}
+    for product, quantity in lines:
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise InvalidQuantity(f"Quantity of {product.sku!r} must be a whole number.", sku=product.sku)
+        merged[product.pk] = (product, merged.get(product.pk, (product, 0))[1] + quantity)
+    if not 1 <= len(merged) <= MAX_LINES:
+        raise CartInvalid(f"An order holds 1 to {MAX_LINES} different items, not {len(merged)}.")
+    currency = next(iter(merged.values()))[0].currency
+    for product, quantity in merged.values():
+        if not product.active:
+            raise ProductUnavailable(f"Item {product.sku!r} is not for sale.", sku=product.sku)
+        if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
+            raise InvalidQuantity(
+                f"Quantity of {product.sku!r} must be {MIN_QUANTITY} to {MAX_QUANTITY}, not {quantity}.",
+                sku=product.sku,
+            )
+        if product.currency != currency:
+            raise CartInvalid(
+                f"Item {product.sku!r} is priced in {product.currency.upper()}, the others in "
+                f"{currency.upper()}: an order is paid in one currency.",
+                sku=product.sku,
+            )
+    return list(merged.values())
+
+
 def order_create(
-    *, product: Product, quantity: int, customer_email: str = "", checkout_token: str | None = None
+    *, lines: Iterable[tuple[Product, int]], customer_email: str = "", checkout_token: str | None = None
 ) -> Order:
-    """Create a pending order priced from the catalog, never from what the buyer sent."""
-    if not product.active:
-        raise ProductUnavailable(f"Product {product.sku!r} is not for sale.")
-    if isinstance(quantity, bool) or not isinstance(quantity, int):
-        raise InvalidQuantity("Quantity must be a whole number.")
-    if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
-        raise InvalidQuantity(f"Quantity must be between {MIN_QUANTITY} and {MAX_QUANTITY}.")
-    order = Order.objects.create(
-        product=product,
-        quantity=quantity,
-        unit_amount=product.unit_amount,
-        amount_total=product.unit_amount * quantity,
-        currency=product.currency,
-        customer_email=customer_email,
-        checkout_token=checkout_token or None,
-    )
+    """Create a pending order priced from the catalog, never from what the buyer sent, and take its
+    quantities from stock in the same transaction (OutOfStock when a product has too few left)."""
+    lines = order_lines_merge(lines)
+    subtotal = sum(product.unit_amount * quantity for product, quantity in lines)
+    with transaction.atomic():
+        holds_stock = stock_reserve(lines)
+        order = Order.objects.create(
+            amount_subtotal=subtotal,
+            amount_total=subtotal,
+            currency=lines[0][0].currency,
+            customer_email=customer_email,
+            checkout_token=checkout_token or None,
+            holds_stock=holds_stock,
+        )
+        OrderLine.objects.bulk_create(
+            OrderLine(order=order, product=product, quantity=quantity, unit_amount=product.unit_amount)
+            for product, quantity in lines
+        )
     logger.info(
-        "order %s created: %s x %d = %d %s",
+        "order %s created: %s = %d %s",
         order.id,
-        product.sku,
-        quantity,
+        ", ".join(f"{product.sku} x {quantity}" for product, quantity in lines),
         order.amount_total,
         order.currency,
         extra={"order_id": str(order.id)},
@@ -47,25 +80,57 @@ def order_create(
     return order
 
 
+def stock_reserve(lines: list[tuple[Product, int]]) -> bool:
+    """Take each line's quantity from its product's stock; return whether any product counts its stock.
+
+    One conditional UPDATE per product, decided by the database, in product order so that two orders
+    never wait on each other. A product without a count (unlimited) keeps none: NULL minus a quantity is
+    NULL. Raise OutOfStock, for the caller's transaction to undo what was taken, when one has too few.
+    """
+    counted = False
+    for product, quantity in sorted(lines, key=lambda line: line[0].pk):
+        enough = Product.objects.filter(Q(stock__isnull=True) | Q(stock__gte=quantity), pk=product.pk)
+        left = update_returning(enough, {"stock": F("stock") - quantity}, "stock")
+        if not left:
+            left = Product.objects.filter(pk=product.pk).values_list("stock", flat=True).first() or 0
+            raise OutOfStock(
+                f"{product.name} ({product.sku}) is out of stock: {left} left, {quantity} asked for.",
+                sku=product.sku,
+            )
+        counted = counted or left[0] is not None
+    return counted
+
+
+def stock_release(*, order_id: uuid.UUID | str) -> bool:
+    """Give back the quantities an order took, once (the conditional UPDATE of `holds_stock` decides);
+    return whether this call gave them back. Runs in the transaction that closes the order."""
+    if not Order.objects.filter(pk=order_id, holds_stock=True).update(holds_stock=False):
+        return False
+    lines = (
+        OrderLine.objects.filter(order_id=order_id)
+        .order_by("product_id")
+        .values_list("product_id", "quantity")
+    )
+    for product_id, quantity in lines:
+        Product.objects.filter(pk=product_id).update(stock=F("stock") + quantity)
+    logger.info("order %s gave its stock back", order_id, extra={"order_id": str(order_id)})
+    return True
+
+
 def order_get_or_create(
-    *, product: Product, quantity: int, checkout_token: str, customer_email: str = ""
+    *, lines: list[tuple[Product, int]], checkout_token: str, customer_email: str = ""
 ) -> tuple[Order, bool]:
     """Return the order made by this checkout token, creating it first; the bool says it was created."""
     try:
         # A savepoint, so losing the race leaves an enclosing transaction usable.
         with transaction.atomic():
             return (
-                order_create(
-                    product=product,
-                    quantity=quantity,
-                    customer_email=customer_email,
-                    checkout_token=checkout_token,
-                ),
+                order_create(lines=lines, customer_email=customer_email, checkout_token=checkout_token),
                 True,
             )
     except IntegrityError:
         # The unique constraint, not an exists() check, decides: the first submit won, we find its order.
-        order = Order.objects.select_related("product").filter(checkout_token=checkout_token).first()
+        order = Order.objects.filter(checkout_token=checkout_token).first()
         if order is None:
             raise  # some other constraint refused the row
     logger.info("order %s found again for checkout token %s (a repeated submit)", order.id, checkout_token)
@@ -137,6 +202,40 @@ def order_clear_attention(*, order_id: uuid.UUID | str, by: str) -> bool:
     return bool(cleared)
 
 
+@dataclass(frozen=True)
+class Charged:
+    """What a paid Checkout Session added to the order's lines (a discount, tax, shipping) and where the
+    goods go, as the order stores it."""
+
+    discount: int = 0
+    tax: int = 0
+    shipping: int = 0
+    promotion_code: str = ""
+    shipping_rate: str = ""
+    shipping_address: str = ""
+
+    def order_fields(self) -> dict[str, Any]:
+        """Return the order's columns for it; the database adds the total up from the stored subtotal."""
+        text = {name: storable_text(getattr(self, name), max_length=255, field=name) for name in TEXT_FIELDS}
+        return {
+            "amount_discount": self.discount,
+            "amount_tax": self.tax,
+            "amount_shipping": self.shipping,
+            "amount_total": F("amount_subtotal") - self.discount + self.tax + self.shipping,
+            **text,
+            "shipping_address": storable_text(self.shipping_address, field="shipping_address"),
+        }
+
+
+TEXT_FIELDS = ("promotion_code", "shipping_rate")
+
+
+def order_charged_store(*, order_id: uuid.UUID | str, charged: Charged) -> None:
+    """Store what a paid session charged on an order that did not move (a late payment), so that its
+    refund can return all of it."""
+    Order.objects.filter(pk=order_id).update(**charged.order_fields())
+
+
 def payment_details(payment_intent_id: str, customer_email: str) -> dict[str, str]:
     """Return the payment fields worth storing, leaving out the ones Stripe did not give.
 
@@ -154,7 +253,7 @@ def payment_details(payment_intent_id: str, customer_email: str) -> dict[str, st
 
 
 def order_payment_details_store(
-    *, order_id: uuid.UUID | str, payment_intent_id: str, customer_email: str
+    *, order_id: uuid.UUID | str, payment_intent_id: str, customer_email: str = ""
 ) -> bool:
     """Store the buyer's e-mail and the PaymentIntent Stripe gave where the order has none yet.
 

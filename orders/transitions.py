@@ -10,7 +10,8 @@
 threads, processes or machines try at once; everyone else touches none and has lost, which is normal.
 The winner writes the `OrderTransition` row in the same transaction, so the audit log holds exactly the
 winning transitions. States only move forward, so events arriving out of order cannot corrupt an order.
-A fulfilment makes `order_fulfilled` owed, by its outbox column (orders.signals).
+A fulfilment makes `order_fulfilled` owed, by its outbox column (orders.signals); failing or expiring
+gives the order's stock back, once, in the same transaction (orders.services.stock_release).
 """
 
 import logging
@@ -25,7 +26,7 @@ from django.utils import timezone
 from orders.db import update_returning
 from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
 from orders.selectors import order_status_get
-from orders.services import payment_details
+from orders.services import Charged, payment_details, stock_release
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ def _apply(
                 stripe_event_id=stripe_event_id,
                 note=note,
             )
+            if transition.to_status in OrderStatus.CLOSED:
+                stock_release(order_id=order_id)
     if returned:
         logger.info(
             "order %s %s: %s -> %s (source=%s event=%s)",
@@ -138,15 +141,14 @@ def order_confirm(
     stripe_event_id: str | None = None,
     payment_intent_id: str = "",
     customer_email: str = "",
+    charged: Charged | None = None,
 ) -> TransitionResult:
-    """Move a pending order to confirmed, keeping the payment details Stripe gave."""
-    return _apply(
-        CONFIRM,
-        order_id=order_id,
-        source=source,
-        stripe_event_id=stripe_event_id,
-        changes=payment_details(payment_intent_id, customer_email),
-    )
+    """Move a pending order to confirmed, keeping the payment details and the amounts Stripe gave."""
+    changes = {
+        **payment_details(payment_intent_id, customer_email),
+        **(charged.order_fields() if charged else {}),
+    }
+    return _apply(CONFIRM, order_id=order_id, source=source, stripe_event_id=stripe_event_id, changes=changes)
 
 
 def order_fulfill(
@@ -156,9 +158,14 @@ def order_fulfill(
     stripe_event_id: str | None = None,
     payment_intent_id: str = "",
     customer_email: str = "",
+    charged: Charged | None = None,
 ) -> TransitionResult:
     """Move a pending or confirmed order to fulfilled, and send `order_fulfilled` once it commits."""
-    changes = {"payment_pending": False, **payment_details(payment_intent_id, customer_email)}
+    changes = {
+        "payment_pending": False,
+        **payment_details(payment_intent_id, customer_email),
+        **(charged.order_fields() if charged else {}),
+    }
     return _apply(FULFILL, order_id=order_id, source=source, stripe_event_id=stripe_event_id, changes=changes)
 
 

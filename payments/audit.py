@@ -25,6 +25,7 @@ from django.utils import timezone
 from orders.models import Order, OrderDispute, OrderRefund, OrderStatus, TransitionSource
 from orders.money import money_format
 from orders.refunds import money_returned, order_refunds_recompute, refund_status_from_stripe
+from orders.services import order_charged_store
 from payments import gateway
 from payments.exceptions import StripeResourceMissing
 from payments.order_actions import order_close, order_session_expire
@@ -33,6 +34,7 @@ from payments.sessions import (
     SessionDecision,
     checkout_session_apply,
     checkout_session_charge_mismatch,
+    checkout_session_charged,
     checkout_session_decision,
 )
 
@@ -44,6 +46,7 @@ FIELDS = (
     "pk",
     "status",
     "created_at",
+    "amount_subtotal",
     "amount_total",
     "amount_refunded",
     "currency",
@@ -63,6 +66,7 @@ class Disagreement(StrEnum):
     CLOSED_SESSION_OPEN = "closed, session still open"
     OPEN_SESSION_EXPIRED = "session expired, order open"
     AMOUNT_DIFFERS = "amounts differ"
+    TOTAL_NOT_STORED = "paid total not stored"
     NOT_ITS_SESSION = "session names another order"
     STRANDED = "session unknown to Stripe"
     NO_SESSION = "no session"
@@ -221,6 +225,12 @@ def _compare(order: Order, session: gateway.CheckoutSession) -> Finding | None:
         return Finding(Disagreement.AMOUNT_DIFFERS, mismatch)
     decision = checkout_session_decision(session=session)
     if decision == SessionDecision.PAID:
+        if order.status in OrderStatus.PAID and order.amount_total != session.amount_total:
+            return Finding(
+                Disagreement.TOTAL_NOT_STORED,
+                f"the order counts {money_format(order.amount_total, order.currency)}, "
+                f"its session charged {money_format(session.amount_total or 0, order.currency)}",
+            )
         if order.status in OrderStatus.OPEN:
             return Finding(Disagreement.PAID_NOT_FULFILLED, "the paid session was never applied")
         if order.status in OrderStatus.CLOSED and not order.being_refunded():
@@ -252,6 +262,9 @@ def _repair(order: Order, session: gateway.CheckoutSession, finding: Finding) ->
         if applied.decision == SessionDecision.LATE_PAYMENT:
             return finding.fixed_as(applied.detail, fixed=Order.objects.get(pk=order.pk).being_refunded())
         return finding.fixed_as(applied.reason, fixed=applied.decision == SessionDecision.PAYMENT_PENDING)
+    if finding.kind == Disagreement.TOTAL_NOT_STORED:
+        order_charged_store(order_id=order.pk, charged=checkout_session_charged(session))
+        return finding.fixed_as("stored what the session charged", fixed=True)
     if finding.kind == Disagreement.CLOSED_SESSION_OPEN:
         closing = order_session_expire(order=order, source=TransitionSource.RECONCILE)
         return finding.fixed_as(closing.message, fixed=closing.closed)

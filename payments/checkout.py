@@ -16,9 +16,14 @@ from orders.selectors import (
     order_get_by_session,
     order_get_for_payment,
     order_status_get,
-    product_get_for_sale,
+    products_get_for_sale,
 )
-from orders.services import order_attach_checkout_session, order_create, order_get_or_create
+from orders.services import (
+    order_attach_checkout_session,
+    order_create,
+    order_get_or_create,
+    order_lines_merge,
+)
 from orders.transitions import order_fail
 from payments import gateway
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured, StripeResourceMissing
@@ -42,7 +47,7 @@ MIN_SECONDS_LEFT_TO_PAY = 5 * 60
 
 
 class CheckoutTokenReused(Exception):
-    """The checkout token (form token or Idempotency-Key) was already used for another item or quantity."""
+    """The checkout token (form token or Idempotency-Key) was already used for other items or quantities."""
 
     def __init__(self, message: str, *, order: Order):
         super().__init__(message)
@@ -107,53 +112,63 @@ class CheckoutReturn:
 
 def checkout_start(
     *,
-    sku: str,
-    quantity: int,
+    items: list[tuple[str, int]],
     checkout_token: str | None,
     success_url: str,
     cancel_url: str,
     customer_email: str = "",
 ) -> CheckoutStart:
-    """Create (or find again, for a repeated token) a pending order and open its Checkout Session.
+    """Create (or find again, for a repeated token) a pending order of (sku, quantity) items and open its
+    Checkout Session. Raises CartRefused naming the item at fault.
 
     `{ORDER_ID}` in either URL becomes the order's id; Stripe fills in `{CHECKOUT_SESSION_ID}` itself.
     """
     # Fail before writing an order when Stripe is not configured at all: there is nothing to retry.
     gateway.client()
-    product = product_get_for_sale(sku=sku)
-    if not product.stripe_price_id:
-        raise ProductUnavailable(
-            f"Item {sku!r} cannot be paid for yet: it has no Stripe price. "
-            "(Shop owner: run `python manage.py sync_catalog`.)"
-        )
-    order, created = _order_for_token(product, quantity, checkout_token, customer_email)
+    products = products_get_for_sale(skus=[sku for sku, _ in items])
+    for product in products.values():
+        if not product.stripe_price_id:
+            raise ProductUnavailable(
+                f"Item {product.sku!r} cannot be paid for yet: it has no Stripe price. "
+                "(Shop owner: run `python manage.py sync_catalog`.)",
+                sku=product.sku,
+            )
+    lines = order_lines_merge((products[sku], quantity) for sku, quantity in items)
+    order, created = _order_for_token(lines, checkout_token, customer_email)
     with log_fields(order_id=order.id):
         # From the order, not from now, so a repeated call sends Stripe identical parameters and its
-        # idempotency key answers with the same session.
-        expires_at = int(order.created_at.timestamp()) + settings.CHECKOUT_SESSION_TTL_SECONDS
+        # idempotency key answers with the same session. An order holding stock gives it back sooner.
+        ttl = settings.CHECKOUT_SESSION_TTL_SECONDS
+        if order.holds_stock:
+            ttl = min(ttl, settings.CHECKOUT_STOCK_HOLD_MINUTES * 60)
+        expires_at = int(order.created_at.timestamp()) + ttl
         if not created and expires_at - timezone.now().timestamp() < MIN_SECONDS_LEFT_TO_PAY:
             raise CheckoutAlreadySubmitted(
                 f"This checkout form has expired (order {order.id}). "
                 "Choose your item again to start a new order.",
                 order=order,
             )
+        shipped = any(product.requires_shipping for product, _ in lines)
         session = _session_open(
             order,
             created=created,
-            price_id=product.stripe_price_id,
+            line_items=[(product.stripe_price_id, quantity) for product, quantity in lines],
             success_url=success_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
             cancel_url=cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
             expires_at=expires_at,
             customer_email=customer_email,
+            promotion_codes=settings.CHECKOUT_PROMOTION_CODES,
+            automatic_tax=settings.CHECKOUT_AUTOMATIC_TAX,
+            shipping_countries=settings.CHECKOUT_SHIPPING_COUNTRIES if shipped else None,
+            shipping_rates=settings.CHECKOUT_SHIPPING_RATES,
         )
         _session_store(order, session)
         _refuse_if_closed_meanwhile(order, session)
         logger.info(
-            "order %s session %s opened: %s x %d, expires_at=%d, repeat=%s",
+            "order %s session %s opened: %s, expires_at=%d, repeat=%s",
             order.id,
             session.id,
-            product.sku,
-            quantity,
+            ", ".join(f"{product.sku} x {quantity}" for product, quantity in lines),
             expires_at,
             not created,
         )
@@ -161,25 +176,23 @@ def checkout_start(
 
 
 def _order_for_token(
-    product: Product, quantity: int, checkout_token: str | None, customer_email: str
+    lines: list[tuple[Product, int]], checkout_token: str | None, customer_email: str
 ) -> tuple[Order, bool]:
     """Return the token's order (created now, or by the first submit) and whether it was created now."""
     if not checkout_token:
-        return order_create(product=product, quantity=quantity, customer_email=customer_email), True
+        return order_create(lines=lines, customer_email=customer_email), True
     order, created = order_get_or_create(
-        product=product, quantity=quantity, checkout_token=checkout_token, customer_email=customer_email
+        lines=lines, checkout_token=checkout_token, customer_email=customer_email
     )
     if not created:
-        _check_repeat_matches(order, product_id=product.pk, quantity=quantity)
+        _check_repeat_matches(order, lines)
     return order, created
 
 
-def _session_open(order: Order, *, created: bool, price_id: str, **params: Any) -> gateway.CheckoutSession:
-    """Open the order's Checkout Session at the catalog's price, failing the order if Stripe refuses."""
+def _session_open(order: Order, *, created: bool, **params: Any) -> gateway.CheckoutSession:
+    """Open the order's Checkout Session at the catalog's prices, failing the order if Stripe refuses."""
     try:
-        session = gateway.checkout_session_create(
-            order_id=str(order.id), price_id=price_id, quantity=order.quantity, **params
-        )
+        session = gateway.checkout_session_create(order_id=str(order.id), **params)
     except PaymentProviderNotConfigured:
         raise
     except PaymentProviderError as exc:
@@ -188,7 +201,7 @@ def _session_open(order: Order, *, created: bool, price_id: str, **params: Any) 
         if created:
             order_fail(order_id=order.id, source=TransitionSource.SYSTEM, reason=str(exc))
         raise
-    if session.amount_total is not None and checkout_session_charge_mismatch(session=session, order=order):
+    if checkout_session_charge_mismatch(session=session, order=order):
         _refuse_mismatched_price(order, session)
     return session
 
@@ -212,12 +225,14 @@ def _session_store(order: Order, session: gateway.CheckoutSession) -> None:
         )
 
 
-def _check_repeat_matches(order: Order, *, product_id: int, quantity: int) -> None:
+def _check_repeat_matches(order: Order, lines: list[tuple[Product, int]]) -> None:
     """Refuse a repeated token that asks for something else, or whose order is past paying for."""
-    if order.product_id != product_id or order.quantity != quantity:
+    ordered = {line.product.sku: line.quantity for line in order.lines.select_related("product")}
+    if ordered != {product.sku: quantity for product, quantity in lines}:
+        bought = ", ".join(f"{sku} x {quantity}" for sku, quantity in ordered.items())
         raise CheckoutTokenReused(
-            f"This checkout token was already used for order {order.id} "
-            f"({order.product.sku} x {order.quantity}); use a new one for a different item or quantity.",
+            f"This checkout token was already used for order {order.id} ({bought}); "
+            "use a new one for different items or quantities.",
             order=order,
         )
     if order.status != OrderStatus.PENDING:
@@ -257,8 +272,8 @@ def _refuse_if_closed_meanwhile(order: Order, session: gateway.CheckoutSession) 
 def _refuse_mismatched_price(order: Order, session: gateway.CheckoutSession) -> None:
     """Fail the order and close its session: Stripe would charge an amount the catalog does not say."""
     reason = (
-        f"Stripe would charge {session.amount_total} {session.currency} but the catalog says "
-        f"{order.amount_total} {order.currency}; run `manage.py sync_catalog --fix`."
+        f"{checkout_session_charge_mismatch(session=session, order=order)}: Stripe's prices are not the "
+        "catalog's; run `manage.py sync_catalog --fix`."
     )
     logger.error("order %s session %s price mismatch: %s", order.id, session.id, reason)
     # Recorded first, so that closing the order expires this session at Stripe before the order fails.

@@ -4,6 +4,7 @@ A missing secret key is not an error (the pages explain how to configure Stripe,
 does it), so it is reported by `manage.py check --deploy` only.
 """
 
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -50,6 +51,28 @@ def check_stripe_settings(app_configs, **kwargs) -> list:
                 f"{MIN_SESSION_TTL_SECONDS} s or later than {MAX_SESSION_TTL_SECONDS} s after it is created.",
                 hint="Set it between 1800 and 86400 (the default is 3600).",
                 id="payments.E003",
+            )
+        )
+    hold = settings.CHECKOUT_STOCK_HOLD_MINUTES * 60
+    if not MIN_SESSION_TTL_SECONDS <= hold <= MAX_SESSION_TTL_SECONDS:
+        errors.append(
+            Error(
+                f"CHECKOUT_STOCK_HOLD_MINUTES is {hold // 60}; Stripe refuses a session that expires sooner "
+                f"than {MIN_SESSION_TTL_SECONDS // 60} or later than {MAX_SESSION_TTL_SECONDS // 60} minutes "
+                "after it is created.",
+                hint="Set it between 30 and 1440 (the default is 30).",
+                id="payments.E005",
+            )
+        )
+    bad = [code for code in settings.CHECKOUT_SHIPPING_COUNTRIES if not re.fullmatch("[A-Z]{2}", code)]
+    bad += [rate for rate in settings.CHECKOUT_SHIPPING_RATES if not rate.startswith("shr_")]
+    if bad or not settings.CHECKOUT_SHIPPING_COUNTRIES:
+        errors.append(
+            Error(
+                f"The shipping settings hold {', '.join(bad) or 'no country'}: CHECKOUT_SHIPPING_COUNTRIES "
+                "takes two-letter country codes, CHECKOUT_SHIPPING_RATES shipping rate ids (shr_...).",
+                hint="For example CHECKOUT_SHIPPING_COUNTRIES=US,CA and CHECKOUT_SHIPPING_RATES=shr_1,shr_2.",
+                id="payments.E006",
             )
         )
     if settings.SITE_URL and not _is_http_url(settings.SITE_URL):

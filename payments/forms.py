@@ -1,4 +1,4 @@
-"""What a buyer may send to start a checkout: an item id and a quantity, never a price."""
+"""What a buyer may send to start a checkout: item ids and quantities, never a price."""
 
 import json
 from dataclasses import dataclass
@@ -7,9 +7,11 @@ from typing import Any
 from django import forms
 
 from orders.db import text_is_storable
-from orders.models import MAX_QUANTITY, MIN_QUANTITY
+from orders.models import MAX_LINES, MAX_QUANTITY, MIN_QUANTITY
 
-API_FIELDS = ("item_id", "quantity")
+LINE_FIELDS = ("item_id", "quantity")
+API_FIELDS = (*LINE_FIELDS, "items")
+API_EXAMPLE = '{"items": [{"item_id": "...", "quantity": 1}]}'
 # Only a digest of the key is stored (payments/idempotency.py); this bounds what a client may send.
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 FORM_OUT_OF_DATE = "This form is out of date: reload the page and try again."
@@ -24,8 +26,8 @@ def storable_validator(value: str) -> None:
         raise forms.ValidationError("Unknown item: item ids hold no NUL or lone surrogate characters.")
 
 
-class CheckoutForm(forms.Form):
-    """The HTML checkout form, one per product on the page; also checks the JSON API's values."""
+class LineForm(forms.Form):
+    """One item and its quantity: a line of the JSON API, of the cart, of the buy-now form."""
 
     item_id = forms.CharField(
         max_length=64,
@@ -45,10 +47,6 @@ class CheckoutForm(forms.Form):
             "max_value": "Quantity must be at most %(limit_value)s.",
         },
     )
-    checkout_token = forms.UUIDField(
-        required=False,
-        error_messages={"invalid": FORM_OUT_OF_DATE},
-    )
 
     def first_error(self) -> tuple[str, str]:
         """Return (field, message) of the first problem, in field order."""
@@ -57,6 +55,12 @@ class CheckoutForm(forms.Form):
                 return name, self.errors[name][0]
         name, errors = next(iter(self.errors.items()))
         return name, errors[0]
+
+
+class CheckoutForm(LineForm):
+    """The HTML buy-now form, one per product on the page, and the cart's checkout button (no line)."""
+
+    checkout_token = forms.UUIDField(required=False, error_messages={"invalid": FORM_OUT_OF_DATE})
 
 
 class CheckoutRequestInvalid(Exception):
@@ -73,20 +77,20 @@ class CheckoutRequestInvalid(Exception):
 class CheckoutRequest:
     """A valid JSON checkout request."""
 
-    item_id: str
-    quantity: int
+    items: list[tuple[str, int]]
     idempotency_key: str | None
 
 
 def checkout_request_parse(*, content_type: str, body: bytes, idempotency_key: str | None) -> CheckoutRequest:
-    """Return the request's item and quantity, or raise CheckoutRequestInvalid naming the problem."""
+    """Return the request's items and quantities, or raise CheckoutRequestInvalid naming the problem (and
+    the line: `items[2].quantity`)."""
     if content_type != "application/json":
         raise CheckoutRequestInvalid(
             f"Content-Type must be application/json, not {content_type or 'missing'!r}: "
-            'send {"item_id": "...", "quantity": 1} as JSON.'
+            f"send {API_EXAMPLE} as JSON."
         )
     if not body.strip():
-        raise CheckoutRequestInvalid('The request body is empty: send {"item_id": "...", "quantity": 1}.')
+        raise CheckoutRequestInvalid(f"The request body is empty: send {API_EXAMPLE}.")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -95,42 +99,27 @@ def checkout_request_parse(*, content_type: str, body: bytes, idempotency_key: s
         data = json.loads(text, parse_int=_parse_int, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise CheckoutRequestInvalid(
-            f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno}): "
-            'send {"item_id": "...", "quantity": 1}.'
+            f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno}): send {API_EXAMPLE}."
         ) from None
     except (ValueError, RecursionError):
-        raise CheckoutRequestInvalid(
-            'The request body is not valid JSON: send {"item_id": "...", "quantity": 1}.'
-        ) from None
+        raise CheckoutRequestInvalid(f"The request body is not valid JSON: send {API_EXAMPLE}.") from None
     if not isinstance(data, dict):
         raise CheckoutRequestInvalid(
-            f'The request body must be a JSON object like {{"item_id": "...", "quantity": 1}}, '
-            f"not {_json_type(data)}."
+            f"The request body must be a JSON object like {API_EXAMPLE}, not {_json_type(data)}."
         )
-    for name in data:
-        if name not in API_FIELDS:
-            hint = " The price always comes from the catalog." if "price" in name or "amount" in name else ""
-            raise CheckoutRequestInvalid(
-                f"Unknown field {name!r}: only item_id and quantity are accepted.{hint}", field=name
-            )
-    # null counts as missing, which the form reports.
-    if data.get("item_id") is not None and not isinstance(data["item_id"], str):
+    _refuse_unknown_fields(data, API_FIELDS, "")
+    if "items" not in data:  # the single-item body of earlier versions
+        items = [_line(data, "")]
+    elif set(LINE_FIELDS) & set(data):
+        raise CheckoutRequestInvalid("Send items, or item_id and quantity, not both.", field="items")
+    elif not isinstance(lines := data["items"], list) or not 1 <= len(lines) <= MAX_LINES:
+        shown = f"{len(lines)} lines" if isinstance(lines, list) else _json_type(lines)
         raise CheckoutRequestInvalid(
-            f"item_id must be a string (the item's id), not {_json_type(data['item_id'])}.", field="item_id"
+            f"items must be an array of 1 to {MAX_LINES} lines like {API_EXAMPLE[10:-1]}, not {shown}.",
+            field="items",
         )
-    quantity = data.get("quantity")
-    if isinstance(quantity, _OversizedNumber):
-        raise CheckoutRequestInvalid(QUANTITY_MESSAGE, field="quantity")
-    if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int)):
-        shown = json.dumps(quantity)
-        raise CheckoutRequestInvalid(
-            f"{QUANTITY_MESSAGE[:-1]}, not {shown}." if len(shown) <= MAX_NUMBER_DIGITS else QUANTITY_MESSAGE,
-            field="quantity",
-        )
-    form = CheckoutForm(data={name: data[name] for name in API_FIELDS if data.get(name) is not None})
-    if not form.is_valid():
-        field, message = form.first_error()
-        raise CheckoutRequestInvalid(message, field=field)
+    else:
+        items = [_line(item, f"items[{index}]") for index, item in enumerate(lines)]
     if idempotency_key is not None:
         idempotency_key = idempotency_key.strip()
         if not idempotency_key or len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
@@ -138,11 +127,48 @@ def checkout_request_parse(*, content_type: str, body: bytes, idempotency_key: s
                 f"The Idempotency-Key header must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters long.",
                 field="Idempotency-Key",
             )
-    return CheckoutRequest(
-        item_id=form.cleaned_data["item_id"],
-        quantity=form.cleaned_data["quantity"],
-        idempotency_key=idempotency_key,
-    )
+    return CheckoutRequest(items=items, idempotency_key=idempotency_key)
+
+
+def _line(data: Any, where: str) -> tuple[str, int]:
+    """Return one line's item and quantity; `where` names the line in errors (`items[2]`)."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(data, dict):
+        raise CheckoutRequestInvalid(
+            f'{where} must be an object like {{"item_id": "...", "quantity": 1}}, not {_json_type(data)}.',
+            field=where,
+        )
+    _refuse_unknown_fields(data, LINE_FIELDS if where else API_FIELDS, prefix)
+    # null counts as missing, which the form reports.
+    if data.get("item_id") is not None and not isinstance(data["item_id"], str):
+        raise CheckoutRequestInvalid(
+            f"{prefix}item_id must be a string (the item's id), not {_json_type(data['item_id'])}.",
+            field=f"{prefix}item_id",
+        )
+    quantity = data.get("quantity")
+    if isinstance(quantity, _OversizedNumber):
+        raise CheckoutRequestInvalid(QUANTITY_MESSAGE, field=f"{prefix}quantity")
+    if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, int)):
+        shown = json.dumps(quantity)
+        raise CheckoutRequestInvalid(
+            f"{QUANTITY_MESSAGE[:-1]}, not {shown}." if len(shown) <= MAX_NUMBER_DIGITS else QUANTITY_MESSAGE,
+            field=f"{prefix}quantity",
+        )
+    form = LineForm(data={name: data[name] for name in LINE_FIELDS if data.get(name) is not None})
+    if not form.is_valid():
+        field, message = form.first_error()
+        raise CheckoutRequestInvalid(f"{where}: {message}" if where else message, field=prefix + field)
+    return form.cleaned_data["item_id"], form.cleaned_data["quantity"]
+
+
+def _refuse_unknown_fields(data: dict, known: tuple[str, ...], prefix: str) -> None:
+    accepted = "items, or item_id and quantity," if "items" in known else "item_id and quantity"
+    for name in data:
+        if name not in known:
+            hint = " The price always comes from the catalog." if "price" in name or "amount" in name else ""
+            raise CheckoutRequestInvalid(
+                f"Unknown field {prefix}{name!r}: only {accepted} are accepted.{hint}", field=prefix + name
+            )
 
 
 class _OversizedNumber:

@@ -51,11 +51,24 @@ class CheckoutSession:
     payment_intent_id: str
     customer_email: str
     url: str | None
+    amount_subtotal: int | None = None
+    # From `total_details`, 0 where Stripe gave none.
+    amount_discount: int = 0
+    amount_tax: int = 0
+    amount_shipping: int = 0
+    promotion_code: str = ""
+    shipping_rate: str = ""
+    shipping_address: str = ""
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "CheckoutSession":
-        """Build from a session as Stripe serialises it (API response or event's data.object)."""
+        """Build from a session as Stripe serialises it (API response or event's data.object), of any API
+        version: the shipping address moved from `shipping` to `shipping_details` to
+        `collected_information.shipping_details`, the rate from `shipping_rate` to `shipping_cost`."""
         details = data.get("customer_details") or {}
+        totals = data.get("total_details") or {}
+        shipping = (data.get("collected_information") or {}).get("shipping_details")
+        discounts = data.get("discounts") or [{}]
         return cls(
             id=data["id"],
             status=data.get("status") or "",
@@ -67,6 +80,15 @@ class CheckoutSession:
             payment_intent_id=_id_of(data.get("payment_intent")),
             customer_email=details.get("email") or data.get("customer_email") or "",
             url=data.get("url"),
+            amount_subtotal=data.get("amount_subtotal"),
+            amount_discount=totals.get("amount_discount") or 0,
+            amount_tax=totals.get("amount_tax") or 0,
+            amount_shipping=totals.get("amount_shipping") or 0,
+            promotion_code=_id_of(discounts[0].get("promotion_code")),
+            shipping_rate=_id_of(
+                (data.get("shipping_cost") or {}).get("shipping_rate") or data.get("shipping_rate")
+            ),
+            shipping_address=_address(shipping or data.get("shipping_details") or data.get("shipping")),
         )
 
     def named_order_id(self) -> uuid.UUID:
@@ -84,6 +106,16 @@ class CheckoutSession:
             return uuid.UUID(str(named or referenced))
         except ValueError:
             raise NotOurs(f"order reference {named or referenced!r} is not an order id") from None
+
+
+def _address(shipping: dict[str, Any] | None) -> str:
+    """Return a shipping address as lines a person reads and a parcel is labelled with."""
+    if not shipping:
+        return ""
+    address = shipping.get("address") or {}
+    town = " ".join(filter(None, (address.get("postal_code"), address.get("city"), address.get("state"))))
+    parts = (shipping.get("name"), address.get("line1"), address.get("line2"), town, address.get("country"))
+    return "\n".join(str(part) for part in parts if part)
 
 
 def _id_of(value: Any) -> str:
@@ -302,17 +334,21 @@ def translated(what: str) -> Callable[[F], F]:
 def checkout_session_create(
     *,
     order_id: str,
-    price_id: str,
-    quantity: int,
+    line_items: list[tuple[str, int]],
     success_url: str,
     cancel_url: str,
     expires_at: int,
     customer_email: str = "",
+    promotion_codes: bool = False,
+    automatic_tax: bool = False,
+    shipping_countries: list[str] | None = None,
+    shipping_rates: list[str] | None = None,
 ) -> CheckoutSession:
-    """Create a payment-mode Checkout Session for one order; retries can never open a second one."""
+    """Create a payment-mode Checkout Session for one order, of (price id, quantity) lines; retries can
+    never open a second one. With `shipping_countries`, Checkout asks for an address in one of them."""
     params: dict[str, Any] = {
         "mode": "payment",
-        "line_items": [{"price": price_id, "quantity": quantity}],
+        "line_items": [{"price": price_id, "quantity": quantity} for price_id, quantity in line_items],
         "client_reference_id": order_id,
         "metadata": {"order_id": order_id},
         "payment_intent_data": {"metadata": {"order_id": order_id}},
@@ -322,6 +358,14 @@ def checkout_session_create(
     }
     if customer_email:
         params["customer_email"] = customer_email
+    if promotion_codes:
+        params["allow_promotion_codes"] = True
+    if automatic_tax:
+        params["automatic_tax"] = {"enabled": True}
+    if shipping_countries:
+        params["shipping_address_collection"] = {"allowed_countries": shipping_countries}
+        if shipping_rates:
+            params["shipping_options"] = [{"shipping_rate": rate} for rate in shipping_rates]
     options = {"idempotency_key": f"checkout-session:{order_id}"}
     return CheckoutSession.from_payload(
         client().v1.checkout.sessions.create(params=params, options=options).to_dict()

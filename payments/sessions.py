@@ -9,7 +9,8 @@ Stripe itself, in a signed event or an answer to our own API call. Any other ses
 
 What does it mean for the order? Complete and paid (or nothing owed): the caller's paid transition,
 fulfil (webhook, replay, reconcile) or confirm (the success redirect), once the amount and currency are
-the order's; if they are not, nothing moves and a person must look. Complete and unpaid: a delayed
+the order's (its lines' subtotal; Stripe adds a discount, tax and shipping that must add up to its total);
+if they are not, nothing moves and a person must look. Complete and unpaid: a delayed
 payment, marked as pending, or failed when the caller knows it failed (`async_payment_failed` carries
 a complete, unpaid session, so the state alone cannot tell). Expired: expire. Open: nothing yet.
 
@@ -32,7 +33,9 @@ from orders.models import Order, OrderRefund, OrderStatus, RefundRequester
 from orders.money import money_format
 from orders.selectors import order_get_for_payment, order_status_get
 from orders.services import (
+    Charged,
     order_attach_checkout_session,
+    order_charged_store,
     order_flag_attention,
     order_mark_payment_pending,
     order_payment_details_store,
@@ -154,12 +157,39 @@ def checkout_session_decision(*, session: CheckoutSession, payment_failed: bool 
 
 
 def checkout_session_charge_mismatch(*, session: CheckoutSession, order: Order) -> str:
-    """Return how the session's charge differs from the order's total, or '' when they agree."""
-    if session.amount_total == order.amount_total and (session.currency or "").lower() == order.currency:
-        return ""
-    return (
-        f"session {session.id} charges {_money(session.amount_total, session.currency)}, "
-        f"order {order.pk} is {money_format(order.amount_total, order.currency)}"
+    """Return how the session's charge disagrees with the order, or '' when it agrees.
+
+    It agrees when its items come to the order's subtotal, in the order's currency, and its total is that
+    subtotal less its discount plus its tax and shipping (`total_details`), none of them negative: a
+    promotion code, tax and shipping are Stripe's to add, the items' prices are the catalog's.
+    """
+    currency = (session.currency or "").lower()
+    # A session of an API version without amount_subtotal has no discount, tax or shipping either.
+    subtotal = session.amount_total if session.amount_subtotal is None else session.amount_subtotal
+    if subtotal != order.amount_subtotal or currency != order.currency:
+        return (
+            f"session {session.id}'s items come to {_money(subtotal, session.currency)}, "
+            f"order {order.pk}'s to {money_format(order.amount_subtotal, order.currency)}"
+        )
+    added = (session.amount_discount, session.amount_tax, session.amount_shipping)
+    if min(added) < 0 or session.amount_total != subtotal - added[0] + added[1] + added[2]:
+        return (
+            f"session {session.id} charges {_money(session.amount_total, currency)}, not its items' "
+            f"{_money(subtotal, currency)} less {_money(added[0], currency)} discount plus "
+            f"{_money(added[1], currency)} tax and {_money(added[2], currency)} shipping"
+        )
+    return ""
+
+
+def checkout_session_charged(session: CheckoutSession) -> Charged:
+    """Return what the (agreeing) session added to the order's lines, for the order to store."""
+    return Charged(
+        discount=session.amount_discount,
+        tax=session.amount_tax,
+        shipping=session.amount_shipping,
+        promotion_code=session.promotion_code,
+        shipping_rate=session.shipping_rate,
+        shipping_address=session.shipping_address,
     )
 
 
@@ -210,10 +240,13 @@ def _act(
             stripe_event_id=stripe_event_id,
             payment_intent_id=session.payment_intent_id,
             customer_email=session.customer_email,
+            charged=checkout_session_charged(session),
         )
         if not result.won:
             _remember_buyer(session, owner)
         if not result.won and result.status in OrderStatus.CLOSED:
+            # What it charged is what its refund must return.
+            order_charged_store(order_id=owner.pk, charged=checkout_session_charged(session))
             late = late_payment_settle(
                 order_id=owner.pk,
                 order_status=result.status,

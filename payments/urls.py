@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from payments.views import checkout, metrics, returns, webhook
+from payments.views import cart, checkout, metrics, returns, webhook
 
 # Served by checkout_demo.middleware.StripeWebhookMiddleware, before any other middleware; named here for
 # reverse() and for a project that leaves the middleware out.
@@ -11,6 +11,7 @@ WEBHOOK_PATH = "/stripe-webhook"
 urlpatterns = [
     path("", checkout.checkout_page, name="checkout"),
     path("checkout/", checkout.checkout_page_or_create, name="checkout-create"),
+    path("cart/", cart.cart, name="cart"),
     path("api/checkout/create-session", checkout.api_create_session, name="api-create-session"),
     path("success", returns.success, name="success"),
     path("orders/<uuid:order_id>/status", returns.order_status, name="order-status"),

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -204,6 +205,54 @@ def start_emulator(args: argparse.Namespace, env: dict[str, str], webhook_url: s
     return process, base_url
 
 
+DEMO_PROMOTION_CODE = "DEMO10"
+DEMO_SHIPPING_COUNTRIES = "US,CA,GB,DE,FR"
+
+
+def emulator_call(base_url: str, path: str, data: dict | None = None, *, form: bool = False) -> dict:
+    """Call the emulator (its Stripe API with the emulator's key, or its control API); return the JSON."""
+    headers = {"Authorization": f"Bearer {EMULATOR_API_KEY}"}
+    body = None
+    if data is not None:
+        body = (urllib.parse.urlencode(data) if form else json.dumps(data)).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded" if form else "application/json"
+    request = urllib.request.Request(f"{base_url}{path}", data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def demo_checkout_extras(base_url: str, dotenv: dict[str, str]) -> dict[str, str]:
+    """Give the emulator's account a shipping rate and a promotion code (once: its state file keeps them),
+    and return the settings that offer them, with tax, unless the environment or .env sets its own."""
+    rates = emulator_call(base_url, "/v1/shipping_rates?active=true")["data"]
+    rate = (
+        rates[0]["id"]
+        if rates
+        else emulator_call(
+            base_url,
+            "/v1/shipping_rates",
+            {
+                "display_name": "Parcel",
+                "type": "fixed_amount",
+                "fixed_amount[amount]": "499",
+                "fixed_amount[currency]": "usd",
+            },
+            form=True,
+        )["id"]
+    )
+    if not emulator_call(base_url, f"/v1/promotion_codes?code={DEMO_PROMOTION_CODE}&active=true")["data"]:
+        emulator_call(
+            base_url, "/_emulator/promotion_codes", {"code": DEMO_PROMOTION_CODE, "percent_off": 10}
+        )
+    extras = {
+        "CHECKOUT_PROMOTION_CODES": "true",
+        "CHECKOUT_AUTOMATIC_TAX": "true",
+        "CHECKOUT_SHIPPING_COUNTRIES": DEMO_SHIPPING_COUNTRIES,
+        "CHECKOUT_SHIPPING_RATES": rate,
+    }
+    return {name: value for name, value in extras.items() if not configured(name, dotenv)}
+
+
 def wait_for_site(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
     """Wait until the site answers, so the banner is printed when the links work."""
     deadline = time.monotonic() + timeout
@@ -242,6 +291,10 @@ def print_banner(
         say(f"webhooks       {emulator_url} -> {site}/stripe-webhook, signed with {secret}")
         say(f"               the secret is kept in {EMULATOR_SECRET_FILE.relative_to(ROOT)}")
         say(f"               its account in {EMULATOR_STATE_FILE.relative_to(ROOT)} (delete it: a new one)")
+        if env.get("CHECKOUT_PROMOTION_CODES") == "true":
+            say(
+                f"               promotion code {DEMO_PROMOTION_CODE} takes 10 % off; tax and shipping are on"
+            )
         say(
             "emulator knobs curl -X POST -H 'Content-Type: application/json' "
             f'-d \'{{"webhook_timing": "hold"}}\' {emulator_url}/_emulator/config'
@@ -302,6 +355,7 @@ def run(args: argparse.Namespace) -> int:
                 STRIPE_API_BASE=emulator_url,
                 STRIPE_WEBHOOK_SECRET=secret,
             )
+            env.update(demo_checkout_extras(emulator_url, dotenv))
         else:
             secret = configured("STRIPE_WEBHOOK_SECRET", dotenv)
             say("STRIPE_SECRET_KEY is set: using your Stripe test account, no emulator")

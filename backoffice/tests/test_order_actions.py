@@ -273,8 +273,7 @@ def test_an_order_closed_while_its_session_was_being_opened_gets_the_session_exp
         pytest.raises(checkout.CheckoutAlreadySubmitted, match="was closed"),
     ):
         checkout.checkout_start(
-            sku=synced_product.sku,
-            quantity=1,
+            items=[(synced_product.sku, 1)],
             checkout_token=None,
             success_url="http://testserver/success?session_id={CHECKOUT_SESSION_ID}",
             cancel_url="http://testserver/cancel",

@@ -20,7 +20,7 @@ CHANGELIST = reverse("admin:orders_order_changelist")
 
 
 def make_order(product, *, email: str = "", session_id: str | None = None) -> Order:
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
     order_attach_checkout_session(order_id=order.pk, session_id=session_id or f"cs_test_{uuid.uuid4().hex}")
     if email:
         order_fulfill(
@@ -105,7 +105,7 @@ def test_transition_log_is_in_the_order_it_was_written_within_one_second(admin_c
     # Same timestamp for both: only the id tells which came first.
     OrderTransition.objects.filter(order=order).update(created_at=order.created_at)
 
-    inline = admin_client.get(change_url(order)).context["inline_admin_formsets"][0]
+    inline = admin_client.get(change_url(order)).context["inline_admin_formsets"][1]
     shown = [form.original.to_status for form in inline]
 
     assert shown == [OrderStatus.CONFIRMED, OrderStatus.FULFILLED]

@@ -4,6 +4,8 @@ import pytest
 from django.urls import reverse
 
 from orders.models import Product
+from orders.services import order_create
+from orders.transitions import order_expire
 from payments import gateway
 from payments.views.checkout import PRICE_MISMATCH_MESSAGE
 
@@ -91,3 +93,40 @@ def test_a_checkout_that_meets_a_price_mismatch_says_the_price_changed(client, s
 
     assert response.status_code == 503
     assert PRICE_MISMATCH_MESSAGE.split(",")[0] in response.content.decode().replace("&#x27;", "'")
+
+
+def test_a_stock_count_changed_while_checkouts_take_from_it_applies_the_difference_typed(
+    admin_client, product
+):
+    Product.objects.filter(pk=product.pk).update(stock=10)
+    page = admin_client.get(change_url(product)).content.decode()
+    assert 'name="initial-stock" value="10"' in page
+    Product.objects.filter(pk=product.pk).update(stock=7)  # three sold while the operator types
+
+    admin_client.post(change_url(product), form_data(product, stock=15, **{"initial-stock": 10}))
+
+    assert Product.objects.get(pk=product.pk).stock == 12
+
+
+def test_a_stock_decrease_larger_than_what_is_left_is_refused_with_a_message(admin_client, product):
+    Product.objects.filter(pk=product.pk).update(stock=1)
+
+    response = admin_client.post(
+        change_url(product), form_data(product, stock=0, **{"initial-stock": 5}), follow=True
+    )
+
+    assert Product.objects.get(pk=product.pk).stock == 1
+    assert "was not changed by -5: checkouts took it down to 1" in response.content.decode()
+
+
+def test_the_product_list_shows_stock_and_what_open_orders_reserve(admin_client, product):
+    Product.objects.filter(pk=product.pk).update(stock=10)
+    product.refresh_from_db()
+    order_create(lines=[(product, 3)])
+    closed = order_create(lines=[(product, 2)])
+    order_expire(order_id=closed.pk, source="system")
+
+    changelist = admin_client.get(reverse("admin:orders_product_changelist"))
+
+    (row,) = [p for p in changelist.context["cl"].result_list if p.pk == product.pk]
+    assert (row.stock, row.reserved) == (7, 3)

@@ -29,14 +29,14 @@ def received():
 
 def _fulfilled_with_no_worker_running(product) -> Order:
     """Fulfill an order whose signal's task no worker runs (none is running, or its retries ran out)."""
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
     assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_dead").won
     return order
 
 
 @pytest.mark.django_db
 def test_a_fulfilment_owes_its_signal_until_a_sender_claims_it(product, received):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
 
     transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
     assert received == []
@@ -83,7 +83,7 @@ def test_failing_receiver_rolls_back_its_writes_and_leaves_the_signal_owed(produ
 
     order_fulfilled.connect(receiver, dispatch_uid="test-failing-receiver")
     try:
-        order = order_create(product=product, quantity=1)
+        order = order_create(lines=[(product, 1)])
         # The transition is committed and final: the caller still learns it won.
         assert transitions.order_fulfill(order_id=order.pk, source="webhook").won is True
         with pytest.raises(RuntimeError):
@@ -105,7 +105,7 @@ def test_failing_receiver_rolls_back_its_writes_and_leaves_the_signal_owed(produ
 
 @pytest.mark.django_db
 def test_signal_is_never_sent_for_an_order_that_is_not_fulfilled(product, received):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
 
     assert order_fulfillment_signal_send(order_id=order.pk, source="system", stripe_event_id=None) is False
     assert received == []

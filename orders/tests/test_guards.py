@@ -20,7 +20,7 @@ DOCUMENTED = {
 
 
 def _order_in(product, status: str) -> Order:
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
     Order.objects.filter(pk=order.pk).update(status=status)
     return order
 
@@ -65,7 +65,7 @@ def received():
 
 @pytest.mark.django_db(transaction=True)
 def test_the_fulfillment_signal_is_sent_once_however_often_it_is_asked_for(product, received):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
     assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_once").won
     assert order_fulfillment_signal_send(order_id=order.pk, source="webhook", stripe_event_id="evt_once")
     assert len(received) == 1
@@ -84,7 +84,7 @@ def test_the_fulfillment_signal_is_sent_once_however_often_it_is_asked_for(produ
 def test_concurrent_senders_of_an_owed_signal_send_it_once(product, received):
     orders = []
     for _ in range(10):
-        order = order_create(product=product, quantity=1)
+        order = order_create(lines=[(product, 1)])
         # No worker sends them: the signal is owed to every order.
         transitions.order_fulfill(order_id=order.pk, source="webhook")
         orders.append(order.pk)

@@ -3,8 +3,9 @@
 import pytest
 from django.urls import reverse
 
-from orders.models import Order, Product
+from orders.models import Product
 from orders.money import AmountInvalid, money_format, money_parse
+from orders.services import order_create
 
 
 @pytest.mark.parametrize(
@@ -33,7 +34,7 @@ def test_money_format_with_a_symbol_uses_it_only_where_there_is_one():
 @pytest.mark.django_db
 def test_order_admin_shows_a_zero_decimal_total_as_it_is(admin_client):
     product = Product.objects.create(sku="tea", name="Tea", unit_amount=500, currency="jpy")
-    Order.objects.create(product=product, quantity=1, unit_amount=500, amount_total=500, currency="jpy")
+    order_create(lines=[(product, 1)])
 
     orders = admin_client.get(reverse("admin:orders_order_changelist")).content.decode()
     products = admin_client.get(reverse("admin:orders_product_changelist")).content.decode()

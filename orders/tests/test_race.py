@@ -36,7 +36,7 @@ def _race(order_ids: list, plans: list[list[str]]) -> list[tuple[str, str, bool]
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_confirm_and_fulfill_have_exactly_one_winner_each(product):
-    order_ids = [order_create(product=product, quantity=1).pk for _ in range(ORDERS)]
+    order_ids = [order_create(lines=[(product, 1)]).pk for _ in range(ORDERS)]
     # Half the threads play the success redirect and the webhook, half play duplicate webhooks.
     plans = [["confirm", "fulfill"] if i % 2 == 0 else ["fulfill"] for i in range(THREADS)]
 

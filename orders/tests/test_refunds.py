@@ -34,7 +34,7 @@ def send_owed() -> int:
 
 @pytest.fixture
 def fulfilled(product) -> Order:
-    order = order_create(product=product, quantity=2)  # 99.98 USD
+    order = order_create(lines=[(product, 2)])  # 99.98 USD
     transitions.order_fulfill(order_id=order.pk, source="webhook", payment_intent_id="pi_test_refunds")
     assert send_owed() == 1  # its fulfilment signal: nothing is owed when the test starts
     return Order.objects.get(pk=order.pk)
@@ -131,7 +131,7 @@ def test_a_refund_that_fails_after_succeeding_gives_its_amount_back(fulfilled):
 
 
 def test_refunds_of_an_order_that_is_not_fulfilled_never_refund_it(product):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
     transitions.order_confirm(order_id=order.pk)
 
     apply(order, "re_1", order.amount_total, "succeeded")
@@ -186,7 +186,7 @@ def test_the_database_refuses_amount_refunded_above_the_total(fulfilled):
 
 
 def test_the_refund_transition_takes_only_a_fulfilled_order(product):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
 
     assert transitions.order_refund(order_id=order.pk, source="system").won is False
     assert state(order) == (OrderStatus.PENDING, 0)
@@ -203,7 +203,7 @@ def test_a_request_above_what_remains_is_refused(fulfilled):
 
 
 def test_a_request_for_an_unpaid_order_is_refused_unless_it_refunds_a_late_payment(product):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
     transitions.order_expire(order_id=order.pk, source="system")
 
     with pytest.raises(RefundRefused, match="is expired: only a fulfilled order can be refunded"):

@@ -15,7 +15,7 @@ ALL_STATUSES = list(OrderStatus)
 
 
 def _order_in(product, status: str) -> Order:
-    order = order_create(product=product, quantity=2)
+    order = order_create(lines=[(product, 2)])
     Order.objects.filter(pk=order.pk).update(status=status)
     return order
 
@@ -79,7 +79,7 @@ def test_transition_of_missing_order_loses_with_no_status(db):
 
 
 def test_second_fulfill_loses_and_leaves_first_audit_row_alone(product):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
 
     assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_a").won
     assert not transitions.order_fulfill(order_id=order.pk, source="replay", stripe_event_id="evt_b").won
@@ -90,7 +90,7 @@ def test_second_fulfill_loses_and_leaves_first_audit_row_alone(product):
 
 
 def test_confirm_then_fulfill_logs_both_steps_in_order(product):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
 
     assert transitions.order_confirm(order_id=order.pk, payment_intent_id="pi_1", customer_email="a@b.co").won
     assert transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1").won
@@ -102,7 +102,7 @@ def test_confirm_then_fulfill_logs_both_steps_in_order(product):
 
 
 def test_confirm_after_fulfill_is_a_noop(product):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
     transitions.order_fulfill(order_id=order.pk, source="webhook")
 
     assert transitions.order_confirm(order_id=order.pk).won is False
@@ -111,7 +111,7 @@ def test_confirm_after_fulfill_is_a_noop(product):
 
 
 def test_fail_records_the_reason(product):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
 
     transitions.order_fail(order_id=order.pk, source="system", reason="Stripe refused the session")
 
@@ -121,7 +121,7 @@ def test_fail_records_the_reason(product):
 
 
 def test_unknown_source_is_rejected_before_touching_the_order(product):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
 
     with pytest.raises(ValueError):
         transitions.order_fulfill(order_id=order.pk, source="browser")
@@ -139,7 +139,7 @@ def test_fulfilled_signal_is_sent_once_for_the_winner_only(product):
 
     order_fulfilled.connect(receiver)
     try:
-        order = order_create(product=product, quantity=1)
+        order = order_create(lines=[(product, 1)])
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_2")
         assert received == []  # owed, not sent: receivers run in a worker, outside the transition
@@ -154,7 +154,7 @@ def test_fulfilled_signal_is_sent_once_for_the_winner_only(product):
 
 
 def test_fulfilled_signal_is_owed_by_the_fulfilling_transaction(product):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
 
     with transaction.atomic():
         transitions.order_fulfill(order_id=order.pk, source="webhook", stripe_event_id="evt_1")

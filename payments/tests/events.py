@@ -30,18 +30,17 @@ def new_id(prefix: str) -> str:
 
 def open_order(product: Product, *, quantity: int = 1, session_id: str | None = None) -> Order:
     """Return a pending order whose Checkout Session was opened, as the checkout leaves it."""
-    order = order_create(product=product, quantity=quantity)
+    order = order_create(lines=[(product, quantity)])
     order_attach_checkout_session(order_id=order.pk, session_id=session_id or new_id("cs_test_"))
     return Order.objects.get(pk=order.pk)
 
 
 def emulator_order(product: Product, *, quantity: int = 1) -> tuple[Order, gateway.CheckoutSession]:
     """Return a pending order and the Checkout Session opened for it on the emulator (or Stripe)."""
-    order = order_create(product=product, quantity=quantity)
+    order = order_create(lines=[(product, quantity)])
     session = gateway.checkout_session_create(
         order_id=str(order.pk),
-        price_id=product.stripe_price_id,
-        quantity=quantity,
+        line_items=[(product.stripe_price_id, quantity)],
         success_url="http://testserver/success?session_id={CHECKOUT_SESSION_ID}",
         cancel_url="http://testserver/cancel",
         expires_at=int(time.time()) + 3600,
@@ -66,7 +65,9 @@ def checkout_session(
     return {
         "id": session_id or (order.stripe_checkout_session_id if order else None) or new_id("cs_test_"),
         "object": "checkout.session",
-        "amount_subtotal": amount_total if amount_total is not None else (order.amount_total if order else 0),
+        "amount_subtotal": amount_total
+        if amount_total is not None
+        else (order.amount_subtotal if order else 0),
         "amount_total": amount_total if amount_total is not None else (order.amount_total if order else 0),
         "client_reference_id": reference,
         "currency": currency or (order.currency if order else "usd"),

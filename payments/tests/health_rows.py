@@ -4,7 +4,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from orders.models import Order, OrderTransition, Product
+from orders.models import OrderTransition, Product
+from orders.services import order_create
 from payments.models import UNFINISHED_STATUSES, StripeEvent
 
 NOW = timezone.now().replace(microsecond=0)
@@ -43,9 +44,7 @@ def event_stored(
 
 def transitions_written(*, product: Product, counts: dict[str, int]) -> None:
     """Write this many audit rows for each source, on one order."""
-    order = Order.objects.create(
-        product=product, quantity=1, unit_amount=product.unit_amount, amount_total=product.unit_amount
-    )
+    order = order_create(lines=[(product, 1)])
     OrderTransition.objects.bulk_create(
         OrderTransition(order=order, from_status="pending", to_status="fulfilled", source=source)
         for source, count in counts.items()

@@ -74,7 +74,7 @@ def seeded(emulator, synced_product):
     emulator.expire(session.id)
     # The order's total was changed after the session was made.
     orders["amount"], _ = emulator_order(synced_product)
-    Order.objects.filter(pk=orders["amount"].pk).update(amount_total=1)
+    Order.objects.filter(pk=orders["amount"].pk).update(amount_subtotal=1, amount_total=1)
     # Stripe no longer knows these sessions: one could still be payable elsewhere, one cannot.
     orders["stranded_young"] = aged(open_order(synced_product, session_id="cs_test_gone_young"), hours=2)
     orders["stranded_old"] = aged(open_order(synced_product, session_id="cs_test_gone_old"), hours=25)

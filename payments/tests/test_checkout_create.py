@@ -65,7 +65,8 @@ def test_form_post_writes_a_pending_order_and_answers_303_to_the_session(client,
 
     order = Order.objects.get()
     assert response.status_code == 303
-    assert (order.status, order.quantity, order.unit_amount, order.amount_total, order.currency) == (
+    line = order.lines.get()
+    assert (order.status, line.quantity, line.unit_amount, order.amount_total, order.currency) == (
         OrderStatus.PENDING,
         3,
         4999,

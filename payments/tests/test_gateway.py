@@ -21,8 +21,7 @@ pytestmark = pytest.mark.django_db
 def session_create(product, order_id: str, **overrides) -> gateway.CheckoutSession:
     params = {
         "order_id": order_id,
-        "price_id": product.stripe_price_id,
-        "quantity": 2,
+        "line_items": [(product.stripe_price_id, 2)],
         "success_url": "http://shop.test/success?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": f"http://shop.test/cancel?order_id={order_id}",
         "expires_at": int(time.time()) + 3600,
@@ -56,10 +55,10 @@ def test_repeated_create_for_one_order_returns_the_same_session(synced_product):
 
 def test_repeated_create_for_one_order_with_other_parameters_is_refused(synced_product):
     order_id = str(uuid.uuid4())
-    session_create(synced_product, order_id, quantity=1)
+    session_create(synced_product, order_id, line_items=[(synced_product.stripe_price_id, 1)])
 
     with pytest.raises(PaymentProviderRefused):
-        session_create(synced_product, order_id, quantity=3)
+        session_create(synced_product, order_id, line_items=[(synced_product.stripe_price_id, 3)])
 
 
 def test_retrieve_and_expire(synced_product):

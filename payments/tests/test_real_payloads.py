@@ -97,7 +97,7 @@ def test_an_email_longer_than_its_column_is_left_out_and_the_order_fulfilled(del
 
 
 def _fulfilled(product: Product, *, quantity: int = 1) -> Order:
-    order = order_create(product=product, quantity=quantity)
+    order = order_create(lines=[(product, quantity)])
     transitions.order_fulfill(order_id=order.pk, source="webhook", payment_intent_id=new_id("pi_"))
     return Order.objects.get(pk=order.pk)
 

@@ -26,7 +26,7 @@ REFUND_TYPES = {
 @pytest.fixture
 def order(product, emulator) -> Order:
     """Return a fulfilled 99.98 USD order whose payment intent is stored (Stripe is the emulator)."""
-    order = order_create(product=product, quantity=2)
+    order = order_create(lines=[(product, 2)])
     transitions.order_fulfill(order_id=order.pk, source="webhook", payment_intent_id=new_id("pi_"))
     return Order.objects.get(pk=order.pk)
 

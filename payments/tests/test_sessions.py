@@ -89,7 +89,7 @@ def _prepare(kind: str, emulator, product) -> tuple[Order, str]:
     if kind in ("this-orders-and-paid", "amount-mismatch"):
         emulator.pay(session.id, "card")
     if kind == "amount-mismatch":
-        Order.objects.filter(pk=order.pk).update(amount_total=1)
+        Order.objects.filter(pk=order.pk).update(amount_subtotal=1, amount_total=1)
     if kind == "unpaid":
         emulator.configure(async_delay=3600)  # the bank does not settle during the test
         emulator.pay(session.id, "delayed_success")
@@ -208,7 +208,7 @@ def test_a_session_whose_metadata_and_client_reference_id_disagree_is_nobodys(pr
 
 
 def test_an_order_holding_no_session_yet_takes_the_session_that_names_it(product):
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
 
     applied = checkout_session_apply(session=_session(order, session_id="cs_test_adopted"), source="webhook")
 
@@ -222,7 +222,7 @@ def test_an_order_holding_no_session_yet_takes_the_session_that_names_it(product
 
 def test_a_session_stored_on_another_order_is_not_attached_to_the_order_it_names(product):
     holder = open_order(product)
-    named = order_create(product=product, quantity=1)  # holds no session yet
+    named = order_create(lines=[(product, 1)])  # holds no session yet
     session = _session(named, session_id=holder.stripe_checkout_session_id)
 
     applied = checkout_session_apply(session=session, source="webhook")
@@ -290,7 +290,7 @@ def test_a_mismatch_says_which_transition_it_refused(product):
     ],
 )
 def test_a_dry_run_decides_and_changes_nothing(product, fields, decision):
-    order = order_create(product=product, quantity=1)  # no session stored: a dry run does not attach it
+    order = order_create(lines=[(product, 1)])  # no session stored: a dry run does not attach it
 
     applied = checkout_session_apply(session=_session(order, **fields), source="reconcile", dry_run=True)
 

@@ -46,7 +46,7 @@ def witnessed(witness: Path, name: str) -> Counter:
 @pytest.fixture
 def order(product, emulator) -> Order:
     """Return a fulfilled 99.98 USD order whose payment intent is stored (Stripe is the emulator)."""
-    order = order_create(product=product, quantity=2)
+    order = order_create(lines=[(product, 2)])
     transitions.order_fulfill(order_id=order.pk, source="webhook", payment_intent_id=new_id("pi_"))
     return Order.objects.get(pk=order.pk)
 
@@ -163,7 +163,7 @@ def test_a_raising_receiver_is_tried_again_after_a_doubling_backoff_until_it_wor
         if len(calls) < 4:
             raise RuntimeError("warehouse is down")
 
-    order = order_create(product=product, quantity=1)
+    order = order_create(lines=[(product, 1)])
     transitions.order_fulfill(order_id=order.pk, source="webhook")
     worker = Worker(name="test")
     order_fulfilled.connect(receiver, dispatch_uid="test-flaky-receiver")

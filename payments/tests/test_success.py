@@ -75,8 +75,7 @@ def test_unknown_session_id_is_404(client, db):
 def test_session_created_on_stripe_by_someone_else_is_404(client, synced_product):
     foreign = gateway.checkout_session_create(
         order_id=str(uuid.uuid4()),
-        price_id=synced_product.stripe_price_id,
-        quantity=1,
+        line_items=[(synced_product.stripe_price_id, 1)],
         success_url="http://elsewhere.test/ok?session_id={CHECKOUT_SESSION_ID}",
         cancel_url="http://elsewhere.test/cancel",
         expires_at=int(time.time()) + 3600,
@@ -114,8 +113,7 @@ def test_paid_session_confirms_the_order_and_shows_it(client, synced_product, em
     assert transitions(order) == [("pending", "confirmed", "redirect")]
     assert "Payment received" in html
     assert str(order.id) in html
-    assert "Synced product" in html
-    assert '<dd id="order-quantity">2</dd>' in html
+    assert "<dt>Synced product × 2</dt>" in html
     assert "$99.98" in html
     assert 'id="order-status" data-status="confirmed">confirmed<' in html
     assert f'"url": "/orders/{order.id}/status"' in html  # the page polls until the webhook arrives
@@ -234,7 +232,7 @@ def test_expired_session_says_so_and_expires_the_order(client, synced_product, e
 def test_session_whose_amount_differs_from_the_order_is_not_confirmed(client, synced_product, emulator):
     order = checkout(client, synced_product.sku, quantity=2)
     control(emulator, order.stripe_checkout_session_id, "pay", method="card")
-    Order.objects.filter(pk=order.pk).update(amount_total=1)
+    Order.objects.filter(pk=order.pk).update(amount_subtotal=1, amount_total=1)
 
     response = success(client, order.stripe_checkout_session_id)
 
@@ -248,8 +246,7 @@ def test_paid_session_made_for_another_order_does_not_confirm_ours(client, synce
     order = checkout(client, synced_product.sku, quantity=1)
     other = gateway.checkout_session_create(
         order_id=str(uuid.uuid4()),
-        price_id=synced_product.stripe_price_id,
-        quantity=1,
+        line_items=[(synced_product.stripe_price_id, 1)],
         success_url="http://testserver/success?session_id={CHECKOUT_SESSION_ID}",
         cancel_url="http://testserver/cancel",
         expires_at=int(order.created_at.timestamp()) + 3600,
@@ -328,11 +325,16 @@ def test_json_client_gets_the_order_as_json(client, synced_product, emulator):
     }
     assert body["order"]["order_id"] == str(order.id)
     assert body["order"]["status"] == "confirmed"
-    assert (body["order"]["quantity"], body["order"]["amount_total"], body["order"]["currency"]) == (
-        3,
-        14997,
-        "usd",
-    )
+    assert body["order"]["lines"] == [
+        {
+            "item_id": "synced_product",
+            "item_name": "Synced product",
+            "quantity": 3,
+            "unit_amount": 4999,
+            "amount": 14997,
+        }
+    ]
+    assert (body["order"]["amount_total"], body["order"]["currency"]) == (14997, "usd")
 
 
 def test_browser_accept_header_gets_html(client, synced_product, emulator):
@@ -357,7 +359,8 @@ def test_status_endpoint_reports_the_order(client, synced_product, emulator):
     assert "no-store" in response["Cache-Control"]
     assert body["order_id"] == str(order.id)
     assert (body["status"], body["payment_pending"], body["final"]) == ("pending", False, False)
-    assert (body["item_id"], body["quantity"], body["amount_total"]) == ("synced_product", 2, 9998)
+    assert [(line["item_id"], line["quantity"]) for line in body["lines"]] == [("synced_product", 2)]
+    assert (body["amount_subtotal"], body["amount_total"]) == (9998, 9998)
     assert body["message"]
 
 

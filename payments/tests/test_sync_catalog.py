@@ -11,6 +11,9 @@ from payments import gateway
 
 pytestmark = pytest.mark.django_db
 
+# The migrations' demo catalog: three plans and two goods.
+SEEDED_PRODUCTS = 5
+
 DEMO_SKUS = ["premium_product_demo", "standard_product_demo", "starter_product_demo"]
 
 
@@ -43,8 +46,8 @@ def test_creates_a_stripe_product_and_price_for_every_active_product(emulator):
         assert price.product_id == product.stripe_product_id
         assert f"{product.sku}: created ({product.stripe_price_id})" in out
     assert Product.objects.get(sku="retired").stripe_price_id is None
-    assert len(emulator_prices()) == 3
-    assert "3 active products: 3 created, 0 fixed, 0 in sync, 0 drifted, 0 failed." in out
+    assert len(emulator_prices()) == SEEDED_PRODUCTS
+    assert "5 active products: 5 created, 0 fixed, 0 in sync, 0 drifted, 0 failed." in out
 
 
 def test_stripe_product_carries_the_catalog_name_and_sku(emulator):
@@ -63,9 +66,9 @@ def test_running_it_again_changes_nothing(emulator):
     out, _ = sync(verbosity=2)
 
     assert {p.sku: p.stripe_price_id for p in Product.objects.all()} == prices_before
-    assert len(emulator_prices()) == 3
-    assert len(emulator_products()) == 3
-    assert "3 active products: 0 created, 0 fixed, 3 in sync, 0 drifted, 0 failed." in out
+    assert len(emulator_prices()) == SEEDED_PRODUCTS
+    assert len(emulator_products()) == SEEDED_PRODUCTS
+    assert "5 active products: 0 created, 0 fixed, 5 in sync, 0 drifted, 0 failed." in out
     assert "starter_product_demo: in sync" in out
 
 
@@ -76,7 +79,7 @@ def test_a_product_that_lost_its_price_half_way_gets_one_without_a_second_stripe
     out, _ = sync()
 
     assert Product.objects.get(sku="starter_product_demo").stripe_price_id
-    assert len(emulator_products()) == 3
+    assert len(emulator_products()) == SEEDED_PRODUCTS
     assert "starter_product_demo: created" in out
 
 
@@ -139,7 +142,7 @@ def test_a_price_stripe_does_not_know_is_made_again(emulator):
     for product in Product.objects.filter(active=True):
         assert gateway.price_retrieve(price_id=product.stripe_price_id).unit_amount == product.unit_amount
     assert "recreated" in out
-    assert "3 created" in out
+    assert "5 created" in out
 
 
 def test_a_product_stripe_refuses_is_reported_and_the_others_are_synced(emulator):
@@ -176,4 +179,4 @@ def test_verbosity_0_prints_nothing(emulator):
     out, err = sync(verbosity=0)
 
     assert (out, err) == ("", "")
-    assert Product.objects.filter(stripe_price_id__isnull=False).count() == 3
+    assert Product.objects.filter(stripe_price_id__isnull=False).count() == SEEDED_PRODUCTS

@@ -2,6 +2,7 @@
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -11,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from orders.exceptions import InvalidQuantity, ProductUnavailable
+from orders.exceptions import CartRefused, InvalidQuantity, OutOfStock
 from orders.selectors import products_for_sale
 from payments import gateway
 from payments.checkout import (
@@ -23,7 +24,7 @@ from payments.checkout import (
     checkout_start,
 )
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
-from payments.forms import CheckoutForm, CheckoutRequestInvalid, checkout_request_parse
+from payments.forms import CheckoutForm, CheckoutRequest, CheckoutRequestInvalid, checkout_request_parse
 from payments.http import CheckoutThrottled, checkout_throttle, json_error
 from payments.idempotency import IdempotencyKeyTooWeak, checkout_scope_start, checkout_token_scoped
 from payments.views.common import HttpResponseSeeOther, absolute_url, json_methods
@@ -58,7 +59,7 @@ def checkout_page_or_create(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_POST
 def checkout_create(request: HttpRequest) -> HttpResponse:
-    """Open a Checkout Session for the posted item and quantity and send the buyer to it (303)."""
+    """Open a Checkout Session for the posted item and quantity (buy now) and send the buyer to it (303)."""
     throttled = checkout_throttle(request=request)
     if throttled:
         return _retry_later(
@@ -72,19 +73,34 @@ def checkout_create(request: HttpRequest) -> HttpResponse:
     token = form.cleaned_data["checkout_token"]
     # A form token is a UUID, 36 characters of the alphabet a strong key is written in: never too weak.
     checkout_token = checkout_token_scoped(request=request, key=str(token)) if token else None
+    items = [(form.cleaned_data["item_id"], form.cleaned_data["quantity"])]
+    return checkout_redirect(
+        request,
+        items=items,
+        checkout_token=checkout_token,
+        refused=lambda status, error: _page(
+            request, status=status, error=error, sku=sku, quantity=request.POST.get("quantity")
+        ),
+    )
+
+
+def checkout_redirect(
+    request: HttpRequest,
+    *,
+    items: list[tuple[str, int]],
+    checkout_token: str | None,
+    refused: Callable[[int, str], HttpResponse],
+) -> HttpResponse:
+    """Open the items' Checkout Session and send the buyer to it (303), or answer `refused(status, why)`:
+    400 for items that cannot be bought, 409 for a token already used or stock run out."""
     try:
-        start = _start(
-            request,
-            sku=form.cleaned_data["item_id"],
-            quantity=form.cleaned_data["quantity"],
-            checkout_token=checkout_token,
-        )
+        start = _start(request, items=items, checkout_token=checkout_token)
     except PaymentProviderNotConfigured as exc:
         return render(request, "payments/not_configured.html", {"message": str(exc)}, status=503)
-    except (ProductUnavailable, InvalidQuantity) as exc:
-        return _page(request, status=400, error=str(exc), sku=sku, quantity=request.POST.get("quantity"))
+    except CartRefused as exc:
+        return refused(409 if isinstance(exc, OutOfStock) else 400, str(exc))
     except (CheckoutTokenReused, CheckoutAlreadySubmitted) as exc:
-        return _page(request, status=409, error=str(exc), sku=sku)
+        return refused(409, str(exc))
     except CheckoutPriceMismatch:
         return _unavailable(request, PRICE_MISMATCH_MESSAGE)
     except PaymentProviderError:
@@ -96,7 +112,8 @@ def checkout_create(request: HttpRequest) -> HttpResponse:
 @never_cache
 @json_methods("POST")
 def api_create_session(request: HttpRequest) -> HttpResponse:
-    """Open a Checkout Session for {"item_id", "quantity"}; answer {"order_id", "session_id", "url"}."""
+    """Open a Checkout Session for {"items": [{"item_id", "quantity"}, ...]} (or one {"item_id",
+    "quantity"}); answer {"order_id", "session_id", "url"}."""
     throttled = checkout_throttle(request=request)
     if throttled:
         return _throttled_json(throttled)
@@ -116,14 +133,12 @@ def api_create_session(request: HttpRequest) -> HttpResponse:
     except IdempotencyKeyTooWeak as exc:
         return json_error(str(exc), status=400, field="Idempotency-Key")
     try:
-        start = _start(
-            request, sku=checkout.item_id, quantity=checkout.quantity, checkout_token=checkout_token
-        )
+        start = _start(request, items=checkout.items, checkout_token=checkout_token)
     except PaymentProviderNotConfigured as exc:
         return json_error(str(exc), status=503)
-    except (ProductUnavailable, InvalidQuantity) as exc:
+    except CartRefused as exc:
         return json_error(
-            str(exc), status=400, field="item_id" if isinstance(exc, ProductUnavailable) else "quantity"
+            str(exc), status=409 if isinstance(exc, OutOfStock) else 400, field=_line_field(checkout, exc)
         )
     except CheckoutTokenReused as exc:
         return json_error(str(exc), status=409, field="Idempotency-Key", order_id=str(exc.order.id))
@@ -145,16 +160,23 @@ def api_create_session(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _start(request: HttpRequest, *, sku: str, quantity: int, checkout_token: str | None) -> CheckoutStart:
+def _line_field(checkout: CheckoutRequest, refused: CartRefused) -> str:
+    """Return the request's field the refusal is about: the line of the item it names."""
+    field = "quantity" if isinstance(refused, InvalidQuantity) else "item_id"
+    if len(checkout.items) == 1 or refused.sku is None:
+        return "items" if len(checkout.items) > 1 else field
+    index = next(i for i, (sku, _) in enumerate(checkout.items) if sku == refused.sku)
+    return f"items[{index}].{field}"
+
+
+def _start(
+    request: HttpRequest, *, items: list[tuple[str, int]], checkout_token: str | None
+) -> CheckoutStart:
     # Stripe fills in {CHECKOUT_SESSION_ID} in the success URL only; the cancel URL names the order.
     success_url = absolute_url(request, reverse("success")) + "?session_id={CHECKOUT_SESSION_ID}"
     cancel_url = absolute_url(request, reverse("cancel")) + "?order_id=" + ORDER_ID_PLACEHOLDER
     return checkout_start(
-        sku=sku,
-        quantity=quantity,
-        checkout_token=checkout_token,
-        success_url=success_url,
-        cancel_url=cancel_url,
+        items=items, checkout_token=checkout_token, success_url=success_url, cancel_url=cancel_url
     )
 
 

@@ -87,6 +87,9 @@ def late_payment_message(order: Order) -> str:
     return LATE_PAYMENT_REFUNDING if order.being_refunded() else LATE_PAYMENT_WAITING
 
 
+AMOUNT_PARTS = ("subtotal", "discount", "tax", "shipping", "total")
+
+
 def order_payload(order: Order) -> dict[str, Any]:
     """Return the order as the buyer may see it, for the status endpoint and JSON clients."""
     return {
@@ -95,11 +98,17 @@ def order_payload(order: Order) -> dict[str, Any]:
         "payment_pending": order.payment_pending,
         "final": order.is_final,
         "message": order_status_message(order),
-        "item_id": order.product.sku,
-        "item_name": order.product.name,
-        "quantity": order.quantity,
-        "unit_amount": order.unit_amount,
-        "amount_total": order.amount_total,
+        "lines": [
+            {
+                "item_id": line.product.sku,
+                "item_name": line.product.name,
+                "quantity": line.quantity,
+                "unit_amount": line.unit_amount,
+                "amount": line.amount,
+            }
+            for line in order.lines.all()
+        ],
+        **{f"amount_{part}": getattr(order, f"amount_{part}") for part in AMOUNT_PARTS},
         "currency": order.currency,
         "created_at": order.created_at.isoformat(),
         "updated_at": order.updated_at.isoformat(),

@@ -14,6 +14,7 @@ from orders.models import Order, OrderStatus
 from orders.selectors import order_get, order_get_by_session
 from payments.checkout import CheckoutReturn, ReturnOutcome, checkout_return_verify
 from payments.http import json_error, wants_json
+from payments.views.cart import cart_clear
 from payments.views.common import json_methods, late_payment_message, order_payload, order_status_message
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ def success(request: HttpRequest) -> HttpResponse:
             request, "payments/error.html", {"title": "Order not found", "message": message}, status=404
         )
 
+    if result.outcome in (ReturnOutcome.PAID, ReturnOutcome.PROCESSING):
+        cart_clear(request)
     # 409: our order and Stripe's session contradict each other; nothing the buyer sends can fix that.
     status = 409 if result.outcome == ReturnOutcome.MISMATCH else 200
     if as_json:
