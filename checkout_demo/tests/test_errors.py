@@ -173,7 +173,7 @@ def test_unreadable_json_gets_a_message_for_people(client, body):
     message = response.json()["error"]["message"]
     assert response.status_code == 400
     assert "Expecting" not in message and "sys." not in message and "recursion" not in message.lower()
-    assert 'send {"item_id"' in message or "must be a string" in message
+    assert 'send {"items"' in message or "must be a string" in message
 
 
 def test_truncated_json_says_where(client):
