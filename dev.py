@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The project's two everyday commands, needing nothing but Python 3.10+.
+"""The project's two everyday commands, needing nothing but Python 3.11+.
 
     python3 dev.py run     set everything up and serve the shop on http://127.0.0.1:8000/
     python3 dev.py test    run the test suite on SQLite, then on PostgreSQL when one answers

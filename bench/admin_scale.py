@@ -34,6 +34,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from datetime import UTC
+
 from bench.harness import (
     Database,
     HarnessError,
@@ -239,10 +241,10 @@ def event_id(g: int) -> str:
 
 def pages(n: int) -> list[Page]:
     """Return the pages to time: the lists, their filters and searches, and one record of each kind."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     g = probe_row(n)
-    day = datetime.now(timezone.utc) - timedelta(days=10)
+    day = datetime.now(UTC) - timedelta(days=10)
     email = f"buyer{g % CUSTOMERS}@example.com"
     order_list, event_list = "/admin/orders/order/", "/admin/payments/stripeevent/"
     transitions = "/admin/orders/ordertransition/"

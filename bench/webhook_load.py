@@ -43,7 +43,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ MIRROR_TASK_INSERT = (
     "exception_class_path, traceback) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 # The task row's run_after when none is asked for (django_tasks_db.models.get_date_max).
-RUN_AFTER_NONE = datetime(9999, 1, 1, tzinfo=timezone.utc)
+RUN_AFTER_NONE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def mirror_statements(vendor: str) -> list[str]:
@@ -200,7 +200,7 @@ class ReferenceWorker:
         return uuid.UUID(order_id).hex if self.sqlite else uuid.UUID(order_id)
 
     def _now(self) -> Any:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return now.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else now
 
     def handle(self, event: SignedEvent) -> None:
@@ -254,7 +254,7 @@ class ReferenceWorker:
         self._end("COMMIT")
 
     def _event_row(self, event: SignedEvent) -> tuple:
-        created = datetime.fromtimestamp(event.created, tz=timezone.utc)
+        created = datetime.fromtimestamp(event.created, tz=UTC)
         if self.sqlite:
             created = created.strftime("%Y-%m-%d %H:%M:%S")
         return (event.event_id, "checkout.session.completed", emulator_objects.API_VERSION, False, created)

@@ -3,7 +3,7 @@
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from orders.models import Product
 from orders.selectors import products_for_sale
@@ -13,7 +13,7 @@ from payments.exceptions import PaymentProviderRefused, StripeResourceMissing
 logger = logging.getLogger(__name__)
 
 
-class SyncAction(str, Enum):
+class SyncAction(StrEnum):
     """What the sync did, or found, for one product."""
 
     CREATED = "created"  # the product had no Stripe price; it has one now

@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
@@ -75,7 +75,7 @@ class CheckoutStart:
     created: bool  # False when a repeated submit found the order of the first one
 
 
-class ReturnOutcome(str, Enum):
+class ReturnOutcome(StrEnum):
     """What Stripe says about the session the buyer came back from."""
 
     PAID = "paid"

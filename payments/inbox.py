@@ -14,8 +14,7 @@ import logging
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,7 @@ def stripe_event_intake(
         event["type"],
         storable_text(str(event.get("api_version") or ""), max_length=64),
         event.get("livemode") is True,
-        datetime.fromtimestamp(created, tz=dt_timezone.utc)
+        datetime.fromtimestamp(created, tz=UTC)
         if isinstance(created, int) and 0 <= created < 2**33
         else None,
         text,

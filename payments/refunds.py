@@ -10,8 +10,7 @@ a row Stripe never answered reuses the key, so Stripe makes one refund whatever 
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 from orders.exceptions import RefundNotFound
 from orders.models import Order, OrderRefund, RefundStatus
@@ -200,7 +199,7 @@ def stripe_dispute_apply(
     """
     order_id = order_for_payment_intent(payment_intent_id=dispute.payment_intent_id)
     due_by = (
-        datetime.fromtimestamp(dispute.evidence_due_by, tz=dt_timezone.utc)
+        datetime.fromtimestamp(dispute.evidence_due_by, tz=UTC)
         if isinstance(dispute.evidence_due_by, int)
         else None
     )

@@ -9,8 +9,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from django.core.management.base import BaseCommand, CommandError
@@ -56,7 +55,7 @@ def since_parse(value: str, *, option: str, now: datetime | None = None) -> date
         raise CommandError(
             f"{option}: {value!r} is neither an ISO 8601 time (2026-11-28T09:30:00Z) nor an age (1h, 2d)."
         ) from None
-    return moment.replace(tzinfo=dt_timezone.utc) if timezone.is_naive(moment) else moment
+    return moment.replace(tzinfo=UTC) if timezone.is_naive(moment) else moment
 
 
 def plural(count: int, noun: str, nouns: str = "") -> str:

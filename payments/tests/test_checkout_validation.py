@@ -105,7 +105,7 @@ API_CASES = [
     (
         {"item_id": "synced_product", "quantity": 1, "unit_amount": 1},
         "unit_amount",
-        "Unknown field 'unit_amount': only items, or item_id and quantity, are accepted. The price always comes from",
+        "Unknown field 'unit_amount': only items, or item_id and quantity, are accepted. The price always",
     ),
 ]
 

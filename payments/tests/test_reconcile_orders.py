@@ -174,8 +174,7 @@ def test_an_order_a_webhook_moves_meanwhile_is_a_no_op(emulator, synced_product)
 def test_long_runs_show_progress_and_walk_every_page(emulator, product):
     count = PAGE_SIZE + 5
     Order.objects.bulk_create(
-        Order(amount_subtotal=4999, amount_total=4999, currency="usd")
-        for _ in range(count)
+        Order(amount_subtotal=4999, amount_total=4999, currency="usd") for _ in range(count)
     )
     # One timestamp for all: pages must still advance past ties.
     Order.objects.update(created_at=timezone.now() - timedelta(hours=1))

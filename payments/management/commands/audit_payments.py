@@ -47,7 +47,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--since", default="3d", help="Orders created since this age (1d) or ISO time (3d)."
+            "--since",
+            default="3d",
+            help="Orders created since this long ago (3d, the default; 12h) or since an ISO time.",
         )
         parser.add_argument(
             "--older-than",

@@ -28,8 +28,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--amount",
-            help="How much, in the order's currency as a person writes it: 12.50 (or 12) for 12.50 USD, "
-            "500 for 500 JPY. Default: everything left to refund.",
+            help="How much, in the order's currency's own unit: 12.50 USD, 12 for 12.00 USD, 500 JPY. "
+            "Default: everything left to refund.",
         )
         parser.add_argument("--reason", choices=RefundReason.values, default="", help="Stripe's reason.")
         parser.add_argument(
