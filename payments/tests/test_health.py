@@ -65,6 +65,7 @@ def test_events_are_counted_by_status_with_every_status_present():
         "ignored": 0,
         "failed": 0,
         "needs_review": 1,
+        "settled": 0,
     }
 
 

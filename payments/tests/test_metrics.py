@@ -147,6 +147,7 @@ def test_the_exposition_reports_the_seeded_queue_inbox_and_transitions(client, m
         "ignored": 0,
         "failed": 1,
         "needs_review": 1,
+        "settled": 0,
     }
     transitions = {
         labels[0][1]: value
