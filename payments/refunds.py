@@ -163,7 +163,9 @@ def _payment_of(order: Order) -> str:
         raise NotOurs(f"its session {session.id} names another order")
     if not session.payment_intent_id:
         raise NotOurs(f"its session {session.id} was not paid")
-    order_payment_details_store(order_id=order.pk, payment_intent_id=session.payment_intent_id)
+    order_payment_details_store(
+        order_id=order.pk, payment_intent_id=session.payment_intent_id, customer_email=session.customer_email
+    )
     return session.payment_intent_id
 
 

@@ -315,7 +315,11 @@ def late_payment_settle(
     elif not settings.REFUND_LATE_PAYMENTS:
         action = "automatic refunds are off (REFUND_LATE_PAYMENTS): refund it, or fulfill it, by hand"
     else:
-        order_payment_details_store(order_id=order_id, payment_intent_id=session.payment_intent_id)
+        order_payment_details_store(
+            order_id=order_id,
+            payment_intent_id=session.payment_intent_id,
+            customer_email=session.customer_email,
+        )
         try:
             outcome = order_refund(
                 order_id=order_id,
