@@ -2,8 +2,9 @@
 causes, and Sentry when SENTRY_DSN is set, with secrets and card data scrubbed from what leaves.
 
 python-json-logger formats the standard library's records, so the project's %-style log calls stay as
-they are and every field of `orders.logs` becomes a key a log system indexes; gunicorn's own lines use
-the same formatter (gunicorn.conf.py).
+they are (structlog would bring a second logging API to learn and to route the libraries' lines through),
+and every field of `orders.logs` becomes a key a log system indexes; gunicorn's own lines use the same
+formatter (gunicorn.conf.py).
 """
 
 import logging
@@ -13,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
+from checkout_demo.env import env_bool, env_str
 from orders.logs import current_log_fields, log_fields
 
 PLAIN = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -23,13 +26,32 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
 class LogFieldsFilter(logging.Filter):
-    """Put the fields of `orders.logs` that apply on the record, unless the log call gave its own."""
+    """Put the fields of `orders.logs` that apply on the record, unless the log call gave its own.
+
+    Two kinds of line are written after a request's block has ended, so they name its id themselves:
+    django.request's answer to a 4xx or 5xx (its record carries the request) and gunicorn's access line
+    (which reads the X-Request-ID the response echoes).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in current_log_fields().items():
             if not getattr(record, name, ""):
                 setattr(record, name, value)
+        if not getattr(record, "request_id", ""):
+            request_id = getattr(getattr(record, "request", None), "request_id", "")
+            if record.name == "gunicorn.access" and isinstance(record.args, dict):
+                request_id = record.args.get("{x-request-id}o", "")
+            if request_id:
+                record.request_id = request_id
         return True
+
+
+def log_format_from_env() -> str:
+    """Return LOG_FORMAT, plain or json: plain in development (DJANGO_DEBUG), json otherwise by default."""
+    log_format = env_str("LOG_FORMAT", "plain" if env_bool("DJANGO_DEBUG", default=False) else "json").lower()
+    if log_format not in ("plain", "json"):
+        raise ImproperlyConfigured(f"LOG_FORMAT={log_format!r} is not one of: plain, json.")
+    return log_format
 
 
 def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
@@ -59,6 +81,15 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "checkout_demo": {"handlers": ["console"], "level": level, "propagate": False},
         },
     }
+
+
+def gunicorn_logging_config(*, level: str, access_log: bool) -> dict[str, Any]:
+    """Return gunicorn's `logconfig_dict`: its error and access lines as JSON objects on stderr (the access
+    lines dropped, below their logger's level, unless an access log is asked for)."""
+    levels = {"gunicorn.error": level, "gunicorn.access": "INFO" if access_log else "WARNING"}
+    config = logging_config(log_format="json", level=level)
+    config["loggers"] = {name: {"handlers": ["console"], "level": lvl} for name, lvl in levels.items()}
+    return config
 
 
 class RequestIdMiddleware:

@@ -14,6 +14,7 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from orders.exceptions import RefundNotFound
+from orders.logs import log_fields
 from orders.models import Order, OrderRefund, RefundStatus
 from orders.money import money_format
 from orders.refunds import (
@@ -65,15 +66,16 @@ def order_refund(
     cannot be refunded, PaymentProviderNotConfigured when Stripe is not set up, OrderNotFound.
     """
     gateway.client()
-    refund, created = order_refund_request(
-        order_id=order_id,
-        amount=amount,
-        reason=reason,
-        requested_by=requested_by,
-        requested_by_user=requested_by_user,
-        request_id=request_id,
-    )
-    return refund_request_send(refund_id=refund.pk, created=created)
+    with log_fields(order_id=order_id):
+        refund, created = order_refund_request(
+            order_id=order_id,
+            amount=amount,
+            reason=reason,
+            requested_by=requested_by,
+            requested_by_user=requested_by_user,
+            request_id=request_id,
+        )
+        return refund_request_send(refund_id=refund.pk, created=created)
 
 
 def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) -> RefundOutcome:
