@@ -1,5 +1,5 @@
 """Logs and error reports: one JSON object a line in production, a request id on every line a request
-causes, and Sentry when SENTRY_DSN is set, with secrets and card data scrubbed from what leaves.
+causes, and Sentry when SENTRY_DSN is set, with secrets and e-mail addresses scrubbed from what leaves.
 
 python-json-logger formats the standard library's records, so the project's %-style log calls stay as
 they are (structlog would bring a second logging API to learn and to route the libraries' lines through),
@@ -23,6 +23,8 @@ from orders.logs import current_log_fields, log_fields
 PLAIN = "%(asctime)s %(levelname)s %(name)s %(message)s"
 REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# The fields a line carries beside its message, where they apply; also the tags of a Sentry report.
+FIELDS = ("request_id", "order_id", "checkout_session_id", "event_id", "event_type", "transition")
 
 
 class LogFieldsFilter(logging.Filter):
@@ -119,37 +121,50 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 SECRET_KEYS = re.compile(r"(?i)stripe[-_]signature|authorization|cookie|secret|password|token|dsn")
 
 
+def scrub(value: Any, *, send_emails: bool) -> Any:
+    """Return the value with its secrets (and e-mail addresses, unless send_emails) replaced: by the name
+    they are kept under (a header, a variable) and by the look of their text, wherever it is."""
+    if isinstance(value, str):
+        value = SECRETS.sub("[Filtered]", value)
+        return value if send_emails else EMAIL.sub("[Filtered email]", value)
+    if isinstance(value, dict):
+        return {
+            k: "[Filtered]" if SECRET_KEYS.search(str(k)) else scrub(v, send_emails=send_emails)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub(item, send_emails=send_emails) for item in value]
+    return value
+
+
 def sentry_init(*, dsn: str, environment: str, send_emails: bool, release: str = "") -> None:
-    """Report unhandled errors (views, commands, the worker) and error log lines to Sentry, scrubbed.
+    """Report unhandled errors (views, commands, the worker) and ERROR lines to Sentry, tagged, scrubbed.
 
     Imported only when SENTRY_DSN is set: without it nothing is loaded or sent. An event that ends
-    failed or needs_review logs an error, so it is reported too, tagged with the fields of orders.logs.
+    failed or needs_review logs an ERROR line, so it is reported, tagged with the fields of the line.
+    Request bodies are not sent (a webhook's holds the buyer's details), nor the user unless send_emails.
     """
     import sentry_sdk
     from sentry_sdk.integrations.django import DjangoIntegration
-
-    def scrub(value: Any) -> Any:
-        if isinstance(value, str):
-            value = SECRETS.sub("[Filtered]", value)
-            return value if send_emails else EMAIL.sub("[Filtered email]", value)
-        if isinstance(value, dict):
-            return {k: "[Filtered]" if SECRET_KEYS.search(str(k)) else scrub(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [scrub(item) for item in value]
-        return value
+    from sentry_sdk.integrations.logging import LoggingIntegration
 
     def before_send(event: dict, hint: dict) -> dict:
+        # A log line's own fields (given with extra=) first, then those of the blocks an error left (see
+        # orders.logs), then those of the block the report is made in.
+        record, error = hint.get("log_record"), (hint.get("exc_info") or (None, None))[1]
+        fields = {name: getattr(record, name) for name in FIELDS if getattr(record, name, "")}
         tags = event.setdefault("tags", {})
-        for name, value in current_log_fields().items():
-            tags.setdefault(name, value)
-        return scrub(event)
+        for name, value in {**current_log_fields(), **getattr(error, "log_fields", {}), **fields}.items():
+            tags.setdefault(name, str(value))
+        return scrub(event, send_emails=send_emails)
 
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
         release=release or None,
-        integrations=[DjangoIntegration()],
-        send_default_pii=False,
+        # sentry-sdk 3 sends no log line as an event unless asked: ERROR lines are what a person must see.
+        integrations=[DjangoIntegration(), LoggingIntegration(level=None, event_level=logging.ERROR)],
+        data_collection={"user_info": send_emails, "http_bodies": []},
         before_send=before_send,
         traces_sample_rate=0.0,
     )
