@@ -200,6 +200,24 @@ def test_events_that_end_needs_review_or_failed_in_the_worker_are_reported_tagge
     _assert_nothing_secret_left(sentry_server)
 
 
+def test_a_worker_thread_that_crashes_is_reported(sentry_server):
+    crash = (
+        "import django; django.setup()\n"
+        "from django.core.management import call_command\n"
+        "from payments.worker import Worker\n"
+        "def run_batch(self):\n"
+        "    raise RuntimeError('the worker loop broke')\n"
+        "Worker.run_batch = run_batch\n"
+        "call_command('process_events', '--once')\n"
+        "import sentry_sdk; sentry_sdk.flush()\n"
+    )
+
+    _run(["-c", crash], sentry_server)
+
+    (report,) = [r for r in _events(sentry_server) if "exception" in r]
+    assert _exception_type(report) == "RuntimeError"
+
+
 def test_without_a_dsn_sentry_is_not_even_imported(sentry_server):
     check = (
         "import sys, django; django.setup(); from checkout_demo.wsgi import application; "
