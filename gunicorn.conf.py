@@ -14,7 +14,9 @@ import multiprocessing
 import os
 
 # The settings' own readers: a value that is not a number or a yes/no stops the start with its name.
+# Neither module reads Django's settings, so importing them here configures nothing.
 from checkout_demo.env import env_bool, env_int
+from checkout_demo.logs import gunicorn_logging_config, log_format_from_env
 
 _cores = multiprocessing.cpu_count()
 
@@ -59,6 +61,11 @@ if os.path.isdir("/dev/shm"):
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# With LOG_FORMAT=json (the default without DJANGO_DEBUG, as in the settings), gunicorn's own lines are JSON
+# objects through the project's formatter, so one collector reads every line; the access lines, when asked
+# for, then go to stderr with the rest and carry the request's id.
+if log_format_from_env() == "json":
+    logconfig_dict = gunicorn_logging_config(level=loglevel.upper(), access_log=bool(accesslog))
 
 # gunicorn 25+ opens a control socket at ~/.gunicorn/gunicorn.ctl by default: two servers on one machine
 # would fight over it. Only open one where asked for, at the path given.

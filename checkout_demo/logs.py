@@ -1,9 +1,10 @@
 """Logs and error reports: one JSON object a line in production, a request id on every line a request
-causes, and Sentry when SENTRY_DSN is set, with secrets and card data scrubbed from what leaves.
+causes, and Sentry when SENTRY_DSN is set, with secrets and e-mail addresses scrubbed from what leaves.
 
 python-json-logger formats the standard library's records, so the project's %-style log calls stay as
-they are and every field of `orders.logs` becomes a key a log system indexes; gunicorn's own lines use
-the same formatter (gunicorn.conf.py).
+they are (structlog would bring a second logging API to learn and to route the libraries' lines through),
+and every field of `orders.logs` becomes a key a log system indexes; gunicorn's own lines use the same
+formatter (gunicorn.conf.py).
 """
 
 import logging
@@ -13,23 +14,46 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
+from checkout_demo.env import env_bool, env_str
 from orders.logs import current_log_fields, log_fields
 
 PLAIN = "%(asctime)s %(levelname)s %(name)s %(message)s"
 REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# The fields a line carries beside its message, where they apply; also the tags of a Sentry report.
+FIELDS = ("request_id", "order_id", "checkout_session_id", "event_id", "event_type", "transition")
 
 
 class LogFieldsFilter(logging.Filter):
-    """Put the fields of `orders.logs` that apply on the record, unless the log call gave its own."""
+    """Put the fields of `orders.logs` that apply on the record, unless the log call gave its own.
+
+    Two kinds of line are written after a request's block has ended, so they name its id themselves:
+    django.request's answer to a 4xx or 5xx (its record carries the request) and gunicorn's access line
+    (which reads the X-Request-ID the response echoes).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in current_log_fields().items():
             if not getattr(record, name, ""):
                 setattr(record, name, value)
+        if not getattr(record, "request_id", ""):
+            request_id = getattr(getattr(record, "request", None), "request_id", "")
+            if record.name == "gunicorn.access" and isinstance(record.args, dict):
+                request_id = record.args.get("{x-request-id}o", "")
+            if request_id:
+                record.request_id = request_id
         return True
+
+
+def log_format_from_env() -> str:
+    """Return LOG_FORMAT, plain or json: plain in development (DJANGO_DEBUG), json otherwise by default."""
+    log_format = env_str("LOG_FORMAT", "plain" if env_bool("DJANGO_DEBUG", default=False) else "json").lower()
+    if log_format not in ("plain", "json"):
+        raise ImproperlyConfigured(f"LOG_FORMAT={log_format!r} is not one of: plain, json.")
+    return log_format
 
 
 def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
@@ -61,6 +85,15 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
     }
 
 
+def gunicorn_logging_config(*, level: str, access_log: bool) -> dict[str, Any]:
+    """Return gunicorn's `logconfig_dict`: its error and access lines as JSON objects on stderr (the access
+    lines dropped, below their logger's level, unless an access log is asked for)."""
+    levels = {"gunicorn.error": level, "gunicorn.access": "INFO" if access_log else "WARNING"}
+    config = logging_config(log_format="json", level=level)
+    config["loggers"] = {name: {"handlers": ["console"], "level": lvl} for name, lvl in levels.items()}
+    return config
+
+
 class RequestIdMiddleware:
     """Give each request an id: a trusted proxy's X-Request-ID, or a new one; echo it, log it everywhere.
 
@@ -88,37 +121,50 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 SECRET_KEYS = re.compile(r"(?i)stripe[-_]signature|authorization|cookie|secret|password|token|dsn")
 
 
+def scrub(value: Any, *, send_emails: bool) -> Any:
+    """Return the value with its secrets (and e-mail addresses, unless send_emails) replaced: by the name
+    they are kept under (a header, a variable) and by the look of their text, wherever it is."""
+    if isinstance(value, str):
+        value = SECRETS.sub("[Filtered]", value)
+        return value if send_emails else EMAIL.sub("[Filtered email]", value)
+    if isinstance(value, dict):
+        return {
+            k: "[Filtered]" if SECRET_KEYS.search(str(k)) else scrub(v, send_emails=send_emails)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub(item, send_emails=send_emails) for item in value]
+    return value
+
+
 def sentry_init(*, dsn: str, environment: str, send_emails: bool, release: str = "") -> None:
-    """Report unhandled errors (views, commands, the worker) and error log lines to Sentry, scrubbed.
+    """Report unhandled errors (views, commands, the worker) and ERROR lines to Sentry, tagged, scrubbed.
 
     Imported only when SENTRY_DSN is set: without it nothing is loaded or sent. An event that ends
-    failed or needs_review logs an error, so it is reported too, tagged with the fields of orders.logs.
+    failed or needs_review logs an ERROR line, so it is reported, tagged with the fields of the line.
+    Request bodies are not sent (a webhook's holds the buyer's details), nor the user unless send_emails.
     """
     import sentry_sdk
     from sentry_sdk.integrations.django import DjangoIntegration
-
-    def scrub(value: Any) -> Any:
-        if isinstance(value, str):
-            value = SECRETS.sub("[Filtered]", value)
-            return value if send_emails else EMAIL.sub("[Filtered email]", value)
-        if isinstance(value, dict):
-            return {k: "[Filtered]" if SECRET_KEYS.search(str(k)) else scrub(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [scrub(item) for item in value]
-        return value
+    from sentry_sdk.integrations.logging import LoggingIntegration
 
     def before_send(event: dict, hint: dict) -> dict:
+        # A log line's own fields (given with extra=) first, then those of the blocks an error left (see
+        # orders.logs), then those of the block the report is made in.
+        record, error = hint.get("log_record"), (hint.get("exc_info") or (None, None))[1]
+        fields = {name: getattr(record, name) for name in FIELDS if getattr(record, name, "")}
         tags = event.setdefault("tags", {})
-        for name, value in current_log_fields().items():
-            tags.setdefault(name, value)
-        return scrub(event)
+        for name, value in {**current_log_fields(), **getattr(error, "log_fields", {}), **fields}.items():
+            tags.setdefault(name, str(value))
+        return scrub(event, send_emails=send_emails)
 
     sentry_sdk.init(
         dsn=dsn,
         environment=environment,
         release=release or None,
-        integrations=[DjangoIntegration()],
-        send_default_pii=False,
+        # sentry-sdk 3 sends no log line as an event unless asked: ERROR lines are what a person must see.
+        integrations=[DjangoIntegration(), LoggingIntegration(level=None, event_level=logging.ERROR)],
+        data_collection={"user_info": send_emails, "http_bodies": []},
         before_send=before_send,
         traces_sample_rate=0.0,
     )

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from checkout_demo.env import env_bool, env_float, env_int, env_list, env_networks, env_rate, env_str
-from checkout_demo.logs import logging_config, sentry_init
+from checkout_demo.logs import log_format_from_env, logging_config, sentry_init
 from payments.stripe_ips import STRIPE_WEBHOOK_IPS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -235,9 +235,7 @@ METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS")
 
 LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
 # One JSON object a line (for a log system) or plain lines (for a person at a terminal).
-LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json").lower()
-if LOG_FORMAT not in ("plain", "json"):
-    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not one of: plain, json.")
+LOG_FORMAT = log_format_from_env()
 LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 
 # Error reports to Sentry, only when a DSN is set (nothing is imported otherwise). E-mail addresses are

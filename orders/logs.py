@@ -18,6 +18,11 @@ def log_fields(**fields: object) -> Iterator[None]:
     token = _fields.set(_with(fields))
     try:
         yield
+    except Exception as exc:
+        # An error is reported after the blocks it left have ended: the innermost one names it.
+        if not hasattr(exc, "log_fields"):
+            exc.log_fields = current_log_fields()
+        raise
     finally:
         _fields.reset(token)
 

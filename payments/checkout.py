@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from orders.exceptions import ProductUnavailable
-from orders.logs import log_fields
+from orders.logs import log_bind, log_fields
 from orders.models import Order, OrderStatus, Product, TransitionSource
 from orders.selectors import (
     order_get,
@@ -162,6 +162,7 @@ def checkout_start(
             shipping_countries=settings.CHECKOUT_SHIPPING_COUNTRIES if shipped else None,
             shipping_rates=settings.CHECKOUT_SHIPPING_RATES,
         )
+        log_bind(checkout_session_id=session.id)
         _session_store(order, session)
         _refuse_if_closed_meanwhile(order, session)
         logger.info(

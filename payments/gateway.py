@@ -494,6 +494,18 @@ def events_list(
         yield event.to_dict()
 
 
+@translated("list the events Stripe has not delivered")
+def events_undelivered(*, types: list[str], limit: int, timeout: float) -> list[tuple[str, int]]:
+    """Return (id, created) of the newest events Stripe has not delivered to every endpoint: one page.
+
+    Its own client, with a short timeout and no retry: the caller, a metrics scrape, must not wait long.
+    """
+    client()  # PaymentProviderNotConfigured without a key
+    quick = _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, timeout, 0)
+    listed = quick.v1.events.list(params={"limit": limit, "types": types, "delivery_success": False})
+    return [(event.id, event.created) for event in listed.data]
+
+
 def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dict[str, Any]:
     """Verify a webhook against every configured secret and return the event as a dict.
 

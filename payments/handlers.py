@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from orders.logs import log_bind, log_fields
 from orders.money import money_format
 from orders.refunds import RefundTotals
 from payments import gateway
@@ -110,7 +111,8 @@ def event_handle(*, event: dict[str, Any], source: str) -> EventOutcome:
     handler = HANDLERS.get(event["type"])
     if handler is None:
         return EventOutcome.of(event, EventStatus.IGNORED, "unhandled event type")
-    return handler(event, source)
+    with log_fields(event_id=event["id"], event_type=event["type"]):
+        return handler(event, source)
 
 
 def _object(event: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -169,6 +171,7 @@ def charge_refunded(event: dict[str, Any], source: str) -> EventOutcome:
         order_id = order_for_payment_intent(payment_intent_id=payment_intent_id)
     except NotOurs as exc:
         return _ignored(event, f"charge {charge['id']} not made by this project: {exc}")
+    log_bind(order_id=order_id)
     embedded = charge.get("refunds") or {}
     if embedded.get("data") and not embedded.get("has_more"):
         # API versions before 2022-11-15 embed the refunds, without their payment intent: it is the charge's.

@@ -6,21 +6,44 @@ come from its partial index, the counts by status or source are capped (`orders.
 latencies read at most LATENCY_SAMPLE_LIMIT recent rows.
 """
 
+import contextlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from orders.db import capped_count
-from orders.models import OrderTransition, TransitionSource
+from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
+from payments import gateway
+from payments.exceptions import PaymentProviderError
+from payments.handlers import HANDLERS
 from payments.models import FINISHED_STATUSES, UNFINISHED_STATUSES, EventStatus, StripeEvent
 
 LATENCY_WINDOW = timedelta(minutes=5)
 # The most recent finished events a latency summary reads: a burst cannot make a scrape expensive.
 LATENCY_SAMPLE_LIMIT = 10_000
 LATENCY_QUANTILES = (0.5, 0.9, 0.99)
+
+
+# Stripe's list of the events it has not delivered is asked at most once this often by each process, and
+# waited for at most this long (a failure is kept as long): a scrape never waits on Stripe for long.
+UNDELIVERED_CACHE_SECONDS = 60
+UNDELIVERED_TIMEOUT_SECONDS = 3.0
+UNDELIVERED_LIMIT = 100  # one page, newest first
+UNDELIVERED_CACHE_KEY = "health:stripe-events-undelivered"
+
+
+@dataclass(frozen=True)
+class Lost:
+    """Paid orders or Stripe events whose webhook looks lost: how many, and how long for the oldest."""
+
+    count: int
+    oldest_age: timedelta | None
 
 
 @dataclass(frozen=True)
@@ -67,6 +90,51 @@ def event_queue(*, now: datetime | None = None) -> EventQueue:
         oldest_waiting_age=max(now - figures["oldest"], timedelta(0)) if figures["oldest"] else None,
         finished_per_second=finished / LATENCY_WINDOW.total_seconds(),
     )
+
+
+def lost_after() -> timedelta:
+    """Return how long a webhook may be on its way before it counts as lost: Stripe delivers in seconds, a
+    worker processes at once, or after WORKER_LEASE_SECONDS if the one that claimed the event died."""
+    return timedelta(seconds=settings.WORKER_LEASE_SECONDS)
+
+
+def orders_paid_not_fulfilled(*, now: datetime | None = None) -> Lost:
+    """Return the orders paid (confirmed by the buyer's return) and not fulfilled for longer than
+    lost_after(): their fulfilling webhook never came, or no worker processes the queue."""
+    now = now or timezone.now()
+    figures = Order.objects.filter(
+        status=OrderStatus.CONFIRMED, confirmed_at__lt=now - lost_after()
+    ).aggregate(count=Count("pk"), oldest=Min("confirmed_at"))
+    return Lost(figures["count"], now - figures["oldest"] if figures["oldest"] else None)
+
+
+def stripe_events_undelivered(*, now: datetime | None = None) -> Lost | None:
+    """Return the events of the handled types that Stripe lists as not delivered (delivery_success=false)
+    for longer than lost_after() and the inbox does not hold; None when Stripe did not answer.
+
+    Stripe keeps listing an event whose deliveries failed after a backfill stored it: those do not count.
+    """
+    now = now or timezone.now()
+    try:
+        listed = cache.get(UNDELIVERED_CACHE_KEY)
+    except Exception:  # the cache (Redis) is down: ask Stripe rather than fail the whole scrape
+        listed = None
+    if listed is None:
+        try:
+            listed = gateway.events_undelivered(
+                types=sorted(HANDLERS), limit=UNDELIVERED_LIMIT, timeout=UNDELIVERED_TIMEOUT_SECONDS
+            )
+        except PaymentProviderError:
+            listed = False  # not configured, unreachable or refused: kept too, so asked once a minute
+        with contextlib.suppress(Exception):
+            cache.set(UNDELIVERED_CACHE_KEY, listed, UNDELIVERED_CACHE_SECONDS)
+    if listed is False:
+        return None
+    due = {event_id: created for event_id, created in listed if created < (now - lost_after()).timestamp()}
+    stored = set(StripeEvent.objects.filter(stripe_id__in=due).values_list("stripe_id", flat=True))
+    lost = [created for event_id, created in due.items() if event_id not in stored]
+    oldest = datetime.fromtimestamp(min(lost), tz=dt_timezone.utc) if lost else None
+    return Lost(len(lost), now - oldest if oldest else None)
 
 
 def stripe_event_counts() -> dict[str, int]:

@@ -79,6 +79,35 @@ class HealthCollector(Collector):
         if latency.max is not None:
             seconds.add_metric(["1"], latency.max)
         yield seconds
+        after = int(health.lost_after().total_seconds())
+        lost = {
+            "paid_order": health.orders_paid_not_fulfilled(),
+            "stripe_event": health.stripe_events_undelivered(),
+        }
+        count = GaugeMetricFamily(
+            f"{PREFIX}_lost_webhooks",
+            f"Webhooks lost for over {after} s (the worker's lease), by kind: 'paid_order' counts orders "
+            "paid (confirmed by the buyer's return) and not fulfilled; 'stripe_event' events Stripe lists as "
+            f"not delivered (the newest {health.UNDELIVERED_LIMIT}) that were not stored here either.",
+            labels=["kind"],
+        )
+        age = GaugeMetricFamily(
+            f"{PREFIX}_lost_webhook_oldest_age_seconds",
+            "How long ago the oldest of those was paid, or created at Stripe; 0 when none.",
+            labels=["kind"],
+        )
+        for kind, figures in lost.items():
+            if figures is not None:
+                count.add_metric([kind], figures.count)
+                age.add_metric([kind], _seconds(figures.oldest_age))
+        yield from (count, age)
+        yield _gauge(
+            "stripe_events_api_up",
+            f"1 when Stripe answered the list of undelivered events (asked at most every "
+            f"{health.UNDELIVERED_CACHE_SECONDS} s, waited on for at most "
+            f"{health.UNDELIVERED_TIMEOUT_SECONDS:g} s); 0, and no kind='stripe_event' figures, when not.",
+            int(lost["stripe_event"] is not None),
+        )
         yield _gauge(
             "event_processing_latency_events",
             f"Finished Stripe events the latency quantiles describe (received in the last {window} s, "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from orders.exceptions import RefundNotFound
+from orders.logs import log_fields
 from orders.models import Order, OrderRefund, RefundStatus
 from orders.money import money_format
 from orders.refunds import (
@@ -64,15 +65,16 @@ def order_refund(
     cannot be refunded, PaymentProviderNotConfigured when Stripe is not set up, OrderNotFound.
     """
     gateway.client()
-    refund, created = order_refund_request(
-        order_id=order_id,
-        amount=amount,
-        reason=reason,
-        requested_by=requested_by,
-        requested_by_user=requested_by_user,
-        request_id=request_id,
-    )
-    return refund_request_send(refund_id=refund.pk, created=created)
+    with log_fields(order_id=order_id):
+        refund, created = order_refund_request(
+            order_id=order_id,
+            amount=amount,
+            reason=reason,
+            requested_by=requested_by,
+            requested_by_user=requested_by_user,
+            request_id=request_id,
+        )
+        return refund_request_send(refund_id=refund.pk, created=created)
 
 
 def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) -> RefundOutcome:
@@ -162,7 +164,9 @@ def _payment_of(order: Order) -> str:
         raise NotOurs(f"its session {session.id} names another order")
     if not session.payment_intent_id:
         raise NotOurs(f"its session {session.id} was not paid")
-    order_payment_details_store(order_id=order.pk, payment_intent_id=session.payment_intent_id)
+    order_payment_details_store(
+        order_id=order.pk, payment_intent_id=session.payment_intent_id, customer_email=session.customer_email
+    )
     return session.payment_intent_id
 
 

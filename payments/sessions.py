@@ -141,7 +141,7 @@ def checkout_session_apply(
             detail = f"would refund: paid, but the order is {owner.status}"
             return SessionApplied(SessionDecision.LATE_PAYMENT, session.id, owner.pk, detail)
         return SessionApplied(decision, session.id, owner.pk, f"would apply: {decision}")
-    with log_fields(order_id=owner.pk, session_id=session.id):
+    with log_fields(order_id=owner.pk, checkout_session_id=session.id):
         return _act(decision, session, owner, source, paid_transition, stripe_event_id)
 
 
@@ -312,6 +312,7 @@ def _log_refusal(applied: SessionApplied, level: int, source: str, stripe_event_
         applied.reason,
         source,
         stripe_event_id or "-",
+        extra={"order_id": str(applied.order_id or ""), "checkout_session_id": applied.session_id},
     )
 
 
@@ -348,7 +349,11 @@ def late_payment_settle(
     elif not settings.REFUND_LATE_PAYMENTS:
         action = "automatic refunds are off (REFUND_LATE_PAYMENTS): refund it, or fulfill it, by hand"
     else:
-        order_payment_details_store(order_id=order_id, payment_intent_id=session.payment_intent_id)
+        order_payment_details_store(
+            order_id=order_id,
+            payment_intent_id=session.payment_intent_id,
+            customer_email=session.customer_email,
+        )
         try:
             outcome = order_refund(
                 order_id=order_id,

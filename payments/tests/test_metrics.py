@@ -7,7 +7,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from checkout_demo.env import env_networks
+from orders.models import Order, OrderStatus
 from payments.models import EventStatus
+from payments.tests.events import emulator_order
 from payments.tests.health_rows import event_stored, transitions_written
 
 pytestmark = pytest.mark.django_db
@@ -181,3 +183,35 @@ def test_an_idle_shop_exports_zeros_and_every_metric_has_help(client, metrics_op
     assert families["checkout_events_processed_per_second"].samples[0].value == 0
     assert families["checkout_event_processing_latency_seconds"].samples == []
     assert all(family.documentation for family in families.values())
+
+
+def test_lost_webhooks_show_paid_orders_not_fulfilled_and_events_stripe_did_not_deliver(
+    client, metrics_open, settings, emulator, synced_product
+):
+    settings.WORKER_LEASE_SECONDS = 0  # whatever is on its way counts at once
+    paid, _ = emulator_order(synced_product)
+    Order.objects.filter(pk=paid.pk).update(
+        status=OrderStatus.CONFIRMED, confirmed_at=timezone.now() - timedelta(minutes=20)
+    )
+    emulator.configure(webhook_url="http://127.0.0.1:9/stripe-webhook", webhook_timing="hold")
+    _, held = emulator_order(synced_product)
+    emulator.pay(held.id, "card")
+
+    samples = _samples(_scrape(client))
+
+    paid, event = (("kind", "paid_order"),), (("kind", "stripe_event"),)
+    assert samples[("checkout_lost_webhooks", paid)] == 1
+    assert 20 * 60 <= samples[("checkout_lost_webhook_oldest_age_seconds", paid)] < 21 * 60
+    assert samples[("checkout_stripe_events_api_up", ())] == 1
+    assert samples[("checkout_lost_webhooks", event)] == 1
+    assert 0 <= samples[("checkout_lost_webhook_oldest_age_seconds", event)] < 60
+
+
+def test_without_an_answer_from_stripe_its_figures_are_absent_not_zero(client, metrics_open):
+    samples = _samples(_scrape(client))  # no Stripe key in the test settings
+
+    assert samples[("checkout_stripe_events_api_up", ())] == 0
+    assert [labels for name, labels in samples if name == "checkout_lost_webhooks"] == [
+        (("kind", "paid_order"),)
+    ]
+    assert samples[("checkout_lost_webhook_oldest_age_seconds", (("kind", "paid_order"),))] == 0

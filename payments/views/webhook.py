@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from orders.logs import log_fields
 from payments import gateway
 from payments.exceptions import WebhookPayloadInvalid, WebhookSignatureInvalid
 from payments.http import stripe_source_required
@@ -56,7 +57,8 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return _text(400, str(exc))
 
     try:
-        intake = stripe_event_intake(event=event, payload=payload)
+        with log_fields(event_id=event["id"], event_type=event["type"]):
+            intake = stripe_event_intake(event=event, payload=payload)
     except EventNotStored:
         return _text(503, "Could not store the event right now; deliver it again later.")
     return _text(200, intake.reply)
