@@ -9,8 +9,7 @@ latencies read at most LATENCY_SAMPLE_LIMIT recent rows.
 import contextlib
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -133,7 +132,7 @@ def stripe_events_undelivered(*, now: datetime | None = None) -> Lost | None:
     due = {event_id: created for event_id, created in listed if created < (now - lost_after()).timestamp()}
     stored = set(StripeEvent.objects.filter(stripe_id__in=due).values_list("stripe_id", flat=True))
     lost = [created for event_id, created in due.items() if event_id not in stored]
-    oldest = datetime.fromtimestamp(min(lost), tz=dt_timezone.utc) if lost else None
+    oldest = datetime.fromtimestamp(min(lost), tz=UTC) if lost else None
     return Lost(len(lost), now - oldest if oldest else None)
 
 

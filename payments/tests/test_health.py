@@ -2,8 +2,7 @@
 
 import socket
 import threading
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.cache import cache
@@ -183,7 +182,7 @@ def test_an_event_stripe_did_not_deliver_is_counted_until_the_inbox_holds_it(emu
     lost = health.stripe_events_undelivered(now=now)
 
     assert lost.count == 1
-    assert lost.oldest_age == now - datetime.fromtimestamp(event["created"], tz=dt_timezone.utc)
+    assert lost.oldest_age == now - datetime.fromtimestamp(event["created"], tz=UTC)
     # A backfill stores it; Stripe goes on listing it as undelivered, which no longer counts.
     stripe_event_intake(event=event, source="backfill")
     assert health.stripe_events_undelivered(now=now) == health.Lost(0, None)
