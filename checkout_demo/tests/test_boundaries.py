@@ -58,9 +58,8 @@ def test_emulator_uses_the_standard_library_only():
     assert foreign == {}
 
 
-def test_orders_imports_django_and_djangos_tasks_api_only():
-    # django_tasks is Django's own tasks API (django.tasks from Django 6), backported to 5.2.
-    allowed = set(sys.stdlib_module_names) | {"django", "django_tasks", "orders"}
+def test_orders_imports_django_only():
+    allowed = set(sys.stdlib_module_names) | {"django", "orders"}
     foreign = {
         str(path.relative_to(ROOT)): sorted(_imports(path) - allowed)
         for path in _modules("orders")
