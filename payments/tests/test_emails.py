@@ -2,11 +2,15 @@
 retried with backoff, and never sent twice, whatever redeliveries, replays, audits and crashes."""
 
 import logging
+import os
+import signal
 from collections import Counter
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from conftest import run_together
@@ -15,8 +19,18 @@ from orders.models import Order, OrderRefund, OrderStatus
 from orders.services import order_create
 from orders.signals import signals_resend
 from payments.emails import LEASE_LOST, customer_email_owe, emails_send_due
-from payments.models import CustomerEmail, EmailKind, EmailStatus
-from payments.tests.events import event, new_id, open_order, receive, refund_object, session_event
+from payments.models import CustomerEmail, EmailKind, EmailStatus, StripeEvent
+from payments.tests.conftest import WEBHOOK_SECRET, emulator_worker_env
+from payments.tests.events import (
+    deliver,
+    emulator_order,
+    event,
+    new_id,
+    open_order,
+    receive,
+    refund_object,
+    session_event,
+)
 from payments.tests.smtp import SmtpServer, body, free_port
 from payments.worker import Worker
 
@@ -26,17 +40,24 @@ BUYER = "buyer@example.com"
 SITE = "https://shop.example.com"
 COMPLETED = "checkout.session.completed"
 FAILED = "checkout.session.async_payment_failed"
+WITNESS_SETTINGS = "payments.tests.witness.settings"
 
 
 @pytest.fixture
-def smtp(settings):
-    """Return a real SMTP server that the project's e-mails go to."""
+def smtp_server():
+    """Return a real SMTP server, started, for worker processes (its env()) or this one."""
     server = SmtpServer().start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
-    settings.SITE_URL = SITE
     yield server
     server.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server, settings):
+    """Return a real SMTP server that this process's e-mails go to."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp_server.port
+    settings.SITE_URL = SITE
+    return smtp_server
 
 
 @pytest.fixture
@@ -315,3 +336,128 @@ def test_workers_sending_at_once_send_each_email_once(product, smtp):
         f"Your order {order.reference} is confirmed" for order in orders
     )
     assert set(CustomerEmail.objects.values_list("status", flat=True)) == {EmailStatus.SENT}
+
+
+# Real `process_events` workers, on the test database, sending through a real SMTP server.
+
+
+@pytest.fixture
+def webhook(settings):
+    """Return a deliverer of signed events to this process's webhook, which stores them for the workers."""
+    settings.STRIPE_WEBHOOK_SECRETS = [WEBHOOK_SECRET]
+    client = Client()
+    return lambda evt: deliver(client, evt)
+
+
+def confirmed(order: Order) -> str:
+    return f"Your order {order.reference} is confirmed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_sends_one_confirmation_whatever_redeliveries_replays_audits_and_kills_follow(
+    emulator, live_server, worker, synced_product, smtp_server, webhook, wait_until
+):
+    emulator.configure(webhook_url=f"{live_server.url}/stripe-webhook", duplicates=2)
+    env = {**emulator_worker_env(emulator), **smtp_server.env(), "SITE_URL": SITE}
+    first = worker(**env)
+    order, session = emulator_order(synced_product, quantity=2)
+
+    emulator.pay(session.id, "card", email=BUYER)
+
+    wait_until(lambda: smtp_server.messages)
+    (message,) = smtp_server.messages
+    assert (message["To"], message["Subject"]) == (BUYER, confirmed(order))
+    for part in (body(message, "plain"), body(message, "html")):
+        assert "Synced product" in part and "99.98 USD" in part and order.reference in part
+        assert f"{SITE}/success?session_id={session.id}" in part
+
+    completed = StripeEvent.objects.get(order=order, type=COMPLETED)
+    assert webhook(completed.event).content == b"duplicate: event already stored"
+    call_command("replay_events", completed.stripe_id, verbosity=0)
+    call_command("audit_payments", "--fix", "--older-than", "0s", "--max-rate", "1000", stdout=StringIO())
+    call_command("reconcile_orders", "--older-than", "0s", stdout=StringIO())
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    worker(**env)
+    # The next order's confirmation shows the new worker at work: by then it has swept and sent what was due.
+    later, session = emulator_order(synced_product)
+    emulator.pay(session.id, "card", email=BUYER)
+    wait_until(lambda: len(smtp_server.messages) >= 2)
+
+    assert Counter(smtp_server.subjects()) == Counter([confirmed(order), confirmed(later)])
+    assert emails(order) == [(EmailKind.ORDER_CONFIRMATION, EmailStatus.SENT)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_inside_the_fulfilment_signal_owes_nothing_and_the_next_one_sends_it_once(
+    product, worker, smtp_server, webhook, wait_until, tmp_path
+):
+    witness = {"WITNESS_DIR": str(tmp_path), **smtp_server.env(), "WORKER_SWEEP_SECONDS": "0.2"}
+    order = open_order(product)
+    webhook(session_event(COMPLETED, order))
+
+    stuck = worker(settings_module=WITNESS_SETTINGS, WITNESS_BLOCK="true", **witness)
+    wait_until(lambda: (tmp_path / "claimed").exists())  # the receivers run, inside the signal's claim
+    os.kill(stuck.pid, signal.SIGKILL)
+    stuck.wait(timeout=10)
+
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.FULFILLED
+    assert emails(order) == []  # owed with the claim, so rolled back with it
+    worker(settings_module=WITNESS_SETTINGS, **witness)  # its sweep finds the signal owed
+    wait_until(lambda: smtp_server.messages)
+    later = open_order(product)
+    webhook(session_event(COMPLETED, later))
+    wait_until(lambda: len(smtp_server.messages) >= 2)
+
+    assert Counter(smtp_server.subjects()) == Counter([confirmed(order), confirmed(later)])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_smtp_server_down_a_worker_retries_with_backoff_and_sends_once_it_is_back(
+    product, worker, webhook, wait_until
+):
+    port = free_port()  # nothing listens: connection refused
+    backoff = {"RETRY_BASE_SECONDS": "0.2", "RETRY_MAX_SECONDS": "0.4", "EMAIL_MAX_ATTEMPTS": "100"}
+    worker(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(port), **backoff)
+    order = open_order(product)
+    webhook(session_event(COMPLETED, order))
+
+    def retried() -> bool:
+        email = CustomerEmail.objects.filter(order=order).first()
+        return email is not None and email.attempts >= 2 and "ConnectionRefusedError" in email.last_error
+
+    wait_until(retried)
+    assert CustomerEmail.objects.get().status != EmailStatus.FAILED
+    server = SmtpServer(port).start()
+    try:
+        wait_until(lambda: emails(order) == [(EmailKind.ORDER_CONFIRMATION, EmailStatus.SENT)])
+    finally:
+        server.stop()
+
+    assert server.subjects() == [confirmed(order)]
+    assert CustomerEmail.objects.get().attempts >= 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_while_sending_leaves_the_email_failed_and_it_is_never_sent_again(
+    product, worker, smtp_server, webhook, wait_until
+):
+    env = {**smtp_server.env(), "WORKER_LEASE_SECONDS": "1", "WORKER_SWEEP_SECONDS": "0.2"}
+    smtp_server.holding.set()  # the server takes the message and does not answer yet
+    sending = worker(**env)
+    order = open_order(product)
+    webhook(session_event(COMPLETED, order))
+    wait_until(lambda: smtp_server.messages)
+    os.kill(sending.pid, signal.SIGKILL)
+    sending.wait(timeout=10)
+    smtp_server.holding.clear()
+    assert emails(order) == [(EmailKind.ORDER_CONFIRMATION, EmailStatus.SENDING)]
+
+    worker(**env)
+    wait_until(lambda: emails(order) == [(EmailKind.ORDER_CONFIRMATION, EmailStatus.FAILED)])
+    later = open_order(product)
+    webhook(session_event(COMPLETED, later))
+    wait_until(lambda: len(smtp_server.messages) >= 2)
+
+    assert Counter(smtp_server.subjects()) == Counter([confirmed(order), confirmed(later)])
+    assert CustomerEmail.objects.get(order=order).last_error == LEASE_LOST
