@@ -3,6 +3,7 @@ retried with backoff, and never sent twice, whatever redeliveries, replays, audi
 
 import logging
 import os
+import re
 import signal
 from collections import Counter
 from datetime import timedelta
@@ -18,6 +19,7 @@ from orders import transitions
 from orders.models import Order, OrderRefund, OrderStatus
 from orders.services import order_create
 from orders.signals import signals_resend
+from payments import gateway
 from payments.emails import LEASE_LOST, customer_email_owe, emails_send_due
 from payments.models import CustomerEmail, EmailKind, EmailStatus, StripeEvent
 from payments.tests.conftest import WEBHOOK_SECRET, emulator_worker_env
@@ -178,6 +180,26 @@ def test_each_succeeded_refund_owes_one_notice_of_its_amount_and_what_remains(pr
     assert "We have refunded 30.00 USD" in text
     assert "Refunded in all: 30.00 USD of 99.98 USD" in text and "Still paid: 69.98 USD" in text
     assert "Still paid: 59.98 USD" in body(smtp.messages[1], "plain")
+
+
+def test_the_link_in_a_full_refunds_notice_opens_the_orders_page(client, emulator, synced_product, smtp):
+    order, session = emulator_order(synced_product)
+    emulator.pay(session.id, "card", email=BUYER)
+    paid = gateway.checkout_session_retrieve(session_id=session.id).payment_intent_id
+    transitions.order_fulfill(
+        order_id=order.pk, source="webhook", payment_intent_id=paid, customer_email=BUYER
+    )
+    order.refresh_from_db()
+    refund = refund_object(order, refund_id=new_id("re_"), amount=order.amount_total, status="succeeded")
+    receive(event("refund.updated", refund))
+    emails_send_due()
+
+    link = re.search(rf"{SITE}(\S+)", body(smtp.messages[-1], "plain"))[1]
+    response = client.get(link)
+
+    assert smtp.subjects()[-1] == f"A refund for your order {order.reference}"
+    assert response.status_code == 200
+    assert "Your order was refunded" in response.content.decode()
 
 
 def test_a_failed_delayed_payment_owes_one_notice(product, smtp):
