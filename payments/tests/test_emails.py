@@ -8,9 +8,11 @@ import signal
 from collections import Counter
 from datetime import timedelta
 from io import StringIO
+from unittest.mock import Mock
 
 import pytest
 from django.core.management import call_command
+from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 
@@ -22,8 +24,10 @@ from orders.signals import signals_resend
 from payments import gateway
 from payments.emails import LEASE_LOST, customer_email_owe, emails_send_due
 from payments.models import CustomerEmail, EmailKind, EmailStatus, StripeEvent
+from payments.sessions import checkout_session_apply
 from payments.tests.conftest import WEBHOOK_SECRET, emulator_worker_env
 from payments.tests.events import (
+    checkout_session,
     deliver,
     emulator_order,
     event,
@@ -227,6 +231,18 @@ def test_a_failed_payment_event_that_loses_the_fail_transition_owes_no_notice(pr
 
     assert Order.objects.get(pk=order.pk).status == OrderStatus.FAILED
     assert emails(order) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_notice_that_cannot_be_owed_rolls_the_fail_transition_back_with_it(product, monkeypatch):
+    order = open_order(product)
+    failed = gateway.CheckoutSession.from_payload(checkout_session(order, payment_status="unpaid"))
+    monkeypatch.setattr(CustomerEmail.objects, "bulk_create", Mock(side_effect=OperationalError("gone")))
+
+    with pytest.raises(OperationalError):  # no caller's transaction around it: its own
+        checkout_session_apply(session=failed, source="webhook", payment_failed=True)
+
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PENDING  # both again on the next try
 
 
 def test_with_customer_emails_off_nothing_is_owed(product, settings):
