@@ -48,10 +48,11 @@ from orders.models import (
 from orders.money import AmountInvalid, money_format, money_parse
 from orders.refunds import order_refund_amount_check, order_refundable_remaining
 from payments.catalog import product_price_archive, product_price_create
+from payments.emails import customer_emails_resend
 from payments.exceptions import PaymentProviderError
 from payments.gateway import dashboard_url
 from payments.inbox import NEEDS_A_PERSON, stripe_events_replay
-from payments.models import EventStatus, StripeEvent
+from payments.models import CustomerEmail, EmailStatus, EventStatus, StripeEvent
 from payments.order_actions import OrderActionResult, order_close, order_fulfill_verified, order_settle
 from payments.refunds import order_refund
 
@@ -231,6 +232,14 @@ class DisputeInline(RecordInline):
     amount_display = money_column("amount", "Amount")
 
 
+class EmailInline(RecordInline):
+    """The e-mails the buyer was sent, or is owed (payments.emails)."""
+
+    model = CustomerEmail
+    fields = ("created_at", "kind", "to_address", "status", "attempts", "sent_at", "last_error")
+    readonly_fields = fields
+
+
 def session_expired() -> Q:
     """Return the condition of an open order whose Checkout Session has expired at Stripe.
 
@@ -300,7 +309,7 @@ class OrderAdmin(RecordAdmin):
     }
     search_order_field = "pk"
     date_hierarchy = "created_at"
-    inlines = [LineInline, TransitionInline, RefundInline, DisputeInline]
+    inlines = [LineInline, TransitionInline, RefundInline, DisputeInline, EmailInline]
     actions = ["fulfill_selected", "fail_selected", "expire_selected", "settle_selected"]
     # Closing an order stops its buyer from paying, fulfilling sends the goods: two different trusts.
     # Settling needs the change permission, which the order page itself never uses (it has no Save).
@@ -576,6 +585,30 @@ class OrderDisputeAdmin(RecordAdmin):
     list_filter = ("status",)
     ordering = ("evidence_due_by", "id")
     amount_display = money_column("amount", "Amount")
+
+
+@admin.register(CustomerEmail)
+class CustomerEmailAdmin(RecordAdmin):
+    """Every e-mail owed to a buyer; Needs attention links to the failed ones, which the action resends."""
+
+    list_display = ("created_at", "order_column", "kind", "to_address", "status_badge", "attempts", "sent_at")
+    list_filter = ("status", "kind")
+    ordering = ("-id",)
+    actions = ["resend_selected"]
+    action_permissions = {"resend": "payments.resend_customeremail"}
+    status_badge = badge_column("status", "Status", EmailStatus)
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return self.may(request, "resend")
+
+    @admin.action(
+        description="Send selected failed e-mails again (they did not arrive)", permissions=["resend"]
+    )
+    def resend_selected(self, request: HttpRequest, queryset: QuerySet[CustomerEmail]) -> None:
+        count = customer_emails_resend(emails=queryset, by=request.user.get_username())
+        self.message_user(
+            request, f"{count} failed {noun(count, 'e-mail')} owed again; the worker sends them shortly."
+        )
 
 
 class EventOrderFilter(admin.SimpleListFilter):

@@ -30,7 +30,7 @@ from orders.models import DisputeStatus, Order, OrderDispute, OrderRefund, Refun
 from orders.money import money_format
 from orders.selectors import order_counts_created_since
 from payments.health import event_queue, stripe_event_counts
-from payments.models import EventStatus, StripeEvent
+from payments.models import CustomerEmail, EmailStatus, EventStatus, StripeEvent
 
 User = AbstractBaseUser | AnonymousUser
 VIEW_ORDERS = "orders.view_order"
@@ -171,6 +171,25 @@ LISTS = (
         ),
         {"status__in": ",".join(sorted(DisputeStatus.AWAITING_RESPONSE))},
         VIEW_ORDERS,
+    ),
+    AttentionList(
+        "failed_emails",
+        "Customer e-mails that failed",
+        ("failed e-mail", "failed e-mails"),
+        "The mail server refused them on every attempt, or their worker stopped while sending them. Check "
+        "that the buyer did not get one, then send it again with the e-mails list's action.",
+        lambda: CustomerEmail.objects.filter(status=EmailStatus.FAILED).order_by("-pk"),
+        ("Order", "E-mail", "To", "Created", "Attempts", "Error"),
+        lambda email: (
+            order_link(email.order_id),
+            email.get_kind_display(),
+            email.to_address,
+            _when(email.created_at),
+            email.attempts,
+            email.last_error or "—",
+        ),
+        {"status__exact": EmailStatus.FAILED},
+        "payments.view_customeremail",
     ),
 )
 

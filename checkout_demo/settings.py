@@ -221,6 +221,28 @@ RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", env_float("TASK_RETRY_BASE_
 RETRY_MAX_SECONDS = env_float("RETRY_MAX_SECONDS", env_float("TASK_RETRY_MAX_SECONDS", 600.0))
 STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 8)
 
+# Customer e-mails (payments/emails.py, docs/emails.md): an order confirmation, a refund notice and a failed
+# delayed payment's notice, each sent once by the worker, retried with the backoff above, then left failed.
+CUSTOMER_EMAILS = env_bool("CUSTOMER_EMAILS", default=True)
+EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", 8)
+EMAIL_HOST = env_str("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS (STARTTLS, port 587) and EMAIL_USE_SSL (port 465): set one.")
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+# SMTP when a host is set; without one, the worker's terminal shows each message in development, and
+# production tries localhost:25, so a missing relay ends as failed e-mails in Needs attention, not silence.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG and not env_str("EMAIL_HOST")
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+
 # `/metrics` (Prometheus): off (404) unless one of these is set; with both, a scrape needs both. The
 # token is a bearer token (`Authorization: Bearer ...`); the addresses are the clients' as
 # TRUSTED_PROXY_COUNT says.

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 # `stripe_event_id` as keyword arguments.
 order_fulfilled = Signal()
 # Once per succeeded refund. Receivers get `order_id`, `amount` (of this refund, minor units), `currency`,
-# `full` (the order is refunded in full as the signal is sent) and `refund_id` (Stripe's).
+# `full` (the order is refunded in full as the signal is sent), `refund_id` (Stripe's) and `refund_pk` (ours).
 order_refunded = Signal()
 # Once per status a dispute reaches, told of the newest status when it is sent (never of one going
 # backwards). Receivers get `order_id`, `dispute_id` (Stripe's) and `status`.
@@ -77,6 +77,7 @@ def order_refunded_signal_send(*, refund_pk: uuid.UUID | str) -> bool:
                 currency=refund.currency,
                 full=refund.order.fully_refunded,
                 refund_id=refund.stripe_refund_id,
+                refund_pk=refund.pk,
             )
     if claimed:
         logger.info(

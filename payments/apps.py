@@ -25,7 +25,11 @@ class PaymentsConfig(AppConfig):
     verbose_name = "Payments"
 
     def ready(self) -> None:
-        from orders.signals import order_fulfilled
+        from orders.signals import order_fulfilled, order_refunded
         from payments import checks  # noqa: F401 - importing checks registers them
+        from payments.emails import order_fulfilled_email, order_refunded_email
 
         order_fulfilled.connect(order_fulfilled_log, dispatch_uid="payments.order_fulfilled_log")
+        # Inside each signal's claim: the e-mail is owed once, with it.
+        order_fulfilled.connect(order_fulfilled_email, dispatch_uid="payments.order_fulfilled_email")
+        order_refunded.connect(order_refunded_email, dispatch_uid="payments.order_refunded_email")

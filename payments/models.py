@@ -1,8 +1,9 @@
-"""The inbox of Stripe events: every event is stored once, then processed, and its outcome kept."""
+"""The inbox of Stripe events (stored once, processed, outcome kept) and the e-mails owed to buyers."""
 
 import json
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -95,3 +96,63 @@ class StripeEvent(models.Model):
     def event(self) -> dict:
         """Return the event as Stripe sent it, parsed from the stored body."""
         return json.loads(self.payload_text)
+
+
+class EmailKind(models.TextChoices):
+    ORDER_CONFIRMATION = "order_confirmation", "Order confirmation"
+    REFUND_NOTICE = "refund_notice", "Refund notice"
+    PAYMENT_FAILED = "payment_failed", "Payment failed"
+
+
+class EmailStatus(models.TextChoices):
+    OWED = "owed", "Owed"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class CustomerEmail(models.Model):
+    """An e-mail owed to a buyer: its own outbox and queue entry (payments.emails), sent at most once."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="emails")
+    kind = models.CharField(max_length=32, choices=EmailKind.choices)
+    refund = models.ForeignKey(
+        "orders.OrderRefund", on_delete=models.PROTECT, null=True, blank=True, related_name="emails"
+    )
+    to_address = models.EmailField("to")
+    status = models.CharField(max_length=16, choices=EmailStatus.choices, default=EmailStatus.OWED)
+    attempts = models.PositiveIntegerField(default=0)
+    # Due from next_attempt_at; while `sending`, held by one worker until claimed_until.
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        # The queue in the order it is due, the lease sweep's rows, Needs attention's: each few, each partial.
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at", "id"], condition=Q(status="owed"), name="customeremail_due_idx"
+            ),
+            models.Index(
+                fields=["claimed_until"], condition=Q(status="sending"), name="customeremail_sending_idx"
+            ),
+            models.Index(fields=["id"], condition=Q(status="failed"), name="customeremail_failed_idx"),
+        ]
+        # One e-mail per order and reason, one per refund: a second insert is a no-op.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "kind"],
+                condition=~Q(kind="refund_notice"),
+                name="customeremail_once_per_order",
+            ),
+            models.UniqueConstraint(
+                fields=["refund"], condition=Q(kind="refund_notice"), name="customeremail_once_per_refund"
+            ),
+        ]
+        permissions = [("resend_customeremail", "Can send a failed customer e-mail again")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of order {self.order_id} ({self.status})"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from django.conf import settings
+from django.db import transaction
 
 from orders import transitions
 from orders.exceptions import OrderNotFound, RefundRefused
@@ -42,8 +43,10 @@ from orders.services import (
 )
 from orders.transitions import TransitionResult
 from payments import gateway
+from payments.emails import customer_email_owe
 from payments.exceptions import NotOurs
 from payments.gateway import CheckoutSession
+from payments.models import EmailKind
 from payments.refunds import order_refund
 
 logger = logging.getLogger(__name__)
@@ -258,12 +261,16 @@ def _act(
             return applied
         return _moved(decision, session, owner, result, done=result.status or "")
     if decision == SessionDecision.PAYMENT_FAILED:
-        result = transitions.order_fail(
-            order_id=owner.pk,
-            source=source,
-            reason=f"The delayed payment failed (Checkout Session {session.id}).",
-            stripe_event_id=stripe_event_id,
-        )
+        # The buyer's notice is owed by the winner of the transition, in its transaction: once.
+        with transaction.atomic(savepoint=False):
+            result = transitions.order_fail(
+                order_id=owner.pk,
+                source=source,
+                reason=f"The delayed payment failed (Checkout Session {session.id}).",
+                stripe_event_id=stripe_event_id,
+            )
+            if result.won:
+                customer_email_owe(order_id=owner.pk, kind=EmailKind.PAYMENT_FAILED)
         return _moved(decision, session, owner, result, done="failed: the delayed payment failed")
     if decision == SessionDecision.EXPIRED:
         result = transitions.order_expire(order_id=owner.pk, source=source, stripe_event_id=stripe_event_id)

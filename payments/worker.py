@@ -21,6 +21,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.utils import timezone
 
 from orders.signals import order_fulfillment_signal_send, signal_send, signals_for_order, signals_owed
+from payments.emails import emails_send_due, emails_sending_expire
 from payments.handlers import EventOutcome
 from payments.inbox import (
     retry_delay,
@@ -80,7 +81,7 @@ class Worker:
         return self.processed
 
     def run_batch(self) -> int:
-        """Claim a batch and process it; return how many events were claimed."""
+        """Claim a batch and process it, then send the customer e-mails due; return how much was done."""
         lease = timedelta(seconds=settings.WORKER_LEASE_SECONDS)
         claimed = stripe_events_claim(limit=self.batch_size, lease=lease)
         for index, event in enumerate(claimed):
@@ -92,7 +93,8 @@ class Worker:
             self.processed += 1
             if outcome.order_id and outcome.owes:
                 self.send_owed(outcome)
-        return len(claimed)
+        # E-mails count as work done, so the loop does not sleep while some are due.
+        return len(claimed) + (0 if self.stopping.is_set() else emails_send_due())
 
     def send_owed(self, outcome: EventOutcome) -> None:
         """Send, right after the commit that made them due, the signals the event's processing owes."""
@@ -119,6 +121,7 @@ class Worker:
         """
         every = settings.WORKER_SWEEP_SECONDS
         self._next_sweep = time.monotonic() + every
+        emails_sending_expire()  # customer e-mails whose worker died mid-send: failed, never sent twice
         sent = 0
         grace = timedelta(seconds=every) if grace is None else grace
         for kind, pk in signals_owed(changed_before=timezone.now() - grace):

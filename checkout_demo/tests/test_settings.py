@@ -185,6 +185,7 @@ def test_networks_expand_a_named_list_and_read_cidr(monkeypatch):
         ({"METRICS_TOKEN": "too-short"}, "METRICS_TOKEN must be at least 32 printable ASCII characters"),
         ({"METRICS_TOKEN": "a token with spaces in it, long enough to pass"}, "without spaces"),
         ({"METRICS_ALLOWED_IPS": "10.0.0.0/8,prometheus"}, "METRICS_ALLOWED_IPS: 'prometheus' is not an IP"),
+        ({"EMAIL_USE_TLS": "true", "EMAIL_USE_SSL": "true"}, "EMAIL_USE_TLS (STARTTLS, port 587) and"),
     ],
 )
 def test_bad_abuse_settings_stop_start_up_with_their_name(env, message):
@@ -231,3 +232,22 @@ def test_the_worker_lease_is_read_under_its_name_and_under_the_name_from_before_
     assert [r.stdout.splitlines()[-1] for r in (default, former, both)] == ["300.0", "60.0", "90.0"], (
         both.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "backend"),
+    [
+        ({"DJANGO_DEBUG": "true"}, "console"),  # the quick start: the worker's terminal shows each message
+        ({"DJANGO_DEBUG": "true", "EMAIL_HOST": "smtp.example.com"}, "smtp"),
+        ({}, "smtp"),  # production without a host: localhost, failing visibly if nothing listens
+        ({"EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend"}, "dummy"),
+    ],
+)
+def test_customer_emails_go_by_smtp_unless_in_development_without_a_host_or_told_otherwise(env, backend):
+    code = "from django.conf import settings; print(settings.EMAIL_BACKEND, settings.EMAIL_HOST)"
+
+    result = _manage("shell", "-c", code, env={**PRODUCTION_ENV, **env})
+
+    chosen, host = result.stdout.splitlines()[-1].split()
+    assert chosen == f"django.core.mail.backends.{backend}.EmailBackend", result.stderr
+    assert host == env.get("EMAIL_HOST", "localhost")

@@ -35,9 +35,9 @@ def _statements(captured: CaptureQueriesContext) -> list[str]:
         elif verb == "ROLLBACK":
             names.append("ROLLBACK TO SAVEPOINT" if "SAVEPOINT" in query["sql"].upper() else verb)
         else:
-            table = (
-                words[words.index("FROM") + 1] if verb == "SELECT" else words[2 if verb != "UPDATE" else 1]
-            )
+            # After INTO for an INSERT (SQLite's INSERT OR IGNORE INTO too), after FROM for the rest.
+            keyword = "INTO" if verb == "INSERT" else "FROM"
+            table = words[1] if verb == "UPDATE" else words[words.index(keyword) + 1]
             names.append(f"{verb} {table}")
     return names
 
@@ -84,7 +84,9 @@ def test_processing_a_paid_event_costs_the_transition_the_inbox_and_the_signals_
         "UPDATE payments_stripeevent",  # the event's outcome, committed with the transition
         "COMMIT",
         "BEGIN",
-        "UPDATE orders_order",  # the fulfilment signal's claim; the receivers run here
+        "UPDATE orders_order",  # the fulfilment signal's claim; the receivers run here:
+        "SELECT orders_order",  # the buyer's address, for the confirmation e-mail
+        "INSERT payments_customeremail",  # the e-mail owed, once with the claim
         "COMMIT",
     ]
 

@@ -23,6 +23,7 @@ STATUS_HEADINGS = {
     OrderStatus.FULFILLED: "Thank you, your order is complete",
     OrderStatus.FAILED: "Payment failed",
     OrderStatus.EXPIRED: "Checkout expired",
+    OrderStatus.REFUNDED: "Your order was refunded",
 }
 OUTCOME_HEADINGS = {
     ReturnOutcome.PAID: "Payment received",
