@@ -126,32 +126,38 @@ EVENT_TYPE_SQL = f"""CASE {STATUS_SQL}
     WHEN 'failed' THEN 'checkout.session.async_payment_failed'
     WHEN 'confirmed' THEN 'checkout.session.completed'
     ELSE CASE WHEN g % 2 = 0 THEN 'charge.succeeded' ELSE 'payment_intent.created' END END"""
-# One event per order that left pending; a pending order's number gives an event about no order.
+# One event per order that left pending; a pending order's number gives an event about no order. Its body
+# is stored as text (payload_text) beside the queryable copy; an unfinished one is the queue's (received:
+# due at once, failed: its retry due later).
 SEED_EVENTS = f"""
 INSERT INTO payments_stripeevent (
-    stripe_id, type, api_version, livemode, stripe_created, payload, source, status, attempts, outcome,
-    last_error, order_id, received_at, processed_at)
-SELECT stripe_id, type, '2025-03-31.basil', false, received - interval '1 second',
-    jsonb_build_object('id', stripe_id, 'object', 'event', 'type', type,
-        'data', jsonb_build_object('object', jsonb_build_object('id', {SESSION_SQL}, 'object',
-            'checkout.session', 'client_reference_id', {ORDER_ID_SQL}::text))),
+    stripe_id, type, api_version, livemode, stripe_created, payload_text, payload, source, status, attempts,
+    outcome, last_error, order_id, received_at, processed_at, next_attempt_at)
+SELECT stripe_id, type, '2025-03-31.basil', false, received - interval '1 second', payload::text, payload,
     CASE WHEN g % 50 = 7 THEN 'backfill' ELSE 'webhook' END,
     status, CASE WHEN status = 'received' THEN 0 WHEN status = 'failed' THEN 3 ELSE 1 END,
     CASE status WHEN 'processed' THEN 'fulfilled' WHEN 'ignored' THEN 'no handler for this type'
         ELSE '' END,
     CASE WHEN status = 'failed' THEN 'Traceback (most recent call last): RuntimeError: backend down'
         ELSE '' END,
-    CASE WHEN order_status = 'pending' THEN NULL ELSE {ORDER_ID_SQL} END,
+    CASE WHEN order_status = 'pending' THEN NULL ELSE order_id END,
     received, CASE WHEN status IN ('processed', 'ignored', 'needs_review')
-        THEN received + interval '20 milliseconds' END
+        THEN received + interval '20 milliseconds' END,
+    CASE status WHEN 'received' THEN received WHEN 'failed' THEN received + interval '40 seconds' END
 FROM (
-    SELECT g, 'evt_1' || substr(md5('event-' || g), 1, 23) AS stripe_id, {EVENT_TYPE_SQL} AS type,
-        {STATUS_SQL} AS order_status, {CREATED_SQL} + interval '2 minutes' AS received,
-        CASE WHEN {STATUS_SQL} = 'pending' THEN 'ignored'
-             WHEN {FLAGGED_SQL} THEN 'needs_review'
-             WHEN g % 100 = 93 THEN 'failed' WHEN g % 200 = 1 THEN 'received'
-             ELSE 'processed' END AS status
-    FROM generate_series(1, %(n)s) AS g
+    SELECT *, jsonb_build_object('id', stripe_id, 'object', 'event', 'type', type,
+        'data', jsonb_build_object('object', jsonb_build_object('id', session_id, 'object',
+            'checkout.session', 'client_reference_id', order_id::text))) AS payload
+    FROM (
+        SELECT g, 'evt_1' || substr(md5('event-' || g), 1, 23) AS stripe_id, {EVENT_TYPE_SQL} AS type,
+            {SESSION_SQL} AS session_id, {ORDER_ID_SQL} AS order_id,
+            {STATUS_SQL} AS order_status, {CREATED_SQL} + interval '2 minutes' AS received,
+            CASE WHEN {STATUS_SQL} = 'pending' THEN 'ignored'
+                 WHEN {FLAGGED_SQL} THEN 'needs_review'
+                 WHEN g % 100 = 93 THEN 'failed' WHEN g % 200 = 1 THEN 'received'
+                 ELSE 'processed' END AS status
+        FROM generate_series(1, %(n)s) AS g
+    ) AS rows
 ) AS seed
 """
 

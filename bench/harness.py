@@ -328,6 +328,13 @@ class EventWorkers:
         process.wait()
         return process.pid
 
+    def busiest(self, window: float = 0.1) -> int:
+        """Return the index of the worker that used the most CPU over the window: the one mid-batch."""
+        before = [proc_cpu_seconds(p.pid) for p in self.processes]
+        time.sleep(window)
+        used = [proc_cpu_seconds(p.pid) - cpu for p, cpu in zip(self.processes, before, strict=True)]
+        return max(range(len(used)), key=used.__getitem__)
+
     def revive(self, index: int) -> None:
         """Start a new worker in the place of a dead one."""
         self.processes[index] = self._start_one()
