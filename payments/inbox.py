@@ -13,6 +13,7 @@ import json
 import logging
 import traceback
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -95,7 +96,10 @@ def stripe_event_intake(
     ]
     try:
         try:
-            stored = _execute(_intake_sql(queryable=True), row)
+            # Inside a caller's transaction, a savepoint keeps it usable for the second try below; the
+            # webhook runs in autocommit, where the statement is its own transaction.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                stored = _execute(_intake_sql(queryable=True), row)
         except DataError as exc:
             # jsonb refuses a \u0000 or a lone surrogate that JSON allows; a text column holds the body.
             logger.warning("event %s: stored without its queryable JSON copy: %s", event["id"], exc)
