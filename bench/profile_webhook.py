@@ -27,6 +27,7 @@ import io
 import json
 import pstats
 import secrets
+import statistics
 import sys
 import time
 from collections import Counter
@@ -141,8 +142,11 @@ def profile(args: argparse.Namespace) -> int:
         product = Product.objects.create(sku="bench-profile-item", name="Bench", unit_amount=UNIT_AMOUNT)
         created = int(time.time())
         warm = completed_events(orders_create(50, product.pk), created=created)
-        events = completed_events(orders_create(args.events, product.pk), created=created)
         probe = completed_events(orders_create(2, product.pk), created=created)
+        batches = [
+            completed_events(orders_create(args.events, product.pk), created=created)
+            for _ in range(args.repeat)
+        ]
         connections.close_all()
         app = get_wsgi_application()
         statuses: Counter = Counter()
@@ -161,35 +165,42 @@ def profile(args: argparse.Namespace) -> int:
         send(warm)
         statements, _, probe_statuses = webhook_statements(probe, secret)
         statuses.update(probe_statuses)
-
-        profiler = new_profiler(args)
-        wall, cpu = timed(profiler, lambda: send(events))
         worker = Worker(batch_size=args.batch_size, poll_seconds=0, name="profile")
-        # The warm-up's, the probe's and the measured events first, so that only fresh ones are timed.
-        worker.run(once=True)
+        worker.run(once=True)  # the warm-up's and the probe's events, so that only the batches are timed
         worker_statements: Counter = Counter()
 
         def count(execute, sql, params, many, context):
             worker_statements[statement_name(SAVEPOINT_NAME.sub("sp", sql_normalised(sql)))] += 1
             return execute(sql, params, many, context)
 
-        more = completed_events(orders_create(args.events, product.pk), created=created)
-        send(more)
-        worker_profiler = new_profiler(args)
-        with connection.execute_wrapper(count):
-            worker_wall, worker_cpu = timed(worker_profiler, lambda: worker.run(once=True))
-        problems = fulfilled_exactly_once(events + more)
+        # Each repetition: a batch acknowledged one request after the other, then the worker drains it.
+        profiler, worker_profiler = new_profiler(args), new_profiler(args)
+        acks: list[tuple[float, float]] = []
+        runs: list[tuple[float, float]] = []
+        for index, batch in enumerate(batches):
+            acks.append(timed(profiler if index == 0 else None, lambda batch=batch: send(batch)))
+            with connection.execute_wrapper(count):
+                runs.append(timed(worker_profiler if index == 0 else None, lambda: worker.run(once=True)))
+        problems = fulfilled_exactly_once([event for batch in batches for event in batch])
         connections.close_all()
     finally:
         db.drop()
 
-    n = len(events)
-    say(f"profile_webhook: {db.label}, {n} events")
+    n = args.events
+    best = (
+        ""
+        if args.repeat == 1 or args.profile
+        else f" (the least CPU of {args.repeat} runs; median {{median:.2f}} ms)"
+    )
+    say(f"profile_webhook: {db.label}, {n} events" + (f", {args.repeat} times" if args.repeat > 1 else ""))
     say("\n1. the acknowledgement: one request after the other through the WSGI app (no HTTP)")
     say(f"  statuses {dict(statuses)}; checks: {'; '.join(problems) or 'every order fulfilled exactly once'}")
+    # Under the profiler, the profiled (first) run; else the least CPU: what other processes added least to.
+    wall, cpu = acks[0] if profiler else min(acks, key=lambda run: run[1])
     say(
         f"  per event: {1000 * wall / n:.2f} ms wall, {1000 * cpu / n:.2f} ms CPU in this process"
         + (" (under cProfile, which inflates both)" if profiler else "")
+        + best.format(median=1000 * statistics.median(c for _, c in acks) / n)
     )
     say(
         "  statements per event through Django's cursor: "
@@ -203,6 +214,7 @@ def profile(args: argparse.Namespace) -> int:
         f"\n2. the worker: process_events (batches of {args.batch_size}) in this process: claim, process, "
         "signal"
     )
+    worker_wall, worker_cpu = runs[0] if worker_profiler else min(runs, key=lambda run: run[1])
     worker_cpu_ms = 1000 * worker_cpu / n
     verdict = "met" if worker_cpu_ms <= WORKER_CPU_GOAL_MS else "NOT met"
     say(
@@ -212,10 +224,11 @@ def profile(args: argparse.Namespace) -> int:
             if worker_profiler
             else f" (goal <= {WORKER_CPU_GOAL_MS:g} ms: {verdict})"
         )
+        + best.format(median=1000 * statistics.median(c for _, c in runs) / n)
     )
     say(
         "  statements per event through Django's cursor: "
-        + ", ".join(f"{k / n:g} x {name}" for name, k in worker_statements.most_common())
+        + ", ".join(f"{k / n / args.repeat:g} x {name}" for name, k in worker_statements.most_common())
     )
     if worker_profiler:
         report_profile(worker_profiler, n, args.top)
@@ -229,7 +242,7 @@ def profile(args: argparse.Namespace) -> int:
                     "cpu_ms": round(1000 * cpu / n, 3),
                     "worker_wall_ms": round(1000 * worker_wall / n, 3),
                     "worker_cpu_ms": round(1000 * worker_cpu / n, 3),
-                    "worker_statements": {k: v / n for k, v in worker_statements.items()},
+                    "worker_statements": {k: v / n / args.repeat for k, v in worker_statements.items()},
                     "statements": statements,
                     "problems": problems,
                     "profiled": bool(profiler),
@@ -250,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         "--wall",
         action="store_true",
         help="profile wall time (waiting included) instead of this process's CPU time",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measure N batches of -n events; report the least CPU (1)"
     )
     parser.add_argument("--top", type=int, default=30, help="functions to list (default 30)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
