@@ -297,9 +297,19 @@ class EventWorkers:
     `kill` SIGKILLs one and `revive` starts a new one in its place, as a supervisor would.
     """
 
-    def __init__(self, *, env: dict[str, str], count: int, log_path: Path, threads: int = 1, batch: int = 0):
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        count: int,
+        log_path: Path,
+        threads: int = 1,
+        batch: int = 0,
+        nice: int = 0,
+    ):
         self.env = env
         self.count = count
+        self.nice = nice
         self.threads = threads
         self.batch = batch
         self.log_path = log_path
@@ -309,6 +319,9 @@ class EventWorkers:
     def _start_one(self) -> subprocess.Popen:
         log = self.log_path.open("ab")
         cmd = [sys.executable, str(ROOT / "manage.py"), "process_events", "--poll", "0.05"]
+        if self.nice:
+            # Below the web server, so that a busy queue does not delay Stripe's answers on a shared machine.
+            cmd = ["nice", "-n", str(self.nice), *cmd]
         cmd += ["--concurrency", str(self.threads)]
         if self.batch:
             cmd += ["--batch-size", str(self.batch)]

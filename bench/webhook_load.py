@@ -634,6 +634,7 @@ class Run:
             count=args.workers,
             threads=args.worker_threads,
             batch=args.batch_size,
+            nice=args.worker_nice,
             log_path=self.workdir / "process_events.log",
         ).start()
 
@@ -664,11 +665,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "workers": args.workers,
             "worker_threads": args.worker_threads,
             "batch_size": args.batch_size or None,
+            "worker_nice": args.worker_nice,
         }
         say(
             f"  {args.concurrency} concurrent clients, gunicorn {args.web_workers} workers x "
             f"{args.web_threads} threads (gthread), {args.workers} process_events worker(s) x "
-            f"{args.worker_threads} thread(s), {os.cpu_count()} cores, load average "
+            f"{args.worker_threads} thread(s) at nice {args.worker_nice}, {os.cpu_count()} cores, "
+            "load average "
             f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} before the run, log level {args.log_level}, "
             f"database OPTIONS {options or '{}'}"
         )
@@ -960,6 +963,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--batch-size", type=int, default=0, help="events a worker claims at once (default WORKER_BATCH_SIZE)"
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=10,
+        help="run the workers under `nice -n N`, below gunicorn (default 10; 0: as the server)",
     )
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
