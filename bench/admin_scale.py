@@ -77,13 +77,14 @@ EMAIL_SQL = f"""CASE WHEN g % 10 = 3
 
 SEED_ORDERS = f"""
 INSERT INTO orders_order (
-    id, product_id, quantity, unit_amount, amount_total, currency, status, previous_status,
+    id, amount_subtotal, amount_discount, amount_tax, amount_shipping, amount_total, currency, status,
+    previous_status, promotion_code, shipping_address, shipping_rate, holds_stock,
     stripe_checkout_session_id, checkout_token, stripe_payment_intent_id, customer_email, payment_pending,
     failure_reason, created_at, updated_at, confirmed_at, fulfilled_at, failed_at, expired_at,
     fulfillment_signalled_at, amount_refunded, refunded_at, needs_attention, attention_reason)
-SELECT id, product_id, quantity, unit_amount, unit_amount * quantity, 'usd', status,
+SELECT id, unit_amount * quantity, 0, 0, 0, unit_amount * quantity, 'usd', status,
     CASE WHEN status = 'pending' THEN '' WHEN g % 20 = 0 AND status = 'fulfilled' THEN 'confirmed'
-         ELSE 'pending' END,
+         ELSE 'pending' END, '', '', '', false,
     session_id, NULL,
     CASE WHEN status IN ('fulfilled', 'failed', 'confirmed') THEN intent ELSE '' END,
     CASE WHEN status = 'pending' THEN '' ELSE email END,
@@ -109,6 +110,13 @@ FROM (
 ) AS seed
 """
 
+# Each order's one line, as the migration to orders of several lines left the orders made before it.
+SEED_LINES = f"""
+INSERT INTO orders_orderline (order_id, product_id, quantity, unit_amount)
+SELECT {ORDER_ID_SQL}, (%(products)s)[1 + g % 3], 1 + (g / 7) % 4, (%(prices)s)[1 + g % 3]
+FROM generate_series(1, %(n)s) AS g
+"""
+
 SEED_TRANSITIONS = f"""
 INSERT INTO orders_ordertransition (
     order_id, from_status, to_status, source, stripe_event_id, note, created_at)
@@ -128,34 +136,39 @@ EVENT_TYPE_SQL = f"""CASE {STATUS_SQL}
     WHEN 'failed' THEN 'checkout.session.async_payment_failed'
     WHEN 'confirmed' THEN 'checkout.session.completed'
     ELSE CASE WHEN g % 2 = 0 THEN 'charge.succeeded' ELSE 'payment_intent.created' END END"""
-# One event per order that left pending; a pending order's number gives an event about no order.
+# One event per order that left pending; a pending order's number gives an event about no order. Its body
+# is stored as text (payload_text) beside the queryable copy; an unfinished one is the queue's (received:
+# due at once, failed: its retry due later).
 SEED_EVENTS = f"""
 INSERT INTO payments_stripeevent (
-    stripe_id, type, api_version, livemode, stripe_created, payload, payload_text, source, status, attempts,
-    outcome, last_error, order_id, received_at, processed_at)
-SELECT stripe_id, type, '2025-03-31.basil', false, received - interval '1 second', payload, payload::text,
+    stripe_id, type, api_version, livemode, stripe_created, payload_text, payload, source, status, attempts,
+    outcome, last_error, order_id, received_at, processed_at, next_attempt_at)
+SELECT stripe_id, type, '2025-03-31.basil', false, received - interval '1 second', payload::text, payload,
     CASE WHEN g % 50 = 7 THEN 'backfill' ELSE 'webhook' END,
     status, CASE WHEN status = 'received' THEN 0 WHEN status = 'failed' THEN 3 ELSE 1 END,
     CASE status WHEN 'processed' THEN 'fulfilled' WHEN 'ignored' THEN 'no handler for this type'
         ELSE '' END,
     CASE WHEN status = 'failed' THEN 'Traceback (most recent call last): RuntimeError: backend down'
         ELSE '' END,
-    CASE WHEN order_status = 'pending' THEN NULL ELSE {ORDER_ID_SQL} END,
+    CASE WHEN order_status = 'pending' THEN NULL ELSE order_id END,
     received, CASE WHEN status IN ('processed', 'ignored', 'needs_review')
-        THEN received + interval '20 milliseconds' END
+        THEN received + interval '20 milliseconds' END,
+    CASE status WHEN 'received' THEN received WHEN 'failed' THEN received + interval '40 seconds' END
 FROM (
-    SELECT g, 'evt_1' || substr(md5('event-' || g), 1, 23) AS stripe_id, {EVENT_TYPE_SQL} AS type,
-        {STATUS_SQL} AS order_status, {CREATED_SQL} + interval '2 minutes' AS received,
-        CASE WHEN {STATUS_SQL} = 'pending' THEN 'ignored'
-             WHEN {FLAGGED_SQL} THEN 'needs_review'
-             WHEN g % 100 = 93 THEN 'failed' WHEN g % 200 = 1 THEN 'received'
-             ELSE 'processed' END AS status
-    FROM generate_series(1, %(n)s) AS g
-) AS seed, LATERAL (
-    SELECT jsonb_build_object('id', stripe_id, 'object', 'event', 'type', type,
-        'data', jsonb_build_object('object', jsonb_build_object('id', {SESSION_SQL}, 'object',
-            'checkout.session', 'client_reference_id', {ORDER_ID_SQL}::text))) AS payload
-) AS body
+    SELECT *, jsonb_build_object('id', stripe_id, 'object', 'event', 'type', type,
+        'data', jsonb_build_object('object', jsonb_build_object('id', session_id, 'object',
+            'checkout.session', 'client_reference_id', order_id::text))) AS payload
+    FROM (
+        SELECT g, 'evt_1' || substr(md5('event-' || g), 1, 23) AS stripe_id, {EVENT_TYPE_SQL} AS type,
+            {SESSION_SQL} AS session_id, {ORDER_ID_SQL} AS order_id,
+            {STATUS_SQL} AS order_status, {CREATED_SQL} + interval '2 minutes' AS received,
+            CASE WHEN {STATUS_SQL} = 'pending' THEN 'ignored'
+                 WHEN {FLAGGED_SQL} THEN 'needs_review'
+                 WHEN g % 100 = 93 THEN 'failed' WHEN g % 200 = 1 THEN 'received'
+                 ELSE 'processed' END AS status
+        FROM generate_series(1, %(n)s) AS g
+    ) AS rows
+) AS seed
 """
 
 # One fulfilled order in fifty has a refund: most succeeded, one in a thousand orders still pending at
@@ -312,6 +325,7 @@ def seed(n: int) -> dict[str, Any]:
     with connection.cursor() as cursor:
         for table, statement in (
             ("orders", SEED_ORDERS),
+            ("order lines", SEED_LINES),
             ("transitions", SEED_TRANSITIONS),
             ("events", SEED_EVENTS),
             ("refunds", SEED_REFUNDS),

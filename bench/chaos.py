@@ -16,16 +16,17 @@ settings) and the Stripe emulator in this process, its webhooks aimed at gunicor
    the buyer is redirected, and a drop rate (a dropped delivery is never sent). Right after paying, the
    buyer's browser follows the redirect to `/success`, racing the webhooks.
 3. Meanwhile gunicorn workers are killed with SIGKILL (the master replaces them; the emulator retries
-   what failed). The task workers start only after a third of the rounds, so a queue has built up, and
-   then drain it while `--task-kills` of them are killed with SIGKILL, mid-task most likely (each is
-   started again, as a supervisor would; the lease, `--lease` seconds for the run, returns its task to
-   the queue), and while the PostgreSQL server is restarted once, when this script may: the database is
-   PostgreSQL on this machine, `pg_lsclusters` knows its port and we are root. Otherwise that step is
-   skipped and the report says why (`--no-db-restart` skips it on purpose).
+   what failed). The `process_events` workers (`--workers`) start only after a third of the rounds, so a
+   queue has built up, and then drain it while `--worker-kills` of them are killed with SIGKILL, mid-batch
+   most likely (each is started again, as a supervisor would; its claims lapse after the lease, `--lease`
+   seconds for the run, and another worker takes them), and while the PostgreSQL server is restarted once,
+   the queue draining, when this script may: the database is PostgreSQL on this machine, `pg_lsclusters`
+   knows its port and we are root. Otherwise that step is skipped and the report says why
+   (`--no-db-restart` skips it on purpose). A signal a killed worker owed is sent by a worker's sweep.
 4. Recovery, as an operator would: `manage.py replay_events --from-stripe --undelivered-only` receives
    every event Stripe (the emulator) could not deliver, then `manage.py reconcile_orders --older-than 0s`
-   sends the fulfillment signals still owed. Before it, and after it, the script waits for the
-   `db_worker` processes (`--task-workers`, beside gunicorn) to drain the task queue.
+   sends the fulfillment signals still owed (none, when the sweep did its work). Before it, and after it,
+   the script waits for the workers to drain the queue.
 5. The invariants, printed, and the exit status 1 if any fails:
    - every paid order is fulfilled exactly once (one fulfilling transition), and every order whose
      delayed payment failed is failed, never fulfilled;
@@ -38,8 +39,9 @@ settings) and the Stripe emulator in this process, its webhooks aimed at gunicor
      an acknowledged event is never lost;
    - every event stored once (one row per event id) and, after recovery, every event the emulator
      created for these sessions stored and processed: nothing lost;
-   - every enqueued task finished or recoverable: none left waiting or stuck RUNNING past its lease at
-     the end, and each acknowledged event's processing task ran to completion (SUCCESSFUL);
+   - the queue drained: no stored event left waiting, failed or claimed at the end;
+   - none processed twice: no two transitions name one event, and the order each event moved is the one
+     its session names (the event's final status is a conditional UPDATE, so only one run commits);
    - every signal delivered exactly once (the witness rows above).
 """
 
@@ -73,17 +75,17 @@ if __package__ in (None, ""):
 from bench.harness import (
     Database,
     EmulatorProcess,
+    EventWorkers,
     Gunicorn,
     HarnessError,
-    TaskWorkers,
     bench_environment,
     default_database_url,
     django_configure,
     queue_depth,
+    queue_drained,
     run_manage,
     say,
     script_exit,
-    tasks_drained,
 )
 
 SKU = "bench-chaos-item"
@@ -119,8 +121,8 @@ class ChaosLog:
     """What the chaos did, for the report."""
 
     kills: int = 0
-    task_kills: int = 0
-    depth_at_task_kills: list[int] = field(default_factory=list)
+    worker_kills: int = 0
+    claimed_at_worker_kills: list[int] = field(default_factory=list)
     depth_at_db_restart: int | None = None
     db_restart: str = "not attempted"
     rounds: list[dict[str, Any]] = field(default_factory=list)
@@ -222,7 +224,7 @@ def chaos_round_knobs(rng: random.Random, drop_rate: float) -> dict[str, Any]:
     }
 
 
-def kill_a_worker_soon(
+def kill_a_web_worker_soon(
     server: Gunicorn, rng: random.Random, log: ChaosLog, lock: threading.Lock
 ) -> threading.Thread:
     def kill() -> None:
@@ -238,24 +240,28 @@ def kill_a_worker_soon(
     return thread
 
 
-task_kill_lock = threading.Lock()
+worker_kill_lock = threading.Lock()
 
 
-def kill_a_task_worker_soon(
-    workers: TaskWorkers, rng: random.Random, log: ChaosLog, lock: threading.Lock
+def kill_an_event_worker_soon(
+    workers: EventWorkers, rng: random.Random, log: ChaosLog, lock: threading.Lock
 ) -> threading.Thread:
-    """SIGKILL a db_worker soon, mid-task likely, and start another in its place, as a supervisor would."""
+    """SIGKILL a process_events worker soon, mid-batch, and start another in its place, as a supervisor
+    would; note how many events the workers held claimed just before."""
 
     def kill() -> None:
         time.sleep(rng.random() * 0.3)
-        depth = queue_depth_or_none()
-        with task_kill_lock:  # one at a time: each kills a living worker and starts its successor
-            index = rng.randrange(len(workers.processes))
+        with worker_kill_lock:  # one at a time: each kills a living worker and starts its successor
+            # Mid-batch: wait (a while at most) until a worker holds claims, and kill the busiest.
+            deadline = time.monotonic() + 5
+            while not (claimed := claimed_or_none()) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            index = workers.busiest()
             workers.kill(index)
             with lock:
-                log.task_kills += 1
-                if depth is not None:
-                    log.depth_at_task_kills.append(depth)
+                log.worker_kills += 1
+                if claimed is not None:
+                    log.claimed_at_worker_kills.append(claimed)
             time.sleep(0.5)
             workers.revive(index)
 
@@ -269,6 +275,20 @@ def queue_depth_or_none() -> int | None:
 
     try:
         return queue_depth()
+    except Exception:  # the database is restarting: no figure this time
+        return None
+    finally:
+        connection.close()
+
+
+def claimed_or_none() -> int | None:
+    """Return how many events workers hold claimed now, as /metrics reads it; None if it cannot be read."""
+    from django.db import connection
+
+    from payments.health import event_queue
+
+    try:
+        return event_queue().claimed
     except Exception:  # the database is restarting: no figure this time
         return None
     finally:
@@ -296,14 +316,15 @@ def run_chaos(
     purchases: list[Purchase],
     *,
     server: Gunicorn,
-    task_workers: TaskWorkers,
+    workers: EventWorkers,
     emulator: Any,
     args: argparse.Namespace,
     db: Database,
 ) -> ChaosLog:
     """Pay every order in rounds with fresh knobs, killing workers and restarting the database meanwhile.
 
-    The task workers start after a third of the rounds, on the queue built up by then.
+    The event workers start after a third of the rounds, on the queue built up by then; the database
+    restarts while they drain it.
     """
     rng = random.Random(args.seed)
     log = ChaosLog()
@@ -314,7 +335,7 @@ def run_chaos(
     rounds = [purchases[i : i + args.round_size] for i in range(0, len(purchases), args.round_size)]
     kill_plan = Counter(rng.randrange(len(rounds)) for _ in range(args.kills))
     workers_round = len(rounds) // 3
-    task_kill_plan = Counter(rng.randrange(workers_round, len(rounds)) for _ in range(args.task_kills))
+    worker_kill_plan = Counter(rng.randrange(workers_round, len(rounds)) for _ in range(args.worker_kills))
     restart_cmd, why = (None, "skipped (--no-db-restart)") if args.no_db_restart else pg_restart_command(db)
     if restart_cmd is None:
         log.db_restart = why if why.startswith("skipped") else f"skipped: {why}"
@@ -327,12 +348,13 @@ def run_chaos(
             log.rounds.append(knobs)
             if index == workers_round:
                 say(
-                    f"  round {index + 1}/{len(rounds)}: task workers start, on {queue_depth_or_none()} tasks"
+                    f"  round {index + 1}/{len(rounds)}: event workers start, on {queue_depth_or_none()} "
+                    "waiting events"
                 )
-                task_workers.start()
-            background += [kill_a_worker_soon(server, rng, log, lock) for _ in range(kill_plan[index])]
+                workers.start()
+            background += [kill_a_web_worker_soon(server, rng, log, lock) for _ in range(kill_plan[index])]
             background += [
-                kill_a_task_worker_soon(task_workers, rng, log, lock) for _ in range(task_kill_plan[index])
+                kill_an_event_worker_soon(workers, rng, log, lock) for _ in range(worker_kill_plan[index])
             ]
             if index == restart_round:
                 say(f"  round {index + 1}/{len(rounds)}: restarting PostgreSQL ({why})")
@@ -500,50 +522,44 @@ def check_events(
     ]
 
 
-EVENT_TASK = "payments.inbox.stripe_event_process_task"
-
-
-def tasks_by_status() -> dict[str, int]:
+def events_by_status() -> dict[str, int]:
+    """Return the stored events by status and attempts ("processed after 2 attempts": one failed first)."""
     from django.db.models import Count
-    from django_tasks_db.models import DBTaskResult
 
-    rows = DBTaskResult.objects.values("task_path", "status").annotate(n=Count("id")).order_by("task_path")
-    return {f"{r['task_path'].rsplit('.', 1)[-1]} {r['status']}": r["n"] for r in rows}
+    from payments.models import StripeEvent
+
+    rows = StripeEvent.objects.values("status", "attempts").annotate(n=Count("id")).order_by("status")
+    return {f"{r['status']} after {r['attempts']}": r["n"] for r in rows}
 
 
-def check_tasks(*, drained: bool, lease: float) -> list[Check]:
-    """Every enqueued task finished or recoverable; every acknowledged event's processing task completed."""
+def check_queue(*, drained: bool, lease: float) -> list[Check]:
+    """The queue drained, nothing held past its lease; no event's work committed twice."""
+    from django.db.models import Count
     from django.utils import timezone
-    from django_tasks import TaskResultStatus
-    from django_tasks_db.models import DBTaskResult
 
-    from payments.models import EventSource, StripeEvent
+    from orders.models import OrderTransition
+    from payments.models import UNFINISHED_STATUSES, StripeEvent
 
-    recoverable = []
-    stuck = DBTaskResult.objects.filter(
-        status=TaskResultStatus.RUNNING, started_at__lt=timezone.now() - timedelta(seconds=lease)
-    ).count()
+    left = []
+    unfinished = StripeEvent.objects.filter(status__in=UNFINISHED_STATUSES)
+    if not drained or unfinished.exists():
+        by_status = Counter(unfinished.values_list("status", flat=True))
+        left.append(f"the queue did not drain: {dict(by_status)} events unfinished")
+    stuck = StripeEvent.objects.filter(claimed_until__lt=timezone.now() - timedelta(seconds=lease)).count()
     if stuck:
-        recoverable.append(f"{stuck} tasks still RUNNING past their {lease:g} s lease")
-    waiting = DBTaskResult.objects.filter(status=TaskResultStatus.READY).count()
-    if not drained or waiting:
-        recoverable.append(f"the queue did not drain: {waiting} tasks still READY")
-    finished = DBTaskResult.objects.filter(task_path=EVENT_TASK, status=TaskResultStatus.SUCCESSFUL)
-    completed = {
-        arguments["kwargs"]["stripe_event_id"] for arguments in finished.values_list("args_kwargs", flat=True)
-    }
-    acknowledged = set(
-        StripeEvent.objects.filter(source=EventSource.WEBHOOK).values_list("stripe_id", flat=True)
+        left.append(f"{stuck} events still claimed past their {lease:g} s lease")
+    twice = (
+        OrderTransition.objects.exclude(stripe_event_id__isnull=True)
+        .exclude(stripe_event_id="")
+        .values("stripe_event_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
     )
-    lost = sorted(acknowledged - completed)
     return [
+        Check("the queue drained: no event left waiting, failed or claimed past its lease", left),
         Check(
-            "every enqueued task finished or recoverable: none waiting, none stuck past its lease",
-            recoverable,
-        ),
-        Check(
-            "none lost: each acknowledged event's processing task ran to completion",
-            [f"{len(lost)} events whose processing task never completed: {lost[:5]}"] if lost else [],
+            "none processed twice: no two transitions name one event",
+            [f"event {row['stripe_event_id']} moved orders {row['n']} times" for row in twice[:10]],
         ),
     ]
 
@@ -569,13 +585,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         STRIPE_WEBHOOK_SECRET=secret,
         BENCH_SIGNAL_WITNESS="true",
         DJANGO_LOG_LEVEL=args.log_level,
-        TASK_LEASE_SECONDS=str(args.lease),
+        WORKER_LEASE_SECONDS=str(args.lease),
+        # Owed signals and failed events (the database restarting) are taken up again within seconds.
+        WORKER_SWEEP_SECONDS=str(args.sweep),
+        RETRY_BASE_SECONDS="0.5",
+        RETRY_MAX_SECONDS="5",
     )
     say(f"chaos: a fresh {db.label} database ({db.name}), the emulator at {emulator.base_url}")
     say(f"  logs in {workdir}")
     db.create_fresh()
     server = None
-    task_workers = None
+    workers = None
     try:
         django_configure(env)
         from django.db import connections
@@ -592,9 +612,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         connections.close_all()
 
         server = Gunicorn(
-            env=env, workers=args.workers, threads=args.threads, log_path=workdir / "gunicorn.log"
+            env=env, workers=args.web_workers, threads=args.web_threads, log_path=workdir / "gunicorn.log"
         ).start()
-        task_workers = TaskWorkers(env=env, count=args.task_workers, log_path=workdir / "db_worker.log")
+        workers = EventWorkers(env=env, count=args.workers, log_path=workdir / "process_events.log")
         emulator.configure(webhook_url=f"{server.base_url}/stripe-webhook", drop_next=args.drop_first)
         began = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.buyers) as pool:
@@ -602,9 +622,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"  {len(purchases)} orders opened through the API in {time.monotonic() - began:.1f} s")
 
         began = time.monotonic()
-        log = run_chaos(
-            purchases, server=server, task_workers=task_workers, emulator=emulator, args=args, db=db
-        )
+        log = run_chaos(purchases, server=server, workers=workers, emulator=emulator, args=args, db=db)
         idle = emulator.wait_for_idle(timeout=args.settle_timeout)
         time.sleep(max(r["async_delay"] for r in log.rounds) + 0.5)  # delayed payments settle
         # A delivery the emulator lost track of keeps it busy forever: do not wait for it twice.
@@ -621,14 +639,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         delivered = {d["event_id"] for d in deliveries if d["status"] == "delivered"}
         say(
             f"  {len(purchases)} orders paid in {len(log.rounds)} rounds in {chaos_seconds:.1f} s; "
-            f"{log.kills} gunicorn workers killed; {log.task_kills} task workers killed (queue depth then: "
-            f"{log.depth_at_task_kills}); database restart: {log.db_restart} (queue depth then: "
-            f"{log.depth_at_db_restart})"
+            f"{log.kills} gunicorn workers killed; {log.worker_kills} event workers killed (events "
+            f"claimed then: {log.claimed_at_worker_kills}); database restart: {log.db_restart} (queue "
+            f"depth then: {log.depth_at_db_restart})"
         )
 
-        drained, drain_seconds = tasks_drained(timeout=args.settle_timeout + 60)
+        drained, drain_seconds = queue_drained(timeout=args.settle_timeout + 60)
         say(
-            f"  task queue {'drained' if drained else 'NOT drained'} by {args.task_workers} db_worker(s) "
+            f"  event queue {'drained' if drained else 'NOT drained'} by {args.workers} worker(s) "
             f"{drain_seconds:.1f} s after the last delivery"
         )
         connections.close_all()
@@ -646,22 +664,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         signals_owed = summary.rsplit("; ", 1)[-1] if summary else "no output"
         say(f"  recovery: reconcile_orders --older-than 0s (exit {owed.returncode}): {signals_owed}")
 
-        # The recovery queued fulfillment signals of its own: let the workers send them.
-        final_drained, _ = tasks_drained(timeout=60 + 2 * args.lease)
+        # The recovery stored events of its own: let the workers process them and send their signals.
+        final_drained, _ = queue_drained(timeout=60 + 2 * args.lease)
+        time.sleep(0.5)  # the signals of the last events, sent right after their commits
         after = stored_events()
-        task_checks = check_tasks(drained=final_drained, lease=args.lease)
+        queue_checks = check_queue(drained=final_drained, lease=args.lease)
         created = emulator_events({p.session_id for p in purchases})
         signals = signals_by_order()
         checks = (
             check_orders(purchases, signals)
             + check_events(before, after, created, delivered, purchases)
-            + task_checks
+            + queue_checks
         )
         if recovery.returncode != 0:
             checks.append(Check("the recovery command succeeded", recovery_text[-5:]))
         if owed.returncode != 0:
             checks.append(Check("the reconcile command succeeded", owed_text[-5:]))
-        task_summary = tasks_by_status()
+        queue_summary = events_by_status()
         sources = Counter(
             OrderTransition.objects.filter(order_id__in=[p.order_id for p in purchases]).values_list(
                 "source", flat=True
@@ -669,8 +688,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         connections.close_all()
     finally:
-        if task_workers:
-            task_workers.stop()
+        if workers:
+            workers.stop()
         if server:
             server.stop()
         emulator.stop()
@@ -694,7 +713,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     say(f"  success redirects by answer: {dict(redirects)}")
     say(f"  transitions by source: {dict(sources)}; fulfillment signals: {sum(signals.values())}")
-    say(f"  tasks by path and status: {task_summary}")
+    say(f"  stored events by status and attempts: {queue_summary}")
     for check in checks:
         mark = "ok  " if check.ok else "FAIL"
         say(f"  [{mark}] {check.name}" + ("" if check.ok else f": {len(check.problems)} problems"))
@@ -708,11 +727,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "orders": len(purchases),
         "payments": dict(methods),
         "kills": log.kills,
-        "task_kills": log.task_kills,
-        "depth_at_task_kills": log.depth_at_task_kills,
+        "worker_kills": log.worker_kills,
+        "claimed_at_worker_kills": log.claimed_at_worker_kills,
         "depth_at_db_restart": log.depth_at_db_restart,
         "lease_seconds": args.lease,
-        "tasks": task_summary,
+        "events_by_status": queue_summary,
         "db_restart": log.db_restart,
         "events_created": len(created),
         "deliveries": dict(statuses),
@@ -737,11 +756,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sqlite", action="store_true", help="use a fresh SQLite file in /tmp instead")
     parser.add_argument("-n", "--orders", type=int, help="orders to pay (default 2000; --quick 100)")
     parser.add_argument("--quick", action="store_true", help="about 100 orders: seconds, not minutes")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     parser.add_argument(
-        "--task-workers", type=int, default=2, help="db_worker processes running the queue (default 2)"
+        "--workers", type=int, default=2, help="process_events workers draining the queue (default 2)"
     )
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument("--buyers", type=int, default=12, help="buyers paying at once (default 12)")
     parser.add_argument("--round-size", type=int, help="orders per round of knobs (default orders/20, >= 10)")
     parser.add_argument("--kills", type=int, help="workers to SIGKILL (default 1 per 200 orders, at least 2)")
@@ -758,15 +777,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-db-restart", action="store_true", help="do not restart PostgreSQL")
     parser.add_argument(
-        "--task-kills",
+        "--worker-kills",
         type=int,
-        help="task workers to SIGKILL while the queue drains (default 1 per 250 orders, >= 2)",
+        help="event workers to SIGKILL while the queue drains (default 1 per 250 orders, >= 2)",
     )
     parser.add_argument(
         "--lease",
         type=float,
         default=3.0,
-        help="TASK_LEASE_SECONDS for the run (default 3: a killed task returns soon)",
+        help="WORKER_LEASE_SECONDS for the run (default 3: a killed worker's claims lapse soon)",
+    )
+    parser.add_argument(
+        "--sweep",
+        type=float,
+        default=1.0,
+        help="WORKER_SWEEP_SECONDS for the run (default 1: owed signals are swept soon)",
     )
     parser.add_argument("--seed", type=int, help="seed the random choices (knobs, methods, drops)")
     parser.add_argument("--log-level", default="WARNING", help="DJANGO_LOG_LEVEL of the server (WARNING)")
@@ -777,10 +802,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.orders = args.orders or (100 if args.quick else 2000)
     args.round_size = args.round_size or max(10, args.orders // 20)
     args.kills = args.kills if args.kills is not None else max(2, args.orders // 200)
-    args.task_kills = args.task_kills if args.task_kills is not None else max(2, args.orders // 250)
+    args.worker_kills = args.worker_kills if args.worker_kills is not None else max(2, args.orders // 250)
     args.seed = args.seed if args.seed is not None else random.randrange(2**31)
-    if args.orders < 1 or args.workers < 1 or args.threads < 1 or args.buyers < 1 or args.round_size < 1:
-        parser.error("--orders, --workers, --threads, --buyers and --round-size must be at least 1")
+    if min(args.orders, args.workers, args.web_workers, args.web_threads, args.buyers, args.round_size) < 1:
+        parser.error("--orders, --workers, --web-workers, --web-threads, --buyers, --round-size: at least 1")
     if not 0 <= args.drop_rate < 1:
         parser.error("--drop-rate must be at least 0 and below 1")
     if not args.database_url:

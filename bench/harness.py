@@ -291,37 +291,62 @@ class Gunicorn:
             self.process.wait()
 
 
-class TaskWorkers:
-    """`manage.py db_worker` processes beside gunicorn: they run the tasks the webhook queues.
+class EventWorkers:
+    """`manage.py process_events` processes beside gunicorn: they claim and process the stored events.
 
     `kill` SIGKILLs one and `revive` starts a new one in its place, as a supervisor would.
     """
 
-    def __init__(self, *, env: dict[str, str], count: int, log_path: Path):
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        count: int,
+        log_path: Path,
+        threads: int = 1,
+        batch: int = 0,
+        nice: int = 0,
+    ):
         self.env = env
         self.count = count
+        self.nice = nice
+        self.threads = threads
+        self.batch = batch
         self.log_path = log_path
         self.processes: list[subprocess.Popen] = []
         self.reaped_cpu = 0.0
 
     def _start_one(self) -> subprocess.Popen:
         log = self.log_path.open("ab")
-        cmd = [sys.executable, str(ROOT / "manage.py"), "db_worker", "--no-reload", "--interval", "0.05"]
+        cmd = [sys.executable, str(ROOT / "manage.py"), "process_events", "--poll", "0.05"]
+        if self.nice:
+            # Below the web server, so that a busy queue does not delay Stripe's answers on a shared machine.
+            cmd = ["nice", "-n", str(self.nice), *cmd]
+        cmd += ["--concurrency", str(self.threads)]
+        if self.batch:
+            cmd += ["--batch-size", str(self.batch)]
         process = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=log)
         log.close()
         return process
 
-    def start(self) -> TaskWorkers:
+    def start(self) -> EventWorkers:
         self.processes += [self._start_one() for _ in range(self.count)]
         return self
 
     def kill(self, index: int) -> int:
-        """SIGKILL the worker at this index (mid-task, likely) and return its pid."""
+        """SIGKILL the worker at this index (mid-batch, likely) and return its pid."""
         process = self.processes[index]
         self.reaped_cpu += proc_cpu_seconds(process.pid)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         return process.pid
+
+    def busiest(self, window: float = 0.1) -> int:
+        """Return the index of the worker that used the most CPU over the window: the one mid-batch."""
+        before = [proc_cpu_seconds(p.pid) for p in self.processes]
+        time.sleep(window)
+        used = [proc_cpu_seconds(p.pid) - cpu for p, cpu in zip(self.processes, before, strict=True)]
+        return max(range(len(used)), key=used.__getitem__)
 
     def revive(self, index: int) -> None:
         """Start a new worker in the place of a dead one."""
@@ -344,24 +369,28 @@ class TaskWorkers:
 
 
 def queue_depth() -> int:
-    """Return how many tasks wait or run (ORM code: after django_configure)."""
-    from django_tasks import TaskResultStatus
-    from django_tasks_db.models import DBTaskResult
+    """Return how many stored events are still to process: waiting, claimed or scheduled for a retry.
 
-    return DBTaskResult.objects.filter(status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING]).count()
+    ORM code: after django_configure. Read as /metrics reads it (payments.health.event_queue).
+    """
+    from payments.health import event_queue
+
+    queue = event_queue()
+    return queue.waiting + queue.claimed + queue.scheduled
 
 
-class QueueDepthSampler:
-    """Read the queue's depth every `interval` seconds in a thread of its own, and keep the peak."""
+class QueueSampler:
+    """Read the queue's figures every `interval` seconds in a thread of its own; keep the peaks."""
 
     def __init__(self, interval: float = 0.25):
         self.interval = interval
         self.peak = 0
+        self.peak_age = 0.0  # the oldest waiting event's age, in seconds, at its highest
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> QueueDepthSampler:
+    def __enter__(self) -> QueueSampler:
         self._thread.start()
         return self
 
@@ -372,31 +401,37 @@ class QueueDepthSampler:
     def _run(self) -> None:
         from django.db import connection
 
+        from payments.health import event_queue
+
         began = time.monotonic()
         try:
             while not self._stop.is_set():
                 try:
-                    depth = queue_depth()
+                    queue = event_queue()
                 except Exception:  # the database restarting under the chaos run: sample again later
                     connection.close()
                 else:
+                    depth = queue.waiting + queue.claimed + queue.scheduled
                     self.samples.append((time.monotonic() - began, depth))
                     self.peak = max(self.peak, depth)
+                    if queue.oldest_waiting_age is not None:
+                        self.peak_age = max(self.peak_age, queue.oldest_waiting_age.total_seconds())
                 self._stop.wait(self.interval)
         finally:
             connection.close()
 
 
-def tasks_drained(timeout: float) -> tuple[bool, float]:
-    """Wait until no task waits or runs (ORM code: after django_configure); return (drained, seconds)."""
+def queue_drained(timeout: float) -> tuple[bool, float]:
+    """Wait until no stored event is left to process (ORM code); return (drained, seconds waited).
+
+    An event whose retries ran out (failed, no next attempt) is not the queue's any more: it waits for
+    `replay_events`, and the checks report it.
+    """
     from django.db import connections
-    from django_tasks import TaskResultStatus
-    from django_tasks_db.models import DBTaskResult
 
     began = time.monotonic()
-    unfinished = DBTaskResult.objects.filter(status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING])
     try:
-        while unfinished.exists():
+        while queue_depth():
             if time.monotonic() - began > timeout:
                 return False, time.monotonic() - began
             time.sleep(0.05)
@@ -633,12 +668,15 @@ def statement_name(statement: str) -> str:
     return f"{verb} {table}".strip() + suffix
 
 
-def webhook_statements(events: list[SignedEvent], secret: str) -> tuple[list[str], list[int]]:
-    """Send events through the WSGI app in this process; return the statements of the last one, and statuses.
+def webhook_statements(
+    events: list[SignedEvent], secret: str
+) -> tuple[list[str], list[list[Any]], list[int]]:
+    """Send events through the WSGI app in this process; return the last one's statements and their
+    parameters, and every answer's status.
 
     Each statement is its whole SQL, normalised (`sql_normalised`), plus " (in transaction)" when inside
-    an atomic block, as Django's cursor sent it. BEGIN, COMMIT and the connection health check do not
-    pass through that cursor.
+    an atomic block, as Django's cursor sent it; its parameters as Django adapted them for the driver.
+    BEGIN and COMMIT do not pass through that cursor on PostgreSQL.
     """
     from django.core.wsgi import get_wsgi_application
     from django.db import connection
@@ -646,22 +684,25 @@ def webhook_statements(events: list[SignedEvent], secret: str) -> tuple[list[str
     app = get_wsgi_application()
     statuses: list[int] = []
     seen: list[str] = []
+    sent: list[list[Any]] = []
 
     def record(execute, sql, params, many, context):
         if sql.split()[0].upper() != "BEGIN":  # SQLite's BEGIN IMMEDIATE goes through the cursor
             # A savepoint is named after the thread and a counter: name them all `sp` to compare them.
             statement = SAVEPOINT_NAME.sub("sp", sql_normalised(sql))
             seen.append(statement + (IN_TRANSACTION if connection.in_atomic_block else ""))
+            sent.append(list(params or ()))
         return execute(sql, params, many, context)
 
     for event in events:
         seen.clear()
+        sent.clear()
         environ = wsgi_environ(event, stripe_signature_header(event.body, secret))
         with connection.execute_wrapper(record):
             response = app(environ, lambda status, headers: statuses.append(int(status.split()[0])))
             b"".join(response)
             response.close()
-    return list(seen), statuses
+    return list(seen), [list(p) for p in sent], statuses
 
 
 # --- load generation -------------------------------------------------------------------------------------

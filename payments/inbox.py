@@ -13,6 +13,7 @@ import json
 import logging
 import traceback
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -21,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, DataError, connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from orders.db import storable_text
@@ -46,6 +47,7 @@ TRANSITION_SOURCES = {
 DETERMINISTIC_ERRORS = (DataError, KeyError, TypeError, ValueError, AttributeError)
 PAGE_SIZE = 200
 TABLE = StripeEvent._meta.db_table
+_ORDER = StripeEvent._meta.get_field("order")
 
 
 class EventNotStored(Exception):
@@ -94,7 +96,10 @@ def stripe_event_intake(
     ]
     try:
         try:
-            stored = _execute(_intake_sql(queryable=True), row)
+            # Inside a caller's transaction, a savepoint keeps it usable for the second try below; the
+            # webhook runs in autocommit, where the statement is its own transaction.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                stored = _execute(_intake_sql(queryable=True), row)
         except DataError as exc:
             # jsonb refuses a \u0000 or a lone surrogate that JSON allows; a text column holds the body.
             logger.warning("event %s: stored without its queryable JSON copy: %s", event["id"], exc)
@@ -203,17 +208,7 @@ def stripe_event_process(
     try:
         with transaction.atomic():
             outcome = event_handle(event=event, source=transition_source)
-            finished = StripeEvent.objects.filter(pk=pk, status__in=from_statuses).update(
-                status=outcome.status,
-                outcome=storable_text(outcome.reason),
-                order_id=outcome.order_id,
-                processed_at=timezone.now(),
-                attempts=F("attempts") + 1,
-                last_error="",
-                next_attempt_at=None,
-                claimed_until=None,
-            )
-            if not finished:
+            if not _finish(pk, outcome, from_statuses):
                 raise _FinishedElsewhere
     except _FinishedElsewhere:
         status = StripeEvent.objects.filter(pk=pk).values_list("status", flat=True).first() or ""
@@ -242,6 +237,23 @@ def stripe_event_process(
         transition_source,
     )
     return outcome
+
+
+def _finish(pk: int, outcome: EventOutcome, from_statuses: tuple[str, ...]) -> bool:
+    """Store the run's outcome as the event's final status unless it left `from_statuses`; return whether
+    it did. Written out rather than built by the ORM: the worker runs it for every event."""
+    order_id = _ORDER.get_db_prep_save(outcome.order_id, connection)
+    params = [str(outcome.status), storable_text(outcome.reason), order_id, timezone.now(), pk]
+    return bool(_execute(_finish_sql(len(from_statuses)), [*params, *from_statuses]))
+
+
+@cache
+def _finish_sql(statuses: int) -> str:
+    return (
+        f"UPDATE {TABLE} SET status = %s, outcome = %s, order_id = %s, processed_at = %s, "
+        "attempts = attempts + 1, last_error = '', next_attempt_at = NULL, claimed_until = NULL "
+        f"WHERE id = %s AND status IN ({', '.join(['%s'] * statuses)}) RETURNING id"
+    )
 
 
 def _record_failure(
