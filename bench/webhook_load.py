@@ -94,8 +94,8 @@ BURST_DRAIN_GOAL_S = 60
 # run compares the two and says so when they part.
 MIRROR_INTAKE = (
     "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload_text, "
-    "payload, source, status, attempts, outcome, last_error, received_at, next_attempt_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, {json}, %s, 'received', 0, '', '', %s, %s) "
+    "payload, source, request_id, status, attempts, outcome, last_error, received_at, next_attempt_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, {json}, %s, %s, 'received', 0, '', '', %s, %s) "
     "ON CONFLICT (stripe_id) DO UPDATE SET next_attempt_at = excluded.next_attempt_at "
     "WHERE payments_stripeevent.status = 'failed' RETURNING attempts"
 )
@@ -249,15 +249,15 @@ def _event_row(event: SignedEvent, *, sqlite: bool) -> tuple:
     return (event.event_id, "checkout.session.completed", emulator_objects.API_VERSION, False, created)
 
 
-# The acknowledgement's parameters that are "now": each side takes its own, so only their types compare.
-NOW_PARAMETERS = (8, 9)
+# The acknowledgement's parameters each side makes its own (the request id, "now"): only their types compare.
+VARYING_PARAMETERS = (8, 9, 10)
 
 
 def intake_params(event: SignedEvent, *, sqlite: bool) -> list[Any]:
     """Return the acknowledgement's parameters, as Django adapts them for the driver."""
     text = event.body.decode()
     now = _now(sqlite=sqlite)
-    return [*_event_row(event, sqlite=sqlite), text, text, "webhook", now, now]
+    return [*_event_row(event, sqlite=sqlite), text, text, "webhook", uuid.uuid4().hex, now, now]
 
 
 def mirror_connect_options() -> dict[str, Any]:
@@ -290,7 +290,7 @@ def mirror_differences(
     return [
         f"parameter {index}: Django sends {django!r:.60}, the mirror {mine!r:.60}"
         for index, (mine, django) in enumerate(zip(ours, theirs, strict=True))
-        if _kind(mine) is not _kind(django) or (index not in NOW_PARAMETERS and mine != django)
+        if _kind(mine) is not _kind(django) or (index not in VARYING_PARAMETERS and mine != django)
     ]
 
 

@@ -26,10 +26,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from orders.db import storable_text
+from orders.logs import current_log_fields, log_fields
 from orders.models import TransitionSource
 from payments import gateway
 from payments.handlers import EventOutcome, event_handle
-from payments.models import UNFINISHED_STATUSES, EventSource, EventStatus, StripeEvent
+from payments.models import REQUEST_ID_MAX_LENGTH, UNFINISHED_STATUSES, EventSource, EventStatus, StripeEvent
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def stripe_event_intake(
         text,
         text,
         source,
+        current_log_fields().get("request_id", "")[:REQUEST_ID_MAX_LENGTH],
         now,
         now,
     ]
@@ -122,8 +124,8 @@ def _intake_sql(*, queryable: bool) -> str:
     json_copy = ("%s::jsonb" if connection.vendor == "postgresql" else "%s") if queryable else "NULL"
     return (
         f"INSERT INTO {TABLE} (stripe_id, type, api_version, livemode, stripe_created, payload_text, "
-        "payload, source, status, attempts, outcome, last_error, received_at, next_attempt_at) "
-        f"VALUES (%s, %s, %s, %s, %s, %s, {json_copy}, %s, 'received', 0, '', '', %s, %s) "
+        "payload, source, request_id, status, attempts, outcome, last_error, received_at, next_attempt_at) "
+        f"VALUES (%s, %s, %s, %s, %s, %s, {json_copy}, %s, %s, 'received', 0, '', '', %s, %s) "
         f"ON CONFLICT (stripe_id) DO UPDATE SET next_attempt_at = excluded.next_attempt_at "
         f"WHERE {TABLE}.status = 'failed' RETURNING attempts"
     )
@@ -147,6 +149,7 @@ class Claimed:
     type: str
     source: str
     payload_text: str
+    request_id: str  # of the delivery that stored it: the worker's lines for it carry it too
 
 
 def stripe_events_claim(*, limit: int, lease: timedelta) -> list[Claimed]:
@@ -162,7 +165,7 @@ def stripe_events_claim(*, limit: int, lease: timedelta) -> list[Claimed]:
         "WHERE status IN ('received', 'failed') AND next_attempt_at <= %s "
         "AND (claimed_until IS NULL OR claimed_until < %s) "
         f"ORDER BY next_attempt_at, id LIMIT %s{skip_locked}) "
-        "RETURNING id, stripe_id, type, source, payload_text"
+        "RETURNING id, stripe_id, type, source, payload_text, request_id"
     )
     rows = _execute(statement, [now + lease, now, now, limit])
     return sorted((Claimed(*row) for row in rows), key=lambda claimed: claimed.pk)
@@ -179,9 +182,10 @@ def stripe_event_process_claimed(claimed: Claimed) -> EventOutcome:
     """Process an event this worker claimed; an unexpected error is stored, with its retry, and returned."""
     event = json.loads(claimed.payload_text)
     try:
-        return stripe_event_process(
-            pk=claimed.pk, event=event, transition_source=TRANSITION_SOURCES[claimed.source]
-        )
+        with log_fields(request_id=claimed.request_id):
+            return stripe_event_process(
+                pk=claimed.pk, event=event, transition_source=TRANSITION_SOURCES[claimed.source]
+            )
     except EventProcessingFailed as exc:
         return EventOutcome.of(event, EventStatus.FAILED, str(exc), error=True)
 
@@ -204,7 +208,13 @@ def stripe_event_process(
     `from_statuses` are the stored statuses this run may finish. Raises EventProcessingFailed on an
     unexpected error (the event is then stored as failed).
     """
-    from_statuses = tuple(from_statuses)
+    with log_fields(event_id=event["id"], event_type=event["type"]):
+        return _process(pk, event, transition_source, tuple(from_statuses))
+
+
+def _process(
+    pk: int, event: dict[str, Any], transition_source: str, from_statuses: tuple[str, ...]
+) -> EventOutcome:
     try:
         with transaction.atomic():
             outcome = event_handle(event=event, source=transition_source)
@@ -235,6 +245,11 @@ def stripe_event_process(
         outcome.order_id or "-",
         outcome.session_id or "-",
         transition_source,
+        extra={
+            name: str(value)
+            for name, value in (("order_id", outcome.order_id), ("checkout_session_id", outcome.session_id))
+            if value
+        },
     )
     return outcome
 

@@ -6,6 +6,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+# As long as a request id can be (checkout_demo.logs takes a proxy's X-Request-ID of up to 128).
+REQUEST_ID_MAX_LENGTH = 128
+
 
 class EventStatus(models.TextChoices):
     RECEIVED = "received", "Received"
@@ -51,6 +54,8 @@ class StripeEvent(models.Model):
     # event (jsonb refuses a \u0000 or a lone surrogate that JSON allows): the event is stored all the same.
     payload = models.JSONField(null=True, blank=True, help_text="A queryable copy of the event.")
     source = models.CharField(max_length=16, choices=EventSource.choices, default=EventSource.WEBHOOK)
+    # The request id of the delivery that stored it, so the worker's log lines for it carry it too.
+    request_id = models.CharField(max_length=REQUEST_ID_MAX_LENGTH, blank=True, default="", editable=False)
     status = models.CharField(max_length=16, choices=EventStatus.choices, default=EventStatus.RECEIVED)
     attempts = models.PositiveIntegerField(default=0, help_text="How many times it was processed.")
     outcome = models.TextField(blank=True, default="", help_text="What processing did, or why it did not.")

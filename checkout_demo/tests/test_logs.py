@@ -59,6 +59,10 @@ def test_a_webhook_and_its_processing_write_json_lines_naming_the_request_event_
     assert stored["request_id"] == response["X-Request-ID"]
     assert (stored["event_id"], stored["event_type"]) == (event["id"], COMPLETED)
     (moved,) = [line for line in lines if line.get("transition") == "fulfill"]
+    # The worker's lines for the event carry the request id of the delivery that stored it.
+    assert moved["request_id"] == response["X-Request-ID"]
+    (processed,) = [line for line in lines if " processed" in line["message"]]
+    assert (processed["request_id"], processed["order_id"]) == (response["X-Request-ID"], str(order.pk))
     assert moved["order_id"] == str(order.pk)
     assert moved["checkout_session_id"] == order.stripe_checkout_session_id
     assert (moved["event_id"], moved["event_type"]) == (event["id"], COMPLETED)

@@ -200,20 +200,25 @@ def test_events_that_end_needs_review_or_failed_in_the_worker_are_reported_tagge
     _assert_nothing_secret_left(sentry_server)
 
 
-def test_a_worker_thread_that_crashes_is_reported(sentry_server):
+def test_a_worker_thread_that_crashes_is_reported_and_the_command_fails(sentry_server):
     crash = (
         "import django; django.setup()\n"
-        "from django.core.management import call_command\n"
+        "from django.core.management import CommandError, call_command\n"
         "from payments.worker import Worker\n"
         "def run_batch(self):\n"
         "    raise RuntimeError('the worker loop broke')\n"
         "Worker.run_batch = run_batch\n"
-        "call_command('process_events', '--once')\n"
+        "try:\n"
+        "    call_command('process_events', '--once')\n"
+        "except CommandError as exc:\n"
+        "    print(exc)\n"
         "import sentry_sdk; sentry_sdk.flush()\n"
     )
 
-    _run(["-c", crash], sentry_server)
+    ran = _run(["-c", crash], sentry_server)
 
+    # A supervisor restarts a worker that exits with an error, not one that looks done.
+    assert "a worker thread crashed: RuntimeError: the worker loop broke" in ran.stdout
     (report,) = [r for r in _events(sentry_server) if "exception" in r]
     assert _exception_type(report) == "RuntimeError"
 

@@ -1,5 +1,6 @@
 """`process_events`: the worker that processes stored Stripe events and sends the signals they make due."""
 
+import logging
 import os
 import signal
 import socket
@@ -12,6 +13,8 @@ from django.db import connection
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 
 from payments.worker import Worker
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -66,8 +69,11 @@ class Command(BaseCommand):
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, stop)
             signal.signal(signal.SIGINT, stop)
+        crashed: list[BaseException] = []
         threads = [
-            threading.Thread(target=self._run, args=(worker, options["once"]), name=worker.name)
+            threading.Thread(
+                target=self._run, args=(worker, options["once"], workers, crashed), name=worker.name
+            )
             for worker in workers
         ]
         for thread in threads:
@@ -76,13 +82,21 @@ class Command(BaseCommand):
             # A timeout, so that the main thread keeps receiving signals while it waits.
             while thread.is_alive():
                 thread.join(0.5)
+        if crashed:
+            # A supervisor restarts a worker that exits with an error, not one that looks done.
+            raise CommandError(f"a worker thread crashed: {type(crashed[0]).__name__}: {crashed[0]}")
         processed = sum(worker.processed for worker in workers)
         if int(options["verbosity"]) >= 1 and options["once"]:
             self.stdout.write(f"{processed} events processed.")
 
     @staticmethod
-    def _run(worker: Worker, once: bool) -> None:
+    def _run(worker: Worker, once: bool, workers: list[Worker], crashed: list[BaseException]) -> None:
         try:
             worker.run(once=once)
+        except BaseException as exc:
+            logger.exception("%s: crashed; stopping the other workers", worker.name)
+            crashed.append(exc)
+            for other in workers:
+                other.stop()
         finally:
             connection.close()
