@@ -81,7 +81,8 @@ INSERT INTO orders_order (
     previous_status, promotion_code, shipping_address, shipping_rate, holds_stock,
     stripe_checkout_session_id, checkout_token, stripe_payment_intent_id, customer_email, payment_pending,
     failure_reason, created_at, updated_at, confirmed_at, fulfilled_at, failed_at, expired_at,
-    fulfillment_signalled_at, amount_refunded, refunded_at, needs_attention, attention_reason)
+    fulfillment_signalled_at, amount_refunded, refunded_at, needs_attention, attention_reason,
+    attention_settled_by)
 SELECT id, unit_amount * quantity, 0, 0, 0, unit_amount * quantity, 'usd', status,
     CASE WHEN status = 'pending' THEN '' WHEN g % 20 = 0 AND status = 'fulfilled' THEN 'confirmed'
          ELSE 'pending' END, '', '', '', false,
@@ -100,7 +101,7 @@ SELECT id, unit_amount * quantity, 0, 0, 0, unit_amount * quantity, 'usd', statu
     CASE WHEN status = 'fulfilled' THEN created + interval '2 minutes' END,
     0, NULL, {FLAGGED_SQL},
     CASE WHEN {FLAGGED_SQL} THEN 'A payment arrived after the order had closed (' ||
-        'evt_1' || substr(md5('event-' || g), 1, 23) || '); it is being refunded.' ELSE '' END
+        'evt_1' || substr(md5('event-' || g), 1, 23) || '); it is being refunded.' ELSE '' END, ''
 FROM (
     SELECT g, {ORDER_ID_SQL} AS id, {STATUS_SQL} AS status, {CREATED_SQL} AS created,
         {SESSION_SQL} AS session_id, {INTENT_SQL} AS intent, {EMAIL_SQL} AS email,
@@ -141,10 +142,10 @@ EVENT_TYPE_SQL = f"""CASE {STATUS_SQL}
 # due at once, failed: its retry due later).
 SEED_EVENTS = f"""
 INSERT INTO payments_stripeevent (
-    stripe_id, type, api_version, livemode, stripe_created, payload_text, payload, source, status, attempts,
-    outcome, last_error, order_id, received_at, processed_at, next_attempt_at)
+    stripe_id, type, api_version, livemode, stripe_created, payload_text, payload, source, request_id, status,
+    attempts, outcome, last_error, order_id, received_at, processed_at, next_attempt_at)
 SELECT stripe_id, type, '2025-03-31.basil', false, received - interval '1 second', payload::text, payload,
-    CASE WHEN g % 50 = 7 THEN 'backfill' ELSE 'webhook' END,
+    CASE WHEN g % 50 = 7 THEN 'backfill' ELSE 'webhook' END, '',
     status, CASE WHEN status = 'received' THEN 0 WHEN status = 'failed' THEN 3 ELSE 1 END,
     CASE status WHEN 'processed' THEN 'fulfilled' WHEN 'ignored' THEN 'no handler for this type'
         ELSE '' END,

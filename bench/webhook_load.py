@@ -104,8 +104,8 @@ JSON_CASTS = {"postgresql": "%s::jsonb", "sqlite": "%s"}
 # it needs no claim: it processes what it stored.
 SQL_INTAKE = (
     "INSERT INTO payments_stripeevent (stripe_id, type, api_version, livemode, stripe_created, payload_text, "
-    "payload, source, status, attempts, outcome, last_error, received_at, next_attempt_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, {json}, 'webhook', 'received', 0, '', '', %s, %s) "
+    "payload, source, request_id, status, attempts, outcome, last_error, received_at, next_attempt_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, {json}, 'webhook', '', 'received', 0, '', '', %s, %s) "
     "ON CONFLICT (stripe_id) DO NOTHING RETURNING id"
 )
 # orders.transitions._apply for FULFILL: one conditional UPDATE, with the payment details the handler passes.
