@@ -1,8 +1,8 @@
 """Keep Stripe's products and prices in step with the catalog, which is the one source of prices."""
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 
 from orders.models import Product
@@ -14,8 +14,6 @@ logger = logging.getLogger(__name__)
 
 
 class SyncAction(StrEnum):
-    """What the sync did, or found, for one product."""
-
     CREATED = "created"  # the product had no Stripe price; it has one now
     RECREATED = "recreated"  # its Stripe price (or product) no longer existed; a new one was made
     IN_SYNC = "in sync"
@@ -26,62 +24,37 @@ class SyncAction(StrEnum):
 
 @dataclass(frozen=True)
 class ProductSync:
-    """The sync's result for one product."""
-
     sku: str
     action: SyncAction
     price_id: str | None
     detail: str = ""
 
 
-@dataclass
-class CatalogSyncReport:
-    """Every product's result, in catalog order."""
-
-    results: list[ProductSync] = field(default_factory=list)
-
-    def count(self, action: SyncAction) -> int:
-        """Return how many products ended with this action."""
-        return sum(1 for result in self.results if result.action == action)
-
-
-def catalog_sync(
-    *, fix: bool = False, on_result: Callable[[ProductSync], None] | None = None
-) -> CatalogSyncReport:
+def catalog_sync(*, fix: bool = False) -> Iterator[ProductSync]:
     """Give every active product a Stripe product and price, and report (or fix) prices that drifted.
 
-    Safe to run again and again: Stripe's idempotency keys make a repeated creation return the first
-    object, and a product that has a price is only read. Raises PaymentProviderNotConfigured or
-    PaymentProviderUnavailable, keeping what was saved so far; a refusal for one product is reported
-    in its result and the others go on.
+    Safe to run again: idempotency keys make a repeated creation return the first object. Raises
+    PaymentProviderNotConfigured or PaymentProviderUnavailable, keeping what was saved so far; a refusal
+    for one product is its FAILED result and the others go on.
     """
-    report = CatalogSyncReport()
     for product in products_for_sale().order_by("sku"):
         try:
             result = _product_sync(product, fix=fix)
         except PaymentProviderRefused as exc:
             logger.error("catalog sync of %s refused by Stripe: %s", product.sku, exc)
             result = ProductSync(product.sku, SyncAction.FAILED, product.stripe_price_id, str(exc))
-        report.results.append(result)
-        if on_result is not None:
-            on_result(result)
-    return report
+        yield result
 
 
 def _product_sync(product: Product, *, fix: bool) -> ProductSync:
     if not product.stripe_price_id:
-        price_id = _price_create(product)
-        return ProductSync(product.sku, SyncAction.CREATED, price_id)
+        return ProductSync(product.sku, SyncAction.CREATED, _price_create(product))
     try:
         price = gateway.price_retrieve(price_id=product.stripe_price_id)
     except StripeResourceMissing:
-        # Not drift but absence (another Stripe account, or an emulator that restarted): without a
-        # price the product cannot be sold, so make one, as for a product that never had one.
-        missing = product.stripe_price_id
-        price_id = _price_create(product)
-        return ProductSync(
-            product.sku, SyncAction.RECREATED, price_id, f"price {missing} did not exist in Stripe"
-        )
+        # Absence, not drift (another Stripe account, a restarted emulator): unsellable, so make a price.
+        detail = f"price {product.stripe_price_id} did not exist in Stripe"
+        return ProductSync(product.sku, SyncAction.RECREATED, _price_create(product), detail)
 
     drift = _price_drift(product, price)
     if not drift:
@@ -92,8 +65,7 @@ def _product_sync(product: Product, *, fix: bool) -> ProductSync:
     if not product.stripe_product_id:
         product.stripe_product_id = price.product_id
         product.save(update_fields=["stripe_product_id", "updated_at"])
-    price_id = _price_create(product)
-    return ProductSync(product.sku, SyncAction.FIXED, price_id, f"{drift}; was {price.id}")
+    return ProductSync(product.sku, SyncAction.FIXED, _price_create(product), f"{drift}; was {price.id}")
 
 
 def _price_drift(product: Product, price: gateway.StripePrice) -> str:
@@ -111,31 +83,20 @@ def _price_drift(product: Product, price: gateway.StripePrice) -> str:
 
 
 def _price_create(product: Product) -> str:
-    """Create the Stripe product if needed and a price at the catalog's amount; save and return its id."""
+    """Create a price at the catalog's amount (and the Stripe product if it has none or Stripe lost it)."""
     if not product.stripe_product_id:
         _product_create(product)
     try:
-        price = gateway.price_create(
-            product_id=product.stripe_product_id,
-            unit_amount=product.unit_amount,
-            currency=product.currency,
-            sku=product.sku,
-        )
+        price = _stripe_price_create(product, product.unit_amount, product.currency)
     except StripeResourceMissing:
         logger.warning(
-            "catalog sync: Stripe product %s of %s does not exist; creating it",
+            "catalog sync: Stripe product %s of %s is missing; creating it",
             product.stripe_product_id,
             product.sku,
         )
         _product_create(product)
-        price = gateway.price_create(
-            product_id=product.stripe_product_id,
-            unit_amount=product.unit_amount,
-            currency=product.currency,
-            sku=product.sku,
-        )
-    old = product.stripe_price_id
-    product.stripe_price_id = price.id
+        price = _stripe_price_create(product, product.unit_amount, product.currency)
+    old, product.stripe_price_id = product.stripe_price_id, price.id
     product.save(update_fields=["stripe_price_id", "updated_at"])
     logger.info(
         "catalog sync: %s now uses price %s (%d %s), was %s",
@@ -156,23 +117,27 @@ def _product_create(product: Product) -> None:
     logger.info("catalog sync: %s is Stripe product %s", product.sku, product.stripe_product_id)
 
 
-def product_price_create(*, product: Product, unit_amount: int, currency: str) -> str:
-    """Create the Stripe price a product is about to be sold at and return its id; save nothing else.
-
-    Called before the catalog's new price is saved, so a Stripe that cannot be reached or refuses raises
-    (PaymentProviderError) while the product still has its old price and stripe_price_id. Creates the
-    Stripe product first if the product has none (saving its id). The caller saves the new price id with
-    the new amount, then archives the old price (product_price_archive).
-    """
-    if not product.stripe_product_id:
-        _product_create(product)
-    price = gateway.price_create(
+def _stripe_price_create(
+    product: Product, unit_amount: int, currency: str, replaces: str | None = None
+) -> gateway.StripePrice:
+    return gateway.price_create(
         product_id=product.stripe_product_id,
         unit_amount=unit_amount,
         currency=currency,
         sku=product.sku,
-        replaces=product.stripe_price_id,
+        replaces=replaces,
     )
+
+
+def product_price_create(*, product: Product, unit_amount: int, currency: str) -> str:
+    """Create the Stripe price a product is about to be sold at and return its id; save nothing else.
+
+    Called before the new price is saved, so a failure (PaymentProviderError) leaves the old price whole.
+    The caller saves the new id with the new amount, then archives the old price (product_price_archive).
+    """
+    if not product.stripe_product_id:
+        _product_create(product)
+    price = _stripe_price_create(product, unit_amount, currency, replaces=product.stripe_price_id)
     logger.info(
         "catalog: %s gets price %s (%d %s), replacing %s",
         product.sku,
@@ -187,8 +152,8 @@ def product_price_create(*, product: Product, unit_amount: int, currency: str) -
 def product_price_archive(*, product: Product, price_id: str) -> None:
     """Archive a product's former Stripe price so no new Checkout Session can charge it.
 
-    Raises PaymentProviderError; the product already sells at its new price then, and `sync_catalog`
-    reports nothing wrong, so the caller says so and the old price can be archived in the Dashboard.
+    On PaymentProviderError the product already sells at its new price: the caller says the old one is
+    left to archive in the Dashboard (`sync_catalog` sees nothing wrong).
     """
     gateway.price_archive(price_id=price_id)
     logger.info("catalog: %s price %s archived", product.sku, price_id)

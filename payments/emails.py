@@ -1,11 +1,7 @@
 """E-mails to buyers, each owed by a row committed with what makes it due, and sent by the worker.
 
-A receiver of `order_fulfilled` or `order_refunded` runs inside the signal's claim, and a failed delayed
-payment owes its notice with the `fail` transition it won: each row commits once with its reason, whatever
-redeliveries, replays and audits follow (a unique constraint makes a second insert a no-op all the same).
-A worker claims due rows (owed -> sending, with a lease), sends them, and marks each sent, or owed again
-after the events' backoff, failed after EMAIL_MAX_ATTEMPTS. A row still `sending` past its lease lost its
-worker mid-send and may have reached the buyer: failed, for a person to decide, never sent again by itself.
+The rule: sent at most once by the machinery, never lost unseen; a row left `sending` past its lease may have
+reached the buyer, so it is failed for a person to decide (docs/emails.md).
 """
 
 import logging

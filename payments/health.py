@@ -1,9 +1,7 @@
 """The event queue's and the inbox's health figures, for `/metrics` and the admin alike.
 
-Every figure is read from the database when it is asked for, so every web process and every worker
-agrees on it, and each stays cheap when the tables hold millions of finished rows: the queue's figures
-come from its partial index, the counts by status or source are capped (`orders.db.capped_count`), the
-latencies read at most LATENCY_SAMPLE_LIMIT recent rows.
+Read from the database when asked, so every process agrees, and cheap over millions of finished rows: the
+queue reads its partial index, counts are capped (`orders.db.capped_count`), latencies read a bounded sample.
 """
 
 import contextlib
@@ -13,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from orders.db import capped_count
@@ -24,13 +22,11 @@ from payments.handlers import HANDLERS
 from payments.models import FINISHED_STATUSES, UNFINISHED_STATUSES, EventStatus, StripeEvent
 
 LATENCY_WINDOW = timedelta(minutes=5)
-# The most recent finished events a latency summary reads: a burst cannot make a scrape expensive.
-LATENCY_SAMPLE_LIMIT = 10_000
+LATENCY_SAMPLE_LIMIT = 10_000  # the most recent finished events read: a burst cannot make a scrape costly
 LATENCY_QUANTILES = (0.5, 0.9, 0.99)
 
-
-# Stripe's list of the events it has not delivered is asked at most once this often by each process, and
-# waited for at most this long (a failure is kept as long): a scrape never waits on Stripe for long.
+# Each process asks Stripe for its undelivered events at most once a minute (a failure is kept as long)
+# and waits at most a few seconds: a scrape never waits on Stripe for long.
 UNDELIVERED_CACHE_SECONDS = 60
 UNDELIVERED_TIMEOUT_SECONDS = 3.0
 UNDELIVERED_LIMIT = 100  # one page, newest first
@@ -47,8 +43,6 @@ class Lost:
 
 @dataclass(frozen=True)
 class EventQueue:
-    """The stored events still to process, as workers see them."""
-
     waiting: int  # due now and held by no worker: a worker should take them at once
     claimed: int  # held by a worker now
     scheduled: int  # a failed event's retry, not due yet
@@ -67,8 +61,7 @@ class EventLatency:
 
 
 def event_queue(*, now: datetime | None = None) -> EventQueue:
-    """Return the queue's figures from its own partial index (only unfinished events), so they cost what
-    the queue holds, never the history of finished events."""
+    """Return the queue's figures from its partial index: they cost what the queue holds, not the history."""
     now = now or timezone.now()
     unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     waiting = Q(next_attempt_at__lte=now) & unclaimed
@@ -108,11 +101,8 @@ def orders_paid_not_fulfilled(*, now: datetime | None = None) -> Lost:
 
 
 def stripe_events_undelivered(*, now: datetime | None = None) -> Lost | None:
-    """Return the events of the handled types that Stripe lists as not delivered (delivery_success=false)
-    for longer than lost_after() and the inbox does not hold; None when Stripe did not answer.
-
-    Stripe keeps listing an event whose deliveries failed after a backfill stored it: those do not count.
-    """
+    """Return the handled events Stripe lists as undelivered for longer than lost_after() that the inbox
+    does not hold (Stripe goes on listing a backfilled one); None when Stripe did not answer."""
     now = now or timezone.now()
     try:
         listed = cache.get(UNDELIVERED_CACHE_KEY)
@@ -137,31 +127,25 @@ def stripe_events_undelivered(*, now: datetime | None = None) -> Lost | None:
 
 
 def stripe_event_counts() -> dict[str, int]:
-    """Return the number of stored events in each status (every status, zeros included).
-
-    Exact up to EXACT_COUNT_LIMIT; above it, on PostgreSQL, the planner's estimate (see the module).
-    """
-    return {status: _count(StripeEvent.objects.filter(status=status)) for status in EventStatus.values}
+    """Return how many stored events are in each status, zeros included (capped: see the module)."""
+    return {
+        status: capped_count(StripeEvent.objects.filter(status=status))[0] for status in EventStatus.values
+    }
 
 
 def order_transition_counts() -> dict[str, int]:
-    """Return the number of order transitions ever made by each source (every source, zeros included).
-
-    Exact up to EXACT_COUNT_LIMIT; above it, on PostgreSQL, the planner's estimate (see the module).
-    """
+    """Return how many order transitions each source ever made, zeros included (capped: see the module)."""
     return {
-        source: _count(OrderTransition.objects.filter(source=source)) for source in TransitionSource.values
+        source: capped_count(OrderTransition.objects.filter(source=source))[0]
+        for source in TransitionSource.values
     }
 
 
 def event_processing_latency(
     *, now: datetime | None = None, window: timedelta = LATENCY_WINDOW, limit: int = LATENCY_SAMPLE_LIMIT
 ) -> EventLatency:
-    """Return the quantiles of `received_at` -> `processed_at` over events received in the window.
-
-    Only finished events (processed, ignored, needs_review) have a `processed_at`; one still waiting
-    shows in the queue's figures instead. At most `limit` of the most recent are read.
-    """
+    """Return the quantiles of `received_at` -> `processed_at` over the (at most `limit`) most recent
+    finished events received in the window; one still waiting shows in the queue's figures instead."""
     now = now or timezone.now()
     rows = (
         StripeEvent.objects.filter(status__in=FINISHED_STATUSES, received_at__gte=now - window)
@@ -181,7 +165,3 @@ def event_processing_latency(
 def _quantile(ordered: list[float], q: float) -> float:
     """Return the nearest-rank quantile of an ordered, non-empty list."""
     return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
-
-
-def _count(queryset: QuerySet) -> int:
-    return capped_count(queryset)[0]

@@ -25,16 +25,10 @@ class EventSource(models.TextChoices):
     FILE = "file", "Imported from a file"
 
 
-# An unfinished event is work for a worker: received, or failed by an error a retry may cure.
-# needs_review is a final refusal only a person can settle (what was charged is not what the order costs):
-# finished, it is run again only by id. settled: a person settled it; a replay leaves it so.
+# Unfinished is work for a worker (failed: an error a retry may cure). needs_review is a refusal only a
+# person can settle (charged is not what the order costs): run again only by id; a replay leaves settled so.
 UNFINISHED_STATUSES = (EventStatus.RECEIVED, EventStatus.FAILED)
-FINISHED_STATUSES = (
-    EventStatus.PROCESSED,
-    EventStatus.IGNORED,
-    EventStatus.NEEDS_REVIEW,
-    EventStatus.SETTLED,
-)
+FINISHED_STATUSES = tuple(status for status in EventStatus if status not in UNFINISHED_STATUSES)
 
 
 class StripeEvent(models.Model):
@@ -50,8 +44,7 @@ class StripeEvent(models.Model):
         help_text="The body exactly as Stripe sent and signed it (an event from the Events API or a file: as "
         "serialised here)."
     )
-    # For queries only; processing reads payload_text. Null where the database's JSON type cannot hold the
-    # event (jsonb refuses a \u0000 or a lone surrogate that JSON allows): the event is stored all the same.
+    # Queries only; null where jsonb cannot hold the event (a \u0000, a lone surrogate): stored all the same.
     payload = models.JSONField(null=True, blank=True, help_text="A queryable copy of the event.")
     source = models.CharField(max_length=16, choices=EventSource.choices, default=EventSource.WEBHOOK)
     # The request id of the delivery that stored it, so the worker's log lines for it carry it too.
@@ -61,16 +54,12 @@ class StripeEvent(models.Model):
     outcome = models.TextField(blank=True, default="", help_text="What processing did, or why it did not.")
     last_error = models.TextField(blank=True, default="", help_text="The traceback of the last failure.")
     order = models.ForeignKey(
-        "orders.Order",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="stripe_events",
+        "orders.Order", on_delete=models.SET_NULL, null=True, blank=True, related_name="stripe_events"
     )
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
-    # The row is its own queue entry: due from next_attempt_at (a retry's backoff), null once finished or
-    # out of attempts; a worker that claims it holds it until claimed_until, and one that dies lets it lapse.
+    # The row is its own queue entry: due from next_attempt_at (null once finished), held by one worker until
+    # claimed_until (a worker that dies lets it lapse).
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     claimed_until = models.DateTimeField(null=True, blank=True)
 

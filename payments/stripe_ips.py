@@ -1,10 +1,8 @@
-"""The addresses Stripe sends webhooks from, for STRIPE_WEBHOOK_ALLOWED_IPS=stripe.
+"""The addresses Stripe sends webhooks from, for STRIPE_WEBHOOK_ALLOWED_IPS=stripe; the settings import it,
+so standard library only.
 
-Stripe publishes them at https://docs.stripe.com/ips#webhook-notifications (the list itself:
-https://stripe.com/files/ips/ips_webhooks.txt) and announces changes seven days ahead on its
-api-announce mailing list. Read on 2026-12-01 (the copy read was dated 2026-05-15). When Stripe
-changes the list, change it here, or list the addresses in STRIPE_WEBHOOK_ALLOWED_IPS yourself.
-Standard library only: the settings import it.
+Read on 2026-12-01 from https://stripe.com/files/ips/ips_webhooks.txt (dated 2026-05-15; docs.stripe.com/ips).
+Stripe announces changes seven days ahead on api-announce: update this list, or set the addresses yourself.
 """
 
 STRIPE_WEBHOOK_IPS = (

@@ -1,8 +1,4 @@
-"""What the payments commands share: reading ages, moments and words, and one reporter of their output.
-
-The reporter writes tables and summaries to stdout and progress to stderr: a bar on a terminal (through
-which log lines are written, so they never cut it), a line every PROGRESS_EVERY items otherwise.
-"""
+"""What the payments commands share: reading ages, moments and words, and one reporter of their output."""
 
 import argparse
 import re
@@ -77,7 +73,8 @@ class Reporter:
         self.command, self.verbosity = command, verbosity
 
     def progress(self, items: Iterable[T], *, total: int | None, unit: str, verb: str) -> Iterator[T]:
-        """Yield the items, showing how far the command got ("... 200 of 1,000 orders audited")."""
+        """Yield the items, showing on stderr how far the command got: a bar on a terminal (log lines are
+        written through it, so they never cut it), else "... 200 of 1,000 orders audited" lines."""
         if self.verbosity < 1:
             yield from items
             return

@@ -1,6 +1,5 @@
-"""Check the order book against Stripe and print every disagreement; exit 1 when there is any."""
-
 from collections.abc import Iterable
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -69,15 +68,13 @@ class Command(BaseCommand):
             "Stripe allows 25 in test mode, 100 live).",
         )
 
-    def handle(self, *args: str, **options: object) -> None:
-        since = since_parse(str(options["since"]), option="--since")
-        older_than = age_parse(str(options["older_than"]), option="--older-than")
-        if float(options["max_rate"]) <= 0:
+    def handle(self, *args: str, fix: bool, max_rate: float, **options: Any) -> None:
+        since = since_parse(options["since"], option="--since")
+        older_than = age_parse(options["older_than"], option="--older-than")
+        if max_rate <= 0:
             raise CommandError("--max-rate must be a positive number of calls a second.")
-        reporter, now, fix = Reporter(self, int(options["verbosity"])), timezone.now(), bool(options["fix"])
-        results = audit.orders_audit(
-            since=since, older_than=older_than, fix=fix, max_rate=float(options["max_rate"]), now=now
-        )
+        reporter, now = Reporter(self, options["verbosity"]), timezone.now()
+        results = audit.orders_audit(since=since, older_than=older_than, fix=fix, max_rate=max_rate, now=now)
         total = audit.orders_to_audit(since=since, until=now - older_than).count()
         seen, found, fixed = audit_report(reporter, results, total=total, what="audited")
         summary = (

@@ -1,6 +1,5 @@
-"""The audit limited to open orders, fixing what is safe: for cron, when webhooks may have been missed."""
-
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
@@ -30,20 +29,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="Say what would change, changing nothing.")
 
-    def handle(self, *args: str, **options: object) -> None:
-        older_than = age_parse(str(options["older_than"]), option="--older-than")
-        reporter, now, fix = Reporter(self, int(options["verbosity"])), timezone.now(), not options["dry_run"]
+    def handle(self, *args: str, **options: Any) -> None:
+        older_than = age_parse(options["older_than"], option="--older-than")
+        reporter, now, fix = Reporter(self, options["verbosity"]), timezone.now(), not options["dry_run"]
         results = audit.orders_audit(since=None, older_than=older_than, fix=fix, open_only=True, now=now)
         total = audit.orders_to_audit(since=None, until=now - older_than, open_only=True).count()
         seen, found, fixed = audit_report(reporter, results, total=total, what="checked")
         # A signal is owed by a crash only once the worker that should send it could have: after a lease.
         grace = max(older_than, timedelta(seconds=settings.WORKER_LEASE_SECONDS))
         owed = signals_resend(older_than=grace, dry_run=not fix)
-        done = (
-            f"{fixed} fixed; {plural(owed, 'owed signal')} sent"
-            if fix
-            else (f"none fixed; {plural(owed, 'owed signal')} would be sent (dry run)")
-        )
+        signals = plural(owed, "owed signal")
+        done = f"{fixed} fixed; {signals} sent" if fix else f"none fixed; {signals} would be sent (dry run)"
         reporter.line(
             f"Checked {plural(seen, 'open order')} older than {options['older_than']}: "
             f"{plural(found, 'disagreement')}, {done}.",

@@ -1,6 +1,5 @@
-"""Refund an order through Stripe, or send again a refund request Stripe never answered."""
-
 import sys
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -40,21 +39,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation on a terminal.")
 
-    def handle(self, *args: str, **options: object) -> None:
+    def handle(self, *args: str, **options: Any) -> None:
         try:
-            order = order_get_by_reference(reference=str(options["order"]))
+            order = order_get_by_reference(reference=options["order"])
             if options["retry"]:
-                outcome = self._retry(order, str(options["retry"]))
+                outcome = self._retry(order, options["retry"])
             else:
-                outcome = self._refund(order, options["amount"], str(options["reason"]), bool(options["yes"]))
+                outcome = self._refund(order, options["amount"], options["reason"], options["yes"])
         except (OrderNotFound, RefundNotFound, RefundRefused, AmountInvalid, PaymentProviderError) as exc:
             raise CommandError(str(exc)) from exc
         if not outcome.ok:
             raise CommandError(outcome.message)
         self.stdout.write(self.style.SUCCESS(outcome.message))
 
-    def _refund(self, order: Order, amount_text: object, reason: str, yes: bool) -> RefundOutcome:
-        amount = None if amount_text is None else money_parse(str(amount_text), order.currency)
+    def _refund(self, order: Order, amount_text: str | None, reason: str, yes: bool) -> RefundOutcome:
+        amount = None if amount_text is None else money_parse(amount_text, order.currency)
         checked = order_refund_amount_check(
             order_id=order.pk, amount=amount, requested_by=RefundRequester.COMMAND
         )

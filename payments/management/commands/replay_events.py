@@ -1,7 +1,6 @@
-"""Run Stripe events through the inbox again: stored ones, ones Stripe still has, or ones in a file."""
-
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -62,23 +61,19 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="List what would be done; change nothing.")
 
-    def handle(self, *args: str, **options: object) -> None:
-        self.reporter = Reporter(self, int(options["verbosity"]))
-        self.dry_run = bool(options["dry_run"])
-        event_ids, types = list(options["event_ids"]), list(options["types"])
-        since = since_parse(str(options["since"]), option="--since") if options["since"] else None
+    def handle(self, *args: str, **options: Any) -> None:
+        self.reporter, self.dry_run = Reporter(self, options["verbosity"]), options["dry_run"]
+        event_ids, types = options["event_ids"], options["types"]
+        since = since_parse(options["since"], option="--since") if options["since"] else None
         _refuse_contradictions(options, stored=bool(event_ids or options["failed"] or options["unfinished"]))
         if options["from_stripe"]:
             outcomes = inbox.stripe_events_backfill(
-                since=since,
-                types=types,
-                undelivered_only=bool(options["undelivered_only"]),
-                dry_run=self.dry_run,
+                since=since, types=types, undelivered_only=options["undelivered_only"], dry_run=self.dry_run
             )
             return self._report(outcomes, what="event from Stripe", whats="events from Stripe")
         if options["file"]:
             try:
-                events = inbox.events_file_load(path=str(options["file"]))
+                events = inbox.events_file_load(path=options["file"])
             except inbox.EventFileInvalid as exc:
                 raise CommandError(str(exc)) from None
             outcomes = inbox.stripe_events_import(events=events, dry_run=self.dry_run)
@@ -89,8 +84,8 @@ class Command(BaseCommand):
             )
         selected = inbox.stripe_events_selected(
             stripe_ids=event_ids,
-            failed=bool(options["failed"]),
-            unfinished=bool(options["unfinished"]),
+            failed=options["failed"],
+            unfinished=options["unfinished"],
             types=types,
             since=since,
         )
@@ -102,16 +97,13 @@ class Command(BaseCommand):
         counts: Counter[str] = Counter()
         try:
             for outcome in self.reporter.progress(outcomes, total=None, unit="event", verb="handled"):
-                counts[
-                    "error" if outcome.error else "duplicate" if outcome.duplicate else outcome.status
-                ] += 1
+                kind = "error" if outcome.error else "duplicate" if outcome.duplicate else outcome.status
+                counts[kind] += 1
                 self._show(outcome)
         except (PaymentProviderError, inbox.EventNotStored) as exc:
-            done = sum(counts.values())
-            raise CommandError(
-                f"{exc} {plural(done, what, whats)} handled before that; run it again."
-            ) from exc
-        seen = sum(counts.values())
+            done = plural(counts.total(), what, whats)
+            raise CommandError(f"{exc} {done} handled before that; run it again.") from exc
+        seen = counts.total()
         verb = "would be replayed" if self.dry_run else "handled"
         summary = f"{plural(seen, what, whats)} {verb}" + (f": {counted(counts)}." if seen else ".")
         if counts["error"]:
@@ -136,7 +128,7 @@ class Command(BaseCommand):
             self.reporter.line(text, level=1 if self.dry_run else 2)
 
 
-def _refuse_contradictions(options: dict[str, object], *, stored: bool) -> None:
+def _refuse_contradictions(options: dict[str, Any], *, stored: bool) -> None:
     """Refuse options that select events in two ways at once, or that do not apply."""
     from_stripe, path = options["from_stripe"], options["file"]
     if from_stripe and path:

@@ -1,9 +1,12 @@
 """Create the Stripe product and price of every active catalog item that has none; report drift."""
 
+from collections import Counter
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from payments.catalog import ProductSync, SyncAction, catalog_sync
 from payments.exceptions import PaymentProviderNotConfigured, PaymentProviderUnavailable
+from payments.management.cli import plural
 
 
 class Command(BaseCommand):
@@ -21,41 +24,41 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, fix: bool, verbosity: int, **options) -> None:
-        def show(result: ProductSync) -> None:
-            line = f"{result.sku}: {result.action.value}"
-            if result.price_id:
-                line += f" ({result.price_id})"
-            if result.detail:
-                line += f": {result.detail}"
-            if result.action == SyncAction.DRIFTED:
-                self.stdout.write(self.style.WARNING(f"{line}; run with --fix to use a new price"))
-            elif result.action == SyncAction.FAILED:
-                self.stderr.write(self.style.ERROR(line))
-            elif result.action == SyncAction.IN_SYNC:
-                if verbosity >= 2:
-                    self.stdout.write(line)
-            elif verbosity >= 1:
-                self.stdout.write(self.style.SUCCESS(line))
-
+        counts: Counter[SyncAction] = Counter()
         try:
-            report = catalog_sync(fix=fix, on_result=show)
+            for result in catalog_sync(fix=fix):
+                counts[result.action] += 1
+                self._show(result, verbosity)
         except PaymentProviderNotConfigured as exc:
             raise CommandError(str(exc)) from exc
         except PaymentProviderUnavailable as exc:
             raise CommandError(
                 f"{exc} Products synced before that are saved; run the command again."
             ) from exc
-
-        count = report.count
-        created = count(SyncAction.CREATED) + count(SyncAction.RECREATED)
+        failed, drifted = counts[SyncAction.FAILED], counts[SyncAction.DRIFTED]
         summary = (
-            f"{len(report.results)} active products: {created} created, {count(SyncAction.FIXED)} fixed, "
-            f"{count(SyncAction.IN_SYNC)} in sync, {count(SyncAction.DRIFTED)} drifted, "
-            f"{count(SyncAction.FAILED)} failed."
+            f"{plural(counts.total(), 'active product')}: "
+            f"{counts[SyncAction.CREATED] + counts[SyncAction.RECREATED]} created, "
+            f"{counts[SyncAction.FIXED]} fixed, {counts[SyncAction.IN_SYNC]} in sync, {drifted} drifted, "
+            f"{failed} failed."
         )
-        failed = report.count(SyncAction.FAILED)
         if failed:
             raise CommandError(f"{summary} Stripe refused {failed} of them; see the lines above.")
         if verbosity >= 1:
-            style = self.style.WARNING if report.count(SyncAction.DRIFTED) else self.style.SUCCESS
-            self.stdout.write(style(summary))
+            self.stdout.write((self.style.WARNING if drifted else self.style.SUCCESS)(summary))
+
+    def _show(self, result: ProductSync, verbosity: int) -> None:
+        line = f"{result.sku}: {result.action}"
+        if result.price_id:
+            line += f" ({result.price_id})"
+        if result.detail:
+            line += f": {result.detail}"
+        if result.action == SyncAction.DRIFTED:
+            self.stdout.write(self.style.WARNING(f"{line}; run with --fix to use a new price"))
+        elif result.action == SyncAction.FAILED:
+            self.stderr.write(self.style.ERROR(line))
+        elif result.action == SyncAction.IN_SYNC:
+            if verbosity >= 2:
+                self.stdout.write(line)
+        elif verbosity >= 1:
+            self.stdout.write(self.style.SUCCESS(line))
