@@ -66,8 +66,6 @@ class CheckoutPriceMismatch(PaymentProviderError):
 
 @dataclass(frozen=True)
 class CheckoutStart:
-    """An order and the Checkout Session the buyer pays it on."""
-
     order: Order
     session: gateway.CheckoutSession
     created: bool  # False when a repeated submit found the order of the first one
@@ -113,7 +111,6 @@ def checkout_start(
     checkout_token: str | None,
     success_url: str,
     cancel_url: str,
-    customer_email: str = "",
 ) -> CheckoutStart:
     """Create (or find again, for a repeated token) a pending order of (sku, quantity) items and open its
     Checkout Session. Raises CartRefused naming the item at fault.
@@ -131,7 +128,7 @@ def checkout_start(
                 sku=product.sku,
             )
     lines = order_lines_merge((products[sku], quantity) for sku, quantity in items)
-    order, created = _order_for_token(lines, checkout_token, customer_email)
+    order, created = _order_for_token(lines, checkout_token)
     with log_fields(order_id=order.id):
         # From the order, not from now, so a repeated call sends Stripe identical parameters and its
         # idempotency key answers with the same session. An order holding stock gives it back sooner.
@@ -153,7 +150,6 @@ def checkout_start(
             success_url=success_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
             cancel_url=cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
             expires_at=expires_at,
-            customer_email=customer_email,
             promotion_codes=settings.CHECKOUT_PROMOTION_CODES,
             automatic_tax=settings.CHECKOUT_AUTOMATIC_TAX,
             shipping_countries=settings.CHECKOUT_SHIPPING_COUNTRIES if shipped else None,
@@ -173,18 +169,14 @@ def checkout_start(
         return CheckoutStart(order=order, session=session, created=created)
 
 
-def _order_for_token(
-    lines: list[tuple[Product, int]], checkout_token: str | None, customer_email: str
-) -> tuple[Order, bool]:
+def _order_for_token(lines: list[tuple[Product, int]], checkout_token: str | None) -> tuple[Order, bool]:
     """Return the token's order (created now, or by the first submit) and whether it was created now.
 
     Refuse a repeated token that asks for something else, or whose order is past paying for.
     """
     if not checkout_token:
-        return order_create(lines=lines, customer_email=customer_email), True
-    order, created = order_get_or_create(
-        lines=lines, checkout_token=checkout_token, customer_email=customer_email
-    )
+        return order_create(lines=lines), True
+    order, created = order_get_or_create(lines=lines, checkout_token=checkout_token)
     if created:
         return order, True
     ordered = {line.product.sku: line.quantity for line in order.lines.select_related("product")}

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from orders.exceptions import CartRefused, InvalidQuantity, OutOfStock
 from orders.selectors import products_for_sale
@@ -47,18 +47,13 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
+@never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def checkout_page_or_create(request: HttpRequest) -> HttpResponse:
-    """Serve /checkout/: the page for a GET, a new Checkout Session for the form's POST."""
-    if request.method == "POST":
-        return checkout_create(request)
-    return checkout_page(request)
-
-
-@never_cache
-@require_POST
-def checkout_create(request: HttpRequest) -> HttpResponse:
-    """Open a Checkout Session for the posted item and quantity (buy now) and send the buyer to it (303)."""
+    """Serve /checkout/: the page for a GET; for the buy-now form's POST, open a Checkout Session for the
+    posted item and quantity and send the buyer to it (303)."""
+    if request.method != "POST":
+        return _page(request)
     throttled = checkout_throttle(request=request)
     if throttled:
         return _retry_later(
@@ -123,7 +118,7 @@ def api_create_session(request: HttpRequest) -> HttpResponse:
     except RequestDataTooBig:
         return json_error("The request body is too large.", status=413)
     except CheckoutRequestInvalid as exc:
-        return json_error(exc.message, status=exc.status, field=exc.field)
+        return json_error(str(exc), status=exc.status, field=exc.field)
     key = checkout.idempotency_key
     try:
         checkout_token = checkout_token_scoped(request=request, key=key) if key else None

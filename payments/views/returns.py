@@ -133,8 +133,7 @@ def _order_from_query(request: HttpRequest) -> Order | None:
 
 def order_status_message(order: Order) -> str:
     """Return one sentence telling the buyer where the order stands."""
-    late = late_payment_message(order)
-    if late:
+    if late := late_payment_message(order):
         return late
     if order.payment_pending and order.status in OrderStatus.OPEN:
         return PAYMENT_PENDING_MESSAGE
