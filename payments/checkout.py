@@ -106,11 +106,7 @@ class CheckoutReturn:
 
 
 def checkout_start(
-    *,
-    items: list[tuple[str, int]],
-    checkout_token: str | None,
-    success_url: str,
-    cancel_url: str,
+    *, items: list[tuple[str, int]], checkout_token: str | None, success_url: str, cancel_url: str
 ) -> CheckoutStart:
     """Create (or find again, for a repeated token) a pending order of (sku, quantity) items and open its
     Checkout Session. Raises CartRefused naming the item at fault.

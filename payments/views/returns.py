@@ -230,5 +230,6 @@ def _result_context(request: HttpRequest, result: CheckoutReturn) -> dict:
             "poll": poll,
             "url": reverse("order-status", kwargs={"order_id": order.id}),
             "payment_pending": order.payment_pending,
+            "headings": STATUS_HEADINGS,
         },
     }
