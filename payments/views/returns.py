@@ -41,7 +41,7 @@ OUTCOME_HEADINGS = {
     ReturnOutcome.PAID: "Payment received",
     ReturnOutcome.PROCESSING: "Payment processing",
     ReturnOutcome.OPEN: "Not paid yet",
-    ReturnOutcome.EXPIRED: "Checkout expired",
+    ReturnOutcome.EXPIRED: STATUS_HEADINGS[OrderStatus.EXPIRED],
     ReturnOutcome.MISMATCH: "We could not verify this payment",
     ReturnOutcome.UNVERIFIED: "Your order",
     ReturnOutcome.UNKNOWN: "This checkout is unknown to the payment provider",
@@ -49,7 +49,7 @@ OUTCOME_HEADINGS = {
 LATE_PAYMENT_HEADING = "Paid after the checkout had closed"
 OUTCOME_MESSAGES = {
     ReturnOutcome.OPEN: "You have not completed the payment yet, and nothing was charged.",
-    ReturnOutcome.EXPIRED: "This checkout expired before it was paid. Nothing was charged.",
+    ReturnOutcome.EXPIRED: STATUS_MESSAGES[OrderStatus.EXPIRED],
     ReturnOutcome.UNKNOWN: (
         "The payment provider has no record of this checkout (it was opened with other credentials, or "
         "the provider's test system was reset), so it can no longer be paid. Please start a new order; "
