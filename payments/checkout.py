@@ -39,27 +39,25 @@ logger = logging.getLogger(__name__)
 
 # Replaced by the order's id in the success and cancel URLs, as Stripe replaces {CHECKOUT_SESSION_ID}.
 ORDER_ID_PLACEHOLDER = "{ORDER_ID}"
-# A repeated submit is sent back to the session its first submit opened, which expires with the order's
-# first expires_at. With less time left than this the buyer could hardly pay, so they start again.
-# (Stripe refuses to create a session expiring under 30 minutes after creation, see payments/checks.py,
-# but a repeat gets the first session back by its idempotency key, so that limit does not apply here.)
+# A repeated submit gets the first submit's session back (by its idempotency key), expiring when it does;
+# with less time left than this the buyer could hardly pay, so they start again.
 MIN_SECONDS_LEFT_TO_PAY = 5 * 60
 
 
-class CheckoutTokenReused(Exception):
+class CheckoutRefused(Exception):
+    """A checkout refused because of the order its token already made; `order` is that order."""
+
+    def __init__(self, message: str, *, order: Order):
+        super().__init__(message)
+        self.order = order
+
+
+class CheckoutTokenReused(CheckoutRefused):
     """The checkout token (form token or Idempotency-Key) was already used for other items or quantities."""
 
-    def __init__(self, message: str, *, order: Order):
-        super().__init__(message)
-        self.order = order
 
-
-class CheckoutAlreadySubmitted(Exception):
+class CheckoutAlreadySubmitted(CheckoutRefused):
     """The checkout token's order is past paying for: it was paid, failed or expired, or its time ran out."""
-
-    def __init__(self, message: str, *, order: Order):
-        super().__init__(message)
-        self.order = order
 
 
 class CheckoutPriceMismatch(PaymentProviderError):
@@ -68,8 +66,6 @@ class CheckoutPriceMismatch(PaymentProviderError):
 
 @dataclass(frozen=True)
 class CheckoutStart:
-    """An order and the Checkout Session the buyer pays it on."""
-
     order: Order
     session: gateway.CheckoutSession
     created: bool  # False when a repeated submit found the order of the first one
@@ -107,16 +103,10 @@ class CheckoutReturn:
     order: Order
     outcome: ReturnOutcome
     session: gateway.CheckoutSession | None = None
-    note: str = ""
 
 
 def checkout_start(
-    *,
-    items: list[tuple[str, int]],
-    checkout_token: str | None,
-    success_url: str,
-    cancel_url: str,
-    customer_email: str = "",
+    *, items: list[tuple[str, int]], checkout_token: str | None, success_url: str, cancel_url: str
 ) -> CheckoutStart:
     """Create (or find again, for a repeated token) a pending order of (sku, quantity) items and open its
     Checkout Session. Raises CartRefused naming the item at fault.
@@ -134,7 +124,7 @@ def checkout_start(
                 sku=product.sku,
             )
     lines = order_lines_merge((products[sku], quantity) for sku, quantity in items)
-    order, created = _order_for_token(lines, checkout_token, customer_email)
+    order, created = _order_for_token(lines, checkout_token)
     with log_fields(order_id=order.id):
         # From the order, not from now, so a repeated call sends Stripe identical parameters and its
         # idempotency key answers with the same session. An order holding stock gives it back sooner.
@@ -156,7 +146,6 @@ def checkout_start(
             success_url=success_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
             cancel_url=cancel_url.replace(ORDER_ID_PLACEHOLDER, str(order.id)),
             expires_at=expires_at,
-            customer_email=customer_email,
             promotion_codes=settings.CHECKOUT_PROMOTION_CODES,
             automatic_tax=settings.CHECKOUT_AUTOMATIC_TAX,
             shipping_countries=settings.CHECKOUT_SHIPPING_COUNTRIES if shipped else None,
@@ -176,18 +165,31 @@ def checkout_start(
         return CheckoutStart(order=order, session=session, created=created)
 
 
-def _order_for_token(
-    lines: list[tuple[Product, int]], checkout_token: str | None, customer_email: str
-) -> tuple[Order, bool]:
-    """Return the token's order (created now, or by the first submit) and whether it was created now."""
+def _order_for_token(lines: list[tuple[Product, int]], checkout_token: str | None) -> tuple[Order, bool]:
+    """Return the token's order (created now, or by the first submit) and whether it was created now.
+
+    Refuse a repeated token that asks for something else, or whose order is past paying for.
+    """
     if not checkout_token:
-        return order_create(lines=lines, customer_email=customer_email), True
-    order, created = order_get_or_create(
-        lines=lines, checkout_token=checkout_token, customer_email=customer_email
-    )
-    if not created:
-        _check_repeat_matches(order, lines)
-    return order, created
+        return order_create(lines=lines), True
+    order, created = order_get_or_create(lines=lines, checkout_token=checkout_token)
+    if created:
+        return order, True
+    ordered = {line.product.sku: line.quantity for line in order.lines.select_related("product")}
+    if ordered != {product.sku: quantity for product, quantity in lines}:
+        bought = ", ".join(f"{sku} x {quantity}" for sku, quantity in ordered.items())
+        raise CheckoutTokenReused(
+            f"This checkout token was already used for order {order.id} ({bought}); "
+            "use a new one for different items or quantities.",
+            order=order,
+        )
+    if order.status != OrderStatus.PENDING:
+        raise CheckoutAlreadySubmitted(
+            f"This checkout form was already submitted: order {order.id} is {order.status}. "
+            "Choose your item again to start a new order.",
+            order=order,
+        )
+    return order, False
 
 
 def _session_open(order: Order, *, created: bool, **params: Any) -> gateway.CheckoutSession:
@@ -202,8 +204,8 @@ def _session_open(order: Order, *, created: bool, **params: Any) -> gateway.Chec
         if created:
             order_fail(order_id=order.id, source=TransitionSource.SYSTEM, reason=str(exc))
         raise
-    if checkout_session_charge_mismatch(session=session, order=order):
-        _refuse_mismatched_price(order, session)
+    if mismatch := checkout_session_charge_mismatch(session=session, order=order):
+        _refuse_mismatched_price(order, session, mismatch)
     return session
 
 
@@ -222,24 +224,6 @@ def _session_store(order: Order, session: gateway.CheckoutSession) -> None:
         )
         raise CheckoutAlreadySubmitted(
             f"This checkout form was already used (order {order.id}). Choose your item again.",
-            order=order,
-        )
-
-
-def _check_repeat_matches(order: Order, lines: list[tuple[Product, int]]) -> None:
-    """Refuse a repeated token that asks for something else, or whose order is past paying for."""
-    ordered = {line.product.sku: line.quantity for line in order.lines.select_related("product")}
-    if ordered != {product.sku: quantity for product, quantity in lines}:
-        bought = ", ".join(f"{sku} x {quantity}" for sku, quantity in ordered.items())
-        raise CheckoutTokenReused(
-            f"This checkout token was already used for order {order.id} ({bought}); "
-            "use a new one for different items or quantities.",
-            order=order,
-        )
-    if order.status != OrderStatus.PENDING:
-        raise CheckoutAlreadySubmitted(
-            f"This checkout form was already submitted: order {order.id} is {order.status}. "
-            "Choose your item again to start a new order.",
             order=order,
         )
 
@@ -270,12 +254,9 @@ def _refuse_if_closed_meanwhile(order: Order, session: gateway.CheckoutSession) 
     )
 
 
-def _refuse_mismatched_price(order: Order, session: gateway.CheckoutSession) -> None:
+def _refuse_mismatched_price(order: Order, session: gateway.CheckoutSession, mismatch: str) -> None:
     """Fail the order and close its session: Stripe would charge an amount the catalog does not say."""
-    reason = (
-        f"{checkout_session_charge_mismatch(session=session, order=order)}: Stripe's prices are not the "
-        "catalog's; run `manage.py sync_catalog --fix`."
-    )
+    reason = f"{mismatch}: Stripe's prices are not the catalog's; run `manage.py sync_catalog --fix`."
     logger.error("order %s session %s price mismatch: %s", order.id, session.id, reason)
     # Recorded first, so that closing the order expires this session at Stripe before the order fails.
     order_attach_checkout_session(order_id=order.id, session_id=session.id)
@@ -299,22 +280,13 @@ def checkout_return_verify(*, session_id: str) -> CheckoutReturn:
         return CheckoutReturn(order=order, outcome=ReturnOutcome.UNKNOWN)
     except PaymentProviderError as exc:
         logger.warning("order %s session %s return not verified: %s", order.id, session_id, exc)
-        return CheckoutReturn(
-            order=order,
-            outcome=ReturnOutcome.UNVERIFIED,
-            note="We could not reach the payment provider to check this payment just now, "
-            "so this is what we knew before. This page checks again by itself.",
-        )
+        return CheckoutReturn(order=order, outcome=ReturnOutcome.UNVERIFIED)
     applied = checkout_session_apply(
         session=session, source=TransitionSource.REDIRECT, paid_transition=PaidTransition.CONFIRM, order=order
     )
     outcome = RETURN_OUTCOMES[applied.decision]
+    status = f"{session.status}/{session.payment_status}"
     logger.info(
-        "order %s session %s return: session %s/%s, outcome %s",
-        order.id,
-        session_id,
-        session.status,
-        session.payment_status,
-        outcome.value,
+        "order %s session %s return: session %s, outcome %s", order.id, session_id, status, outcome.value
     )
     return CheckoutReturn(order=order_get(order_id=order.id), outcome=outcome, session=session)

@@ -5,6 +5,7 @@ does it), so it is reported by `manage.py check --deploy` only.
 """
 
 import re
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -25,65 +26,55 @@ def _is_http_url(value: str) -> bool:
 @register()
 def check_stripe_settings(app_configs, **kwargs) -> list:
     """Report Stripe settings that would make every checkout fail."""
-    errors = []
+    return list(_setting_errors())
+
+
+def _setting_errors() -> Iterator[Error]:
     key = settings.STRIPE_SECRET_KEY
     if key and key.startswith("pk_"):
-        errors.append(
-            Error(
-                "STRIPE_SECRET_KEY holds a publishable key (pk_...).",
-                hint="Use the secret key (sk_test_... or rk_test_...) from the Stripe dashboard.",
-                id="payments.E001",
-            )
+        yield Error(
+            "STRIPE_SECRET_KEY holds a publishable key (pk_...).",
+            hint="Use the secret key (sk_test_... or rk_test_...) from the Stripe dashboard.",
+            id="payments.E001",
         )
     if settings.STRIPE_API_BASE and not _is_http_url(settings.STRIPE_API_BASE):
-        errors.append(
-            Error(
-                f"STRIPE_API_BASE {settings.STRIPE_API_BASE!r} is not an http(s) URL.",
-                hint="Leave it empty for Stripe, or set it to the emulator's URL, e.g. http://127.0.0.1:12111.",
-                id="payments.E002",
-            )
+        yield Error(
+            f"STRIPE_API_BASE {settings.STRIPE_API_BASE!r} is not an http(s) URL.",
+            hint="Leave it empty for Stripe, or set it to the emulator's URL, e.g. http://127.0.0.1:12111.",
+            id="payments.E002",
         )
     ttl = settings.CHECKOUT_SESSION_TTL_SECONDS
     if not MIN_SESSION_TTL_SECONDS <= ttl <= MAX_SESSION_TTL_SECONDS:
-        errors.append(
-            Error(
-                f"CHECKOUT_SESSION_TTL_SECONDS is {ttl}; Stripe refuses a session that expires sooner than "
-                f"{MIN_SESSION_TTL_SECONDS} s or later than {MAX_SESSION_TTL_SECONDS} s after it is created.",
-                hint="Set it between 1800 and 86400 (the default is 3600).",
-                id="payments.E003",
-            )
+        yield Error(
+            f"CHECKOUT_SESSION_TTL_SECONDS is {ttl}; Stripe refuses a session that expires sooner than "
+            f"{MIN_SESSION_TTL_SECONDS} s or later than {MAX_SESSION_TTL_SECONDS} s after it is created.",
+            hint="Set it between 1800 and 86400 (the default is 3600).",
+            id="payments.E003",
         )
     hold = settings.CHECKOUT_STOCK_HOLD_MINUTES * 60
     if not MIN_SESSION_TTL_SECONDS <= hold <= MAX_SESSION_TTL_SECONDS:
-        errors.append(
-            Error(
-                f"CHECKOUT_STOCK_HOLD_MINUTES is {hold // 60}; Stripe refuses a session that expires sooner "
-                f"than {MIN_SESSION_TTL_SECONDS // 60} or later than {MAX_SESSION_TTL_SECONDS // 60} minutes "
-                "after it is created.",
-                hint="Set it between 30 and 1440 (the default is 30).",
-                id="payments.E005",
-            )
+        yield Error(
+            f"CHECKOUT_STOCK_HOLD_MINUTES is {hold // 60}; Stripe refuses a session that expires sooner "
+            f"than {MIN_SESSION_TTL_SECONDS // 60} or later than {MAX_SESSION_TTL_SECONDS // 60} minutes "
+            "after it is created.",
+            hint="Set it between 30 and 1440 (the default is 30).",
+            id="payments.E005",
         )
     bad = [code for code in settings.CHECKOUT_SHIPPING_COUNTRIES if not re.fullmatch("[A-Z]{2}", code)]
     bad += [rate for rate in settings.CHECKOUT_SHIPPING_RATES if not rate.startswith("shr_")]
     if bad or not settings.CHECKOUT_SHIPPING_COUNTRIES:
-        errors.append(
-            Error(
-                f"The shipping settings hold {', '.join(bad) or 'no country'}: CHECKOUT_SHIPPING_COUNTRIES "
-                "takes two-letter country codes, CHECKOUT_SHIPPING_RATES shipping rate ids (shr_...).",
-                hint="For example CHECKOUT_SHIPPING_COUNTRIES=US,CA and CHECKOUT_SHIPPING_RATES=shr_1,shr_2.",
-                id="payments.E006",
-            )
+        yield Error(
+            f"The shipping settings hold {', '.join(bad) or 'no country'}: CHECKOUT_SHIPPING_COUNTRIES "
+            "takes two-letter country codes, CHECKOUT_SHIPPING_RATES shipping rate ids (shr_...).",
+            hint="For example CHECKOUT_SHIPPING_COUNTRIES=US,CA and CHECKOUT_SHIPPING_RATES=shr_1,shr_2.",
+            id="payments.E006",
         )
     if settings.SITE_URL and not _is_http_url(settings.SITE_URL):
-        errors.append(
-            Error(
-                f"SITE_URL {settings.SITE_URL!r} is not an http(s) URL; Stripe could not send buyers back.",
-                hint="Set it to the public base URL, e.g. https://shop.example.com, or leave it empty.",
-                id="payments.E004",
-            )
+        yield Error(
+            f"SITE_URL {settings.SITE_URL!r} is not an http(s) URL; Stripe could not send buyers back.",
+            hint="Set it to the public base URL, e.g. https://shop.example.com, or leave it empty.",
+            id="payments.E004",
         )
-    return errors
 
 
 @register(Tags.security, deploy=True)

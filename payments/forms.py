@@ -49,10 +49,7 @@ class LineForm(forms.Form):
     )
 
     def first_error(self) -> tuple[str, str]:
-        """Return (field, message) of the first problem, in field order."""
-        for name in ("item_id", "quantity", "checkout_token"):
-            if name in self.errors:
-                return name, self.errors[name][0]
+        """Return (field, message) of the first problem; errors are kept in field order."""
         name, errors = next(iter(self.errors.items()))
         return name, errors[0]
 
@@ -68,15 +65,12 @@ class CheckoutRequestInvalid(Exception):
 
     def __init__(self, message: str, *, field: str | None = None, status: int = 400):
         super().__init__(message)
-        self.message = message
         self.field = field
         self.status = status
 
 
 @dataclass(frozen=True)
 class CheckoutRequest:
-    """A valid JSON checkout request."""
-
     items: list[tuple[str, int]]
     idempotency_key: str | None
 

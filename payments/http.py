@@ -1,9 +1,5 @@
-"""Who a request comes from, and what that allows: the client's address behind trusted proxies, the
-webhook's and the metrics' allow-lists, and the checkout's rate limits.
-
-The rate limits' counters live in Django's cache through django-ratelimit (fixed windows, an atomic
-`incr`); its app is not installed, since its system check calls local memory "not shared" and Django's
-own RedisCache "not officially supported", though both increment atomically.
+"""Who a request comes from and what that allows (the client's address behind trusted proxies, the
+webhook's and the metrics' allow-lists, the checkout's rate limits), and the HTTP shapes the views share.
 """
 
 import hmac
@@ -15,7 +11,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django_ratelimit.core import get_usage
 
 logger = logging.getLogger(__name__)
@@ -125,6 +121,9 @@ def checkout_throttle(*, request: HttpRequest) -> CheckoutThrottled | None:
     """Count one checkout attempt; return why to refuse it when it is over a limit, else None.
 
     The client's own limit is counted first, so one client over its limit does not use up everyone's.
+    The counters live in Django's cache through django-ratelimit (fixed windows, an atomic `incr`); its
+    app is not installed, since its system check calls local memory "not shared" and Django's own
+    RedisCache "not officially supported", though both increment atomically.
     """
     limits = (
         (
@@ -186,9 +185,46 @@ def wants_json(request: HttpRequest) -> bool:
     return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
 
 
-API_PATH_PREFIX = "/api/"
-
-
 def answers_in_json(request: HttpRequest) -> bool:
     """Return whether errors for this request are JSON: anything under /api/, or a client asking for it."""
-    return request.path.startswith(API_PATH_PREFIX) or wants_json(request)
+    return request.path.startswith("/api/") or wants_json(request)
+
+
+class HttpResponseSeeOther(HttpResponseRedirect):
+    """A 303: after a POST, the browser follows with a GET."""
+
+    status_code = 303
+
+
+def absolute_url(request: HttpRequest, path: str) -> str:
+    """Return the public URL of a path: SITE_URL when set, else the host the request came to."""
+    if settings.SITE_URL:
+        return settings.SITE_URL + path
+    return request.build_absolute_uri(path)
+
+
+def json_methods(*methods: str) -> Callable:
+    """Allow only these methods, refusing others with a JSON 405; answer OPTIONS with Allow alone.
+
+    OPTIONS gets no Access-Control-Allow-* header: a CORS preflight from another origin is granted
+    nothing, so the browser never sends the request it asked about.
+    """
+    allow = ", ".join([*methods, "OPTIONS"])
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method in methods:
+                return view(request, *args, **kwargs)
+            if request.method == "OPTIONS":
+                response = HttpResponse(status=204)
+            else:
+                response = json_error(
+                    f"This endpoint answers {' and '.join(methods)} only, not {request.method}.", status=405
+                )
+            response["Allow"] = allow
+            return response
+
+        return wrapper
+
+    return decorator

@@ -1,9 +1,8 @@
 """Whose an idempotency key is: a key finds only an order that the same client created with it.
 
-The order stores sha256(client scope, key), never the key itself, so the same key sent by another
-client is another token: it opens a new order and learns nothing of the first. A browser's scope is
-the shop's session (the checkout page starts it); a client without that session, an API client, shares
-the scope "api" with every other, so there the key itself must be unguessable.
+The order stores sha256(client scope, key), never the key, so another client's same key opens a new order.
+A browser's scope is the shop's session (the checkout page starts it); every client without one shares the
+scope "api", so there the key itself must be unguessable.
 """
 
 import hashlib

@@ -17,10 +17,9 @@ from orders.models import Product
 from orders.selectors import products_get_for_sale
 from orders.services import order_lines_merge
 from payments.forms import CheckoutForm, LineForm
-from payments.http import checkout_throttle
-from payments.idempotency import checkout_scope_start, checkout_token_scoped
+from payments.http import HttpResponseSeeOther, checkout_throttle
+from payments.idempotency import checkout_scope_start
 from payments.views.checkout import checkout_redirect
-from payments.views.common import HttpResponseSeeOther
 
 CART_KEY = "cart"
 
@@ -67,11 +66,10 @@ def _checkout(request: HttpRequest) -> HttpResponse:
     form.is_valid()
     if "checkout_token" in form.errors or not request.session.get(CART_KEY):
         return _page(request, status=400, error=form.errors.get("checkout_token", ["Your cart is empty."])[0])
-    token = form.cleaned_data["checkout_token"]
     return checkout_redirect(
         request,
         items=list(request.session[CART_KEY].items()),
-        checkout_token=checkout_token_scoped(request=request, key=str(token)) if token else None,
+        token=form.cleaned_data["checkout_token"],
         refused=lambda status, error: _page(request, status=status, error=error),
     )
 

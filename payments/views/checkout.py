@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from orders.exceptions import CartRefused, InvalidQuantity, OutOfStock
 from orders.selectors import products_for_sale
@@ -19,15 +19,14 @@ from payments.checkout import (
     ORDER_ID_PLACEHOLDER,
     CheckoutAlreadySubmitted,
     CheckoutPriceMismatch,
+    CheckoutRefused,
     CheckoutStart,
-    CheckoutTokenReused,
     checkout_start,
 )
 from payments.exceptions import PaymentProviderError, PaymentProviderNotConfigured
 from payments.forms import CheckoutForm, CheckoutRequest, CheckoutRequestInvalid, checkout_request_parse
-from payments.http import CheckoutThrottled, checkout_throttle, json_error
+from payments.http import HttpResponseSeeOther, absolute_url, checkout_throttle, json_error, json_methods
 from payments.idempotency import IdempotencyKeyTooWeak, checkout_scope_start, checkout_token_scoped
-from payments.views.common import HttpResponseSeeOther, absolute_url, json_methods
 
 logger = logging.getLogger(__name__)
 
@@ -48,39 +47,29 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
     return _page(request)
 
 
+@never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def checkout_page_or_create(request: HttpRequest) -> HttpResponse:
-    """Serve /checkout/: the page for a GET, a new Checkout Session for the form's POST."""
-    if request.method == "POST":
-        return checkout_create(request)
-    return checkout_page(request)
-
-
-@never_cache
-@require_POST
-def checkout_create(request: HttpRequest) -> HttpResponse:
-    """Open a Checkout Session for the posted item and quantity (buy now) and send the buyer to it (303)."""
+    """Serve /checkout/: the page for a GET; for the buy-now form's POST, open a Checkout Session for the
+    posted item and quantity and send the buyer to it (303)."""
+    if request.method != "POST":
+        return _page(request)
     throttled = checkout_throttle(request=request)
     if throttled:
         return _retry_later(
             render(request, "429.html", {"message": throttled.message}, status=429), throttled.retry_after
         )
     form = CheckoutForm(request.POST)
-    sku = request.POST.get("item_id", "")
+    sku, quantity = request.POST.get("item_id", ""), request.POST.get("quantity")
+
+    def refused(status: int, error: str) -> HttpResponse:
+        return _page(request, status=status, error=error, sku=sku, quantity=quantity)
+
     if not form.is_valid():
-        _, message = form.first_error()
-        return _page(request, status=400, error=message, sku=sku, quantity=request.POST.get("quantity"))
-    token = form.cleaned_data["checkout_token"]
-    # A form token is a UUID, 36 characters of the alphabet a strong key is written in: never too weak.
-    checkout_token = checkout_token_scoped(request=request, key=str(token)) if token else None
-    items = [(form.cleaned_data["item_id"], form.cleaned_data["quantity"])]
+        return refused(400, form.first_error()[1])
+    item = (form.cleaned_data["item_id"], form.cleaned_data["quantity"])
     return checkout_redirect(
-        request,
-        items=items,
-        checkout_token=checkout_token,
-        refused=lambda status, error: _page(
-            request, status=status, error=error, sku=sku, quantity=request.POST.get("quantity")
-        ),
+        request, items=[item], token=form.cleaned_data["checkout_token"], refused=refused
     )
 
 
@@ -88,18 +77,20 @@ def checkout_redirect(
     request: HttpRequest,
     *,
     items: list[tuple[str, int]],
-    checkout_token: str | None,
+    token: uuid.UUID | None,
     refused: Callable[[int, str], HttpResponse],
 ) -> HttpResponse:
     """Open the items' Checkout Session and send the buyer to it (303), or answer `refused(status, why)`:
     400 for items that cannot be bought, 409 for a token already used or stock run out."""
+    # A form token is a UUID, 36 characters of the alphabet a strong key is written in: never too weak.
+    checkout_token = checkout_token_scoped(request=request, key=str(token)) if token else None
     try:
         start = _start(request, items=items, checkout_token=checkout_token)
     except PaymentProviderNotConfigured as exc:
         return render(request, "payments/not_configured.html", {"message": str(exc)}, status=503)
     except CartRefused as exc:
         return refused(409 if isinstance(exc, OutOfStock) else 400, str(exc))
-    except (CheckoutTokenReused, CheckoutAlreadySubmitted) as exc:
+    except CheckoutRefused as exc:
         return refused(409, str(exc))
     except CheckoutPriceMismatch:
         return _unavailable(request, PRICE_MISMATCH_MESSAGE)
@@ -116,7 +107,8 @@ def api_create_session(request: HttpRequest) -> HttpResponse:
     "quantity"}); answer {"order_id", "session_id", "url"}."""
     throttled = checkout_throttle(request=request)
     if throttled:
-        return _throttled_json(throttled)
+        response = json_error(throttled.message, status=429, retry_after=throttled.retry_after)
+        return _retry_later(response, throttled.retry_after)
     try:
         checkout = checkout_request_parse(
             content_type=request.content_type or "",
@@ -126,7 +118,7 @@ def api_create_session(request: HttpRequest) -> HttpResponse:
     except RequestDataTooBig:
         return json_error("The request body is too large.", status=413)
     except CheckoutRequestInvalid as exc:
-        return json_error(exc.message, status=exc.status, field=exc.field)
+        return json_error(str(exc), status=exc.status, field=exc.field)
     key = checkout.idempotency_key
     try:
         checkout_token = checkout_token_scoped(request=request, key=key) if key else None
@@ -140,16 +132,9 @@ def api_create_session(request: HttpRequest) -> HttpResponse:
         return json_error(
             str(exc), status=409 if isinstance(exc, OutOfStock) else 400, field=_line_field(checkout, exc)
         )
-    except CheckoutTokenReused as exc:
-        return json_error(str(exc), status=409, field="Idempotency-Key", order_id=str(exc.order.id))
-    except CheckoutAlreadySubmitted as exc:
-        return json_error(
-            str(exc),
-            status=409,
-            field="Idempotency-Key",
-            order_id=str(exc.order.id),
-            order_status=exc.order.status,
-        )
+    except CheckoutRefused as exc:
+        extra = {"order_status": exc.order.status} if isinstance(exc, CheckoutAlreadySubmitted) else {}
+        return json_error(str(exc), status=409, field="Idempotency-Key", order_id=str(exc.order.id), **extra)
     except CheckoutPriceMismatch:
         return _retry_later(json_error(PRICE_MISMATCH_MESSAGE, status=503))
     except PaymentProviderError:
@@ -181,12 +166,7 @@ def _start(
 
 
 def _page(
-    request: HttpRequest,
-    *,
-    status: int = 200,
-    error: str = "",
-    sku: str = "",
-    quantity: str | None = None,
+    request: HttpRequest, *, status: int = 200, error: str = "", sku: str = "", quantity: str | None = None
 ) -> HttpResponse:
     """Render the product list, every form with a fresh token, and an error next to the form it concerns."""
     checkout_scope_start(request)
@@ -199,11 +179,7 @@ def _page(
             item["quantity"] = quantity or 1
             error_placed = True
         items.append(item)
-    context = {
-        "items": items,
-        "error": "" if error_placed else error,
-        "stripe_problem": _stripe_problem(),
-    }
+    context = {"items": items, "error": "" if error_placed else error, "stripe_problem": _stripe_problem()}
     return render(request, "payments/checkout.html", context, status=status)
 
 
@@ -217,13 +193,7 @@ def _stripe_problem() -> str:
 
 
 def _unavailable(request: HttpRequest, message: str) -> HttpResponse:
-    response = render(request, "payments/unavailable.html", {"message": message}, status=503)
-    return _retry_later(response)
-
-
-def _throttled_json(throttled: CheckoutThrottled) -> HttpResponse:
-    response = json_error(throttled.message, status=429, retry_after=throttled.retry_after)
-    return _retry_later(response, throttled.retry_after)
+    return _retry_later(render(request, "payments/unavailable.html", {"message": message}, status=503))
 
 
 def _retry_later(response: HttpResponse, seconds: int = RETRY_AFTER_SECONDS) -> HttpResponse:

@@ -1,7 +1,7 @@
 """Where Stripe sends the buyer back: the verified success page, its status endpoint, and cancel."""
 
-import logging
 import uuid
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -13,12 +13,24 @@ from orders.exceptions import OrderNotFound
 from orders.models import Order, OrderStatus
 from orders.selectors import order_get, order_get_by_session
 from payments.checkout import CheckoutReturn, ReturnOutcome, checkout_return_verify
-from payments.http import json_error, wants_json
+from payments.http import json_error, json_methods, wants_json
 from payments.views.cart import cart_clear
-from payments.views.common import json_methods, late_payment_message, order_payload, order_status_message
 
-logger = logging.getLogger(__name__)
-
+STATUS_MESSAGES = {
+    OrderStatus.PENDING: "We are waiting for the payment provider to confirm your payment.",
+    OrderStatus.CONFIRMED: "Payment received. We are finishing your order; this takes a moment.",
+    OrderStatus.FULFILLED: "We have your payment, and your order is being sent.",
+    OrderStatus.FAILED: "The payment did not go through, and nothing was charged.",
+    OrderStatus.EXPIRED: "This checkout expired before it was paid. Nothing was charged.",
+    OrderStatus.REFUNDED: "This order was refunded: the payment went back to your payment method.",
+}
+# A payment that reached an order already closed (see payments.sessions).
+LATE_PAYMENT_REFUNDED = "You were charged after this checkout had closed, and the payment has been refunded."
+LATE_PAYMENT_REFUNDING = "You were charged after this checkout had closed; the payment is being refunded."
+LATE_PAYMENT_WAITING = "You were charged after this checkout had closed; our team will contact you."
+PAYMENT_PENDING_MESSAGE = (
+    "Your payment is processing: your bank has not confirmed it yet. This page updates when it does."
+)
 STATUS_HEADINGS = {
     OrderStatus.FULFILLED: "Thank you, your order is complete",
     OrderStatus.FAILED: "Payment failed",
@@ -29,7 +41,7 @@ OUTCOME_HEADINGS = {
     ReturnOutcome.PAID: "Payment received",
     ReturnOutcome.PROCESSING: "Payment processing",
     ReturnOutcome.OPEN: "Not paid yet",
-    ReturnOutcome.EXPIRED: "Checkout expired",
+    ReturnOutcome.EXPIRED: STATUS_HEADINGS[OrderStatus.EXPIRED],
     ReturnOutcome.MISMATCH: "We could not verify this payment",
     ReturnOutcome.UNVERIFIED: "Your order",
     ReturnOutcome.UNKNOWN: "This checkout is unknown to the payment provider",
@@ -37,7 +49,7 @@ OUTCOME_HEADINGS = {
 LATE_PAYMENT_HEADING = "Paid after the checkout had closed"
 OUTCOME_MESSAGES = {
     ReturnOutcome.OPEN: "You have not completed the payment yet, and nothing was charged.",
-    ReturnOutcome.EXPIRED: "This checkout expired before it was paid. Nothing was charged.",
+    ReturnOutcome.EXPIRED: STATUS_MESSAGES[OrderStatus.EXPIRED],
     ReturnOutcome.UNKNOWN: (
         "The payment provider has no record of this checkout (it was opened with other credentials, or "
         "the provider's test system was reset), so it can no longer be paid. Please start a new order; "
@@ -48,6 +60,10 @@ MISMATCH_MESSAGE = (
     "The payment provider's record of this checkout does not match our order, so we have not confirmed "
     "it. Nothing more will happen to it automatically; please contact us with the order id below."
 )
+UNVERIFIED_NOTE = (
+    "We could not reach the payment provider to check this payment just now, "
+    "so this is what we knew before. This page checks again by itself."
+)
 
 
 @never_cache
@@ -55,24 +71,23 @@ MISMATCH_MESSAGE = (
 def success(request: HttpRequest) -> HttpResponse:
     """Verify the session the buyer returned from with Stripe and show the order's state."""
     as_json = wants_json(request)
+
+    def refused(status: int, title: str, message: str) -> HttpResponse:
+        if as_json:
+            return json_error(message, status=status, field="session_id")
+        return render(request, "payments/error.html", {"title": title, "message": message}, status=status)
+
     session_id = request.GET.get("session_id", "").strip()
     if not session_id:
-        message = "Missing session_id: this page is where the payment provider sends you back after paying."
-        if as_json:
-            return json_error(message, status=400, field="session_id")
-        return render(
-            request, "payments/error.html", {"title": "Missing session id", "message": message}, status=400
+        return refused(
+            400,
+            "Missing session id",
+            "Missing session_id: this page is where the payment provider sends you back after paying.",
         )
     try:
         result = checkout_return_verify(session_id=session_id)
     except OrderNotFound:
-        message = f"No order of ours has the checkout session {session_id!r}."
-        if as_json:
-            return json_error(message, status=404, field="session_id")
-        return render(
-            request, "payments/error.html", {"title": "Order not found", "message": message}, status=404
-        )
-
+        return refused(404, "Order not found", f"No order of ours has the checkout session {session_id!r}.")
     if result.outcome in (ReturnOutcome.PAID, ReturnOutcome.PROCESSING):
         cart_clear(request)
     # 409: our order and Stripe's session contradict each other; nothing the buyer sends can fix that.
@@ -116,6 +131,53 @@ def _order_from_query(request: HttpRequest) -> Order | None:
     return None
 
 
+def order_status_message(order: Order) -> str:
+    """Return one sentence telling the buyer where the order stands."""
+    if late := late_payment_message(order):
+        return late
+    if order.payment_pending and order.status in OrderStatus.OPEN:
+        return PAYMENT_PENDING_MESSAGE
+    return STATUS_MESSAGES[OrderStatus(order.status)]
+
+
+def late_payment_message(order: Order) -> str:
+    """Return what to tell a buyer whose money reached the order after it closed, or '' when none did."""
+    if order.status not in OrderStatus.CLOSED or not (order.needs_attention or order.amount_refunded):
+        return ""
+    if order.fully_refunded:
+        return LATE_PAYMENT_REFUNDED
+    return LATE_PAYMENT_REFUNDING if order.being_refunded() else LATE_PAYMENT_WAITING
+
+
+def order_payload(order: Order) -> dict[str, Any]:
+    """Return the order as the buyer may see it, for the status endpoint and JSON clients."""
+    return {
+        "order_id": str(order.id),
+        "status": order.status,
+        "payment_pending": order.payment_pending,
+        "final": order.is_final,
+        "message": order_status_message(order),
+        "lines": [
+            {
+                "item_id": line.product.sku,
+                "item_name": line.product.name,
+                "quantity": line.quantity,
+                "unit_amount": line.unit_amount,
+                "amount": line.amount,
+            }
+            for line in order.lines.all()
+        ],
+        **{
+            f"amount_{part}": getattr(order, f"amount_{part}")
+            for part in ("subtotal", "discount", "tax", "shipping", "total")
+        },
+        "currency": order.currency,
+        "created_at": order.created_at.isoformat(),
+        "updated_at": order.updated_at.isoformat(),
+        "status_url": reverse("order-status", kwargs={"order_id": order.id}),
+    }
+
+
 def _result_payload(result: CheckoutReturn) -> dict:
     session = result.session
     return {
@@ -125,7 +187,8 @@ def _result_payload(result: CheckoutReturn) -> dict:
         "note": {
             ReturnOutcome.MISMATCH: MISMATCH_MESSAGE,
             ReturnOutcome.UNKNOWN: OUTCOME_MESSAGES[ReturnOutcome.UNKNOWN],
-        }.get(result.outcome, result.note),
+            ReturnOutcome.UNVERIFIED: UNVERIFIED_NOTE,
+        }.get(result.outcome, ""),
         "session": (
             {"id": session.id, "status": session.status, "payment_status": session.payment_status}
             if session
@@ -160,12 +223,13 @@ def _result_context(request: HttpRequest, result: CheckoutReturn) -> dict:
         "outcome": outcome.value,
         "heading": heading,
         "message": message,
-        "note": result.note,
+        "note": UNVERIFIED_NOTE if outcome == ReturnOutcome.UNVERIFIED else "",
         "pay_url": result.session.url if outcome == ReturnOutcome.OPEN and result.session else "",
         "poll": poll,
         "poll_config": {
             "poll": poll,
             "url": reverse("order-status", kwargs={"order_id": order.id}),
             "payment_pending": order.payment_pending,
+            "headings": STATUS_HEADINGS,
         },
     }

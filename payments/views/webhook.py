@@ -1,8 +1,7 @@
-"""The endpoint Stripe delivers events to: verify, store, answer at once.
+"""The endpoint Stripe delivers events to: verify, store, answer at once; a worker processes the row.
 
-2xx means "stored" (or a copy was stored before): a worker processes the event from its row. 5xx (503)
-means "not stored", and Stripe delivers it again, for days. 4xx means the request is not a genuine Stripe
-event: nothing is stored. No Stripe API call is made here: the signed payload is the truth at its moment.
+2xx means stored (now or before); 503 means not stored, and Stripe delivers it again, for days; 4xx means
+not a genuine Stripe event, and nothing is stored. The signed payload is the truth: no Stripe API call here.
 `checkout_demo.middleware.StripeWebhookMiddleware` calls this view before any other middleware.
 """
 
