@@ -43,23 +43,18 @@ def _setting_errors() -> Iterator[Error]:
             hint="Leave it empty for Stripe, or set it to the emulator's URL, e.g. http://127.0.0.1:12111.",
             id="payments.E002",
         )
-    ttl = settings.CHECKOUT_SESSION_TTL_SECONDS
-    if not MIN_SESSION_TTL_SECONDS <= ttl <= MAX_SESSION_TTL_SECONDS:
-        yield Error(
-            f"CHECKOUT_SESSION_TTL_SECONDS is {ttl}; Stripe refuses a session that expires sooner than "
-            f"{MIN_SESSION_TTL_SECONDS} s or later than {MAX_SESSION_TTL_SECONDS} s after it is created.",
-            hint="Set it between 1800 and 86400 (the default is 3600).",
-            id="payments.E003",
-        )
-    hold = settings.CHECKOUT_STOCK_HOLD_MINUTES * 60
-    if not MIN_SESSION_TTL_SECONDS <= hold <= MAX_SESSION_TTL_SECONDS:
-        yield Error(
-            f"CHECKOUT_STOCK_HOLD_MINUTES is {hold // 60}; Stripe refuses a session that expires sooner "
-            f"than {MIN_SESSION_TTL_SECONDS // 60} or later than {MAX_SESSION_TTL_SECONDS // 60} minutes "
-            "after it is created.",
-            hint="Set it between 30 and 1440 (the default is 30).",
-            id="payments.E005",
-        )
+    session_limits = (
+        ("CHECKOUT_SESSION_TTL_SECONDS", settings.CHECKOUT_SESSION_TTL_SECONDS, 1, "1800 and 86400", "E003"),
+        ("CHECKOUT_STOCK_HOLD_MINUTES", settings.CHECKOUT_STOCK_HOLD_MINUTES * 60, 60, "30 and 1440", "E005"),
+    )
+    for name, seconds, unit, hint, error_id in session_limits:
+        if not MIN_SESSION_TTL_SECONDS <= seconds <= MAX_SESSION_TTL_SECONDS:
+            yield Error(
+                f"{name} is {seconds // unit}; Stripe refuses a session that expires sooner than 30 minutes "
+                "or later than 24 hours after it is created.",
+                hint=f"Set it between {hint}.",
+                id=f"payments.{error_id}",
+            )
     bad = [code for code in settings.CHECKOUT_SHIPPING_COUNTRIES if not re.fullmatch("[A-Z]{2}", code)]
     bad += [rate for rate in settings.CHECKOUT_SHIPPING_RATES if not rate.startswith("shr_")]
     if bad or not settings.CHECKOUT_SHIPPING_COUNTRIES:

@@ -54,3 +54,12 @@ def test_test_key_in_a_deployment_is_a_warning(settings):
     settings.STRIPE_SECRET_KEY = "sk_test_abc"
 
     assert ids(check_stripe_configured(None)) == ["payments.W002"]
+
+
+def test_a_stock_hold_stripe_would_refuse_is_an_error(settings):
+    settings.CHECKOUT_STOCK_HOLD_MINUTES = 20
+
+    (error,) = check_stripe_settings(None)
+
+    assert (error.id, error.hint) == ("payments.E005", "Set it between 30 and 1440.")
+    assert error.msg.startswith("CHECKOUT_STOCK_HOLD_MINUTES is 20;")

@@ -61,7 +61,9 @@ def cart_clear(request: HttpRequest) -> None:
 def _checkout(request: HttpRequest) -> HttpResponse:
     throttled = checkout_throttle(request=request)
     if throttled:
-        return _page(request, status=429, error=throttled.message)
+        response = _page(request, status=429, error=throttled.message)
+        response["Retry-After"] = str(throttled.retry_after)
+        return response
     form = CheckoutForm({"checkout_token": request.POST.get("checkout_token")})
     form.is_valid()
     if "checkout_token" in form.errors or not request.session.get(CART_KEY):
