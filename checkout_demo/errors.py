@@ -46,8 +46,7 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    # Django's own handler renders 500.html with no context at all: the page can rely on nothing that
-    # the failing request might have broken.
+    # Django's handler renders 500.html without context: nothing the failing request broke is needed.
     if answers_in_json(request):
         return json_error(MESSAGES[500], status=500)
     return defaults.server_error(request)
