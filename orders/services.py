@@ -100,8 +100,7 @@ def stock_reserve(lines: list[tuple[Product, int]]) -> bool:
 
 
 def stock_release(*, order_id: uuid.UUID | str) -> bool:
-    """Give back the quantities an order took, once, in the transaction that closes it; return whether this
-    call gave them back."""
+    """Give back the quantities an order took, once; return whether this call gave them back."""
     if not Order.objects.filter(pk=order_id, holds_stock=True).update(holds_stock=False):
         return False
     lines = (
@@ -136,10 +135,7 @@ def order_get_or_create(
 
 
 def order_attach_checkout_session(*, order_id: uuid.UUID | str, session_id: str) -> bool:
-    """Record the order's Checkout Session id once; return False if it already had one.
-
-    False too when another order holds that session id (the unique constraint refuses it).
-    """
+    """Record the order's Checkout Session id once; False if it had one, or another order holds that id."""
     # Inside a transaction (the webhook's), a savepoint keeps a refused id from poisoning it.
     isolated = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
@@ -161,10 +157,7 @@ def order_mark_payment_pending(*, order_id: uuid.UUID | str, stripe_event_id: st
 
 
 def order_flag_attention(*, order_id: uuid.UUID | str, reason: str) -> bool:
-    """Put the order in front of a person with the reason; return False if it was flagged already.
-
-    The first reason is kept: a duplicate or replayed event must not overwrite what a person reads.
-    """
+    """Put the order in front of a person; False if flagged already (a replay keeps the first reason)."""
     unflagged = Order.objects.filter(pk=order_id, needs_attention=False)
     flagged = bool(unflagged.update(needs_attention=True, attention_reason=reason))
     logger.warning("order %s needs attention (newly flagged=%s): %s", order_id, flagged, reason)
@@ -172,8 +165,7 @@ def order_flag_attention(*, order_id: uuid.UUID | str, reason: str) -> bool:
 
 
 def order_clear_attention(*, order_id: uuid.UUID | str, by: str) -> bool:
-    """Take the order off the needs-attention list, recording who settled it and when; return False when it
-    was not on it."""
+    """Take the order off the needs-attention list, recording who and when; False when it was not on it."""
     cleared = Order.objects.filter(pk=order_id, needs_attention=True).update(
         needs_attention=False, attention_settled_at=timezone.now(), attention_settled_by=by
     )
@@ -228,10 +220,8 @@ def payment_details(payment_intent_id: str, customer_email: str) -> dict[str, st
 def order_payment_details_store(
     *, order_id: uuid.UUID | str, payment_intent_id: str, customer_email: str = ""
 ) -> bool:
-    """Store the buyer's e-mail and PaymentIntent where the order has none yet; return whether any was.
-
-    Called for every session seen, not only at fulfilment: a failed or late payment's buyer must be reached.
-    """
+    """Store the buyer's e-mail and PaymentIntent where the order has none yet (for every session seen: a
+    failed or late payment's buyer must be reached too); return whether any was stored."""
     updated = 0
     for field, value in payment_details(payment_intent_id, customer_email).items():
         updated += Order.objects.filter(pk=order_id, **{field: ""}).update(**{field: value})

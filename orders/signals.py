@@ -122,8 +122,7 @@ SENDERS = {
 
 
 def signals_owed(*, changed_before: datetime, limit: int = 500) -> list[tuple[str, Any]]:
-    """Return (kind, pk) of the signals owed by rows last changed before the moment, the oldest first (left
-    by a sender that died, or a receiver that raised)."""
+    """Return (kind, pk) of the signals owed by rows last changed before the moment, the oldest first."""
     owed = []
     for kind, (rows, changed, _) in OUTBOXES.items():
         due = rows().filter(**{f"{changed}__lt": changed_before}).order_by(changed)
