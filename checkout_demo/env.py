@@ -1,23 +1,23 @@
-"""Typed readers for settings that come from the environment."""
+"""Typed readers for settings that come from the environment: a value that does not parse stops start-up."""
 
 import ipaddress
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
+Number = TypeVar("Number", int, float)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
 def env_str(name: str, default: str = "") -> str:
-    """Return the variable as a stripped string, or the default when unset."""
     return os.environ.get(name, default).strip()
 
 
 def env_bool(name: str, default: bool) -> bool:
-    """Return the variable as a boolean; refuse anything that is not clearly yes or no."""
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -30,25 +30,21 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int) -> int:
-    """Return the variable as an integer, the default when unset; refuse anything else at start-up."""
-    raw = env_str(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from None
+    return _env_number(name, default, int, "an integer")
 
 
 def env_float(name: str, default: float) -> float:
-    """Return the variable as a number, the default when unset; refuse anything else at start-up."""
+    return _env_number(name, default, float, "a number")
+
+
+def _env_number(name: str, default: Number, parse: Callable[[str], Number], kind: str) -> Number:
     raw = env_str(name)
     if not raw:
         return default
     try:
-        return float(raw)
+        return parse(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+        raise ImproperlyConfigured(f"{name}={raw!r} is not {kind}.") from None
 
 
 def env_list(name: str, default: str = "") -> list[str]:

@@ -19,9 +19,7 @@ MESSAGES = {
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if answers_in_json(request):
-        return json_error(MESSAGES[400], status=400)
-    return defaults.bad_request(request, exception)
+    return _json(request, 400) or defaults.bad_request(request, exception)
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -40,20 +38,20 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if answers_in_json(request):
-        return json_error(MESSAGES[404], status=404)
-    return defaults.page_not_found(request, exception)
+    return _json(request, 404) or defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    # Django's own handler renders 500.html with no context at all: the page can rely on nothing that
-    # the failing request might have broken.
-    if answers_in_json(request):
-        return json_error(MESSAGES[500], status=500)
-    return defaults.server_error(request)
+    # Django's handler renders 500.html without context: nothing the failing request broke is needed.
+    return _json(request, 500) or defaults.server_error(request)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """Tell a person whose form failed Django's CSRF check what to do about it."""
     context = {"no_cookie": reason == REASON_NO_CSRF_COOKIE, "reason": reason if settings.DEBUG else ""}
     return render(request, "403_csrf.html", context, status=403)
+
+
+def _json(request: HttpRequest, status: int) -> HttpResponse | None:
+    """Return the JSON error for an API client, or None for a person (who gets the page)."""
+    return json_error(MESSAGES[status], status=status) if answers_in_json(request) else None

@@ -1,10 +1,6 @@
-"""Logs and error reports: one JSON object a line in production, a request id on every line a request
-causes, and Sentry when SENTRY_DSN is set, with secrets and e-mail addresses scrubbed from what leaves.
-
-python-json-logger formats the standard library's records, so the project's %-style log calls stay as
-they are (structlog would bring a second logging API to learn and to route the libraries' lines through),
-and every field of `orders.logs` becomes a key a log system indexes; gunicorn's own lines use the same
-formatter (gunicorn.conf.py).
+"""Logs and error reports: one JSON object a line in production (python-json-logger, so the standard
+library's %-style calls stay), a request id and the fields of `orders.logs` on every line, and Sentry
+when SENTRY_DSN is set, with secrets and e-mail addresses scrubbed from what leaves.
 """
 
 import logging
@@ -30,9 +26,8 @@ FIELDS = ("request_id", "order_id", "checkout_session_id", "event_id", "event_ty
 class LogFieldsFilter(logging.Filter):
     """Put the fields of `orders.logs` that apply on the record, unless the log call gave its own.
 
-    Two kinds of line are written after a request's block has ended, so they name its id themselves:
-    django.request's answer to a 4xx or 5xx (its record carries the request) and gunicorn's access line
-    (which reads the X-Request-ID the response echoes).
+    django.request's 4xx/5xx line and gunicorn's access line come after the request's block: they carry
+    the request, or the X-Request-ID the response echoes.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -49,7 +44,6 @@ class LogFieldsFilter(logging.Filter):
 
 
 def log_format_from_env() -> str:
-    """Return LOG_FORMAT, plain or json: plain in development (DJANGO_DEBUG), json otherwise by default."""
     log_format = env_str("LOG_FORMAT", "plain" if env_bool("DJANGO_DEBUG", default=False) else "json").lower()
     if log_format not in ("plain", "json"):
         raise ImproperlyConfigured(f"LOG_FORMAT={log_format!r} is not one of: plain, json.")
@@ -57,7 +51,6 @@ def log_format_from_env() -> str:
 
 
 def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
-    """Return the one LOGGING of the project (and of gunicorn): plain lines, or JSON objects."""
     formatter = (
         {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -86,8 +79,7 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
 
 
 def gunicorn_logging_config(*, level: str, access_log: bool) -> dict[str, Any]:
-    """Return gunicorn's `logconfig_dict`: its error and access lines as JSON objects on stderr (the access
-    lines dropped, below their logger's level, unless an access log is asked for)."""
+    """Return gunicorn's `logconfig_dict`: JSON lines; access lines only when an access log is asked for."""
     levels = {"gunicorn.error": level, "gunicorn.access": "INFO" if access_log else "WARNING"}
     config = logging_config(log_format="json", level=level)
     config["loggers"] = {name: {"handlers": ["console"], "level": lvl} for name, lvl in levels.items()}
@@ -95,11 +87,8 @@ def gunicorn_logging_config(*, level: str, access_log: bool) -> dict[str, Any]:
 
 
 class RequestIdMiddleware:
-    """Give each request an id: a trusted proxy's X-Request-ID, or a new one; echo it, log it everywhere.
-
-    A client's own header is believed only behind TRUSTED_PROXY_COUNT proxies (which set it), and only
-    when it is a plain token: anything else would let a stranger forge or poison the logs. List first.
-    """
+    """Give each request an id, echoed and on every log line: a new one, or a proxy's X-Request-ID when
+    TRUSTED_PROXY_COUNT says a proxy sets it and it is a plain token (a stranger's would poison the logs)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -122,8 +111,8 @@ SECRET_KEYS = re.compile(r"(?i)stripe[-_]signature|authorization|cookie|secret|p
 
 
 def scrub(value: Any, *, send_emails: bool) -> Any:
-    """Return the value with its secrets (and e-mail addresses, unless send_emails) replaced: by the name
-    they are kept under (a header, a variable) and by the look of their text, wherever it is."""
+    """Return the value with secrets (and e-mail addresses, unless send_emails) replaced, found by the name
+    they are kept under and by the look of their text."""
     if isinstance(value, str):
         value = SECRETS.sub("[Filtered]", value)
         return value if send_emails else EMAIL.sub("[Filtered email]", value)
@@ -138,12 +127,8 @@ def scrub(value: Any, *, send_emails: bool) -> Any:
 
 
 def sentry_init(*, dsn: str, environment: str, send_emails: bool, release: str = "") -> None:
-    """Report unhandled errors (views, commands, the worker) and ERROR lines to Sentry, tagged, scrubbed.
-
-    Imported only when SENTRY_DSN is set: without it nothing is loaded or sent. An event that ends
-    failed or needs_review logs an ERROR line, so it is reported, tagged with the fields of the line.
-    Request bodies are not sent (a webhook's holds the buyer's details), nor the user unless send_emails.
-    """
+    """Report unhandled errors and ERROR lines to Sentry, tagged with the log fields, scrubbed; no request
+    bodies (a webhook's holds the buyer's details), nor the user unless send_emails."""
     import sentry_sdk
     from sentry_sdk.integrations.django import DjangoIntegration
     from sentry_sdk.integrations.logging import LoggingIntegration

@@ -2,11 +2,11 @@
 itself (503 while it is unreachable, 400 for text it cannot hold)."""
 
 import logging
-from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
+from django.utils.deprecation import MiddlewareMixin
 
 from orders.db import text_is_storable
 from payments.http import answers_in_json, json_error
@@ -19,14 +19,8 @@ RETRY_AFTER_SECONDS = 5
 MESSAGE = "The service is briefly unavailable. Nothing was lost; please try again in a few seconds."
 
 
-class DatabaseUnavailableMiddleware:
+class DatabaseUnavailableMiddleware(MiddlewareMixin):
     """Turn a lost database connection into a 503 with Retry-After, which clients and Stripe retry."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         # OperationalError covers "connection refused" and "server closed the connection"; IntegrityError
@@ -46,23 +40,20 @@ UNSTORABLE_MESSAGE = "The request holds a character that cannot be stored (a NUL
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-class UnstorableInputMiddleware:
+class UnstorableInputMiddleware(MiddlewareMixin):
     """Refuse with 400 a query string or form field the database could not hold, before any view reads it.
 
-    PostgreSQL refuses a NUL in any text, so `?session_id=cs_%00` or an admin filter's `?status__exact=%00`
-    would otherwise end in a DataError (a 500) wherever the value meets a query. JSON bodies are checked
-    by their own parsers, the webhook's by its signature.
+    PostgreSQL refuses a NUL in any text, so `?session_id=cs_%00` would otherwise end in a DataError (a
+    500) wherever the value meets a query. JSON bodies are checked by their own parsers, the webhook's by
+    its signature.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
         fields = [request.GET]
         if request.method == "POST" and request.content_type in FORM_TYPES:
             fields.append(request.POST)
         if all(_storable(data) for data in fields):
-            return self.get_response(request)
+            return None
         logger.warning("refused %s %s: a field holds a NUL or a lone surrogate", request.method, request.path)
         if answers_in_json(request):
             return json_error(UNSTORABLE_MESSAGE, status=400)
@@ -76,18 +67,9 @@ def _storable(data: QueryDict) -> bool:
     )
 
 
-class StripeWebhookMiddleware:
-    """Answer Stripe's deliveries before any other middleware runs; list it first.
+class StripeWebhookMiddleware(MiddlewareMixin):
+    """Answer Stripe's deliveries before any other middleware runs (list it first): the webhook needs none
+    of them (no session, CSRF, user or HTTPS redirect), and they would cost a fifth of its time."""
 
-    The webhook needs none of the others (no session, CSRF or user, and no HTTPS redirect, which Stripe
-    does not follow), and they would cost a fifth of its time. One path for runserver, gunicorn and the
-    test client alike.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.rstrip("/") == WEBHOOK_PATH:
-            return stripe_webhook(request)
-        return self.get_response(request)
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        return stripe_webhook(request) if request.path_info.rstrip("/") == WEBHOOK_PATH else None

@@ -1,7 +1,4 @@
-"""Settings for the checkout demo, read from the environment (and `.env` when present).
-
-Every variable is listed, with its meaning, in `.env.example`.
-"""
+"""Settings read from the environment (and `.env`); `.env.example` explains every variable once."""
 
 import re
 from pathlib import Path
@@ -20,7 +17,6 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env", override=False)
 
 # Off unless asked for: a deployment that forgets the variable must not run in development mode.
-# `python3 dev.py run` writes DJANGO_DEBUG=true into a local `.env` for you.
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
@@ -36,16 +32,13 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 
-# The public base URL Stripe sends buyers back to; empty means "the host of the request".
 SITE_URL = env_str("SITE_URL").rstrip("/")
 
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", SITE_URL)
 
 INSTALLED_APPS = [
-    # The whole admin. Before django.contrib.admin, whose templates (admin/index.html...) it extends.
-    "backoffice",
-    # django.contrib.admin, with backoffice's site (the Needs attention page, the index's dashboard).
-    "backoffice.apps.BackofficeAdminConfig",
+    "backoffice",  # the whole admin; before django.contrib.admin, whose templates it extends
+    "backoffice.apps.BackofficeAdminConfig",  # django.contrib.admin with backoffice's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -147,7 +140,7 @@ STORAGES = {
     },
 }
 
-# Production hardening, on whenever DEBUG is off; each can be relaxed for a plain-HTTP benchmark.
+# Production hardening, on whenever DEBUG is off.
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
@@ -158,36 +151,28 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
-# Stripe. With no secret key the pages that need Stripe explain how to configure it;
-# `python3 dev.py run` starts the offline emulator and points STRIPE_API_BASE at it.
+# Stripe. With no secret key the pages that need Stripe explain how to configure it.
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE").rstrip("/")
 STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 CHECKOUT_SESSION_TTL_SECONDS = env_int("CHECKOUT_SESSION_TTL_SECONDS", 60 * 60)
-# The checkout of an order that takes from a product's stock closes sooner, so unpaid carts give it back.
 CHECKOUT_STOCK_HOLD_MINUTES = env_int("CHECKOUT_STOCK_HOLD_MINUTES", 30)
 CHECKOUT_PROMOTION_CODES = env_bool("CHECKOUT_PROMOTION_CODES", default=False)
 CHECKOUT_AUTOMATIC_TAX = env_bool("CHECKOUT_AUTOMATIC_TAX", default=False)
-# Asked for when a line's product requires shipping: ISO country codes, and Stripe shipping rate ids.
 CHECKOUT_SHIPPING_COUNTRIES = [code.upper() for code in env_list("CHECKOUT_SHIPPING_COUNTRIES", "US")]
 CHECKOUT_SHIPPING_RATES = env_list("CHECKOUT_SHIPPING_RATES")
-# A payment that reaches an order already failed or expired is refunded through Stripe (and the order
-# flagged for a person); false: it is only flagged, and a person decides.
 REFUND_LATE_PAYMENTS = env_bool("REFUND_LATE_PAYMENTS", default=True)
-# Stripe's own limit for a webhook payload is far below this; anything larger is not from Stripe.
 STRIPE_WEBHOOK_MAX_BYTES = env_int("STRIPE_WEBHOOK_MAX_BYTES", 512 * 1024)
-# Off when empty; `stripe` stands for the addresses Stripe publishes (payments/stripe_ips.py).
 STRIPE_WEBHOOK_ALLOWED_IPS = env_networks("STRIPE_WEBHOOK_ALLOWED_IPS", {"stripe": STRIPE_WEBHOOK_IPS})
 
-# On the public internet: how many proxies in front of the site append to X-Forwarded-For (0: none,
-# the client is REMOTE_ADDR), and how many checkouts a client, and everyone together, may start.
+# On the public internet: the proxies in front of the site, and how many checkouts clients may start.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 if TRUSTED_PROXY_COUNT < 0:
     raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT={TRUSTED_PROXY_COUNT} must be 0 or more.")
 CHECKOUT_RATE_LIMIT = env_rate("CHECKOUT_RATE_LIMIT", "10/m")
-# CHECKOUT_RATE_LIMIT=off alone turns every checkout limit off; set this too to keep an overall one.
+# CHECKOUT_RATE_LIMIT=off alone turns the overall limit off too.
 CHECKOUT_RATE_LIMIT_GLOBAL = env_rate("CHECKOUT_RATE_LIMIT_GLOBAL", "300/m" if CHECKOUT_RATE_LIMIT else "off")
 
 
@@ -200,8 +185,7 @@ def _cache_from_url(url: str) -> dict:
             f"REDIS_URL / CACHE_URL={url!r} is not a Redis URL: use redis://host:6379/0, rediss://... or "
             "unix:///path/redis.sock."
         )
-    # Short timeouts: the rate limits read the cache on every checkout, and let it through when Redis
-    # does not answer rather than hang the buyer.
+    # Short timeouts: the rate limits read it on every checkout, and let it through rather than hang.
     return {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": url,
@@ -212,22 +196,17 @@ def _cache_from_url(url: str) -> dict:
 CACHES = {"default": _cache_from_url(env_str("REDIS_URL") or env_str("CACHE_URL"))}
 CSRF_FAILURE_VIEW = "checkout_demo.errors.csrf_failure"
 
-# The worker (`manage.py process_events`). A claimed event no worker finished within the lease goes back to
-# the queue (its worker died): keep it above the slowest event's processing. Its retries wait the base
-# time, doubling up to the cap; after STRIPE_EVENT_MAX_ATTEMPTS a failed event waits for replay_events.
-# The TASK_* names are read too, from before the inbox was the queue.
+# The worker (`manage.py process_events`); the TASK_* names are read too, from before the inbox was the queue.
 WORKER_LEASE_SECONDS = env_float("WORKER_LEASE_SECONDS", env_float("TASK_LEASE_SECONDS", 300.0))
 WORKER_BATCH_SIZE = env_int("WORKER_BATCH_SIZE", 50)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 1)
 WORKER_POLL_SECONDS = env_float("WORKER_POLL_SECONDS", 1.0)
-# How often a worker sends the signals a crash or a raising receiver left owed (owed that long at least).
 WORKER_SWEEP_SECONDS = env_float("WORKER_SWEEP_SECONDS", 5.0)
 RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", env_float("TASK_RETRY_BASE_SECONDS", 5.0))
 RETRY_MAX_SECONDS = env_float("RETRY_MAX_SECONDS", env_float("TASK_RETRY_MAX_SECONDS", 600.0))
 STRIPE_EVENT_MAX_ATTEMPTS = env_int("STRIPE_EVENT_MAX_ATTEMPTS", 8)
 
-# Customer e-mails (payments/emails.py, docs/emails.md): an order confirmation, a refund notice and a failed
-# delayed payment's notice, each sent once by the worker, retried with the backoff above, then left failed.
+# Customer e-mails (docs/emails.md), sent by the worker.
 CUSTOMER_EMAILS = env_bool("CUSTOMER_EMAILS", default=True)
 EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", 8)
 EMAIL_HOST = env_str("EMAIL_HOST") or "localhost"
@@ -240,19 +219,15 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("EMAIL_USE_TLS (STARTTLS, port 587) and EMAIL_USE_SSL (port 465): set one.")
 EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "webmaster@localhost")
-# SMTP when a host is set; without one, the worker's terminal shows each message in development, and
-# production tries localhost:25, so a missing relay ends as failed e-mails in Needs attention, not silence.
+# Without a host, production still tries localhost:25: a missing relay ends as failed e-mails, not silence.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
     "django.core.mail.backends.console.EmailBackend"
     if DEBUG and not env_str("EMAIL_HOST")
     else "django.core.mail.backends.smtp.EmailBackend"
 )
 
-# `/metrics` (Prometheus): off (404) unless one of these is set; with both, a scrape needs both. The
-# token is a bearer token (`Authorization: Bearer ...`); the addresses are the clients' as
-# TRUSTED_PROXY_COUNT says.
+# `/metrics` (Prometheus): off (404) unless one of these is set. The token must fit an Authorization header.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
-# Printable ASCII without spaces, so it fits an Authorization header as it is.
 if METRICS_TOKEN and not re.fullmatch(r"[!-~]{32,}", METRICS_TOKEN):
     raise ImproperlyConfigured(
         "METRICS_TOKEN must be at least 32 printable ASCII characters without spaces: generate one with "
@@ -261,12 +236,10 @@ if METRICS_TOKEN and not re.fullmatch(r"[!-~]{32,}", METRICS_TOKEN):
 METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS")
 
 LOG_LEVEL = env_str("DJANGO_LOG_LEVEL", "INFO").upper()
-# One JSON object a line (for a log system) or plain lines (for a person at a terminal).
 LOG_FORMAT = log_format_from_env()
 LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
 
-# Error reports to Sentry, only when a DSN is set (nothing is imported otherwise). E-mail addresses are
-# scrubbed from what is sent unless SENTRY_SEND_EMAILS.
+# Error reports to Sentry, only when a DSN is set (nothing is imported otherwise).
 SENTRY_DSN = env_str("SENTRY_DSN")
 if SENTRY_DSN:
     sentry_init(

@@ -1,10 +1,4 @@
-"""What the database can and cannot do for the app: hold text, count big tables cheaply, build indexes live.
-
-Index builds: a plain CREATE INDEX blocks every INSERT and UPDATE of the table while it builds (every
-checkout and webhook of a big shop, for minutes); CONCURRENTLY does not, but cannot run in a transaction,
-so a migration using these operations sets `atomic = False`. A build that failed half way leaves an
-INVALID index, dropped and built again on the next run. SQLite gets the plain statements.
-"""
+"""What the database can and cannot do for the app: hold text, count big tables cheaply, index live."""
 
 import logging
 import re
@@ -31,12 +25,9 @@ def text_is_storable(value: str) -> bool:
 def storable_text(value: str, *, max_length: int | None = None, field: str = "") -> str:
     """Return the value without what no text column can hold, cut to `max_length`; log what was lost.
 
-    For text that Stripe sends and that only informs a person (a reason, an API version): storing less
-    of it is better than failing the write it comes with.
+    For text from Stripe that only informs a person (a reason): storing less beats failing the write.
     """
-    cleaned = _UNSTORABLE.sub("", value)
-    if max_length is not None and len(cleaned) > max_length:
-        cleaned = cleaned[:max_length]
+    cleaned = _UNSTORABLE.sub("", value)[:max_length]
     if cleaned != value:
         logger.warning("%s stored shortened to fit its column: %r", field or "text", value[:80])
     return cleaned
@@ -47,12 +38,8 @@ EXACT_COUNT_LIMIT = 10_000
 
 
 def update_returning(queryset: QuerySet, values: dict[str, Any], returning: str) -> list[Any]:
-    """Run `queryset.update(**values)` and return one column of the rows it updated, in one statement.
-
-    Django's update() says only how many rows changed; a caller that must know what it changed (the
-    status a transition moved an order from) would read the row again. PostgreSQL and SQLite (3.35+)
-    both answer UPDATE ... RETURNING.
-    """
+    """Run `queryset.update(**values)` and return one column of the rows it updated, in one statement
+    (UPDATE ... RETURNING: PostgreSQL, SQLite 3.35+), where Django's says only how many."""
     query = queryset.query.chain(sql.UpdateQuery)
     query.add_update_values(values)
     statement, params = query.get_compiler(queryset.db).as_sql()
@@ -81,9 +68,8 @@ def planner_estimate(queryset: QuerySet) -> int | None:
 def capped_count(queryset: QuerySet) -> tuple[int, bool]:
     """Return (count, is_estimate): exact up to EXACT_COUNT_LIMIT, PostgreSQL's planner estimate above.
 
-    The exact count is bounded by a LIMIT, so it never reads more than EXACT_COUNT_LIMIT + 1 rows; an
-    estimate costs one EXPLAIN, and is never below what the bounded count saw (statistics may predate the
-    latest rows). Where there is no planner to ask (SQLite, a small shop's database) it counts exactly.
+    The exact count reads at most EXACT_COUNT_LIMIT + 1 rows; an estimate is never below what it saw
+    (statistics may predate the latest rows). Without a planner (SQLite) it counts exactly.
     """
     estimate = planner_estimate(queryset)
     if estimate is None:
@@ -96,11 +82,13 @@ def capped_count(queryset: QuerySet) -> tuple[int, bool]:
     return estimate, True
 
 
+# A plain CREATE INDEX blocks every write of the table while it builds; CONCURRENTLY does not, but cannot
+# run in a transaction, so a migration using these operations sets `atomic = False`.
 class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
     """CREATE INDEX CONCURRENTLY on PostgreSQL; CREATE INDEX elsewhere."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        if schema_editor.connection.vendor != "postgresql":
+        if not _postgres(schema_editor):
             AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
             return
         self._ensure_not_in_transaction(schema_editor)
@@ -112,23 +100,21 @@ class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
             schema_editor.add_index(model, self.index, concurrently=True)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
-            return
-        super().database_backwards(app_label, schema_editor, from_state, to_state)
+        operation = AddIndexConcurrently if _postgres(schema_editor) else AddIndex
+        operation.database_backwards(self, app_label, schema_editor, from_state, to_state)
 
 
 class RemoveIndexConcurrentlyOnPostgres(RemoveIndexConcurrently):
     """DROP INDEX CONCURRENTLY on PostgreSQL; DROP INDEX elsewhere."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-            return
-        super().database_forwards(app_label, schema_editor, from_state, to_state)
+        operation = RemoveIndexConcurrently if _postgres(schema_editor) else RemoveIndex
+        operation.database_forwards(self, app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
-            return
-        super().database_backwards(app_label, schema_editor, from_state, to_state)
+        operation = RemoveIndexConcurrently if _postgres(schema_editor) else RemoveIndex
+        operation.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+def _postgres(schema_editor) -> bool:
+    return schema_editor.connection.vendor == "postgresql"

@@ -26,8 +26,7 @@ class Product(models.Model):
     stripe_product_id = models.CharField(max_length=255, blank=True, null=True, unique=True)
     stripe_price_id = models.CharField(max_length=255, blank=True, null=True, unique=True)
     active = models.BooleanField(default=True)
-    # Units left to sell; an order reserves its lines' quantities when it is made and gives them back
-    # once if it fails or expires (orders.stock).
+    # An order takes its lines' quantities when it is made, and gives them back once if it closes unpaid.
     stock = models.PositiveIntegerField(null=True, blank=True, help_text="Empty means unlimited.")
     requires_shipping = models.BooleanField(default=False, help_text="Checkout asks for an address.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -49,15 +48,12 @@ class OrderStatus(models.TextChoices):
     REFUNDED = "refunded", "Refunded"
 
 
-# The sets every rule asks about, on the enum where a reader looks for them (assigned after the class,
-# since a set in its body would become a status).
-# Waiting to be fulfilled: its session may still be paid, or was paid and awaits the webhook.
+# The sets every rule asks about (set after the class: in its body they would become statuses).
+# Open: waiting to be fulfilled. Closed: unpaid, so a payment that reaches it is a late payment.
+# Paid: Stripe took the money (some may have gone back). Final: only `refund` can still move it.
 OrderStatus.OPEN = frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED})
-# Closed unpaid: no money may reach it (a payment that does is a late payment).
 OrderStatus.CLOSED = frozenset({OrderStatus.FAILED, OrderStatus.EXPIRED})
-# Stripe took the buyer's money for it (some of which may have gone back).
 OrderStatus.PAID = frozenset({OrderStatus.CONFIRMED, OrderStatus.FULFILLED, OrderStatus.REFUNDED})
-# Only `refund` can still move it (a fulfilled order).
 OrderStatus.FINAL = frozenset({OrderStatus.FULFILLED, OrderStatus.REFUNDED}) | OrderStatus.CLOSED
 
 
@@ -76,7 +72,6 @@ class Order(models.Model):
     promotion_code = models.CharField(max_length=255, blank=True, default="")
     shipping_address = models.TextField(blank=True, default="")
     shipping_rate = models.CharField(max_length=255, blank=True, default="")
-    # True while the lines' quantities are taken from stock and not given back (orders.stock).
     holds_stock = models.BooleanField(default=False, editable=False)
     status = models.CharField(
         max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING, editable=False
@@ -103,16 +98,15 @@ class Order(models.Model):
     fulfilled_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     expired_at = models.DateTimeField(null=True, blank=True)
-    # Set in the same transaction as the `order_fulfilled` receivers run in: null on a fulfilled order
-    # means the process died between the fulfilling commit and the signal, and the signal is still owed.
+    # The outbox of `order_fulfilled` (orders.signals): null on a fulfilled order, the signal is owed.
     fulfillment_signalled_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Recomputed from the refund and dispute rows by `orders.refunds`, never added to.
     amount_refunded = models.PositiveIntegerField(
         default=0, editable=False, help_text="Refunded or lost to disputes, in minor units."
     )
     refunded_at = models.DateTimeField(null=True, blank=True)
-    # Set when the order and Stripe's money cannot agree by themselves (a payment for an order that was
-    # already closed): the order waits in the admin's "Needs attention" filter until a person clears it.
+    # Set when the order and Stripe's money cannot agree by themselves (a late payment): the order waits in
+    # the admin's Needs attention page until a person settles it.
     needs_attention = models.BooleanField(default=False, db_index=True, editable=False)
     attention_reason = models.TextField(blank=True, default="", editable=False)
     attention_settled_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -124,8 +118,7 @@ class Order(models.Model):
             models.Index(fields=["status", "created_at"], name="order_status_created_idx"),
             # The admin's ordering (-created_at, then -pk to break ties): a deep page walks only this index.
             models.Index(fields=["created_at", "id"], name="order_created_id_idx"),
-            # The admin's searches (orders/search.py): an e-mail in any case (the PaymentIntent id is
-            # indexed on its field).
+            # The admin's search by e-mail, in any case.
             models.Index(Upper("customer_email"), name="order_email_upper_idx"),
             # The Needs attention page's newest flagged orders: only the flagged ones, a few rows.
             models.Index(
@@ -163,7 +156,6 @@ class Order(models.Model):
 
     @property
     def is_final(self) -> bool:
-        """Return whether the order waits for nothing more from the buyer or Stripe's checkout."""
         return self.status in OrderStatus.FINAL
 
     @property
@@ -177,14 +169,11 @@ class Order(models.Model):
 
     @property
     def fully_refunded(self) -> bool:
-        """Return whether refunds and lost disputes cover the whole amount."""
         return self.amount_refunded >= self.amount_total
 
     def being_refunded(self) -> bool:
-        """Return whether the money is going back: refunded in full, or a refund Stripe has taken.
-
-        A request Stripe never answered does not count: nothing is on its way until Stripe takes it.
-        """
+        """Return whether the money is going back: refunded in full, or a refund Stripe has taken (a
+        request Stripe never answered is not on its way)."""
         return self.fully_refunded or self.refunds.filter(status__in=RefundStatus.TAKEN).exists()
 
 
@@ -267,11 +256,10 @@ class RefundStatus(models.TextChoices):
     CANCELED = "canceled", "Canceled"
 
 
-# Holding part of the order's money: gone (succeeded) or on its way (requested, pending).
+# Reserving: holding part of the order's money, gone or on its way. Taken: by Stripe, on its way or there.
+# Unsettled: money a buyer is still owed (requested, pending) or that Stripe could not send (failed).
 RefundStatus.RESERVING = frozenset({RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.SUCCEEDED})
-# Taken by Stripe: on its way to the buyer or there.
 RefundStatus.TAKEN = frozenset({RefundStatus.PENDING, RefundStatus.SUCCEEDED})
-# Not settled: money a buyer is still owed (requested, pending) or that Stripe could not send (failed).
 RefundStatus.UNSETTLED = frozenset({RefundStatus.REQUESTED, RefundStatus.PENDING, RefundStatus.FAILED})
 
 
@@ -293,11 +281,10 @@ class RefundRequester(models.TextChoices):
 class OrderRefund(models.Model):
     """One refund of an order's payment: asked for here first, or learnt of from Stripe's webhooks."""
 
-    # A UUID rather than a counter, because it makes the idempotency key `refund:<id>`: a counter would
-    # repeat after a database reset while Stripe still remembers the old keys.
+    # A UUID, for the idempotency key `refund:<id>`: a counter would repeat after a database reset.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
-    # Null until Stripe answers the request (or for ever, when Stripe refused or could not be reached).
+    # Null until Stripe answers the request (for ever when Stripe refused or could not be reached).
     stripe_refund_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     amount = models.PositiveIntegerField(help_text="In the currency's minor unit.")
     currency = models.CharField(max_length=3)
@@ -308,7 +295,7 @@ class OrderRefund(models.Model):
         max_length=150, blank=True, default="", help_text="The admin user who asked, if one did."
     )
     failure_reason = models.TextField(blank=True, default="")
-    # Set in the transaction the `order_refunded` receivers run in (see `orders.refund_signals`).
+    # The outbox of `order_refunded` (orders.signals).
     signalled_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -358,7 +345,7 @@ class OrderDispute(models.Model):
     reason = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=32, choices=DisputeStatus.choices)
     evidence_due_by = models.DateTimeField(null=True, blank=True)
-    # The last status the `order_disputed` receivers were told of (see `orders.refund_signals`).
+    # The outbox of `order_disputed`: the last status its receivers were told of (orders.signals).
     signalled_status = models.CharField(max_length=32, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,14 +1,8 @@
 """Refunds and disputes of an order: reserve a refund, record what Stripe says, recompute what went back.
 
-`Order.amount_refunded` is never added to: every write of a refund or dispute row is followed, in the
-same transaction, by `order_refunds_recompute`, which sums the rows (succeeded refunds plus lost disputes,
-capped at the total) and takes the `refund` transition once the sum covers the order. Rows only move
-forward through their statuses, so a duplicated or reordered event cannot count twice.
-
-Every writer locks the order's row first, then writes refund or dispute rows, then sums: one lock order,
-so writers never deadlock, and the last to take the lock sees every row committed before it. It is the
-one row lock of the project: a refund reserves money against the SUM of the other rows, which no
-condition on one row can see.
+Every writer locks the order's row, then writes refund or dispute rows, then sums them into
+`Order.amount_refunded` (never added to). It is the project's one row lock: a refund reserves money
+against the SUM of the other rows, which no condition on one row can see (docs/design.md).
 """
 
 import logging
@@ -39,8 +33,8 @@ from orders.money import money_format
 
 logger = logging.getLogger(__name__)
 
-# A row may leave a status only for one ranked higher. A succeeded refund can still fail (a closed card
-# account), so failed outranks succeeded.
+# A row may leave a status only for one ranked higher, so a duplicated or reordered event cannot count
+# twice. A succeeded refund can still fail (a closed card account), so failed outranks succeeded.
 REFUND_STATUS_RANK = {
     RefundStatus.REQUESTED: 0,
     RefundStatus.PENDING: 1,
@@ -69,7 +63,7 @@ DISPUTE_REASON_MAX_LENGTH = OrderDispute._meta.get_field("reason").max_length
 
 @dataclass(frozen=True)
 class RefundTotals:
-    """An order's money after a recompute: what went back, and whether this call refunded the order."""
+    """An order's money after a recompute; `refunded_now` when this call took the `refund` transition."""
 
     amount_total: int
     amount_refunded: int
@@ -79,7 +73,7 @@ class RefundTotals:
 
 @dataclass(frozen=True)
 class Applied:
-    """What applying one refund or dispute Stripe reports did: its row, and the order's money after it."""
+    """What applying one refund or dispute Stripe reports did."""
 
     row: OrderRefund | OrderDispute
     created: bool  # unknown here before (a refund made in Stripe's Dashboard, say)
@@ -88,10 +82,7 @@ class Applied:
 
 
 def money_returned(*, refunds: Iterable[tuple[str, int]], disputes: Iterable[tuple[str, int]]) -> int:
-    """Return what went back to the buyer: succeeded refunds plus lost disputes, as (status, amount) pairs.
-
-    The one rule, for the order's rows and for what Stripe lists (the audit compares the two).
-    """
+    """Return succeeded refunds plus lost disputes, as (status, amount) pairs: our rows or Stripe's lists."""
     return sum(amount for status, amount in refunds if status == RefundStatus.SUCCEEDED) + sum(
         amount for status, amount in disputes if status == DisputeStatus.LOST
     )
@@ -104,14 +95,9 @@ def order_refundable_remaining(*, order_id: uuid.UUID | str) -> int:
 
 
 def order_refund_amount_check(*, order_id: uuid.UUID | str, amount: int | None, requested_by: str) -> int:
-    """Return the amount a refund would take (the remainder when None), or raise RefundRefused saying why.
-
-    For a confirmation step: the request itself checks again under the order's lock.
-    """
-    order = Order.objects.only("pk", "status", "amount_total", "currency").filter(pk=order_id).first()
-    if order is None:
-        raise OrderNotFound(f"No order {order_id}.")
-    return _refund_amount(order, amount, RefundRequester(requested_by))
+    """Return what a refund would take (the remainder when None), or raise RefundRefused: for a confirmation
+    step; the request checks again under the lock."""
+    return _refund_amount(_order(order_id), amount, RefundRequester(requested_by))
 
 
 def order_refund_request(
@@ -123,17 +109,16 @@ def order_refund_request(
     requested_by_user: str = "",
     request_id: uuid.UUID | None = None,
 ) -> tuple[OrderRefund, bool]:
-    """Reserve a refund (the whole remainder when `amount` is None); return the row and whether it is new.
+    """Reserve a refund (the remainder when `amount` is None); return the row and whether it is new.
 
-    `request_id` (a confirmation form's token) makes a repeated submit find its first row instead of
-    asking twice. Raises RefundRefused, with a message for people, before anything is written.
+    A repeated `request_id` (a confirmation form's token) finds its first row instead of asking twice.
     """
     requester = RefundRequester(requested_by)
     if reason not in RefundReason.values and reason != "":
         choices = ", ".join(RefundReason.values)
         raise RefundRefused(f"{reason!r} is not a refund reason Stripe knows: use {choices}, or none.")
     with transaction.atomic():
-        order = _lock(order_id)
+        order = _order(order_id, lock=True)
         existing = OrderRefund.objects.filter(pk=request_id).first() if request_id else None
         if existing is not None:
             if existing.order_id != order.pk or amount not in (None, existing.amount):
@@ -152,14 +137,9 @@ def order_refund_request(
             requested_by=requester,
             requested_by_user=requested_by_user,
         )
+    made, who = money_format(refund.amount, refund.currency), f"{requester.value} {requested_by_user or '-'}"
     logger.info(
-        "order %s refund %s requested: %s by %s %s (reason=%s)",
-        order.pk,
-        refund.pk,
-        money_format(refund.amount, refund.currency),
-        requester.value,
-        requested_by_user or "-",
-        reason or "-",
+        "order %s refund %s requested: %s by %s (reason=%s)", order.pk, refund.pk, made, who, reason or "-"
     )
     return refund, True
 
@@ -170,7 +150,7 @@ def order_refund_record(
     """Record Stripe's answer to our refund request (its id and status), unless a webhook got further."""
     refund = OrderRefund.objects.only("order_id", "requested_by").get(pk=refund_id)
     with transaction.atomic():
-        order = _lock(refund.order_id)
+        order = _order(refund.order_id, lock=True)
         OrderRefund.objects.filter(pk=refund_id, stripe_refund_id__isnull=True).update(
             stripe_refund_id=stripe_refund_id, updated_at=timezone.now()
         )
@@ -190,7 +170,7 @@ def order_refund_refused(*, refund_id: uuid.UUID | str, message: str) -> OrderRe
     """Mark a refund request failed because Stripe refused it; its money is free to refund again."""
     refund = OrderRefund.objects.only("order_id").get(pk=refund_id)
     with transaction.atomic():
-        _lock(refund.order_id)
+        _order(refund.order_id, lock=True)
         OrderRefund.objects.filter(pk=refund_id, status=RefundStatus.REQUESTED).update(
             status=RefundStatus.FAILED, failure_reason=message, updated_at=timezone.now()
         )
@@ -213,14 +193,14 @@ def order_refund_apply(
 ) -> Applied:
     """Upsert the row of a refund Stripe reports (by its id, or by our request id in its metadata)."""
     with transaction.atomic(savepoint=False):
-        order = _lock(order_id)
+        order = _order(order_id, lock=True)
         if request_id:
             # Our own refund whose webhook came before (or instead of) the API's answer: claim its row.
             OrderRefund.objects.filter(
                 pk=_uuid(request_id), order_id=order_id, stripe_refund_id__isnull=True
             ).update(stripe_refund_id=stripe_refund_id, updated_at=timezone.now())
         fields = {"amount": amount, "failure_reason": storable_text(failure_reason, field="failure reason")}
-        applied = _upsert(
+        return _upsert(
             OrderRefund,
             order,
             {"stripe_refund_id": stripe_refund_id},
@@ -234,7 +214,6 @@ def order_refund_apply(
             source=source,
             stripe_event_id=stripe_event_id,
         )
-    return applied
 
 
 def order_dispute_apply(
@@ -249,7 +228,7 @@ def order_dispute_apply(
     source: str = TransitionSource.WEBHOOK,
     stripe_event_id: str | None = None,
 ) -> Applied:
-    """Upsert a dispute's row from what Stripe reports, never moving it backwards, then recompute."""
+    """Upsert the row of a dispute Stripe reports."""
     fields = {
         "amount": amount,
         "currency": currency,
@@ -257,17 +236,11 @@ def order_dispute_apply(
         "evidence_due_by": evidence_due_by,
     }
     with transaction.atomic(savepoint=False):
-        order = _lock(order_id)
-        applied = _upsert(
-            OrderDispute,
-            order,
-            {"stripe_dispute_id": stripe_dispute_id},
-            status,
-            fields,
-            source=source,
-            stripe_event_id=stripe_event_id,
+        order = _order(order_id, lock=True)
+        key = {"stripe_dispute_id": stripe_dispute_id}
+        return _upsert(
+            OrderDispute, order, key, status, fields, source=source, stripe_event_id=stripe_event_id
         )
-    return applied
 
 
 def order_refunds_recompute(
@@ -275,22 +248,19 @@ def order_refunds_recompute(
 ) -> RefundTotals:
     """Sum the order's succeeded refunds and lost disputes into `amount_refunded`; refund it when covered.
 
-    `order` is the row a caller already locked in this transaction, so the lock is not taken twice.
+    `order`: the row the caller already locked in this transaction.
     """
     with transaction.atomic(savepoint=False):
-        order = order if order is not None else _lock(order_id)
+        order = order if order is not None else _order(order_id, lock=True)
         returned = _returned(order.pk)
         capped = min(returned, order.amount_total)
         if returned > order.amount_total:
             logger.error("order %s: %d returned exceeds the total %d", order.pk, returned, order.amount_total)
         if capped != order.amount_refunded:
             Order.objects.filter(pk=order.pk).update(amount_refunded=capped, updated_at=timezone.now())
+            back, total = (money_format(amount, order.currency) for amount in (capped, order.amount_total))
             logger.info(
-                "order %s refunded %s of %s (event=%s)",
-                order.pk,
-                money_format(capped, order.currency),
-                money_format(order.amount_total, order.currency),
-                stripe_event_id or "-",
+                "order %s refunded %s of %s (event=%s)", order.pk, back, total, stripe_event_id or "-"
             )
         refunded_now = False
         if capped >= order.amount_total and order.status == OrderStatus.FULFILLED:
@@ -313,12 +283,11 @@ def refund_status_from_stripe(stripe_status: str) -> str:
     return RefundStatus.PENDING if stripe_status == "requires_action" else RefundStatus(stripe_status)
 
 
-def _lock(order_id: uuid.UUID | str) -> Order:
+def _order(order_id: uuid.UUID | str, *, lock: bool = False) -> Order:
+    """Return the order's money fields, its row locked when `lock`, or raise OrderNotFound."""
+    rows = Order.objects.select_for_update() if lock else Order.objects.all()
     order = (
-        Order.objects.select_for_update()
-        .only("pk", "status", "amount_total", "amount_refunded", "currency")
-        .filter(pk=order_id)
-        .first()
+        rows.only("pk", "status", "amount_total", "amount_refunded", "currency").filter(pk=order_id).first()
     )
     if order is None:
         raise OrderNotFound(f"No order {order_id}.")
@@ -388,7 +357,6 @@ def _returned(order_pk: uuid.UUID) -> int:
 
 
 def _refund_amount(order: Order, amount: int | None, requester: RefundRequester) -> int:
-    """Return the amount to refund (the remainder when None), or raise RefundRefused saying why."""
     late_payment = requester == RefundRequester.AUTOMATIC and order.status in OrderStatus.CLOSED
     if order.status == OrderStatus.REFUNDED:
         raise RefundRefused(f"Order {order.pk} is already refunded in full.")
@@ -401,17 +369,15 @@ def _refund_amount(order: Order, amount: int | None, requester: RefundRequester)
     under_way = OrderRefund.objects.filter(
         order_id=order.pk, status__in=(RefundStatus.REQUESTED, RefundStatus.PENDING)
     ).count()
-    waiting = (
-        " (1 refund still under way counts against it)"
-        if under_way == 1
-        else f" ({under_way} refunds still under way count against it)"
-    )
+    waiting = f" ({under_way} refunds still under way count against it)" if under_way else ""
+    if under_way == 1:
+        waiting = " (1 refund still under way counts against it)"
     if remaining <= 0:
         if _returned(order.pk) >= order.amount_total:
             raise RefundRefused(f"Order {order.pk} is already refunded in full.")
         raise RefundRefused(
             f"Nothing is left to refund on order {order.pk}: refunds under way already cover its "
-            f"{money_format(order.amount_total, order.currency)}{waiting if under_way else ''}."
+            f"{money_format(order.amount_total, order.currency)}{waiting}."
         )
     if amount is None:
         return remaining
@@ -421,8 +387,7 @@ def _refund_amount(order: Order, amount: int | None, requester: RefundRequester)
         total = money_format(order.amount_total, order.currency)
         raise RefundRefused(
             f"Cannot refund {money_format(amount, order.currency)} on order {order.pk}: only "
-            f"{money_format(remaining, order.currency)} of its {total} is left to refund"
-            f"{waiting if under_way else ''}."
+            f"{money_format(remaining, order.currency)} of its {total} is left to refund{waiting}."
         )
     return amount
 

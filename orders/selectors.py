@@ -11,7 +11,7 @@ from django.db.models import Count, Q, QuerySet
 from orders.exceptions import OrderNotFound, ProductUnavailable
 from orders.models import Order, OrderStatus, Product
 
-_HEX_PREFIX = re.compile(r"[0-9a-f]{4,31}")
+_HEX_PREFIX = re.compile(r"[0-9a-f]{4,32}")
 
 
 def products_for_sale() -> QuerySet[Product]:
@@ -44,27 +44,20 @@ PAYMENT_FIELDS = (
 
 
 def order_get(*, order_id: uuid.UUID | str) -> Order:
-    """Return the order with this id, or raise OrderNotFound."""
-    try:
-        return Order.objects.prefetch_related("lines__product").get(pk=order_id)
-    except (Order.DoesNotExist, ValueError, ValidationError):
-        raise OrderNotFound(f"No order {order_id}.") from None
+    return _get(Order.objects.prefetch_related("lines__product"), f"No order {order_id}.", pk=order_id)
 
 
 def order_id_condition(term: str, *, field: str = "pk") -> Q | None:
-    """Return the condition on `field` for an order id or a prefix of one (4 to 31 hex digits, such as the
+    """Return the condition on `field` for an order id or a prefix of one (4 hex digits or more, such as the
     8-character reference), or None if the term is neither.
 
     A prefix is the range between it padded with 0s and with fs, which the primary key's index answers.
     """
     compact = term.strip().lower().replace("-", "")
-    if len(compact) == 32:
-        try:
-            return Q(**{field: uuid.UUID(compact)})
-        except ValueError:
-            return None
     if not _HEX_PREFIX.fullmatch(compact):
         return None
+    if len(compact) == 32:
+        return Q(**{field: uuid.UUID(compact)})
     pad = 32 - len(compact)
     return Q(
         **{f"{field}__gte": uuid.UUID(compact + "0" * pad), f"{field}__lte": uuid.UUID(compact + "f" * pad)}
@@ -85,23 +78,16 @@ def order_get_by_reference(*, reference: str) -> Order:
 
 
 def order_get_for_payment(*, order_id: uuid.UUID | str) -> Order:
-    """Return the order's payment fields only (no product), or raise OrderNotFound."""
-    try:
-        return Order.objects.only(*PAYMENT_FIELDS).get(pk=order_id)
-    except (Order.DoesNotExist, ValueError):
-        raise OrderNotFound(f"No order {order_id}.") from None
+    """Return the order with its payment fields only."""
+    return _get(Order.objects.only(*PAYMENT_FIELDS), f"No order {order_id}.", pk=order_id)
 
 
 def order_get_by_session(*, session_id: str) -> Order:
-    """Return the order that owns this Checkout Session id, or raise OrderNotFound."""
-    try:
-        return Order.objects.prefetch_related("lines__product").get(stripe_checkout_session_id=session_id)
-    except Order.DoesNotExist:
-        raise OrderNotFound(f"No order for Checkout Session {session_id}.") from None
+    lines = Order.objects.prefetch_related("lines__product")
+    return _get(lines, f"No order for Checkout Session {session_id}.", stripe_checkout_session_id=session_id)
 
 
 def order_status_get(*, order_id: uuid.UUID | str) -> str | None:
-    """Return the order's status now, or None when there is no such order."""
     return Order.objects.filter(pk=order_id).values_list("status", flat=True).first()
 
 
@@ -117,3 +103,11 @@ def order_counts_created_since(*, since: datetime) -> dict[str, int]:
     )
     counts.update(rows)
     return counts
+
+
+def _get(orders: QuerySet[Order], missing: str, **lookup: object) -> Order:
+    """Return the one order of the lookup, or raise OrderNotFound with the message (a malformed id too)."""
+    try:
+        return orders.get(**lookup)
+    except (Order.DoesNotExist, ValueError, ValidationError):
+        raise OrderNotFound(missing) from None

@@ -21,8 +21,7 @@ EMAIL_MAX_LENGTH = Order._meta.get_field("customer_email").max_length
 
 
 def order_lines_merge(lines: Iterable[tuple[Product, int]]) -> list[tuple[Product, int]]:
-    """Return the lines with each product once (quantities added up), in the order first asked, or raise
-    CartRefused naming the item at fault."""
+    """Return the lines with each product once (quantities added up), or raise CartRefused naming the item."""
     merged: dict[int, tuple[Product, int]] = {}
     for product, quantity in lines:
         if isinstance(quantity, bool) or not isinstance(quantity, int):
@@ -83,9 +82,8 @@ def order_create(
 def stock_reserve(lines: list[tuple[Product, int]]) -> bool:
     """Take each line's quantity from its product's stock; return whether any product counts its stock.
 
-    One conditional UPDATE per product, decided by the database, in product order so that two orders
-    never wait on each other. A product without a count (unlimited) keeps none: NULL minus a quantity is
-    NULL. Raise OutOfStock, for the caller's transaction to undo what was taken, when one has too few.
+    One conditional UPDATE per product, in product order so that two orders never deadlock (an unlimited
+    product stays NULL). Raise OutOfStock, for the caller's transaction to undo what was taken.
     """
     counted = False
     for product, quantity in sorted(lines, key=lambda line: line[0].pk):
@@ -102,8 +100,7 @@ def stock_reserve(lines: list[tuple[Product, int]]) -> bool:
 
 
 def stock_release(*, order_id: uuid.UUID | str) -> bool:
-    """Give back the quantities an order took, once (the conditional UPDATE of `holds_stock` decides);
-    return whether this call gave them back. Runs in the transaction that closes the order."""
+    """Give back the quantities an order took, once; return whether this call gave them back."""
     if not Order.objects.filter(pk=order_id, holds_stock=True).update(holds_stock=False):
         return False
     lines = (
@@ -138,20 +135,13 @@ def order_get_or_create(
 
 
 def order_attach_checkout_session(*, order_id: uuid.UUID | str, session_id: str) -> bool:
-    """Record the order's Checkout Session id once; return False if it already had one.
-
-    False too when another order holds that session id (the unique constraint refuses it).
-    """
+    """Record the order's Checkout Session id once; False if it had one, or another order holds that id."""
     # Inside a transaction (the webhook's), a savepoint keeps a refused id from poisoning it.
     isolated = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
         with isolated:
-            attached = (
-                Order.objects.filter(pk=order_id, stripe_checkout_session_id__isnull=True).update(
-                    stripe_checkout_session_id=session_id
-                )
-                == 1
-            )
+            unattached = Order.objects.filter(pk=order_id, stripe_checkout_session_id__isnull=True)
+            attached = bool(unattached.update(stripe_checkout_session_id=session_id))
     except IntegrityError:
         attached = False
     logger.info("order %s session %s attached=%s", order_id, session_id, attached)
@@ -160,52 +150,34 @@ def order_attach_checkout_session(*, order_id: uuid.UUID | str, session_id: str)
 
 def order_mark_payment_pending(*, order_id: uuid.UUID | str, stripe_event_id: str | None) -> bool:
     """Note that the buyer paid with a delayed method whose outcome is not known yet."""
-    marked = (
-        Order.objects.filter(pk=order_id, status__in=(OrderStatus.PENDING, OrderStatus.CONFIRMED)).update(
-            payment_pending=True
-        )
-        == 1
-    )
-    logger.info(
-        "order %s payment pending (delayed method) marked=%s event=%s",
-        order_id,
-        marked,
-        stripe_event_id or "-",
-    )
+    marked = bool(Order.objects.filter(pk=order_id, status__in=OrderStatus.OPEN).update(payment_pending=True))
+    event = stripe_event_id or "-"
+    logger.info("order %s payment pending (delayed method) marked=%s event=%s", order_id, marked, event)
     return marked
 
 
 def order_flag_attention(*, order_id: uuid.UUID | str, reason: str) -> bool:
-    """Put the order in front of a person with the reason; return False if it was flagged already.
-
-    The first reason is kept: a duplicate or replayed event must not overwrite what a person reads.
-    """
-    flagged = (
-        Order.objects.filter(pk=order_id, needs_attention=False).update(
-            needs_attention=True, attention_reason=reason
-        )
-        == 1
-    )
+    """Put the order in front of a person; False if flagged already (a replay keeps the first reason)."""
+    unflagged = Order.objects.filter(pk=order_id, needs_attention=False)
+    flagged = bool(unflagged.update(needs_attention=True, attention_reason=reason))
     logger.warning("order %s needs attention (newly flagged=%s): %s", order_id, flagged, reason)
     return flagged
 
 
 def order_clear_attention(*, order_id: uuid.UUID | str, by: str) -> bool:
-    """Take the order off the needs-attention list once a person has settled it, recording who and when;
-    return False when it was not on it (settled already, once is enough)."""
+    """Take the order off the needs-attention list, recording who and when; False when it was not on it."""
     cleared = Order.objects.filter(pk=order_id, needs_attention=True).update(
         needs_attention=False, attention_settled_at=timezone.now(), attention_settled_by=by
     )
     logger.info(
-        "order %s attention settled by %s: %s", order_id, by, bool(cleared), extra={"order_id": order_id}
+        "order %s attention settled by %s: %s", order_id, by, bool(cleared), extra={"order_id": str(order_id)}
     )
     return bool(cleared)
 
 
 @dataclass(frozen=True)
 class Charged:
-    """What a paid Checkout Session added to the order's lines (a discount, tax, shipping) and where the
-    goods go, as the order stores it."""
+    """What a paid Checkout Session added to the order's lines (a discount, tax, shipping), and where to."""
 
     discount: int = 0
     tax: int = 0
@@ -216,32 +188,25 @@ class Charged:
 
     def order_fields(self) -> dict[str, Any]:
         """Return the order's columns for it; the database adds the total up from the stored subtotal."""
-        text = {name: storable_text(getattr(self, name), max_length=255, field=name) for name in TEXT_FIELDS}
         return {
             "amount_discount": self.discount,
             "amount_tax": self.tax,
             "amount_shipping": self.shipping,
             "amount_total": F("amount_subtotal") - self.discount + self.tax + self.shipping,
-            **text,
+            "promotion_code": storable_text(self.promotion_code, max_length=255, field="promotion_code"),
+            "shipping_rate": storable_text(self.shipping_rate, max_length=255, field="shipping_rate"),
             "shipping_address": storable_text(self.shipping_address, field="shipping_address"),
         }
 
 
-TEXT_FIELDS = ("promotion_code", "shipping_rate")
-
-
 def order_charged_store(*, order_id: uuid.UUID | str, charged: Charged) -> None:
-    """Store what a paid session charged on an order that did not move (a late payment), so that its
-    refund can return all of it."""
+    """Store what a paid session charged on an order that did not move (a late payment), for its refund."""
     Order.objects.filter(pk=order_id).update(**charged.order_fields())
 
 
 def payment_details(payment_intent_id: str, customer_email: str) -> dict[str, str]:
-    """Return the payment fields worth storing, leaving out the ones Stripe did not give.
-
-    An e-mail address that does not fit its column is left out rather than cut (a cut address is
-    another one): the transition must not fail for a detail.
-    """
+    """Return the payment fields Stripe gave; an e-mail that does not fit is left out, not cut (a cut
+    address is another one), so the transition never fails for a detail."""
     details = {}
     if payment_intent_id:
         details["stripe_payment_intent_id"] = payment_intent_id
@@ -255,11 +220,8 @@ def payment_details(payment_intent_id: str, customer_email: str) -> dict[str, st
 def order_payment_details_store(
     *, order_id: uuid.UUID | str, payment_intent_id: str, customer_email: str = ""
 ) -> bool:
-    """Store the buyer's e-mail and the PaymentIntent Stripe gave where the order has none yet.
-
-    Whenever the project sees a session (a delayed payment, a failed one, a late one), not only at
-    fulfilment: those are the buyers an operator must reach. Return whether anything was stored.
-    """
+    """Store the buyer's e-mail and PaymentIntent where the order has none yet (for every session seen: a
+    failed or late payment's buyer must be reached too); return whether any was stored."""
     updated = 0
     for field, value in payment_details(payment_intent_id, customer_email).items():
         updated += Order.objects.filter(pk=order_id, **{field: ""}).update(**{field: value})

@@ -1,11 +1,8 @@
-"""The shop's hooks after an order changes, each sent once: what is owed, and the claim that sends it.
+"""The shop's hooks after an order changes, each sent once (docs/design.md, Signals).
 
-A signal is owed by a column of its row (`Order.fulfillment_signalled_at`, `OrderRefund.signalled_at`,
-`OrderDispute.signalled_status`) from the commit that makes it due. A sender claims it with a conditional
-UPDATE of that column and runs the receivers in the same transaction, outside the order's row lock: their
-database writes commit exactly once with the claim, or roll back with it and run again. A receiver with
-effects outside the database (an e-mail, a warehouse API) should be idempotent on what it is told, since
-a crash after its effect and before the commit makes it run again.
+A signal is owed by a column of its row from the commit that makes it due; a sender claims it with a
+conditional UPDATE of that column and runs the receivers in the same transaction, so their database
+writes commit once with the claim. Effects outside the database should be idempotent.
 """
 
 import logging
@@ -125,11 +122,7 @@ SENDERS = {
 
 
 def signals_owed(*, changed_before: datetime, limit: int = 500) -> list[tuple[str, Any]]:
-    """Return (kind, pk) of the signals owed by rows last changed before the moment, the oldest first.
-
-    A signal is sent right after the commit that makes it due; one still owed later was left by a
-    sender that died, or by a receiver that raised.
-    """
+    """Return (kind, pk) of the signals owed by rows last changed before the moment, the oldest first."""
     owed = []
     for kind, (rows, changed, _) in OUTBOXES.items():
         due = rows().filter(**{f"{changed}__lt": changed_before}).order_by(changed)
@@ -152,10 +145,7 @@ def signal_send(kind: str, pk: Any) -> bool:
 
 
 def signals_resend(*, older_than: timedelta, dry_run: bool = False) -> int:
-    """Send every signal owed since before the age (its sender died, or its receiver raised); count them.
-
-    `dry_run` counts what is owed and sends nothing.
-    """
+    """Send every signal owed for longer than `older_than`, and count them (`dry_run`: count, send none)."""
     owed = signals_owed(changed_before=timezone.now() - older_than, limit=10**9)
     if dry_run:
         return len(owed)
@@ -174,8 +164,7 @@ def signals_resend(*, older_than: timedelta, dry_run: bool = False) -> int:
 
 
 def _fulfilment_of(order_id: Any) -> dict[str, Any]:
-    """Return what the winning caller would have handed the receivers: the fulfilling transition's source
-    and event."""
+    """Return what the winning caller would have told the receivers: the fulfilling transition's."""
     source, event_id = (
         OrderTransition.objects.filter(order_id=order_id, to_status=OrderStatus.FULFILLED)
         .values_list("source", "stripe_event_id")

@@ -1,17 +1,8 @@
 """The order state machine: every status change is one conditional UPDATE decided by the database.
 
-    confirm  pending             -> confirmed   (success redirect, after Stripe says the session is paid)
-    fulfill  pending, confirmed  -> fulfilled   (webhook, replay, reconcile)
-    fail     pending, confirmed  -> failed      (async payment failed; session creation refused)
-    expire   pending             -> expired     (session expired; reconcile)
-    refund   fulfilled           -> refunded    (refunds and lost disputes cover the total; orders.refunds)
-
-`UPDATE ... WHERE id = %s AND status IN (<from>)` touches one row for exactly one caller, however many
-threads, processes or machines try at once; everyone else touches none and has lost, which is normal.
-The winner writes the `OrderTransition` row in the same transaction, so the audit log holds exactly the
-winning transitions. States only move forward, so events arriving out of order cannot corrupt an order.
-A fulfilment makes `order_fulfilled` owed, by its outbox column (orders.signals); failing or expiring
-gives the order's stock back, once, in the same transaction (orders.services.stock_release).
+`UPDATE ... WHERE id = %s AND status IN (<from>)` moves the row for exactly one caller; the others lost,
+which is normal. The winner writes the `OrderTransition` row and what the move makes due (stock given
+back, `order_fulfilled` owed) in the same transaction. The table of moves is in docs/design.md.
 """
 
 import logging
@@ -42,29 +33,17 @@ class Transition:
 
 
 CONFIRM = Transition("confirm", frozenset({OrderStatus.PENDING}), OrderStatus.CONFIRMED, "confirmed_at")
-FULFILL = Transition(
-    "fulfill",
-    frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED}),
-    OrderStatus.FULFILLED,
-    "fulfilled_at",
-)
-FAIL = Transition(
-    "fail", frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED}), OrderStatus.FAILED, "failed_at"
-)
+FULFILL = Transition("fulfill", OrderStatus.OPEN, OrderStatus.FULFILLED, "fulfilled_at")
+FAIL = Transition("fail", OrderStatus.OPEN, OrderStatus.FAILED, "failed_at")
 EXPIRE = Transition("expire", frozenset({OrderStatus.PENDING}), OrderStatus.EXPIRED, "expired_at")
-
 REFUND = Transition("refund", frozenset({OrderStatus.FULFILLED}), OrderStatus.REFUNDED, "refunded_at")
-
 TRANSITIONS = {t.name: t for t in (CONFIRM, FULFILL, FAIL, EXPIRE, REFUND)}
 
 
 @dataclass(frozen=True)
 class TransitionResult:
-    """What asking for a transition did: whether this caller won, and the order's status before and now.
-
-    A loser moved nothing, so `from_status == status`: the status the order already had, or None when
-    there is no such order. Callers read this instead of the order.
-    """
+    """Whether this caller won, and the order's status before and now (a loser's are equal: the status the
+    order already had, or None when there is no such order)."""
 
     won: bool
     from_status: str | None
@@ -80,7 +59,6 @@ def _apply(
     note: str = "",
     changes: dict[str, Any] | None = None,
 ) -> TransitionResult:
-    """Move the order if its status allows; a loser (the order already moved) is a normal result."""
     source = TransitionSource(source)
     now = timezone.now()
     values: dict[str, Any] = {
@@ -90,11 +68,9 @@ def _apply(
         "updated_at": now,
         **(changes or {}),
     }
-    # No savepoint: inside a caller's transaction (the worker's), an error must roll back the caller's
-    # work too, and at the top level this is the transaction.
+    # No savepoint: inside a caller's transaction (the worker's), an error rolls back the caller's work too.
     with transaction.atomic(savepoint=False):
-        # previous_status is set from the row's status in the same UPDATE, so RETURNING it tells the
-        # winner where the order came from without reading the row again.
+        # RETURNING previous_status, set from the row's status by this UPDATE: where the winner moved it from.
         moved = Order.objects.filter(pk=order_id, status__in=transition.from_statuses)
         returned = update_returning(moved, values, "previous_status")
         if returned:
@@ -109,29 +85,22 @@ def _apply(
             if transition.to_status in OrderStatus.CLOSED:
                 stock_release(order_id=order_id)
     if returned:
-        logger.info(
-            "order %s %s: %s -> %s (source=%s event=%s)",
-            order_id,
-            transition.name,
-            returned[0],
-            transition.to_status,
-            source.value,
-            stripe_event_id or "-",
-            extra={"order_id": str(order_id), "transition": transition.name},
-        )
-        return TransitionResult(won=True, from_status=returned[0], status=str(transition.to_status))
-    # The one read a loser costs: what the order already is, for the caller and this log line.
-    current = order_status_get(order_id=order_id)
+        from_status, status = returned[0], str(transition.to_status)
+        what = f"{from_status} -> {status}"
+    else:
+        # The one read a loser costs: what the order already is, for the caller and this log line.
+        from_status = status = order_status_get(order_id=order_id)
+        what = f"no-op, order is {status or 'missing'}"
     logger.info(
-        "order %s %s: no-op, order is %s (source=%s event=%s)",
+        "order %s %s: %s (source=%s event=%s)",
         order_id,
         transition.name,
-        current or "missing",
+        what,
         source.value,
         stripe_event_id or "-",
         extra={"order_id": str(order_id), "transition": transition.name},
     )
-    return TransitionResult(won=False, from_status=current, status=current)
+    return TransitionResult(won=bool(returned), from_status=from_status, status=status)
 
 
 def order_confirm(
@@ -144,10 +113,7 @@ def order_confirm(
     charged: Charged | None = None,
 ) -> TransitionResult:
     """Move a pending order to confirmed, keeping the payment details and the amounts Stripe gave."""
-    changes = {
-        **payment_details(payment_intent_id, customer_email),
-        **(charged.order_fields() if charged else {}),
-    }
+    changes = _paid(payment_intent_id, customer_email, charged)
     return _apply(CONFIRM, order_id=order_id, source=source, stripe_event_id=stripe_event_id, changes=changes)
 
 
@@ -161,20 +127,12 @@ def order_fulfill(
     charged: Charged | None = None,
 ) -> TransitionResult:
     """Move a pending or confirmed order to fulfilled, and send `order_fulfilled` once it commits."""
-    changes = {
-        "payment_pending": False,
-        **payment_details(payment_intent_id, customer_email),
-        **(charged.order_fields() if charged else {}),
-    }
+    changes = {"payment_pending": False, **_paid(payment_intent_id, customer_email, charged)}
     return _apply(FULFILL, order_id=order_id, source=source, stripe_event_id=stripe_event_id, changes=changes)
 
 
 def order_fail(
-    *,
-    order_id: uuid.UUID | str,
-    source: str,
-    reason: str,
-    stripe_event_id: str | None = None,
+    *, order_id: uuid.UUID | str, source: str, reason: str, stripe_event_id: str | None = None
 ) -> TransitionResult:
     """Move a pending or confirmed order to failed, recording why."""
     return _apply(
@@ -188,21 +146,22 @@ def order_fail(
 
 
 def order_expire(
-    *,
-    order_id: uuid.UUID | str,
-    source: str,
-    stripe_event_id: str | None = None,
+    *, order_id: uuid.UUID | str, source: str, stripe_event_id: str | None = None
 ) -> TransitionResult:
     """Move a pending order to expired; never a confirmed one, whose money is on its way."""
     return _apply(EXPIRE, order_id=order_id, source=source, stripe_event_id=stripe_event_id)
 
 
 def order_refund(
-    *,
-    order_id: uuid.UUID | str,
-    source: str,
-    stripe_event_id: str | None = None,
-    note: str = "",
+    *, order_id: uuid.UUID | str, source: str, stripe_event_id: str | None = None, note: str = ""
 ) -> TransitionResult:
     """Move a fulfilled order to refunded (`orders.refunds` asks, when refunds cover the total)."""
     return _apply(REFUND, order_id=order_id, source=source, stripe_event_id=stripe_event_id, note=note)
+
+
+def _paid(payment_intent_id: str, customer_email: str, charged: Charged | None) -> dict[str, Any]:
+    """Return the columns a paid session sets: its payment details and what it charged."""
+    return {
+        **payment_details(payment_intent_id, customer_email),
+        **(charged.order_fields() if charged else {}),
+    }
