@@ -71,9 +71,10 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         "root": {"handlers": ["console"], "level": "WARNING"},
         "loggers": {
             "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
-            "orders": {"handlers": ["console"], "level": level, "propagate": False},
-            "payments": {"handlers": ["console"], "level": level, "propagate": False},
-            "checkout_demo": {"handlers": ["console"], "level": level, "propagate": False},
+            **{
+                app: {"handlers": ["console"], "level": level, "propagate": False}
+                for app in ("orders", "payments", "backoffice", "checkout_demo")
+            },
         },
     }
 

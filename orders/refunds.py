@@ -254,11 +254,12 @@ def order_refunds_recompute(
         order = order if order is not None else _order(order_id, lock=True)
         returned = _returned(order.pk)
         capped = min(returned, order.amount_total)
+        back, total = (money_format(amount, order.currency) for amount in (capped, order.amount_total))
         if returned > order.amount_total:
-            logger.error("order %s: %d returned exceeds the total %d", order.pk, returned, order.amount_total)
+            went = money_format(returned, order.currency)
+            logger.error("order %s: %s returned exceeds the total %s", order.pk, went, total)
         if capped != order.amount_refunded:
             Order.objects.filter(pk=order.pk).update(amount_refunded=capped, updated_at=timezone.now())
-            back, total = (money_format(amount, order.currency) for amount in (capped, order.amount_total))
             logger.info(
                 "order %s refunded %s of %s (event=%s)", order.pk, back, total, stripe_event_id or "-"
             )
@@ -272,9 +273,7 @@ def order_refunds_recompute(
             ).won
         elif capped < order.amount_total and order.status == OrderStatus.REFUNDED:
             # States never move back; a refund that failed after succeeding leaves money with the shop.
-            logger.error(
-                "order %s is refunded but only %d of %d went back", order.pk, capped, order.amount_total
-            )
+            logger.error("order %s is refunded but only %s of %s went back", order.pk, back, total)
     return RefundTotals(order.amount_total, capped, order.currency, refunded_now)
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from orders.db import storable_text, text_is_storable, update_returning
 from orders.exceptions import CartInvalid, InvalidQuantity, OutOfStock, ProductUnavailable
 from orders.models import MAX_LINES, MAX_QUANTITY, MIN_QUANTITY, Order, OrderLine, OrderStatus, Product
+from orders.money import money_format
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +70,10 @@ def order_create(
             for product, quantity in lines
         )
     logger.info(
-        "order %s created: %s = %d %s",
+        "order %s created: %s = %s",
         order.id,
         ", ".join(f"{product.sku} x {quantity}" for product, quantity in lines),
-        order.amount_total,
-        order.currency,
+        money_format(order.amount_total, order.currency),
         extra={"order_id": str(order.id)},
     )
     return order
