@@ -1,8 +1,7 @@
 """Every call to Stripe, and the only module that imports `stripe`.
 
-Stripe's errors become the app's own exceptions here, and Stripe's objects become plain values, so the
-rest of the project never depends on stripe-python's types. The same code talks to Stripe and to the
-offline emulator: only `STRIPE_API_BASE` differs.
+Stripe's errors become the app's own exceptions (`translated`) and its objects plain values, so nothing
+else depends on stripe-python's types. Stripe and the offline emulator differ only by `STRIPE_API_BASE`.
 """
 
 import inspect
@@ -39,8 +38,6 @@ WEBHOOK_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
 
 @dataclass(frozen=True)
 class CheckoutSession:
-    """What the project needs to know of a Stripe Checkout Session."""
-
     id: str
     status: str  # open, complete, expired
     payment_status: str  # unpaid, paid, no_payment_required
@@ -94,8 +91,7 @@ class CheckoutSession:
     def named_order_id(self) -> uuid.UUID:
         """Return the order this session was made for, or raise NotOurs saying why it names none.
 
-        The checkout sets both `metadata.order_id` and `client_reference_id` to the order id; a session
-        whose two disagree is nobody's.
+        The checkout sets `metadata.order_id` and `client_reference_id` both; when they differ it is nobody's.
         """
         named, referenced = self.metadata.get("order_id") or None, self.client_reference_id or None
         if named and referenced and named != referenced:
@@ -109,7 +105,6 @@ class CheckoutSession:
 
 
 def _address(shipping: dict[str, Any] | None) -> str:
-    """Return a shipping address as lines a person reads and a parcel is labelled with."""
     if not shipping:
         return ""
     address = shipping.get("address") or {}
@@ -125,10 +120,21 @@ def _id_of(value: Any) -> str:
     return value or ""
 
 
+def _money_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Return the fields a refund and a dispute share, as Stripe serialises them."""
+    return {
+        "id": data["id"],
+        "status": data.get("status") or "",
+        "amount": int(data.get("amount") or 0),
+        "currency": data.get("currency") or "",
+        "payment_intent_id": _id_of(data.get("payment_intent")),
+        "charge_id": _id_of(data.get("charge")),
+        "reason": data.get("reason") or "",
+    }
+
+
 @dataclass(frozen=True)
 class StripeRefund:
-    """What the project needs to know of a Stripe Refund."""
-
     id: str
     status: str  # pending, requires_action, succeeded, failed, canceled
     amount: int
@@ -142,23 +148,12 @@ class StripeRefund:
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "StripeRefund":
         """Build from a refund as Stripe serialises it (API response, event, or a charge's list)."""
-        return cls(
-            id=data["id"],
-            status=data.get("status") or "",
-            amount=int(data.get("amount") or 0),
-            currency=data.get("currency") or "",
-            payment_intent_id=_id_of(data.get("payment_intent")),
-            charge_id=_id_of(data.get("charge")),
-            reason=data.get("reason") or "",
-            failure_reason=data.get("failure_reason") or "",
-            metadata=dict(data.get("metadata") or {}),
-        )
+        metadata = dict(data.get("metadata") or {})
+        return cls(**_money_fields(data), failure_reason=data.get("failure_reason") or "", metadata=metadata)
 
 
 @dataclass(frozen=True)
 class StripeDispute:
-    """What the project needs to know of a Stripe Dispute."""
-
     id: str
     status: str  # warning_needs_response, needs_response, under_review, won, lost, ...
     amount: int
@@ -170,23 +165,12 @@ class StripeDispute:
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "StripeDispute":
-        """Build from a dispute as Stripe serialises it."""
-        details = data.get("evidence_details") or {}
-        return cls(
-            id=data["id"],
-            status=data.get("status") or "",
-            amount=int(data.get("amount") or 0),
-            currency=data.get("currency") or "",
-            payment_intent_id=_id_of(data.get("payment_intent")),
-            charge_id=_id_of(data.get("charge")),
-            reason=data.get("reason") or "",
-            evidence_due_by=details.get("due_by"),
-        )
+        return cls(**_money_fields(data), evidence_due_by=(data.get("evidence_details") or {}).get("due_by"))
 
 
 @dataclass(frozen=True)
 class PaymentIntent:
-    """What the project needs to know of a Stripe PaymentIntent: whose it is."""
+    """A Stripe PaymentIntent: enough to tell whose it is."""
 
     id: str
     status: str
@@ -202,8 +186,6 @@ class PaymentIntent:
 
 @dataclass(frozen=True)
 class StripePrice:
-    """A Stripe Price, as the catalog sync compares it."""
-
     id: str
     product_id: str
     unit_amount: int | None
@@ -211,8 +193,8 @@ class StripePrice:
     active: bool
 
 
-# Called before every HTTP request to Stripe made in a `calls_paced` block (None elsewhere).
-_pace: ContextVar[Callable[[], None] | None] = ContextVar("stripe_pace", default=None)
+# What `calls_paced` waits on before each HTTP request to Stripe.
+_pace: ContextVar[Callable[[], None]] = ContextVar("stripe_pace", default=lambda: None)
 
 
 @contextmanager
@@ -230,32 +212,26 @@ def calls_paced(wait: Callable[[], None]) -> Iterator[None]:
 
 class _PacedRequestsClient(stripe.RequestsClient):
     def request(self, method, url, headers, post_data=None):
-        if (wait := _pace.get()) is not None:
-            wait()
+        _pace.get()()
         return super().request(method, url, headers, post_data)
 
     def request_stream(self, method, url, headers, post_data=None):
-        if (wait := _pace.get()) is not None:
-            wait()
+        _pace.get()()
         return super().request_stream(method, url, headers, post_data)
 
 
 @lru_cache(maxsize=8)
 def _client(api_key: str, api_base: str, timeout: float, max_retries: int) -> stripe.StripeClient:
-    base_addresses = {"api": api_base} if api_base else None
     return stripe.StripeClient(
         api_key,
-        base_addresses=base_addresses,
+        base_addresses={"api": api_base} if api_base else None,
         max_network_retries=max_retries,
         http_client=_PacedRequestsClient(timeout=timeout),
     )
 
 
 def key_is_live(key: str | None = None) -> bool:
-    """Return whether the key (the configured one by default) takes real money: sk_live_ or rk_live_.
-
-    Test keys (sk_test_, rk_test_) and the emulator's are not.
-    """
+    """Return whether the key (the configured one by default) takes real money: sk_live_ or rk_live_."""
     key = settings.STRIPE_SECRET_KEY if key is None else key
     return key.startswith(("sk_live_", "rk_live_"))
 
@@ -273,7 +249,7 @@ def dashboard_url(*, kind: str, object_id: str) -> str | None:
 
 
 def client() -> stripe.StripeClient:
-    """Return a Stripe client configured from settings (one per configuration, reused)."""
+    """Return the Stripe client of the settings (one per configuration, reused)."""
     if not settings.STRIPE_SECRET_KEY:
         raise PaymentProviderNotConfigured(
             "Stripe is not configured: set STRIPE_SECRET_KEY (and STRIPE_API_BASE for the offline "
@@ -288,7 +264,6 @@ def client() -> stripe.StripeClient:
 
 
 def _translate(exc: stripe.StripeError, what: str) -> Exception:
-    """Return the app's exception for a Stripe error raised while doing `what`."""
     if isinstance(exc, stripe.InvalidRequestError):
         cls = StripeResourceMissing if exc.code == "resource_missing" else PaymentProviderRefused
         return cls(f"Stripe refused to {what}: {exc.user_message or exc}", code=exc.code, param=exc.param)
@@ -374,7 +349,6 @@ def checkout_session_create(
 
 @translated("retrieve Checkout Session {session_id}")
 def checkout_session_retrieve(*, session_id: str) -> CheckoutSession:
-    """Return the Checkout Session as Stripe knows it now."""
     return CheckoutSession.from_payload(client().v1.checkout.sessions.retrieve(session_id).to_dict())
 
 
@@ -412,7 +386,6 @@ def disputes_list(*, payment_intent_id: str) -> list[StripeDispute]:
 
 @translated("retrieve payment {payment_intent_id}")
 def payment_intent_retrieve(*, payment_intent_id: str) -> PaymentIntent:
-    """Return the PaymentIntent as Stripe knows it now."""
     data = client().v1.payment_intents.retrieve(payment_intent_id).to_dict()
     return PaymentIntent(
         id=data["id"],
@@ -425,13 +398,12 @@ def payment_intent_retrieve(*, payment_intent_id: str) -> PaymentIntent:
 
 @translated("create the Stripe product for {sku}")
 def product_create(*, name: str, description: str, sku: str) -> str:
-    """Create a Stripe Product for a catalog item and return its id."""
+    """Create the Stripe Product of a catalog item and return its id."""
     params: dict[str, Any] = {"name": name, "metadata": {"sku": sku}}
     if description:
         params["description"] = description
-    return (
-        client().v1.products.create(params=params, options={"idempotency_key": f"catalog-product:{sku}"}).id
-    )
+    options = {"idempotency_key": f"catalog-product:{sku}"}
+    return client().v1.products.create(params=params, options=options).id
 
 
 @translated("create the Stripe price for {sku}")
@@ -449,9 +421,8 @@ def price_create(
         "currency": currency,
         "metadata": {"sku": sku},
     }
-    key = f"catalog-price:{sku}:{product_id}:{unit_amount}:{currency}" + (
-        f":replaces:{replaces}" if replaces else ""
-    )
+    key = f"catalog-price:{sku}:{product_id}:{unit_amount}:{currency}"
+    key += f":replaces:{replaces}" if replaces else ""
     return _price(client().v1.prices.create(params=params, options={"idempotency_key": key}))
 
 
@@ -469,13 +440,7 @@ def price_retrieve(*, price_id: str) -> StripePrice:
 
 def _price(price: Any) -> StripePrice:
     product = price.product if isinstance(price.product, str) else price.product.id
-    return StripePrice(
-        id=price.id,
-        product_id=product,
-        unit_amount=price.unit_amount,
-        currency=price.currency,
-        active=price.active,
-    )
+    return StripePrice(price.id, product, price.unit_amount, price.currency, price.active)
 
 
 @translated("list events")
