@@ -28,7 +28,6 @@ from orders.services import (
     order_payment_details_store,
 )
 from orders.transitions import TransitionResult
-from payments import gateway
 from payments.emails import customer_email_owe
 from payments.exceptions import NotOurs
 from payments.gateway import CheckoutSession
@@ -309,7 +308,7 @@ def late_payment_settle(
     *,
     order_id: uuid.UUID | str,
     order_status: str,
-    session: gateway.CheckoutSession,
+    session: CheckoutSession,
     stripe_event_id: str | None = None,
 ) -> LatePayment:
     """Flag the closed order that was paid, and refund the whole payment if REFUND_LATE_PAYMENTS.
