@@ -1,15 +1,10 @@
 """The one audit of the order book against Stripe; `reconcile_orders` is this audit on open orders, fixing.
 
-Each order's session is retrieved once; a paid session's payment costs two more calls, its refunds and
-its disputes. Every call made for an order, its repairs' included, goes through one rate limit (Stripe
-allows 100 reads a second live and 25 in test mode). Orders are read a page at a time on the primary key.
-
-Safe repairs, and only these: a paid session, an expired one or a delayed payment is applied to its open
-order, as its lost webhook would have; a paid session of a closed order is a late payment (refunded by
-`payments.sessions`); an open session of a closed order is expired at Stripe; a stranded pending order
-(Stripe no longer knows its session) is expired once the session could no longer be paid anywhere;
-refunds and disputes Stripe holds are recorded through the webhooks' own upsert. An order paid here and
-not at Stripe, amounts that differ, and rows Stripe does not know need a person and are only reported.
+Every Stripe call made for an order, its repairs' included, goes through one rate limit. The safe repairs,
+and only these: apply a session to its order as its lost webhook would have (a late payment is refunded),
+store a paid total the order missed, expire at Stripe the open session of a closed order, expire a
+stranded pending order once its session could be paid nowhere, and record the refunds and disputes Stripe
+holds. The rest needs a person and is only reported.
 """
 
 import time
@@ -25,6 +20,7 @@ from django.utils import timezone
 from orders.models import Order, OrderDispute, OrderRefund, OrderStatus, TransitionSource
 from orders.money import money_format
 from orders.refunds import money_returned, order_refunds_recompute, refund_status_from_stripe
+from orders.selectors import PAYMENT_FIELDS
 from orders.services import order_charged_store
 from payments import gateway
 from payments.exceptions import StripeResourceMissing
@@ -42,23 +38,10 @@ PAGE_SIZE = 200
 DEFAULT_MAX_RATE = 20.0
 # Stripe's longest Checkout Session lifetime: after this, a session cannot be paid on any account.
 SESSION_MAX_LIFETIME = timedelta(hours=24)
-FIELDS = (
-    "pk",
-    "status",
-    "created_at",
-    "amount_subtotal",
-    "amount_total",
-    "amount_refunded",
-    "currency",
-    "stripe_checkout_session_id",
-    "payment_pending",
-    "stripe_payment_intent_id",
-)
+FIELDS = (*PAYMENT_FIELDS, "created_at", "amount_refunded")
 
 
 class Disagreement(StrEnum):
-    """One way an order and Stripe's money can disagree."""
-
     PAID_NOT_FULFILLED = "paid, order not fulfilled"
     PENDING_NOT_MARKED = "delayed payment, order not told"
     LATE_PAYMENT = "paid, order closed"
@@ -155,8 +138,8 @@ def orders_audit(
 ) -> Iterator[AuditedOrder]:
     """Check every order of the window against Stripe and yield one result per order, findings or not.
 
-    Raises PaymentProviderNotConfigured before any work, and PaymentProviderError when Stripe cannot
-    answer part way.
+    Raises PaymentProviderNotConfigured before any work, PaymentProviderError when Stripe fails part way.
+    Orders are read a page at a time on the primary key.
     """
     gateway.client()
     now = now or timezone.now()
@@ -196,11 +179,11 @@ def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
         return AuditedOrder(order.pk, order.status, session_id, "unknown", found)
     finding = _compare(order, session)
     money: list[Finding] = []
-    paid = checkout_session_decision(session=session) == SessionDecision.PAID
+    ours = finding is None or finding.kind != Disagreement.NOT_ITS_SESSION
     if (
-        paid
+        ours
         and session.payment_intent_id
-        and (finding is None or finding.kind != Disagreement.NOT_ITS_SESSION)
+        and checkout_session_decision(session=session) == SessionDecision.PAID
     ):
         money = _money_audit(order, session.payment_intent_id, fix=fix)
         if any(f.fixed for f in money):
@@ -272,7 +255,7 @@ def _repair(order: Order, session: gateway.CheckoutSession, finding: Finding) ->
 
 
 def _stranded(finding: Finding, order: Order, *, fix: bool, now: datetime) -> Finding:
-    """Expire an open order no session of which Stripe knows, once no session of it could still be paid."""
+    """Expire a pending order whose session Stripe does not know, once that session could be paid nowhere."""
     if not fix or order.status != OrderStatus.PENDING:
         return finding
     payable_until = order.created_at + SESSION_MAX_LIFETIME
@@ -383,13 +366,8 @@ def _rows_compare(
             detail = f"{item.id} of {amount}, {item.status} at Stripe (its webhook was lost?)"
             found.append(Finding(unknown, detail, subject=item))
         elif row.status != status_of(item.status):
-            found.append(
-                Finding(
-                    differs,
-                    f"{item.id} of {amount} is {row.status} here, {item.status} at Stripe",
-                    subject=item,
-                )
-            )
+            detail = f"{item.id} of {amount} is {row.status} here, {item.status} at Stripe"
+            found.append(Finding(differs, detail, subject=item))
     listed_ids = {item.id for item in listed}
     for stripe_id, row in by_stripe_id.items():
         if stripe_id not in listed_ids:
