@@ -169,22 +169,6 @@ class StripeDispute:
 
 
 @dataclass(frozen=True)
-class PaymentIntent:
-    """A Stripe PaymentIntent: enough to tell whose it is."""
-
-    id: str
-    status: str
-    amount: int
-    currency: str
-    metadata: dict[str, str]
-
-    @property
-    def order_id(self) -> str | None:
-        """Return the order id the checkout put in `payment_intent_data.metadata`."""
-        return self.metadata.get("order_id")
-
-
-@dataclass(frozen=True)
 class StripePrice:
     id: str
     product_id: str
@@ -264,13 +248,11 @@ def client() -> stripe.StripeClient:
 
 
 def _translate(exc: stripe.StripeError, what: str) -> Exception:
-    if isinstance(exc, stripe.InvalidRequestError):
+    if isinstance(exc, (stripe.InvalidRequestError, stripe.IdempotencyError)):
         cls = StripeResourceMissing if exc.code == "resource_missing" else PaymentProviderRefused
-        return cls(f"Stripe refused to {what}: {exc.user_message or exc}", code=exc.code, param=exc.param)
+        return cls(f"Stripe refused to {what}: {exc.user_message or exc}")
     if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
         return PaymentProviderRefused(f"Stripe rejected our credentials while trying to {what}.")
-    if isinstance(exc, stripe.IdempotencyError):
-        return PaymentProviderRefused(f"Stripe refused to {what}: {exc.user_message or exc}")
     # APIConnectionError, RateLimitError, APIError and anything new: worth trying again later.
     return PaymentProviderUnavailable(f"Stripe is unavailable, could not {what}: {exc}")
 
@@ -385,15 +367,10 @@ def disputes_list(*, payment_intent_id: str) -> list[StripeDispute]:
 
 
 @translated("retrieve payment {payment_intent_id}")
-def payment_intent_retrieve(*, payment_intent_id: str) -> PaymentIntent:
+def payment_intent_order_id(*, payment_intent_id: str) -> str:
+    """Return the order id the checkout put in the PaymentIntent's metadata ('' when there is none)."""
     data = client().v1.payment_intents.retrieve(payment_intent_id).to_dict()
-    return PaymentIntent(
-        id=data["id"],
-        status=data.get("status") or "",
-        amount=int(data.get("amount") or 0),
-        currency=data.get("currency") or "",
-        metadata=dict(data.get("metadata") or {}),
-    )
+    return (data.get("metadata") or {}).get("order_id") or ""
 
 
 @translated("create the Stripe product for {sku}")

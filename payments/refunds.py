@@ -136,8 +136,8 @@ def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
     if (order_id := stored.first()) is not None:
         return order_id
     try:
-        named = gateway.payment_intent_retrieve(payment_intent_id=payment_intent_id).order_id
-        order = Order.objects.only("pk", "stripe_checkout_session_id").get(pk=uuid.UUID(named or ""))
+        named = gateway.payment_intent_order_id(payment_intent_id=payment_intent_id)
+        order = Order.objects.only("pk", "stripe_checkout_session_id").get(pk=uuid.UUID(named))
     except StripeResourceMissing:
         raise NotOurs(f"Stripe does not know payment {payment_intent_id} (another account?)") from None
     except (ValueError, Order.DoesNotExist):
