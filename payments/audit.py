@@ -110,7 +110,6 @@ class RateLimiter:
         self._clock, self._sleep, self._next = clock, sleep, 0.0
 
     def wait(self) -> None:
-        """Return when the next call is allowed."""
         now = self._clock()
         if now < self._next:
             self._sleep(self._next - now)
@@ -240,7 +239,7 @@ def _repair(order: Order, session: gateway.CheckoutSession, finding: Finding) ->
     """Make the safe repair for the finding, if there is one; return the finding with what was done."""
     if finding.kind in APPLIED_BY_THE_SESSION:
         applied = checkout_session_apply(session=session, source=TransitionSource.RECONCILE, order=order)
-        if applied.transition is not None and applied.transition.won:
+        if applied.won:
             return finding.fixed_as(f"applied it, now {applied.transition.status}", fixed=True)
         if applied.decision == SessionDecision.LATE_PAYMENT:
             return finding.fixed_as(applied.detail, fixed=Order.objects.get(pk=order.pk).being_refunded())

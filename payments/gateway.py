@@ -6,7 +6,6 @@ else depends on stripe-python's types. Stripe and the offline emulator differ on
 
 import inspect
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,8 +27,6 @@ from payments.exceptions import (
     WebhookPayloadInvalid,
     WebhookSignatureInvalid,
 )
-
-logger = logging.getLogger(__name__)
 
 API_VERSION = stripe.api_version
 F = TypeVar("F", bound=Callable[..., Any])
@@ -336,7 +333,6 @@ def checkout_session_retrieve(*, session_id: str) -> CheckoutSession:
 
 @translated("expire Checkout Session {session_id}")
 def checkout_session_expire(*, session_id: str) -> CheckoutSession:
-    """Expire an open Checkout Session so it can no longer be paid."""
     return CheckoutSession.from_payload(client().v1.checkout.sessions.expire(session_id).to_dict())
 
 
@@ -375,7 +371,6 @@ def payment_intent_order_id(*, payment_intent_id: str) -> str:
 
 @translated("create the Stripe product for {sku}")
 def product_create(*, name: str, description: str, sku: str) -> str:
-    """Create the Stripe Product of a catalog item and return its id."""
     params: dict[str, Any] = {"name": name, "metadata": {"sku": sku}}
     if description:
         params["description"] = description

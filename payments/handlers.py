@@ -73,8 +73,7 @@ def checkout_session_event(event: dict[str, Any], source: str) -> EventOutcome:
         stripe_event_id=event["id"],
         payment_failed=event["type"] == ASYNC_PAYMENT_FAILED,
     )
-    won = applied.transition is not None and applied.transition.won
-    owes = ("fulfillment",) if won and applied.transition.status == "fulfilled" else ()
+    owes = ("fulfillment",) if applied.won and applied.transition.status == "fulfilled" else ()
     # A late payment is refunded at once: its refund's signal is due when Stripe took it.
     owes += ("refund",) if applied.decision == SessionDecision.LATE_PAYMENT else ()
     return EventOutcome.of(
@@ -117,11 +116,9 @@ def _ignored(event: dict[str, Any], reason: str) -> EventOutcome:
 
 
 def _money(totals: RefundTotals) -> str:
-    full = "; order refunded" if totals.refunded_now else ""
-    returned, total = (
-        money_format(amount, totals.currency) for amount in (totals.amount_refunded, totals.amount_total)
-    )
-    return f"refunded {returned} of {total}{full}"
+    returned = money_format(totals.amount_refunded, totals.currency)
+    total = money_format(totals.amount_total, totals.currency)
+    return f"refunded {returned} of {total}{'; order refunded' if totals.refunded_now else ''}"
 
 
 def _recorded(

@@ -145,12 +145,11 @@ def order_fulfill_verified(*, order_id: uuid.UUID | str, source: str) -> OrderAc
     if checkout_session_decision(session=session) != SessionDecision.PAID:
         return _result(order, False, f"not fulfilled: Stripe says the session is {_session_state(session)}")
     applied = checkout_session_apply(session=session, source=source, order=order)
-    won = applied.transition is not None and applied.transition.won
-    return _result(order, won, _said(applied))
+    return _result(order, applied.won, _said(applied))
 
 
 def _said(applied: SessionApplied) -> str:
-    if applied.transition is not None and applied.transition.won:
+    if applied.won:
         return f"applied it, now {applied.transition.status}"
     if applied.decision == SessionDecision.PAYMENT_PENDING:
         return "a delayed payment is under way: the order waits for its outcome"

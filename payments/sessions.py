@@ -83,6 +83,11 @@ class SessionApplied:
     def reason(self) -> str:
         return _REASON_PREFIXES.get(self.decision, "") + self.detail
 
+    @property
+    def won(self) -> bool:
+        """Return whether this call moved the order (a loser is normal: another caller moved it first)."""
+        return self.transition is not None and self.transition.won
+
 
 def checkout_session_apply(
     *,
