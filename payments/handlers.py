@@ -15,7 +15,7 @@ from orders.refunds import Applied, RefundTotals
 from payments import gateway
 from payments.models import EventStatus
 from payments.refunds import NotOurs, order_for_payment_intent, stripe_dispute_apply, stripe_refund_apply
-from payments.sessions import PaidTransition, SessionDecision, checkout_session_apply
+from payments.sessions import SessionDecision, checkout_session_apply
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,6 @@ def checkout_session_event(event: dict[str, Any], source: str) -> EventOutcome:
     applied = checkout_session_apply(
         session=session,
         source=source,
-        paid_transition=PaidTransition.FULFILL,
         stripe_event_id=event["id"],
         payment_failed=event["type"] == ASYNC_PAYMENT_FAILED,
     )
@@ -95,11 +94,10 @@ def event_handle(*, event: dict[str, Any], source: str) -> EventOutcome:
     livemode = event.get("livemode")
     if isinstance(livemode, bool) and livemode != gateway.key_is_live():
         mode, key = ("live", "test") if livemode else ("test", "live")
-        reason = f"a {mode}-mode event, and this shop uses a {key} key"
-        return EventOutcome.of(event, EventStatus.IGNORED, reason)
+        return _ignored(event, f"a {mode}-mode event, and this shop uses a {key} key")
     handler = HANDLERS.get(event["type"])
     if handler is None:
-        return EventOutcome.of(event, EventStatus.IGNORED, "unhandled event type")
+        return _ignored(event, "unhandled event type")
     with log_fields(event_id=event["id"], event_type=event["type"]):
         return handler(event, source)
 

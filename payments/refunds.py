@@ -82,9 +82,8 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
         return RefundOutcome(refund, created, _said(refund, repeated=not created))
     order = refund.order
     try:
-        payment_intent_id = order_payment_intent(order=order)
         answer = gateway.refund_create(
-            payment_intent_id=payment_intent_id,
+            payment_intent_id=order.stripe_payment_intent_id or _payment_of(order),
             amount=refund.amount,
             reason=refund.reason,
             idempotency_key=f"refund:{refund.pk}",
@@ -99,6 +98,10 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
             f"({refund.pk}); try again with `manage.py refund_order {order.pk} --retry {refund.pk}`. "
             "The retry reuses the same idempotency key, so Stripe refunds at most once.",
         )
+    except NotOurs as exc:
+        refused = f"Order {order.pk} has no payment to refund: {exc}."
+        refund = order_refund_refused(refund_id=refund.pk, message=refused)
+        return RefundOutcome(refund, created, _said(refund))
     except PaymentProviderRefused as exc:
         refund = order_refund_refused(refund_id=refund.pk, message=str(exc))
         return RefundOutcome(refund, created, _said(refund))
@@ -109,19 +112,6 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
         failure_reason=answer.failure_reason,
     )
     return RefundOutcome(refund, created, _said(refund, repeated=not created))
-
-
-def order_payment_intent(*, order: Order) -> str:
-    """Return the order's PaymentIntent id, asking Stripe for its session's when it was never stored.
-
-    Raises PaymentProviderRefused when the order has no payment of its own to refund.
-    """
-    if order.stripe_payment_intent_id:
-        return order.stripe_payment_intent_id
-    try:
-        return _payment_of(order)
-    except NotOurs as exc:
-        raise PaymentProviderRefused(f"Order {order.pk} has no payment to refund: {exc}.") from None
 
 
 def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
