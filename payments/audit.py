@@ -135,11 +135,8 @@ def orders_audit(
     now: datetime | None = None,
     limiter: RateLimiter | None = None,
 ) -> Iterator[AuditedOrder]:
-    """Check every order of the window against Stripe and yield one result per order, findings or not.
-
-    Raises PaymentProviderNotConfigured before any work, PaymentProviderError when Stripe fails part way.
-    Orders are read a page at a time on the primary key.
-    """
+    """Check every order of the window against Stripe, a page at a time, and yield one result per order.
+    Raises PaymentProviderNotConfigured before any work, PaymentProviderError when Stripe fails part way."""
     gateway.client()
     now = now or timezone.now()
     limiter = limiter or RateLimiter(max_rate)
@@ -274,10 +271,8 @@ def _says(session: gateway.CheckoutSession) -> str:
 
 def _money_audit(order: Order, payment_intent_id: str, *, fix: bool) -> list[Finding]:
     """Compare the order's refunds, disputes and refunded amount with Stripe's; with `fix`, record Stripe's.
-
-    Nothing here asks Stripe to refund. An order refunded while Stripe returned less stays so (states
-    never move back) and is left to a person, as are rows Stripe does not list.
-    """
+    Nothing here asks Stripe to refund; an order refunded while Stripe returned less stays so (states never
+    move back) and is left to a person, as are rows Stripe does not list."""
     refunds = gateway.refunds_list(payment_intent_id=payment_intent_id)
     disputes = gateway.disputes_list(payment_intent_id=payment_intent_id)
     found = _money_compare(order, refunds, disputes)

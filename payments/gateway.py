@@ -87,9 +87,7 @@ class CheckoutSession:
 
     def named_order_id(self) -> uuid.UUID:
         """Return the order this session was made for, or raise NotOurs saying why it names none.
-
-        The checkout sets `metadata.order_id` and `client_reference_id` both; when they differ it is nobody's.
-        """
+        The checkout sets `metadata.order_id` and `client_reference_id` both; differing, it is nobody's."""
         named, referenced = self.metadata.get("order_id") or None, self.client_reference_id or None
         if named and referenced and named != referenced:
             raise NotOurs(f"its metadata names order {named!r} but its client_reference_id {referenced!r}")
@@ -180,10 +178,8 @@ _pace: ContextVar[Callable[[], None]] = ContextVar("stripe_pace", default=lambda
 
 @contextmanager
 def calls_paced(wait: Callable[[], None]) -> Iterator[None]:
-    """Call `wait` before every HTTP request to Stripe made in this block, whichever service makes it.
-
-    Counted at the HTTP client, so list pages and stripe-python's own retries are paced too.
-    """
+    """Call `wait` before every HTTP request to Stripe made in this block, whichever service makes it
+    (counted at the HTTP client, so list pages and stripe-python's own retries are paced too)."""
     token = _pace.set(wait)
     try:
         yield
@@ -218,10 +214,8 @@ def key_is_live(key: str | None = None) -> bool:
 
 
 def dashboard_url(*, kind: str, object_id: str) -> str | None:
-    """Return the Dashboard URL of a "checkout_session" or "payment_intent" in the key's mode, or None.
-
-    None without a key, and when STRIPE_API_BASE points elsewhere (the emulator has no Dashboard).
-    """
+    """Return the Dashboard URL of a "checkout_session" or "payment_intent" in the key's mode; None
+    without a key, and when STRIPE_API_BASE points elsewhere (the emulator has no Dashboard)."""
     paths = {"checkout_session": "checkout/sessions", "payment_intent": "payments"}
     key = settings.STRIPE_SECRET_KEY
     if not key or settings.STRIPE_API_BASE or kind not in paths or not object_id:
@@ -255,10 +249,8 @@ def _translate(exc: stripe.StripeError, what: str) -> Exception:
 
 
 def translated(what: str) -> Callable[[F], F]:
-    """Turn the Stripe errors a call raises into the app's own, saying what was being done.
-
-    `what` is formatted with the call's keyword arguments; a generator's errors are caught as it is read.
-    """
+    """Turn the Stripe errors a call raises into the app's own, saying `what` was being done (formatted
+    with the call's keyword arguments); a generator's errors are caught as it is read."""
 
     def decorate(call: F) -> F:
         if inspect.isgeneratorfunction(call):
@@ -382,11 +374,9 @@ def product_create(*, name: str, description: str, sku: str) -> str:
 def price_create(
     *, product_id: str, unit_amount: int, currency: str, sku: str, replaces: str | None = None
 ) -> StripePrice:
-    """Create a one-time Stripe Price for a Stripe Product; `replaces` names the price it succeeds.
-
-    The idempotency key names the amount, so a retry returns the same price; with `replaces` it names the
-    old price too, so a price changed back to an earlier amount gets a new price, not the archived one.
-    """
+    """Create a one-time Stripe Price for a Stripe Product, `replaces` naming the price it succeeds. The
+    idempotency key names the amount (a retry returns the same price) and the price replaced (a price
+    changed back to an earlier amount gets a new price, not the archived one)."""
     params = {
         "product": product_id,
         "unit_amount": unit_amount,
@@ -434,9 +424,7 @@ def events_list(
 @translated("list the events Stripe has not delivered")
 def events_undelivered(*, types: list[str], limit: int, timeout: float) -> list[tuple[str, int]]:
     """Return (id, created) of the newest events Stripe has not delivered to every endpoint: one page.
-
-    Its own client, with a short timeout and no retry: the caller, a metrics scrape, must not wait long.
-    """
+    Its own client, with a short timeout and no retry: the caller, a metrics scrape, must not wait long."""
     client()  # PaymentProviderNotConfigured without a key
     quick = _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, timeout, 0)
     listed = quick.v1.events.list(params={"limit": limit, "types": types, "delivery_success": False})
@@ -444,11 +432,9 @@ def events_undelivered(*, types: list[str], limit: int, timeout: float) -> list[
 
 
 def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dict[str, Any]:
-    """Verify a webhook against every configured secret and return the event as a dict.
-
-    This is what `stripe.Webhook.construct_event` does, minus wrapping the event in stripe-python's
-    objects, which the inbox would only turn back into a dict: the signature check is the library's own.
-    """
+    """Verify a webhook against every configured secret and return the event as a dict: what
+    `stripe.Webhook.construct_event` does, with the library's own signature check, minus wrapping the
+    event in stripe-python's objects, which the inbox would only turn back into a dict."""
     secrets = settings.STRIPE_WEBHOOK_SECRETS
     if not secrets:
         raise WebhookSignatureInvalid("No webhook secret is configured (STRIPE_WEBHOOK_SECRET).")

@@ -20,11 +20,8 @@ from payments.sessions import SessionDecision, checkout_session_apply
 
 @dataclass(frozen=True)
 class EventOutcome:
-    """One event's status after a run, why, and the order and session it concerns.
-
-    `duplicate`: the event was already finished, so nothing changed. `error`: an unexpected error, the
-    event is stored as failed. In a dry run `status` is the stored one ("new" for an event not stored).
-    """
+    """One event's status after a run, why, and the order and session it concerns. `duplicate`: it was
+    already finished; `error`: it raised, stored as failed; a dry run's `status`: the stored one, or "new"."""
 
     stripe_id: str
     type: str
@@ -86,11 +83,8 @@ def checkout_session_event(event: dict[str, Any], source: str) -> EventOutcome:
 
 
 def event_handle(*, event: dict[str, Any], source: str) -> EventOutcome:
-    """Run the event's handler with the given transition source; ignore types without one.
-
-    An event of the other mode than the key's (a test event reaching a live shop, as a live Connect
-    endpoint receives both) concerns no order of this shop, whatever ids it carries.
-    """
+    """Run the event's handler with the given transition source; ignore types without one, and events of
+    the other mode than the key's (a live Connect endpoint receives both): they concern no order here."""
     livemode = event.get("livemode")
     if isinstance(livemode, bool) and livemode != gateway.key_is_live():
         mode, key = ("live", "test") if livemode else ("test", "live")

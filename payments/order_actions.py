@@ -56,10 +56,7 @@ def order_close(
     *, order_id: uuid.UUID | str, transition: CloseTransition, source: str, reason: str = ""
 ) -> OrderActionResult:
     """Expire the order's session at Stripe, then fail or expire the order; apply Stripe's word if it refuses.
-
-    Stripe unreachable: nothing moves. Stripe not knowing the session (stranded): the order closes, since
-    nobody can pay a session this account does not have.
-    """
+    Stripe unreachable: nothing moves. Stripe not knowing the session (stranded): the order closes."""
     order = order_get_for_payment(order_id=order_id)
     if order.status == OrderStatus.FULFILLED:
         return _result(order, False, "it is fulfilled, so it was paid: refund it instead of closing it")
@@ -73,10 +70,7 @@ def order_close(
 
 def order_session_expire(*, order: Order, source: str) -> SessionClosing:
     """Expire the order's Checkout Session at Stripe, so nobody can pay it; apply it if Stripe says complete.
-
-    Stripe expires open sessions only, so a refusal means the buyer paid first (or a delayed payment is
-    under way).
-    """
+    Stripe expires open sessions only: a refusal means the buyer paid first (or a delayed payment is on)."""
     session_id = order.stripe_checkout_session_id or ""
     try:
         gateway.checkout_session_expire(session_id=session_id)
@@ -170,9 +164,7 @@ def _result(order: Order, moved: bool, message: str) -> OrderActionResult:
 
 def order_settle(*, order_id: uuid.UUID | str, by: str) -> OrderActionResult:
     """Settle what put the order in front of a person: its flag and its events in review, once, saying who.
-
-    A settled event is finished for good: no replay reopens it, so the alert on needs_review goes quiet.
-    """
+    A settled event is finished for good: no replay reopens it, so the alert on needs_review goes quiet."""
     order = order_get_for_payment(order_id=order_id)
     now = timezone.now()
     with transaction.atomic():

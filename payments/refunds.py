@@ -58,10 +58,7 @@ def order_refund(
     request_id: uuid.UUID | None = None,
 ) -> RefundOutcome:
     """Refund an order through Stripe (the whole remainder when `amount` is None), once per request.
-
-    Raises RefundRefused before any call to Stripe for an amount above what remains or an order that
-    cannot be refunded, PaymentProviderNotConfigured when Stripe is not set up, OrderNotFound.
-    """
+    Raises, before any call to Stripe, RefundRefused, PaymentProviderNotConfigured or OrderNotFound."""
     gateway.client()
     with log_fields(order_id=order_id):
         refund, created = order_refund_request(
@@ -115,11 +112,8 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
 
 
 def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
-    """Return the id of the order a Stripe payment paid, or raise NotOurs.
-
-    The order storing its PaymentIntent id; else the one its `metadata.order_id` names, believed only when
-    that order's own session paid with it. Raises PaymentProviderUnavailable when Stripe cannot be asked.
-    """
+    """Return the order storing the payment's id, else the one its `metadata.order_id` names if that
+    order's own session paid with it; or raise NotOurs (PaymentProviderUnavailable: Stripe cannot answer)."""
     if not payment_intent_id:
         raise NotOurs("it names no payment intent")
     stored = Order.objects.filter(stripe_payment_intent_id=payment_intent_id).values_list("pk", flat=True)
@@ -139,10 +133,8 @@ def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
 
 
 def _payment_of(order: Order) -> str:
-    """Return the payment the order's own Checkout Session was paid with, storing it on the order.
-
-    The session the order stores must name this order, by the rule sessions are applied by, and be paid.
-    """
+    """Return the payment the order's own session was paid with, storing it on the order; that session
+    must name this order, by the rule sessions are applied by, and be paid."""
     if not order.stripe_checkout_session_id:
         raise NotOurs(f"order {order.pk} never had a Checkout Session, so nothing was paid")
     session = gateway.checkout_session_retrieve(session_id=order.stripe_checkout_session_id)

@@ -142,11 +142,9 @@ def checkout_session_decision(*, session: CheckoutSession, payment_failed: bool 
 
 
 def checkout_session_charge_mismatch(*, session: CheckoutSession, order: Order) -> str:
-    """Return how the session's charge disagrees with the order, or '' when it agrees.
-
-    It agrees when its items come to the order's subtotal in its currency, and its total is that less its
-    discount plus tax and shipping, none negative: the items' prices are the catalog's, the rest Stripe's.
-    """
+    """Return how the session's charge disagrees with the order, or '' when its items come to the order's
+    subtotal in its currency and its total to that less its discount plus tax and shipping, none negative:
+    the items' prices are the catalog's, the rest is Stripe's to add."""
     currency = (session.currency or "").lower()
     # A session of an API version without amount_subtotal has no discount, tax or shipping either.
     subtotal = session.amount_total if session.amount_subtotal is None else session.amount_subtotal
@@ -182,12 +180,9 @@ def _money(amount: int | None, currency: str | None) -> str:
 
 
 def _owner(session: CheckoutSession, *, known: Order | None, dry_run: bool) -> Order:
-    """Return the order the session was created for, or raise NotOurs.
-
-    The order the session names must store this session's id. One that stores none yet (Stripe created the
-    session but storing its id failed) gets it attached: the session came from Stripe itself, in a signed
-    event or an answer to our own call.
-    """
+    """Return the order the session names if it stores this session's id, or raise NotOurs. One storing
+    none yet (storing it failed) gets it attached: the session came from Stripe itself, in a signed event
+    or the answer to our own call."""
     order_id = session.named_order_id()
     if known is not None and known.pk == order_id:
         order = known
@@ -316,11 +311,8 @@ def late_payment_settle(
     session: CheckoutSession,
     stripe_event_id: str | None = None,
 ) -> LatePayment:
-    """Flag the closed order that was paid, and refund the whole payment if REFUND_LATE_PAYMENTS.
-
-    Once, whoever notices: the refund row's id, and so its idempotency key `refund:<row id>`, is derived
-    from the order, so every event, replay and audit asks Stripe for the same refund.
-    """
+    """Flag the closed order that was paid, and refund the whole payment if REFUND_LATE_PAYMENTS, once
+    whoever notices: the refund row's id, and so its idempotency key, is derived from the order."""
     order_id = uuid.UUID(str(order_id))
     paid = _money(session.amount_total, session.currency)
     refund = None
