@@ -95,7 +95,6 @@ class AuditedOrder:
 
     order_id: uuid.UUID
     status: str
-    session_id: str
     stripe_says: str
     findings: tuple[Finding, ...] = ()
 
@@ -163,7 +162,7 @@ def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
             found = (
                 _stranded(Finding(Disagreement.NO_SESSION, "it never got one"), order, fix=fix, now=now),
             )
-        return AuditedOrder(order.pk, order.status, "", "no session", found)
+        return AuditedOrder(order.pk, order.status, "no session", found)
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
     except StripeResourceMissing:
@@ -172,15 +171,12 @@ def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
             Disagreement.STRANDED, "Stripe does not know its session (another account's keys?)"
         )
         found = () if order.status in OrderStatus.CLOSED else (_stranded(stranded, order, fix=fix, now=now),)
-        return AuditedOrder(order.pk, order.status, session_id, "unknown", found)
+        return AuditedOrder(order.pk, order.status, "unknown", found)
     finding = _compare(order, session)
     money: list[Finding] = []
     ours = finding is None or finding.kind != Disagreement.NOT_ITS_SESSION
-    if (
-        ours
-        and session.payment_intent_id
-        and checkout_session_decision(session=session) == SessionDecision.PAID
-    ):
+    paid = checkout_session_decision(session=session) == SessionDecision.PAID
+    if ours and paid and session.payment_intent_id:
         money = _money_audit(order, session.payment_intent_id, fix=fix)
         if any(f.fixed for f in money):
             # A refund learnt of just now may settle the session's question too (a refunded late payment).
@@ -188,9 +184,7 @@ def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
             finding = _compare(order, session)
     if finding is not None and fix:
         finding = _repair(order, session, finding)
-    return AuditedOrder(
-        order.pk, order.status, session.id, _says(session), tuple(filter(None, (finding, *money)))
-    )
+    return AuditedOrder(order.pk, order.status, _says(session), tuple(filter(None, (finding, *money))))
 
 
 def _compare(order: Order, session: gateway.CheckoutSession) -> Finding | None:
