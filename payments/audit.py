@@ -1,15 +1,10 @@
 """The one audit of the order book against Stripe; `reconcile_orders` is this audit on open orders, fixing.
 
-Each order's session is retrieved once; a paid session's payment costs two more calls, its refunds and
-its disputes. Every call made for an order, its repairs' included, goes through one rate limit (Stripe
-allows 100 reads a second live and 25 in test mode). Orders are read a page at a time on the primary key.
-
-Safe repairs, and only these: a paid session, an expired one or a delayed payment is applied to its open
-order, as its lost webhook would have; a paid session of a closed order is a late payment (refunded by
-`payments.sessions`); an open session of a closed order is expired at Stripe; a stranded pending order
-(Stripe no longer knows its session) is expired once the session could no longer be paid anywhere;
-refunds and disputes Stripe holds are recorded through the webhooks' own upsert. An order paid here and
-not at Stripe, amounts that differ, and rows Stripe does not know need a person and are only reported.
+Every Stripe call made for an order, its repairs' included, goes through one rate limit. The safe repairs,
+and only these: apply a session to its order as its lost webhook would have (a late payment is refunded),
+store a paid total the order missed, expire at Stripe the open session of a closed order, expire a
+stranded pending order once its session could be paid nowhere, and record the refunds and disputes Stripe
+holds. The rest needs a person and is only reported.
 """
 
 import time
@@ -25,6 +20,7 @@ from django.utils import timezone
 from orders.models import Order, OrderDispute, OrderRefund, OrderStatus, TransitionSource
 from orders.money import money_format
 from orders.refunds import money_returned, order_refunds_recompute, refund_status_from_stripe
+from orders.selectors import PAYMENT_FIELDS
 from orders.services import order_charged_store
 from payments import gateway
 from payments.exceptions import StripeResourceMissing
@@ -42,23 +38,10 @@ PAGE_SIZE = 200
 DEFAULT_MAX_RATE = 20.0
 # Stripe's longest Checkout Session lifetime: after this, a session cannot be paid on any account.
 SESSION_MAX_LIFETIME = timedelta(hours=24)
-FIELDS = (
-    "pk",
-    "status",
-    "created_at",
-    "amount_subtotal",
-    "amount_total",
-    "amount_refunded",
-    "currency",
-    "stripe_checkout_session_id",
-    "payment_pending",
-    "stripe_payment_intent_id",
-)
+FIELDS = (*PAYMENT_FIELDS, "created_at", "amount_refunded")
 
 
 class Disagreement(StrEnum):
-    """One way an order and Stripe's money can disagree."""
-
     PAID_NOT_FULFILLED = "paid, order not fulfilled"
     PENDING_NOT_MARKED = "delayed payment, order not told"
     LATE_PAYMENT = "paid, order closed"
@@ -112,7 +95,6 @@ class AuditedOrder:
 
     order_id: uuid.UUID
     status: str
-    session_id: str
     stripe_says: str
     findings: tuple[Finding, ...] = ()
 
@@ -127,7 +109,6 @@ class RateLimiter:
         self._clock, self._sleep, self._next = clock, sleep, 0.0
 
     def wait(self) -> None:
-        """Return when the next call is allowed."""
         now = self._clock()
         if now < self._next:
             self._sleep(self._next - now)
@@ -153,11 +134,8 @@ def orders_audit(
     now: datetime | None = None,
     limiter: RateLimiter | None = None,
 ) -> Iterator[AuditedOrder]:
-    """Check every order of the window against Stripe and yield one result per order, findings or not.
-
-    Raises PaymentProviderNotConfigured before any work, and PaymentProviderError when Stripe cannot
-    answer part way.
-    """
+    """Check every order of the window against Stripe, a page at a time, and yield one result per order.
+    Raises PaymentProviderNotConfigured before any work, PaymentProviderError when Stripe fails part way."""
     gateway.client()
     now = now or timezone.now()
     limiter = limiter or RateLimiter(max_rate)
@@ -184,7 +162,7 @@ def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
             found = (
                 _stranded(Finding(Disagreement.NO_SESSION, "it never got one"), order, fix=fix, now=now),
             )
-        return AuditedOrder(order.pk, order.status, "", "no session", found)
+        return AuditedOrder(order.pk, order.status, "no session", found)
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
     except StripeResourceMissing:
@@ -193,15 +171,12 @@ def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
             Disagreement.STRANDED, "Stripe does not know its session (another account's keys?)"
         )
         found = () if order.status in OrderStatus.CLOSED else (_stranded(stranded, order, fix=fix, now=now),)
-        return AuditedOrder(order.pk, order.status, session_id, "unknown", found)
+        return AuditedOrder(order.pk, order.status, "unknown", found)
     finding = _compare(order, session)
     money: list[Finding] = []
+    ours = finding is None or finding.kind != Disagreement.NOT_ITS_SESSION
     paid = checkout_session_decision(session=session) == SessionDecision.PAID
-    if (
-        paid
-        and session.payment_intent_id
-        and (finding is None or finding.kind != Disagreement.NOT_ITS_SESSION)
-    ):
+    if ours and paid and session.payment_intent_id:
         money = _money_audit(order, session.payment_intent_id, fix=fix)
         if any(f.fixed for f in money):
             # A refund learnt of just now may settle the session's question too (a refunded late payment).
@@ -209,9 +184,7 @@ def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
             finding = _compare(order, session)
     if finding is not None and fix:
         finding = _repair(order, session, finding)
-    return AuditedOrder(
-        order.pk, order.status, session.id, _says(session), tuple(filter(None, (finding, *money)))
-    )
+    return AuditedOrder(order.pk, order.status, _says(session), tuple(filter(None, (finding, *money))))
 
 
 def _compare(order: Order, session: gateway.CheckoutSession) -> Finding | None:
@@ -257,7 +230,7 @@ def _repair(order: Order, session: gateway.CheckoutSession, finding: Finding) ->
     """Make the safe repair for the finding, if there is one; return the finding with what was done."""
     if finding.kind in APPLIED_BY_THE_SESSION:
         applied = checkout_session_apply(session=session, source=TransitionSource.RECONCILE, order=order)
-        if applied.transition is not None and applied.transition.won:
+        if applied.won:
             return finding.fixed_as(f"applied it, now {applied.transition.status}", fixed=True)
         if applied.decision == SessionDecision.LATE_PAYMENT:
             return finding.fixed_as(applied.detail, fixed=Order.objects.get(pk=order.pk).being_refunded())
@@ -272,7 +245,7 @@ def _repair(order: Order, session: gateway.CheckoutSession, finding: Finding) ->
 
 
 def _stranded(finding: Finding, order: Order, *, fix: bool, now: datetime) -> Finding:
-    """Expire an open order no session of which Stripe knows, once no session of it could still be paid."""
+    """Expire a pending order whose session Stripe does not know, once that session could be paid nowhere."""
     if not fix or order.status != OrderStatus.PENDING:
         return finding
     payable_until = order.created_at + SESSION_MAX_LIFETIME
@@ -292,10 +265,8 @@ def _says(session: gateway.CheckoutSession) -> str:
 
 def _money_audit(order: Order, payment_intent_id: str, *, fix: bool) -> list[Finding]:
     """Compare the order's refunds, disputes and refunded amount with Stripe's; with `fix`, record Stripe's.
-
-    Nothing here asks Stripe to refund. An order refunded while Stripe returned less stays so (states
-    never move back) and is left to a person, as are rows Stripe does not list.
-    """
+    Nothing here asks Stripe to refund; an order refunded while Stripe returned less stays so (states never
+    move back) and is left to a person, as are rows Stripe does not list."""
     refunds = gateway.refunds_list(payment_intent_id=payment_intent_id)
     disputes = gateway.disputes_list(payment_intent_id=payment_intent_id)
     found = _money_compare(order, refunds, disputes)
@@ -383,13 +354,8 @@ def _rows_compare(
             detail = f"{item.id} of {amount}, {item.status} at Stripe (its webhook was lost?)"
             found.append(Finding(unknown, detail, subject=item))
         elif row.status != status_of(item.status):
-            found.append(
-                Finding(
-                    differs,
-                    f"{item.id} of {amount} is {row.status} here, {item.status} at Stripe",
-                    subject=item,
-                )
-            )
+            detail = f"{item.id} of {amount} is {row.status} here, {item.status} at Stripe"
+            found.append(Finding(differs, detail, subject=item))
     listed_ids = {item.id for item in listed}
     for stripe_id, row in by_stripe_id.items():
         if stripe_id not in listed_ids:

@@ -16,11 +16,6 @@ class PaymentProviderUnavailable(PaymentProviderError):
 class PaymentProviderRefused(PaymentProviderError):
     """Stripe understood the request and refused it; trying again will not help."""
 
-    def __init__(self, message: str, *, code: str | None = None, param: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.param = param
-
 
 class StripeResourceMissing(PaymentProviderRefused):
     """Stripe has no object with that id for this key: a Checkout Session, a price, a product..."""

@@ -1,13 +1,11 @@
 """Every call to Stripe, and the only module that imports `stripe`.
 
-Stripe's errors become the app's own exceptions here, and Stripe's objects become plain values, so the
-rest of the project never depends on stripe-python's types. The same code talks to Stripe and to the
-offline emulator: only `STRIPE_API_BASE` differs.
+Stripe's errors become the app's own exceptions (`translated`) and its objects plain values, so nothing
+else depends on stripe-python's types. Stripe and the offline emulator differ only by `STRIPE_API_BASE`.
 """
 
 import inspect
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,8 +28,6 @@ from payments.exceptions import (
     WebhookSignatureInvalid,
 )
 
-logger = logging.getLogger(__name__)
-
 API_VERSION = stripe.api_version
 F = TypeVar("F", bound=Callable[..., Any])
 WEBHOOK_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
@@ -39,8 +35,6 @@ WEBHOOK_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
 
 @dataclass(frozen=True)
 class CheckoutSession:
-    """What the project needs to know of a Stripe Checkout Session."""
-
     id: str
     status: str  # open, complete, expired
     payment_status: str  # unpaid, paid, no_payment_required
@@ -93,10 +87,7 @@ class CheckoutSession:
 
     def named_order_id(self) -> uuid.UUID:
         """Return the order this session was made for, or raise NotOurs saying why it names none.
-
-        The checkout sets both `metadata.order_id` and `client_reference_id` to the order id; a session
-        whose two disagree is nobody's.
-        """
+        The checkout sets `metadata.order_id` and `client_reference_id` both; differing, it is nobody's."""
         named, referenced = self.metadata.get("order_id") or None, self.client_reference_id or None
         if named and referenced and named != referenced:
             raise NotOurs(f"its metadata names order {named!r} but its client_reference_id {referenced!r}")
@@ -109,7 +100,6 @@ class CheckoutSession:
 
 
 def _address(shipping: dict[str, Any] | None) -> str:
-    """Return a shipping address as lines a person reads and a parcel is labelled with."""
     if not shipping:
         return ""
     address = shipping.get("address") or {}
@@ -125,10 +115,21 @@ def _id_of(value: Any) -> str:
     return value or ""
 
 
+def _money_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Return the fields a refund and a dispute share, as Stripe serialises them."""
+    return {
+        "id": data["id"],
+        "status": data.get("status") or "",
+        "amount": int(data.get("amount") or 0),
+        "currency": data.get("currency") or "",
+        "payment_intent_id": _id_of(data.get("payment_intent")),
+        "charge_id": _id_of(data.get("charge")),
+        "reason": data.get("reason") or "",
+    }
+
+
 @dataclass(frozen=True)
 class StripeRefund:
-    """What the project needs to know of a Stripe Refund."""
-
     id: str
     status: str  # pending, requires_action, succeeded, failed, canceled
     amount: int
@@ -142,23 +143,12 @@ class StripeRefund:
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "StripeRefund":
         """Build from a refund as Stripe serialises it (API response, event, or a charge's list)."""
-        return cls(
-            id=data["id"],
-            status=data.get("status") or "",
-            amount=int(data.get("amount") or 0),
-            currency=data.get("currency") or "",
-            payment_intent_id=_id_of(data.get("payment_intent")),
-            charge_id=_id_of(data.get("charge")),
-            reason=data.get("reason") or "",
-            failure_reason=data.get("failure_reason") or "",
-            metadata=dict(data.get("metadata") or {}),
-        )
+        metadata = dict(data.get("metadata") or {})
+        return cls(**_money_fields(data), failure_reason=data.get("failure_reason") or "", metadata=metadata)
 
 
 @dataclass(frozen=True)
 class StripeDispute:
-    """What the project needs to know of a Stripe Dispute."""
-
     id: str
     status: str  # warning_needs_response, needs_response, under_review, won, lost, ...
     amount: int
@@ -170,40 +160,11 @@ class StripeDispute:
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "StripeDispute":
-        """Build from a dispute as Stripe serialises it."""
-        details = data.get("evidence_details") or {}
-        return cls(
-            id=data["id"],
-            status=data.get("status") or "",
-            amount=int(data.get("amount") or 0),
-            currency=data.get("currency") or "",
-            payment_intent_id=_id_of(data.get("payment_intent")),
-            charge_id=_id_of(data.get("charge")),
-            reason=data.get("reason") or "",
-            evidence_due_by=details.get("due_by"),
-        )
-
-
-@dataclass(frozen=True)
-class PaymentIntent:
-    """What the project needs to know of a Stripe PaymentIntent: whose it is."""
-
-    id: str
-    status: str
-    amount: int
-    currency: str
-    metadata: dict[str, str]
-
-    @property
-    def order_id(self) -> str | None:
-        """Return the order id the checkout put in `payment_intent_data.metadata`."""
-        return self.metadata.get("order_id")
+        return cls(**_money_fields(data), evidence_due_by=(data.get("evidence_details") or {}).get("due_by"))
 
 
 @dataclass(frozen=True)
 class StripePrice:
-    """A Stripe Price, as the catalog sync compares it."""
-
     id: str
     product_id: str
     unit_amount: int | None
@@ -211,16 +172,14 @@ class StripePrice:
     active: bool
 
 
-# Called before every HTTP request to Stripe made in a `calls_paced` block (None elsewhere).
-_pace: ContextVar[Callable[[], None] | None] = ContextVar("stripe_pace", default=None)
+# What `calls_paced` waits on before each HTTP request to Stripe.
+_pace: ContextVar[Callable[[], None]] = ContextVar("stripe_pace", default=lambda: None)
 
 
 @contextmanager
 def calls_paced(wait: Callable[[], None]) -> Iterator[None]:
-    """Call `wait` before every HTTP request to Stripe made in this block, whichever service makes it.
-
-    Counted at the HTTP client, so list pages and stripe-python's own retries are paced too.
-    """
+    """Call `wait` before every HTTP request to Stripe made in this block, whichever service makes it
+    (counted at the HTTP client, so list pages and stripe-python's own retries are paced too)."""
     token = _pace.set(wait)
     try:
         yield
@@ -230,41 +189,33 @@ def calls_paced(wait: Callable[[], None]) -> Iterator[None]:
 
 class _PacedRequestsClient(stripe.RequestsClient):
     def request(self, method, url, headers, post_data=None):
-        if (wait := _pace.get()) is not None:
-            wait()
+        _pace.get()()
         return super().request(method, url, headers, post_data)
 
     def request_stream(self, method, url, headers, post_data=None):
-        if (wait := _pace.get()) is not None:
-            wait()
+        _pace.get()()
         return super().request_stream(method, url, headers, post_data)
 
 
 @lru_cache(maxsize=8)
 def _client(api_key: str, api_base: str, timeout: float, max_retries: int) -> stripe.StripeClient:
-    base_addresses = {"api": api_base} if api_base else None
     return stripe.StripeClient(
         api_key,
-        base_addresses=base_addresses,
+        base_addresses={"api": api_base} if api_base else None,
         max_network_retries=max_retries,
         http_client=_PacedRequestsClient(timeout=timeout),
     )
 
 
 def key_is_live(key: str | None = None) -> bool:
-    """Return whether the key (the configured one by default) takes real money: sk_live_ or rk_live_.
-
-    Test keys (sk_test_, rk_test_) and the emulator's are not.
-    """
+    """Return whether the key (the configured one by default) takes real money: sk_live_ or rk_live_."""
     key = settings.STRIPE_SECRET_KEY if key is None else key
     return key.startswith(("sk_live_", "rk_live_"))
 
 
 def dashboard_url(*, kind: str, object_id: str) -> str | None:
-    """Return the Dashboard URL of a "checkout_session" or "payment_intent" in the key's mode, or None.
-
-    None without a key, and when STRIPE_API_BASE points elsewhere (the emulator has no Dashboard).
-    """
+    """Return the Dashboard URL of a "checkout_session" or "payment_intent" in the key's mode; None
+    without a key, and when STRIPE_API_BASE points elsewhere (the emulator has no Dashboard)."""
     paths = {"checkout_session": "checkout/sessions", "payment_intent": "payments"}
     key = settings.STRIPE_SECRET_KEY
     if not key or settings.STRIPE_API_BASE or kind not in paths or not object_id:
@@ -273,7 +224,7 @@ def dashboard_url(*, kind: str, object_id: str) -> str | None:
 
 
 def client() -> stripe.StripeClient:
-    """Return a Stripe client configured from settings (one per configuration, reused)."""
+    """Return the Stripe client of the settings (one per configuration, reused)."""
     if not settings.STRIPE_SECRET_KEY:
         raise PaymentProviderNotConfigured(
             "Stripe is not configured: set STRIPE_SECRET_KEY (and STRIPE_API_BASE for the offline "
@@ -288,23 +239,18 @@ def client() -> stripe.StripeClient:
 
 
 def _translate(exc: stripe.StripeError, what: str) -> Exception:
-    """Return the app's exception for a Stripe error raised while doing `what`."""
-    if isinstance(exc, stripe.InvalidRequestError):
+    if isinstance(exc, (stripe.InvalidRequestError, stripe.IdempotencyError)):
         cls = StripeResourceMissing if exc.code == "resource_missing" else PaymentProviderRefused
-        return cls(f"Stripe refused to {what}: {exc.user_message or exc}", code=exc.code, param=exc.param)
+        return cls(f"Stripe refused to {what}: {exc.user_message or exc}")
     if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
         return PaymentProviderRefused(f"Stripe rejected our credentials while trying to {what}.")
-    if isinstance(exc, stripe.IdempotencyError):
-        return PaymentProviderRefused(f"Stripe refused to {what}: {exc.user_message or exc}")
     # APIConnectionError, RateLimitError, APIError and anything new: worth trying again later.
     return PaymentProviderUnavailable(f"Stripe is unavailable, could not {what}: {exc}")
 
 
 def translated(what: str) -> Callable[[F], F]:
-    """Turn the Stripe errors a call raises into the app's own, saying what was being done.
-
-    `what` is formatted with the call's keyword arguments; a generator's errors are caught as it is read.
-    """
+    """Turn the Stripe errors a call raises into the app's own, saying `what` was being done (formatted
+    with the call's keyword arguments); a generator's errors are caught as it is read."""
 
     def decorate(call: F) -> F:
         if inspect.isgeneratorfunction(call):
@@ -374,13 +320,11 @@ def checkout_session_create(
 
 @translated("retrieve Checkout Session {session_id}")
 def checkout_session_retrieve(*, session_id: str) -> CheckoutSession:
-    """Return the Checkout Session as Stripe knows it now."""
     return CheckoutSession.from_payload(client().v1.checkout.sessions.retrieve(session_id).to_dict())
 
 
 @translated("expire Checkout Session {session_id}")
 def checkout_session_expire(*, session_id: str) -> CheckoutSession:
-    """Expire an open Checkout Session so it can no longer be paid."""
     return CheckoutSession.from_payload(client().v1.checkout.sessions.expire(session_id).to_dict())
 
 
@@ -411,47 +355,36 @@ def disputes_list(*, payment_intent_id: str) -> list[StripeDispute]:
 
 
 @translated("retrieve payment {payment_intent_id}")
-def payment_intent_retrieve(*, payment_intent_id: str) -> PaymentIntent:
-    """Return the PaymentIntent as Stripe knows it now."""
+def payment_intent_order_id(*, payment_intent_id: str) -> str:
+    """Return the order id the checkout put in the PaymentIntent's metadata ('' when there is none)."""
     data = client().v1.payment_intents.retrieve(payment_intent_id).to_dict()
-    return PaymentIntent(
-        id=data["id"],
-        status=data.get("status") or "",
-        amount=int(data.get("amount") or 0),
-        currency=data.get("currency") or "",
-        metadata=dict(data.get("metadata") or {}),
-    )
+    return (data.get("metadata") or {}).get("order_id") or ""
 
 
 @translated("create the Stripe product for {sku}")
 def product_create(*, name: str, description: str, sku: str) -> str:
-    """Create a Stripe Product for a catalog item and return its id."""
     params: dict[str, Any] = {"name": name, "metadata": {"sku": sku}}
     if description:
         params["description"] = description
-    return (
-        client().v1.products.create(params=params, options={"idempotency_key": f"catalog-product:{sku}"}).id
-    )
+    options = {"idempotency_key": f"catalog-product:{sku}"}
+    return client().v1.products.create(params=params, options=options).id
 
 
 @translated("create the Stripe price for {sku}")
 def price_create(
     *, product_id: str, unit_amount: int, currency: str, sku: str, replaces: str | None = None
 ) -> StripePrice:
-    """Create a one-time Stripe Price for a Stripe Product; `replaces` names the price it succeeds.
-
-    The idempotency key names the amount, so a retry returns the same price; with `replaces` it names the
-    old price too, so a price changed back to an earlier amount gets a new price, not the archived one.
-    """
+    """Create a one-time Stripe Price for a Stripe Product, `replaces` naming the price it succeeds. The
+    idempotency key names the amount (a retry returns the same price) and the price replaced (a price
+    changed back to an earlier amount gets a new price, not the archived one)."""
     params = {
         "product": product_id,
         "unit_amount": unit_amount,
         "currency": currency,
         "metadata": {"sku": sku},
     }
-    key = f"catalog-price:{sku}:{product_id}:{unit_amount}:{currency}" + (
-        f":replaces:{replaces}" if replaces else ""
-    )
+    key = f"catalog-price:{sku}:{product_id}:{unit_amount}:{currency}"
+    key += f":replaces:{replaces}" if replaces else ""
     return _price(client().v1.prices.create(params=params, options={"idempotency_key": key}))
 
 
@@ -469,13 +402,7 @@ def price_retrieve(*, price_id: str) -> StripePrice:
 
 def _price(price: Any) -> StripePrice:
     product = price.product if isinstance(price.product, str) else price.product.id
-    return StripePrice(
-        id=price.id,
-        product_id=product,
-        unit_amount=price.unit_amount,
-        currency=price.currency,
-        active=price.active,
-    )
+    return StripePrice(price.id, product, price.unit_amount, price.currency, price.active)
 
 
 @translated("list events")
@@ -497,9 +424,7 @@ def events_list(
 @translated("list the events Stripe has not delivered")
 def events_undelivered(*, types: list[str], limit: int, timeout: float) -> list[tuple[str, int]]:
     """Return (id, created) of the newest events Stripe has not delivered to every endpoint: one page.
-
-    Its own client, with a short timeout and no retry: the caller, a metrics scrape, must not wait long.
-    """
+    Its own client, with a short timeout and no retry: the caller, a metrics scrape, must not wait long."""
     client()  # PaymentProviderNotConfigured without a key
     quick = _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, timeout, 0)
     listed = quick.v1.events.list(params={"limit": limit, "types": types, "delivery_success": False})
@@ -507,11 +432,9 @@ def events_undelivered(*, types: list[str], limit: int, timeout: float) -> list[
 
 
 def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dict[str, Any]:
-    """Verify a webhook against every configured secret and return the event as a dict.
-
-    This is what `stripe.Webhook.construct_event` does, minus wrapping the event in stripe-python's
-    objects, which the inbox would only turn back into a dict: the signature check is the library's own.
-    """
+    """Verify a webhook against every configured secret and return the event as a dict: what
+    `stripe.Webhook.construct_event` does, with the library's own signature check, minus wrapping the
+    event in stripe-python's objects, which the inbox would only turn back into a dict."""
     secrets = settings.STRIPE_WEBHOOK_SECRETS
     if not secrets:
         raise WebhookSignatureInvalid("No webhook secret is configured (STRIPE_WEBHOOK_SECRET).")

@@ -1,11 +1,7 @@
 """The handler of each Stripe event type, in one registry the inbox dispatches through.
 
-A handler reads the signed event (the truth at its moment) and says what became of it as an
-`EventOutcome`. It runs inside the inbox's transaction, so the order's change and the event's new status
-commit together. The checkout.session.* events carry the session as it is now, so one handler serves
-them all (`payments.sessions`); refunds and disputes go through their one upsert (`payments.refunds`).
-These may call Stripe, rarely: to find the order of a payment whose id was never stored, and to list a
-charge's refunds, which `charge.refunded` no longer embeds since API version 2022-11-15.
+A handler runs inside the inbox's transaction, so the order's change and the event's status commit
+together. Sessions go through `payments.sessions`, refunds and disputes through their one upsert.
 """
 
 import uuid
@@ -15,26 +11,17 @@ from typing import Any
 
 from orders.logs import log_bind, log_fields
 from orders.money import money_format
-from orders.refunds import RefundTotals
+from orders.refunds import Applied, RefundTotals
 from payments import gateway
-from payments.gateway import CheckoutSession
 from payments.models import EventStatus
-from payments.refunds import (
-    NotOurs,
-    order_for_payment_intent,
-    stripe_dispute_apply,
-    stripe_refund_apply,
-)
-from payments.sessions import PaidTransition, SessionDecision, checkout_session_apply
+from payments.refunds import NotOurs, order_for_payment_intent, stripe_dispute_apply, stripe_refund_apply
+from payments.sessions import SessionDecision, checkout_session_apply
 
 
 @dataclass(frozen=True)
 class EventOutcome:
-    """One event's status after a run, why, and the order and session it concerns.
-
-    `duplicate`: the event was already finished, so nothing changed. `error`: an unexpected error, the
-    event is stored as failed. In a dry run `status` is the stored one ("new" for an event not stored).
-    """
+    """One event's status after a run, why, and the order and session it concerns. `duplicate`: it was
+    already finished; `error`: it raised, stored as failed; a dry run's `status`: the stored one, or "new"."""
 
     stripe_id: str
     type: str
@@ -72,19 +59,17 @@ EVENT_STATUSES = {
 
 def checkout_session_event(event: dict[str, Any], source: str) -> EventOutcome:
     """Apply the event's Checkout Session to its order; the delayed payment failed if the type says so."""
-    data = event["data"].get("object")
-    if not isinstance(data, dict) or data.get("object") != "checkout.session" or not data.get("id"):
-        return EventOutcome.of(event, EventStatus.IGNORED, "event data is not a Checkout Session")
-    session = CheckoutSession.from_payload(data)
+    data = _object(event, "checkout.session")
+    if data is None:
+        return _ignored(event, "event data is not a Checkout Session")
+    session = gateway.CheckoutSession.from_payload(data)
     applied = checkout_session_apply(
         session=session,
         source=source,
-        paid_transition=PaidTransition.FULFILL,
         stripe_event_id=event["id"],
         payment_failed=event["type"] == ASYNC_PAYMENT_FAILED,
     )
-    won = applied.transition is not None and applied.transition.won
-    owes = ("fulfillment",) if won and applied.transition.status == "fulfilled" else ()
+    owes = ("fulfillment",) if applied.won and applied.transition.status == "fulfilled" else ()
     # A late payment is refunded at once: its refund's signal is due when Stripe took it.
     owes += ("refund",) if applied.decision == SessionDecision.LATE_PAYMENT else ()
     return EventOutcome.of(
@@ -98,19 +83,15 @@ def checkout_session_event(event: dict[str, Any], source: str) -> EventOutcome:
 
 
 def event_handle(*, event: dict[str, Any], source: str) -> EventOutcome:
-    """Run the event's handler with the given transition source; ignore types without one.
-
-    An event of the other mode than the key's (a test event reaching a live shop, as a live Connect
-    endpoint receives both) concerns no order of this shop, whatever ids it carries.
-    """
+    """Run the event's handler with the given transition source; ignore types without one, and events of
+    the other mode than the key's (a live Connect endpoint receives both): they concern no order here."""
     livemode = event.get("livemode")
     if isinstance(livemode, bool) and livemode != gateway.key_is_live():
         mode, key = ("live", "test") if livemode else ("test", "live")
-        reason = f"a {mode}-mode event, and this shop uses a {key} key"
-        return EventOutcome.of(event, EventStatus.IGNORED, reason)
+        return _ignored(event, f"a {mode}-mode event, and this shop uses a {key} key")
     handler = HANDLERS.get(event["type"])
     if handler is None:
-        return EventOutcome.of(event, EventStatus.IGNORED, "unhandled event type")
+        return _ignored(event, "unhandled event type")
     with log_fields(event_id=event["id"], event_type=event["type"]):
         return handler(event, source)
 
@@ -127,11 +108,19 @@ def _ignored(event: dict[str, Any], reason: str) -> EventOutcome:
 
 
 def _money(totals: RefundTotals) -> str:
-    full = "; order refunded" if totals.refunded_now else ""
-    returned, total = (
-        money_format(amount, totals.currency) for amount in (totals.amount_refunded, totals.amount_total)
-    )
-    return f"refunded {returned} of {total}{full}"
+    returned = money_format(totals.amount_refunded, totals.currency)
+    total = money_format(totals.amount_total, totals.currency)
+    return f"refunded {returned} of {total}{'; order refunded' if totals.refunded_now else ''}"
+
+
+def _recorded(
+    event: dict[str, Any], kind: str, stripe_id: str, order_id: uuid.UUID, applied: Applied, *, new: str
+) -> EventOutcome:
+    """Say what the upsert of a refund or a dispute did; a changed one owes its signal (named `kind`)."""
+    what = new if applied.created else ("updated" if applied.changed else "no-op: already as far or further")
+    reason = f"{kind} {stripe_id} {applied.row.status}: {what}; {_money(applied.totals)}"
+    owes = (kind,) if applied.changed else ()
+    return EventOutcome.of(event, EventStatus.PROCESSED, reason, order_id=order_id, owes=owes)
 
 
 def _apply_refund(refund: gateway.StripeRefund, event: dict[str, Any], source: str) -> EventOutcome:
@@ -139,17 +128,8 @@ def _apply_refund(refund: gateway.StripeRefund, event: dict[str, Any], source: s
         order_id, applied = stripe_refund_apply(refund=refund, source=source, stripe_event_id=event["id"])
     except NotOurs as exc:
         return _ignored(event, f"refund {refund.id} of a payment not made by this project: {exc}")
-    what = (
-        "recorded (unknown here: made in the Dashboard?)"
-        if applied.created
-        else ("updated" if applied.changed else "no-op: already as far or further")
-    )
-    return EventOutcome.of(
-        event,
-        EventStatus.PROCESSED,
-        f"refund {refund.id} {applied.row.status}: {what}; {_money(applied.totals)}",
-        order_id=order_id,
-        owes=("refund",) if applied.changed else (),
+    return _recorded(
+        event, "refund", refund.id, order_id, applied, new="recorded (unknown here: made in the Dashboard?)"
     )
 
 
@@ -200,14 +180,7 @@ def dispute_changed(event: dict[str, Any], source: str) -> EventOutcome:
         order_id, applied = stripe_dispute_apply(dispute=dispute, source=source, stripe_event_id=event["id"])
     except NotOurs as exc:
         return _ignored(event, f"dispute {dispute.id} of a payment not made by this project: {exc}")
-    what = "recorded" if applied.created else ("updated" if applied.changed else "no-op: already further")
-    return EventOutcome.of(
-        event,
-        EventStatus.PROCESSED,
-        f"dispute {dispute.id} {applied.row.status}: {what}; {_money(applied.totals)}",
-        order_id=order_id,
-        owes=("dispute",) if applied.changed else (),
-    )
+    return _recorded(event, "dispute", dispute.id, order_id, applied, new="recorded")
 
 
 HANDLERS: dict[str, Handler] = {

@@ -1,11 +1,8 @@
-"""Close or fulfill an order on request (an operator, a command, the system), asking Stripe first.
+"""Close or fulfil an order on request (an operator, a command, the system), asking Stripe first.
 
-Closing an order closes its Checkout Session first: Stripe expires the session, or refuses because the
-buyer already paid (or a delayed payment is under way), and only Stripe's lock decides between an
-operator's expire and a buyer's payment racing each other. So an order is closed only once nobody can
-pay it, and an order whose session Stripe says is complete is never closed: what the session says is
-applied instead. Fulfilling from the admin likewise applies what Stripe says, and refuses an unpaid
-session. Every answer names the order and says what happened and why, for the admin's messages.
+Only Stripe's lock decides between an operator's expire and a buyer's payment racing it: an order closes
+once Stripe has expired its session, and a session Stripe says is complete is applied instead. Every
+answer names the order and says what happened and why, for the admin's messages.
 """
 
 import logging
@@ -46,10 +43,6 @@ class OrderActionResult:
     status: str
     message: str
 
-    @property
-    def short_id(self) -> str:
-        return str(self.order_id)[:8]
-
 
 @dataclass(frozen=True)
 class SessionClosing:
@@ -63,15 +56,11 @@ def order_close(
     *, order_id: uuid.UUID | str, transition: CloseTransition, source: str, reason: str = ""
 ) -> OrderActionResult:
     """Expire the order's session at Stripe, then fail or expire the order; apply Stripe's word if it refuses.
-
-    Stripe unreachable: nothing moves. Stripe no longer knowing the session (a stranded order): the order
-    closes, since nobody can pay a session this account does not have.
-    """
+    Stripe unreachable: nothing moves. Stripe not knowing the session (stranded): the order closes."""
     order = order_get_for_payment(order_id=order_id)
     if order.status == OrderStatus.FULFILLED:
         return _result(order, False, "it is fulfilled, so it was paid: refund it instead of closing it")
     if not order.stripe_checkout_session_id:
-        # No session was ever opened (or recorded), so there is nothing at Stripe to close first.
         return _close(order, transition, source, reason, "it had no Checkout Session")
     closing = order_session_expire(order=order, source=source)
     if not closing.closed:
@@ -81,10 +70,7 @@ def order_close(
 
 def order_session_expire(*, order: Order, source: str) -> SessionClosing:
     """Expire the order's Checkout Session at Stripe, so nobody can pay it; apply it if Stripe says complete.
-
-    Only Stripe's answer decides between this and a buyer paying at the same moment: it expires open
-    sessions only, so a refusal means the buyer got there first (or a delayed payment is under way).
-    """
+    Stripe expires open sessions only: a refusal means the buyer paid first (or a delayed payment is on)."""
     session_id = order.stripe_checkout_session_id or ""
     try:
         gateway.checkout_session_expire(session_id=session_id)
@@ -101,7 +87,7 @@ def order_session_expire(*, order: Order, source: str) -> SessionClosing:
 
 
 def _expire_refused(order: Order, source: str, refusal: PaymentProviderRefused) -> SessionClosing:
-    """Find out what the session Stripe would not expire is, and apply it if it is complete."""
+    """Retrieve the session Stripe would not expire, and apply it if it is complete."""
     session_id = order.stripe_checkout_session_id or ""
     try:
         session = gateway.checkout_session_retrieve(session_id=session_id)
@@ -153,13 +139,11 @@ def order_fulfill_verified(*, order_id: uuid.UUID | str, source: str) -> OrderAc
     if checkout_session_decision(session=session) != SessionDecision.PAID:
         return _result(order, False, f"not fulfilled: Stripe says the session is {_session_state(session)}")
     applied = checkout_session_apply(session=session, source=source, order=order)
-    won = applied.transition is not None and applied.transition.won
-    return _result(order, won, _said(applied))
+    return _result(order, applied.won, _said(applied))
 
 
 def _said(applied: SessionApplied) -> str:
-    """Return what applying the session did, for a person."""
-    if applied.transition is not None and applied.transition.won:
+    if applied.won:
         return f"applied it, now {applied.transition.status}"
     if applied.decision == SessionDecision.PAYMENT_PENDING:
         return "a delayed payment is under way: the order waits for its outcome"
@@ -180,9 +164,7 @@ def _result(order: Order, moved: bool, message: str) -> OrderActionResult:
 
 def order_settle(*, order_id: uuid.UUID | str, by: str) -> OrderActionResult:
     """Settle what put the order in front of a person: its flag and its events in review, once, saying who.
-
-    A settled event is finished for good: no replay reopens it, so the alert on needs_review goes quiet.
-    """
+    A settled event is finished for good: no replay reopens it, so the alert on needs_review goes quiet."""
     order = order_get_for_payment(order_id=order_id)
     now = timezone.now()
     with transaction.atomic():
@@ -193,9 +175,5 @@ def order_settle(*, order_id: uuid.UUID | str, by: str) -> OrderActionResult:
         )
     if not cleared and not events:
         return _result(order, False, "nothing to settle: no flag, no event in review")
-    return _result(
-        order,
-        True,
-        f"settled by {by}: {'flag cleared' if cleared else 'no flag'}, "
-        f"{events} event{'s' if events != 1 else ''} in review settled",
-    )
+    flag, plural = "flag cleared" if cleared else "no flag", "s" if events != 1 else ""
+    return _result(order, True, f"settled by {by}: {flag}, {events} event{plural} in review settled")

@@ -1,10 +1,8 @@
-"""Refunding an order through Stripe, and finding the order a Stripe payment belongs to.
+"""Refunding an order through Stripe, and the one rule of which order a Stripe payment belongs to.
 
-A refund is reserved first, as a row (`orders.refunds.order_refund_request`, under the order's row lock),
-then asked of Stripe OUTSIDE that transaction with the idempotency key `refund:<row id>` (no lock is held
-across a network call, and the refund's webhook, which Stripe may deliver before it answers, is not stuck
-behind ours), then Stripe's answer is recorded on the row. A repeated request finds its row; a retry of
-a row Stripe never answered reuses the key, so Stripe makes one refund whatever happens in between.
+A refund is reserved as a row under the order's lock (`orders.refunds.order_refund_request`), then asked
+of Stripe outside that transaction (no lock held across a network call) with the idempotency key
+`refund:<row id>`, so a retry of a request Stripe never answered is still one refund.
 """
 
 import logging
@@ -60,10 +58,7 @@ def order_refund(
     request_id: uuid.UUID | None = None,
 ) -> RefundOutcome:
     """Refund an order through Stripe (the whole remainder when `amount` is None), once per request.
-
-    Raises RefundRefused before any call to Stripe for an amount above what remains or an order that
-    cannot be refunded, PaymentProviderNotConfigured when Stripe is not set up, OrderNotFound.
-    """
+    Raises, before any call to Stripe, RefundRefused, PaymentProviderNotConfigured or OrderNotFound."""
     gateway.client()
     with log_fields(order_id=order_id):
         refund, created = order_refund_request(
@@ -84,9 +79,8 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
         return RefundOutcome(refund, created, _said(refund, repeated=not created))
     order = refund.order
     try:
-        payment_intent_id = order_payment_intent(order=order)
         answer = gateway.refund_create(
-            payment_intent_id=payment_intent_id,
+            payment_intent_id=order.stripe_payment_intent_id or _payment_of(order),
             amount=refund.amount,
             reason=refund.reason,
             idempotency_key=f"refund:{refund.pk}",
@@ -101,6 +95,10 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
             f"({refund.pk}); try again with `manage.py refund_order {order.pk} --retry {refund.pk}`. "
             "The retry reuses the same idempotency key, so Stripe refunds at most once.",
         )
+    except NotOurs as exc:
+        refused = f"Order {order.pk} has no payment to refund: {exc}."
+        refund = order_refund_refused(refund_id=refund.pk, message=refused)
+        return RefundOutcome(refund, created, _said(refund))
     except PaymentProviderRefused as exc:
         refund = order_refund_refused(refund_id=refund.pk, message=str(exc))
         return RefundOutcome(refund, created, _said(refund))
@@ -113,34 +111,17 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
     return RefundOutcome(refund, created, _said(refund, repeated=not created))
 
 
-def order_payment_intent(*, order: Order) -> str:
-    """Return the order's PaymentIntent id, asking Stripe for its session's when it was never stored.
-
-    Raises PaymentProviderRefused when the order has no payment of its own to refund.
-    """
-    if order.stripe_payment_intent_id:
-        return order.stripe_payment_intent_id
-    try:
-        return _payment_of(order)
-    except NotOurs as exc:
-        raise PaymentProviderRefused(f"Order {order.pk} has no payment to refund: {exc}.") from None
-
-
 def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
-    """Return the id of the order a Stripe payment paid, or raise NotOurs.
-
-    By the stored PaymentIntent id first; where an order never stored it, by the PaymentIntent's
-    `metadata.order_id` (the checkout sets it), believed only when that order's own Checkout Session paid
-    with this payment. Raises PaymentProviderUnavailable when Stripe cannot be asked.
-    """
+    """Return the order storing the payment's id, else the one its `metadata.order_id` names if that
+    order's own session paid with it; or raise NotOurs (PaymentProviderUnavailable: Stripe cannot answer)."""
     if not payment_intent_id:
         raise NotOurs("it names no payment intent")
     stored = Order.objects.filter(stripe_payment_intent_id=payment_intent_id).values_list("pk", flat=True)
     if (order_id := stored.first()) is not None:
         return order_id
     try:
-        named = gateway.payment_intent_retrieve(payment_intent_id=payment_intent_id).order_id
-        order = Order.objects.only("pk", "stripe_checkout_session_id").get(pk=uuid.UUID(named or ""))
+        named = gateway.payment_intent_order_id(payment_intent_id=payment_intent_id)
+        order = Order.objects.only("pk", "stripe_checkout_session_id").get(pk=uuid.UUID(named))
     except StripeResourceMissing:
         raise NotOurs(f"Stripe does not know payment {payment_intent_id} (another account?)") from None
     except (ValueError, Order.DoesNotExist):
@@ -152,11 +133,8 @@ def order_for_payment_intent(*, payment_intent_id: str) -> uuid.UUID:
 
 
 def _payment_of(order: Order) -> str:
-    """Return the payment the order's own Checkout Session was paid with, storing it on the order.
-
-    The one rule of whose a payment is: the session the order stores, as Stripe holds it, must name this
-    order (`CheckoutSession.named_order_id`, the rule sessions are applied by) and have been paid.
-    """
+    """Return the payment the order's own session was paid with, storing it on the order; that session
+    must name this order, by the rule sessions are applied by, and be paid."""
     if not order.stripe_checkout_session_id:
         raise NotOurs(f"order {order.pk} never had a Checkout Session, so nothing was paid")
     session = gateway.checkout_session_retrieve(session_id=order.stripe_checkout_session_id)
@@ -173,11 +151,8 @@ def _payment_of(order: Order) -> str:
 def stripe_refund_apply(
     *, refund: gateway.StripeRefund, source: str, stripe_event_id: str | None = None
 ) -> tuple[uuid.UUID, Applied]:
-    """Record a refund as Stripe reports it on its order's rows; return the order id and what it did.
-
-    The one upsert of a Stripe refund: the webhook handlers and the audit's repairs both call it.
-    Raises NotOurs for a payment this project did not take.
-    """
+    """Record a refund as Stripe reports it, for the webhooks and the audit alike; return the order id and
+    what it did. Raises NotOurs for a payment this project did not take."""
     order_id = order_for_payment_intent(payment_intent_id=refund.payment_intent_id)
     applied = order_refund_apply(
         order_id=order_id,
@@ -197,16 +172,10 @@ def stripe_refund_apply(
 def stripe_dispute_apply(
     *, dispute: gateway.StripeDispute, source: str, stripe_event_id: str | None = None
 ) -> tuple[uuid.UUID, Applied]:
-    """Record a dispute as Stripe reports it on its order's rows; return the order id and what it did.
-
-    The one upsert of a Stripe dispute, as `stripe_refund_apply` is of refunds. Raises NotOurs.
-    """
+    """Record a dispute as Stripe reports it, as `stripe_refund_apply` does a refund. Raises NotOurs."""
     order_id = order_for_payment_intent(payment_intent_id=dispute.payment_intent_id)
-    due_by = (
-        datetime.fromtimestamp(dispute.evidence_due_by, tz=UTC)
-        if isinstance(dispute.evidence_due_by, int)
-        else None
-    )
+    due = dispute.evidence_due_by
+    due_by = datetime.fromtimestamp(due, tz=UTC) if isinstance(due, int) else None
     applied = order_dispute_apply(
         order_id=order_id,
         stripe_dispute_id=dispute.id,
@@ -235,23 +204,20 @@ def stripe_dispute_apply(
 
 def _said(refund: OrderRefund, *, repeated: bool = False) -> str:
     """Return one sentence saying where the refund stands."""
-    amount = money_format(refund.amount, refund.currency)
     again = "This refund was already asked for: " if repeated else ""
+    amount, order = money_format(refund.amount, refund.currency), refund.order_id
     if refund.status == RefundStatus.SUCCEEDED:
-        return (
-            f"{again}Refunded {amount} on order {refund.order_id} (Stripe refund {refund.stripe_refund_id})."
-        )
+        return f"{again}Refunded {amount} on order {order} (Stripe refund {refund.stripe_refund_id})."
     if refund.status == RefundStatus.PENDING:
         return (
-            f"{again}Stripe accepted the refund of {amount} on order {refund.order_id} "
-            f"({refund.stripe_refund_id}); it is pending and the order is updated when it settles."
+            f"{again}Stripe accepted the refund of {amount} on order {order} ({refund.stripe_refund_id}); "
+            "it is pending and the order is updated when it settles."
         )
+    the_refund = f"{again}The refund of {amount} on order {order}"
     if refund.status == RefundStatus.REQUESTED:
-        return f"{again}The refund of {amount} on order {refund.order_id} has not reached Stripe yet."
-    return (
-        f"{again}The refund of {amount} on order {refund.order_id} {refund.status}: "
-        f"{refund.failure_reason or 'Stripe gave no reason'}. Nothing was refunded."
-    )
+        return f"{the_refund} has not reached Stripe yet."
+    why = refund.failure_reason or "Stripe gave no reason"
+    return f"{the_refund} {refund.status}: {why}. Nothing was refunded."
 
 
 def refund_get(*, refund_id: str) -> OrderRefund:

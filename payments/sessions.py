@@ -1,22 +1,8 @@
-"""Apply a Checkout Session to its order: the one path the webhook, the success redirect, reconcile and
+"""Apply a Checkout Session to its order: the one path the webhook, the success redirect, the audit and
 replay share, as Stripe's fulfilment guide asks (one `fulfill_checkout(session)` for every caller).
 
-Whose session is it? The session names its order by `metadata.order_id`, else by `client_reference_id`
-(the checkout sets both to the order id); when both are there and differ, it is nobody's. The named
-order's STORED session id decides: it must be this session's id. An order that stores none yet (Stripe
-created the session but storing its id failed) gets this one attached, since the session came from
-Stripe itself, in a signed event or an answer to our own API call. Any other session is not ours.
-
-What does it mean for the order? Complete and paid (or nothing owed): the caller's paid transition,
-fulfil (webhook, replay, reconcile) or confirm (the success redirect), once the amount and currency are
-the order's (its lines' subtotal; Stripe adds a discount, tax and shipping that must add up to its total);
-if they are not, nothing moves and a person must look. Complete and unpaid: a delayed
-payment, marked as pending, or failed when the caller knows it failed (`async_payment_failed` carries
-a complete, unpaid session, so the state alone cannot tell). Expired: expire. Open: nothing yet.
-
-A paid session whose order is already closed (failed, expired) is never a no-op: it is a late payment,
-refunded (unless REFUND_LATE_PAYMENTS is off) and flagged for a person, once: the refund row's id, and
-so its idempotency key, is derived from the order, so every event, replay and audit asks for the same refund.
+Whose session it is: `_owner`. What it asks of the order: `checkout_session_decision`, once its charge is
+the order's. A paid session of a closed order is a late payment: `late_payment_settle`.
 """
 
 import logging
@@ -42,7 +28,6 @@ from orders.services import (
     order_payment_details_store,
 )
 from orders.transitions import TransitionResult
-from payments import gateway
 from payments.emails import customer_email_owe
 from payments.exceptions import NotOurs
 from payments.gateway import CheckoutSession
@@ -55,8 +40,6 @@ PAID_STATUSES = frozenset({"paid", "no_payment_required"})
 
 
 class SessionDecision(StrEnum):
-    """What a session means for its order."""
-
     PAID = "paid"
     PAYMENT_PENDING = "payment pending"
     PAYMENT_FAILED = "payment failed"
@@ -87,11 +70,8 @@ _REASON_PREFIXES = {
 
 @dataclass(frozen=True)
 class SessionApplied:
-    """What applying a session did: the decision, the order it concerns, and the transition asked for.
-
-    `transition` is None when no transition was asked for: a refusal, an open or pending session, or a
-    dry run. `detail` is what a person reads after the decision; `reason` leads with the decision.
-    """
+    """What applying a session did. `transition` is None when none was asked for (a refusal, an open or
+    pending session, a dry run); `detail` is what a person reads, `reason` leads with the decision."""
 
     decision: SessionDecision
     session_id: str
@@ -102,6 +82,11 @@ class SessionApplied:
     @property
     def reason(self) -> str:
         return _REASON_PREFIXES.get(self.decision, "") + self.detail
+
+    @property
+    def won(self) -> bool:
+        """Return whether this call moved the order (a loser is normal: another caller moved it first)."""
+        return self.transition is not None and self.transition.won
 
 
 def checkout_session_apply(
@@ -116,9 +101,9 @@ def checkout_session_apply(
 ) -> SessionApplied:
     """Find the session's order by the ownership rule and move it as the session's state says.
 
-    `order` is the order the caller already read (by its stored session id), to save reading it again;
-    it is used only if it is the one the session names. `payment_failed`: the caller knows the delayed
-    payment of this complete, unpaid session failed. `dry_run` decides and changes nothing.
+    `order`: the order the caller already read, used only if it is the one the session names.
+    `payment_failed`: the caller knows this complete, unpaid session's delayed payment failed
+    (`async_payment_failed` carries such a session: its state alone cannot tell). `dry_run` changes nothing.
     """
     try:
         owner = _owner(session, known=order, dry_run=dry_run)
@@ -127,18 +112,14 @@ def checkout_session_apply(
         _log_refusal(applied, logging.WARNING, source, stripe_event_id)
         return applied
     decision = checkout_session_decision(session=session, payment_failed=payment_failed)
-    if decision == SessionDecision.PAID:
-        mismatch = checkout_session_charge_mismatch(session=session, order=owner)
-        if mismatch:
-            done = transitions.TRANSITIONS[paid_transition].to_status
-            applied = SessionApplied(
-                SessionDecision.AMOUNT_MISMATCH,
-                session.id,
-                owner.pk,
-                f"{mismatch}; not {done}, a person must look",
-            )
-            _log_refusal(applied, logging.ERROR, source, stripe_event_id)
-            return applied
+    if decision == SessionDecision.PAID and (
+        mismatch := checkout_session_charge_mismatch(session=session, order=owner)
+    ):
+        done = transitions.TRANSITIONS[paid_transition].to_status
+        detail = f"{mismatch}; not {done}, a person must look"
+        applied = SessionApplied(SessionDecision.AMOUNT_MISMATCH, session.id, owner.pk, detail)
+        _log_refusal(applied, logging.ERROR, source, stripe_event_id)
+        return applied
     if dry_run:
         if decision == SessionDecision.PAID and owner.status in OrderStatus.CLOSED:
             detail = f"would refund: paid, but the order is {owner.status}"
@@ -149,7 +130,8 @@ def checkout_session_apply(
 
 
 def checkout_session_decision(*, session: CheckoutSession, payment_failed: bool = False) -> SessionDecision:
-    """Return what the session's state asks of its order, ownership and amount aside."""
+    """Return what the session's state asks of its order, ownership and amount aside: complete and paid
+    (or nothing owed), the caller's paid transition; complete and unpaid, a delayed payment."""
     if session.status == "complete":
         if session.payment_status in PAID_STATUSES:
             return SessionDecision.PAID
@@ -160,12 +142,9 @@ def checkout_session_decision(*, session: CheckoutSession, payment_failed: bool 
 
 
 def checkout_session_charge_mismatch(*, session: CheckoutSession, order: Order) -> str:
-    """Return how the session's charge disagrees with the order, or '' when it agrees.
-
-    It agrees when its items come to the order's subtotal, in the order's currency, and its total is that
-    subtotal less its discount plus its tax and shipping (`total_details`), none of them negative: a
-    promotion code, tax and shipping are Stripe's to add, the items' prices are the catalog's.
-    """
+    """Return how the session's charge disagrees with the order, or '' when its items come to the order's
+    subtotal in its currency and its total to that less its discount plus tax and shipping, none negative:
+    the items' prices are the catalog's, the rest is Stripe's to add."""
     currency = (session.currency or "").lower()
     # A session of an API version without amount_subtotal has no discount, tax or shipping either.
     subtotal = session.amount_total if session.amount_subtotal is None else session.amount_subtotal
@@ -201,7 +180,9 @@ def _money(amount: int | None, currency: str | None) -> str:
 
 
 def _owner(session: CheckoutSession, *, known: Order | None, dry_run: bool) -> Order:
-    """Return the order the session was created for, by the ownership rule, or raise NotOurs."""
+    """Return the order the session names if it stores this session's id, or raise NotOurs. One storing
+    none yet (storing it failed) gets it attached: the session came from Stripe itself, in a signed event
+    or the answer to our own call."""
     order_id = session.named_order_id()
     if known is not None and known.pk == order_id:
         order = known
@@ -211,8 +192,6 @@ def _owner(session: CheckoutSession, *, known: Order | None, dry_run: bool) -> O
         except OrderNotFound:
             raise NotOurs(f"no order {order_id}") from None
     if order.stripe_checkout_session_id is None and not dry_run:
-        # Stripe created the session (one per order, by idempotency key) but storing its id failed:
-        # the session came from Stripe and names this order, so record it now.
         if order_attach_checkout_session(order_id=order.pk, session_id=session.id):
             order.stripe_checkout_session_id = session.id
         else:
@@ -234,8 +213,6 @@ def _act(
     stripe_event_id: str | None,
 ) -> SessionApplied:
     """Ask for the transition the decision calls for (or mark the payment pending) and say what it did."""
-    if decision != SessionDecision.PAID:
-        _remember_buyer(session, owner)
     if decision == SessionDecision.PAID:
         result = PAID_TRANSITIONS[paid_transition](
             order_id=owner.pk,
@@ -245,29 +222,26 @@ def _act(
             customer_email=session.customer_email,
             charged=checkout_session_charged(session),
         )
-        if not result.won:
-            _remember_buyer(session, owner)
-        if not result.won and result.status in OrderStatus.CLOSED:
-            # What it charged is what its refund must return.
-            order_charged_store(order_id=owner.pk, charged=checkout_session_charged(session))
-            late = late_payment_settle(
-                order_id=owner.pk,
-                order_status=result.status,
-                session=session,
-                stripe_event_id=stripe_event_id,
-            )
-            applied = SessionApplied(SessionDecision.LATE_PAYMENT, session.id, owner.pk, late.summary, result)
-            _log_refusal(applied, logging.ERROR, source, stripe_event_id)
-            return applied
-        return _moved(decision, session, owner, result, done=result.status or "")
+        if result.won:
+            return _moved(decision, session, owner, result, done=result.status or "")
+        _remember_buyer(session, owner)
+        if result.status not in OrderStatus.CLOSED:
+            return _moved(decision, session, owner, result, done="")
+        # What it charged is what its refund must return.
+        order_charged_store(order_id=owner.pk, charged=checkout_session_charged(session))
+        late = late_payment_settle(
+            order_id=owner.pk, order_status=result.status, session=session, stripe_event_id=stripe_event_id
+        )
+        applied = SessionApplied(SessionDecision.LATE_PAYMENT, session.id, owner.pk, late.summary, result)
+        _log_refusal(applied, logging.ERROR, source, stripe_event_id)
+        return applied
+    _remember_buyer(session, owner)
     if decision == SessionDecision.PAYMENT_FAILED:
         # The buyer's notice is owed by the winner of the transition, in its transaction: once.
         with transaction.atomic(savepoint=False):
+            reason = f"The delayed payment failed (Checkout Session {session.id})."
             result = transitions.order_fail(
-                order_id=owner.pk,
-                source=source,
-                reason=f"The delayed payment failed (Checkout Session {session.id}).",
-                stripe_event_id=stripe_event_id,
+                order_id=owner.pk, source=source, reason=reason, stripe_event_id=stripe_event_id
             )
             if result.won:
                 customer_email_owe(order_id=owner.pk, kind=EmailKind.PAYMENT_FAILED)
@@ -281,8 +255,7 @@ def _act(
 
 
 def _remember_buyer(session: CheckoutSession, order: Order) -> None:
-    """Store what the session says of the buyer and the payment where the order lacks it (one read saved
-    when it has both)."""
+    """Store the buyer's e-mail and the payment where the order lacks them (no write when it has both)."""
     if (session.customer_email and not order.customer_email) or (
         session.payment_intent_id and not order.stripe_payment_intent_id
     ):
@@ -301,7 +274,6 @@ def _moved(
 
 
 def _mark_pending(session: CheckoutSession, order: Order, stripe_event_id: str | None) -> str:
-    """Mark a delayed payment as pending unless it is already; return what happened."""
     payment = f"payment {session.payment_status or 'unknown'}"
     if order.payment_pending and order.status in OrderStatus.OPEN:
         return f"{payment}: already marked as pending, no transition"
@@ -332,22 +304,15 @@ class LatePayment:
     summary: str
 
 
-def late_payment_refund_request_id(*, order_id: uuid.UUID | str) -> uuid.UUID:
-    """Return the id of an order's automatic refund row, the same whoever asks and however often.
-
-    The refund service's idempotency key is `refund:<row id>`, so this makes it a function of the order.
-    """
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"late-payment-refund:{order_id}")
-
-
 def late_payment_settle(
     *,
     order_id: uuid.UUID | str,
     order_status: str,
-    session: gateway.CheckoutSession,
+    session: CheckoutSession,
     stripe_event_id: str | None = None,
 ) -> LatePayment:
-    """Flag the closed order that was paid, and refund the whole payment if REFUND_LATE_PAYMENTS."""
+    """Flag the closed order that was paid, and refund the whole payment if REFUND_LATE_PAYMENTS, once
+    whoever notices: the refund row's id, and so its idempotency key, is derived from the order."""
     order_id = uuid.UUID(str(order_id))
     paid = _money(session.amount_total, session.currency)
     refund = None
@@ -366,7 +331,7 @@ def late_payment_settle(
                 order_id=order_id,
                 amount=None,
                 requested_by=RefundRequester.AUTOMATIC,
-                request_id=late_payment_refund_request_id(order_id=order_id),
+                request_id=uuid.uuid5(uuid.NAMESPACE_URL, f"late-payment-refund:{order_id}"),
             )
         except RefundRefused as exc:
             action = f"not refunded automatically: {exc}"
@@ -380,11 +345,6 @@ def late_payment_settle(
             action = f"{asked}: {outcome.message}"
     summary = f"paid {paid} on session {session.id} after the order was {order_status}; {action}"
     order_flag_attention(order_id=order_id, reason=f"Late payment: {summary}")
-    logger.warning(
-        "order %s session %s event %s: late payment: %s",
-        order_id,
-        session.id,
-        stripe_event_id or "-",
-        summary,
-    )
+    event = stripe_event_id or "-"
+    logger.warning("order %s session %s event %s: late payment: %s", order_id, session.id, event, summary)
     return LatePayment(order_id=order_id, refund=refund, summary=summary)
