@@ -190,8 +190,12 @@ def test_events_that_end_needs_review_or_failed_in_the_worker_are_reported_tagge
 
     assert result.returncode == 0, result.stderr
     reports = _events(sentry_server)
-    (review,) = [r for r in reports if r["tags"].get("event_id") == mismatch["id"]]
-    assert review["level"] == "error" and "not applied" in review["logentry"]["message"]
+    # The refusal, and the event's outcome (the inbox's line), each carry the event's tags.
+    reviewed = [r for r in reports if r["tags"].get("event_id") == mismatch["id"]]
+    (review,) = [r for r in reviewed if "not applied" in r["logentry"]["message"]]
+    assert review["level"] == "error"
+    (outcome,) = [r for r in reviewed if r["logentry"]["message"].startswith("event ")]
+    assert outcome["tags"]["order_id"] == str(underpaid.pk)
     assert review["tags"]["order_id"] == str(underpaid.pk)
     assert review["tags"]["checkout_session_id"] == underpaid.stripe_checkout_session_id
     (failed,) = [r for r in reports if r["tags"].get("event_id") == refund["id"]]
