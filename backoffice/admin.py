@@ -1,9 +1,7 @@
 """The whole Django admin: every ModelAdmin, inline and action, and the order's refund page.
 
-Orders, their transitions, refunds and disputes, and Stripe events are records: looked at, never edited.
-An order moves only through the order list's actions, each behind a permission of its own, and they ask
-Stripe first (payments.order_actions). The product form changes Stripe's price in the same save. Every
-list is built for a million rows (backoffice/lists.py).
+Orders and their records are looked at, never edited: an order moves only through the order list's actions,
+each behind a permission of its own, and they ask Stripe first (payments.order_actions).
 """
 
 import uuid
@@ -73,6 +71,16 @@ def permission_required(request: HttpRequest, permission: str) -> None:
         raise PermissionDenied(f"This page needs the permission {permission_words(permission)}.")
 
 
+def permission_check(permission: str) -> Callable[[object, HttpRequest], bool]:
+    """Return the `has_<name>_permission` method of an action's `permissions=[name]`: `permission` held."""
+
+    def has_permission(self: object, request: HttpRequest) -> bool:
+        return request.user.has_perm(permission)
+
+    has_permission.permission = permission
+    return has_permission
+
+
 def badge(status: str, choices: type[TextChoices] = OrderStatus) -> SafeString:
     """Return a status as a coloured badge that says it in words too (styles: backoffice/admin.css)."""
     label = choices(status).label if status in choices.values else status
@@ -100,8 +108,6 @@ def money_column(field: str, description: str) -> Callable[[object, Model], str]
 
 
 def badge_column(field: str, description: str, choices: type[TextChoices] = OrderStatus) -> Callable:
-    """Return a column showing the row's status `field` as a badge."""
-
     @admin.display(description=description, ordering=field)
     def column(self: object, row: Model) -> SafeString:
         return badge(getattr(row, field), choices)
@@ -110,37 +116,24 @@ def badge_column(field: str, description: str, choices: type[TextChoices] = Orde
 
 
 class ReadOnly:
-    """A record only ever looked at, for ModelAdmins and inlines alike: no add, change or delete.
-
-    Its page has no Save button and a POST to it is refused, so nothing claims a change that never
-    happened. Actions keep their own permissions.
-    """
+    """A record, in a list or an inline: no Save button, a POST refused (actions keep their permissions)."""
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
+    has_change_permission = has_delete_permission = has_add_permission
 
 
 class BackofficeAdmin(admin.ModelAdmin):
     """Every ModelAdmin here: the styles, and an action the user may not run refused in words."""
 
-    # The permission behind each name in an action's `permissions=[...]`; by default `<app>.<name>_<model>`.
-    action_permissions: dict[str, str] = {}
-
     class Media:
         css = {"all": ["backoffice/admin.css"]}
 
     def action_permission(self, name: str) -> str:
-        opts = self.opts
-        return self.action_permissions.get(name) or f"{opts.app_label}.{get_permission_codename(name, opts)}"
-
-    def may(self, request: HttpRequest, name: str) -> bool:
-        return request.user.has_perm(self.action_permission(name))
+        """Return the permission of an action's `permissions=[name]`: its permission_check's, or Django's."""
+        default = f"{self.opts.app_label}.{get_permission_codename(name, self.opts)}"
+        return getattr(getattr(self, f"has_{name}_permission"), "permission", default)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         # Django leaves out of the form an action the user may not run, so a forged POST of one gets
@@ -163,8 +156,7 @@ class RecordAdmin(ReadOnly, ScaledListMixin, BackofficeAdmin):
 
     list_display_links = None
     empty_value_display = "—"
-    # Declared so the search box shows; the search itself is routed by search_routes.
-    search_fields = ("pk",)
+    search_fields = ("pk",)  # shows the search box; search_routes does the search
     search_help_text = "Search by the order id or its first 8 characters."
     search_routes: dict[str, str] = {}
     search_order_field = "order_id"
@@ -182,11 +174,8 @@ class RecordAdmin(ReadOnly, ScaledListMixin, BackofficeAdmin):
 
 
 class RecordInline(ReadOnly, admin.TabularInline):
-    """An order's records on its page, in the order they were written."""
-
     extra = 0
-    can_delete = False
-    # Two rows in one second are told apart by the order they were written in.
+    # Two rows written in one second are shown in the order they were written.
     ordering = ("created_at", "id")
 
 
@@ -199,8 +188,6 @@ class TransitionInline(RecordInline):
 
 
 class RefundInline(RecordInline):
-    """Every refund of the order, failed and pending ones included."""
-
     model = OrderRefund
     fields = (
         *("created_at", "amount_display", "status", "reason", "requested_by", "requested_by_user"),
@@ -210,10 +197,9 @@ class RefundInline(RecordInline):
     amount_display = money_column("amount", "Amount")
 
 
-class LineInline(ReadOnly, admin.TabularInline):
+class LineInline(RecordInline):
     model = OrderLine
-    extra = 0
-    can_delete = False
+    ordering = ("id",)
     fields = ("product", "quantity", "unit_price", "amount_display")
     readonly_fields = fields
     unit_price = money_column("unit_amount", "Unit price")
@@ -224,8 +210,6 @@ class LineInline(ReadOnly, admin.TabularInline):
 
 
 class DisputeInline(RecordInline):
-    """Every dispute of the order's payment, with Stripe's status and when evidence is due."""
-
     model = OrderDispute
     fields = ("created_at", "stripe_dispute_id", "amount_display", "reason", "status", "evidence_due_by")
     readonly_fields = fields
@@ -233,18 +217,13 @@ class DisputeInline(RecordInline):
 
 
 class EmailInline(RecordInline):
-    """The e-mails the buyer was sent, or is owed (payments.emails)."""
-
     model = CustomerEmail
     fields = ("created_at", "kind", "to_address", "status", "attempts", "sent_at", "last_error")
     readonly_fields = fields
 
 
 def session_expired() -> Q:
-    """Return the condition of an open order whose Checkout Session has expired at Stripe.
-
-    Reconcile or the audit settles such an order; many of them means neither is running.
-    """
+    """Return the condition of an open order whose Checkout Session has expired at Stripe."""
     cutoff = timezone.now() - timedelta(seconds=settings.CHECKOUT_SESSION_TTL_SECONDS)
     return Q(status__in=OrderStatus.OPEN, created_at__lt=cutoff)
 
@@ -261,8 +240,6 @@ class SessionExpiredFilter(admin.SimpleListFilter):
 
 
 class DelayedPaymentFilter(admin.BooleanFieldListFilter):
-    """The `payment_pending` filter, titled by what it means to an operator."""
-
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(*args, **kwargs)
         self.title = "delayed payment"
@@ -313,11 +290,9 @@ class OrderAdmin(RecordAdmin):
     actions = ["fulfill_selected", "fail_selected", "expire_selected", "settle_selected"]
     # Closing an order stops its buyer from paying, fulfilling sends the goods: two different trusts.
     # Settling needs the change permission, which the order page itself never uses (it has no Save).
-    action_permissions = {
-        "fulfill": "orders.fulfill_order",
-        "close": "orders.close_order",
-        "settle": "orders.change_order",
-    }
+    has_fulfill_permission = permission_check("orders.fulfill_order")
+    has_close_permission = permission_check("orders.close_order")
+    has_settle_permission = permission_check("orders.change_order")
     fieldsets = (
         (
             None,
@@ -351,12 +326,8 @@ class OrderAdmin(RecordAdmin):
     total = money_column("amount_total", "Total")
 
     def get_urls(self) -> list[URLPattern]:
-        refund = path(
-            "<uuid:order_id>/refund/",
-            self.admin_site.admin_view(self.refund_view),
-            name="orders_order_refund",
-        )
-        return [refund, *super().get_urls()]
+        refund = self.admin_site.admin_view(self.refund_view)
+        return [path("<uuid:order_id>/refund/", refund, name="orders_order_refund"), *super().get_urls()]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         # One EXISTS per listed row through the disputes' order index, for the list's "Disputed" flag.
@@ -445,24 +416,15 @@ class OrderAdmin(RecordAdmin):
         url = reverse("admin:payments_stripeevent_changelist")
         return format_html('<a href="{}?order__id__exact={}">Events of this order</a>', url, order.pk)
 
-    def has_fulfill_permission(self, request: HttpRequest) -> bool:
-        return self.may(request, "fulfill")
-
-    def has_close_permission(self, request: HttpRequest) -> bool:
-        return self.may(request, "close")
-
-    def has_settle_permission(self, request: HttpRequest) -> bool:
-        return self.may(request, "settle")
-
     def _run(
         self,
         request: HttpRequest,
-        queryset: QuerySet[Order],
+        orders: QuerySet[Order],
         verb: str,
         action: Callable[..., OrderActionResult],
     ) -> None:
         # Read the ids once: the orders leave a status-filtered list as they move.
-        results = [action(order_id=order_id) for order_id in queryset.values_list("pk", flat=True)]
+        results = [action(order_id=order_id) for order_id in orders.values_list("pk", flat=True)]
         moved = sum(result.moved for result in results)
         text = f"{verb}: {moved} of {len(results)} {noun(len(results), 'order')}."
         problems = [f"order {order_reference(r.order_id)}: {r.message}" for r in results if not r.moved]
@@ -507,7 +469,21 @@ class OrderAdmin(RecordAdmin):
         if form.is_valid():
             amount, reason, token = (form.cleaned_data[name] for name in ("amount", "reason", "token"))
             if "confirm" in request.POST and token:
-                self._refund(request, order, amount, reason, token)
+                try:
+                    outcome = order_refund(
+                        order_id=order.pk,
+                        amount=amount,
+                        reason=reason,
+                        requested_by=RefundRequester.ADMIN,
+                        requested_by_user=request.user.get_username(),
+                        request_id=token,
+                    )
+                except (RefundRefused, OrderNotFound, PaymentProviderError) as exc:
+                    self.message_user(request, f"Nothing was refunded: {exc}", messages.ERROR)
+                else:
+                    self.message_user(
+                        request, outcome.message, messages.SUCCESS if outcome.ok else messages.ERROR
+                    )
                 return HttpResponseRedirect(order_url)
             try:
                 checked = order_refund_amount_check(
@@ -532,26 +508,9 @@ class OrderAdmin(RecordAdmin):
             "total": money_format(order.amount_total, order.currency),
             "refunded": money_format(order.amount_refunded, order.currency),
             "remaining": money_format(order_refundable_remaining(order_id=order.pk), order.currency),
-            "reason_label": dict(RefundReason.choices).get(form.initial.get("reason") or "", "None given"),
+            "reason_label": dict(form.fields["reason"].choices)[form.initial.get("reason") or ""],
         }
         return TemplateResponse(request, "admin/orders/order/refund.html", context)
-
-    def _refund(
-        self, request: HttpRequest, order: Order, amount: int | None, reason: str, token: uuid.UUID
-    ) -> None:
-        try:
-            outcome = order_refund(
-                order_id=order.pk,
-                amount=amount,
-                reason=reason,
-                requested_by=RefundRequester.ADMIN,
-                requested_by_user=request.user.get_username(),
-                request_id=token,
-            )
-        except (RefundRefused, OrderNotFound, PaymentProviderError) as exc:
-            self.message_user(request, f"Nothing was refunded: {exc}", messages.ERROR)
-            return
-        self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.ERROR)
 
 
 @admin.register(OrderTransition)
@@ -565,8 +524,6 @@ class OrderTransitionAdmin(RecordAdmin):
 
 @admin.register(OrderRefund)
 class OrderRefundAdmin(RecordAdmin):
-    """Every refund, filtered by status: the Needs attention page links to those not settled."""
-
     list_display = (
         *("created_at", "order_column", "amount_display", "status", "requested_by", "failure_reason"),
     )
@@ -577,8 +534,6 @@ class OrderRefundAdmin(RecordAdmin):
 
 @admin.register(OrderDispute)
 class OrderDisputeAdmin(RecordAdmin):
-    """Every dispute, the evidence due soonest first: the Needs attention page links to the open ones."""
-
     list_display = (
         *("evidence_due_by", "order_column", "amount_display", "status", "reason", "stripe_dispute_id"),
     )
@@ -589,17 +544,12 @@ class OrderDisputeAdmin(RecordAdmin):
 
 @admin.register(CustomerEmail)
 class CustomerEmailAdmin(RecordAdmin):
-    """Every e-mail owed to a buyer; Needs attention links to the failed ones, which the action resends."""
-
     list_display = ("created_at", "order_column", "kind", "to_address", "status_badge", "attempts", "sent_at")
     list_filter = ("status", "kind")
     ordering = ("-id",)
     actions = ["resend_selected"]
-    action_permissions = {"resend": "payments.resend_customeremail"}
+    has_resend_permission = permission_check("payments.resend_customeremail")
     status_badge = badge_column("status", "Status", EmailStatus)
-
-    def has_resend_permission(self, request: HttpRequest) -> bool:
-        return self.may(request, "resend")
 
     @admin.action(
         description="Send selected failed e-mails again (they did not arrive)", permissions=["resend"]
@@ -654,7 +604,7 @@ class StripeEventAdmin(RecordAdmin):
     search_routes = {"evt_": "stripe_id", "cs_": "order__stripe_checkout_session_id"}
     date_hierarchy = "received_at"
     actions = ["replay_selected"]
-    action_permissions = {"replay": "payments.change_stripeevent"}
+    has_replay_permission = permission_check("payments.change_stripeevent")
     fields = (
         *("stripe_id", "type", "status_badge", "outcome_words", "order_column", "attempts", "source"),
         *("livemode", "api_version", "stripe_created", "received_at", "processed_at", "last_error_display"),
@@ -662,9 +612,6 @@ class StripeEventAdmin(RecordAdmin):
     )
     readonly_fields = fields
     status_badge = badge_column("status", "Status", EventStatus)
-
-    def has_replay_permission(self, request: HttpRequest) -> bool:
-        return self.may(request, "replay")
 
     @admin.display(description="Outcome")
     def outcome_words(self, event: StripeEvent) -> str:
