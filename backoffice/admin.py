@@ -28,9 +28,10 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from backoffice.lists import ORDER_SEARCH_HELP, DistinctValuesFilter, ScaledListMixin, noun, search_by_shape
+from backoffice.lists import DistinctValuesFilter, ScaledListMixin, noun, search_by_shape
 from orders.exceptions import OrderNotFound, RefundRefused
 from orders.models import (
+    SHORT_REFERENCE_LENGTH,
     Order,
     OrderDispute,
     OrderLine,
@@ -161,12 +162,8 @@ class RecordAdmin(ReadOnly, ScaledListMixin, BackofficeAdmin):
     search_routes: dict[str, str] = {}
     search_order_field = "order_id"
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        return search_by_shape(
-            queryset, search_term, self.search_routes, order=self.search_order_field
-        ), False
+    def get_search_results(self, request: HttpRequest, rows: QuerySet, term: str) -> tuple[QuerySet, bool]:
+        return search_by_shape(rows, term, self.search_routes, order=self.search_order_field), False
 
     @admin.display(description="Order", ordering="order")
     def order_column(self, row: Model) -> SafeString | str:
@@ -278,7 +275,10 @@ class OrderAdmin(RecordAdmin):
         ("payment_pending", DelayedPaymentFilter),
         "lines__product",
     )
-    search_help_text = ORDER_SEARCH_HELP
+    search_help_text = (
+        "Search by Checkout Session (cs_...), PaymentIntent (pi_...), the buyer's whole e-mail address, "
+        f"the order id or its first {SHORT_REFERENCE_LENGTH} characters."
+    )
     search_routes = {
         "cs_": "stripe_checkout_session_id",
         "pi_": "stripe_payment_intent_id",
@@ -293,27 +293,13 @@ class OrderAdmin(RecordAdmin):
     has_fulfill_permission = permission_check("orders.fulfill_order")
     has_close_permission = permission_check("orders.close_order")
     has_settle_permission = permission_check("orders.change_order")
+    _summary = ("id", "status_badge", "delayed_payment", "subtotal", "discount", "tax", "shipping", "total")
+    _times = ("created_at", "confirmed_at", "fulfilled_at", "fulfillment_signal", "failed_at", "expired_at")
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    *("id", "status_badge", "delayed_payment", "subtotal", "discount", "tax", "shipping"),
-                    *("total", "refunds", "customer_email", "failure_reason"),
-                )
-            },
-        ),
+        (None, {"fields": (*_summary, "refunds", "customer_email", "failure_reason")}),
         ("Shipping", {"fields": ("shipping_address", "shipping_rate", "promotion_code")}),
         ("Stripe", {"fields": ("checkout_session", "payment_intent", "stripe_events")}),
-        (
-            "Times",
-            {
-                "fields": (
-                    *("created_at", "confirmed_at", "fulfilled_at", "fulfillment_signal", "failed_at"),
-                    *("expired_at", "refunded_at", "updated_at"),
-                )
-            },
-        ),
+        ("Times", {"fields": (*_times, "refunded_at", "updated_at")}),
         ("Needs attention", {"fields": ("attention",)}),
     )
     readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
@@ -351,15 +337,13 @@ class OrderAdmin(RecordAdmin):
     def flags(self, order: Order) -> SafeString:
         marks = []
         if order.needs_attention:
-            reason = order.attention_reason
-            marks.append(
-                format_html('<span class="flag flag-attention" title="{}">Needs attention</span>', reason)
-            )
+            flag = '<span class="flag flag-attention" title="{}">Needs attention</span>'
+            marks.append(format_html(flag, order.attention_reason))
         # A refunded order's badge says it already; a partial refund or a dispute lost shows only here.
         if order.amount_refunded and order.status != OrderStatus.REFUNDED:
             refunded = money_format(order.amount_refunded, order.currency)
             marks.append(format_html('<span class="flag">{} refunded</span>', refunded))
-        if getattr(order, "is_disputed", False):
+        if order.is_disputed:
             marks.append(SafeString('<span class="flag flag-dispute">Disputed</span>'))
         return format_html_join(" ", "{}", ((mark,) for mark in marks))
 
@@ -417,14 +401,10 @@ class OrderAdmin(RecordAdmin):
         return format_html('<a href="{}?order__id__exact={}">Events of this order</a>', url, order.pk)
 
     def _run(
-        self,
-        request: HttpRequest,
-        orders: QuerySet[Order],
-        verb: str,
-        action: Callable[..., OrderActionResult],
+        self, request: HttpRequest, orders: QuerySet[Order], verb: str, move: Callable[..., OrderActionResult]
     ) -> None:
         # Read the ids once: the orders leave a status-filtered list as they move.
-        results = [action(order_id=order_id) for order_id in orders.values_list("pk", flat=True)]
+        results = [move(order_id=order_id) for order_id in orders.values_list("pk", flat=True)]
         moved = sum(result.moved for result in results)
         text = f"{verb}: {moved} of {len(results)} {noun(len(results), 'order')}."
         problems = [f"order {order_reference(r.order_id)}: {r.message}" for r in results if not r.moved]
@@ -492,9 +472,8 @@ class OrderAdmin(RecordAdmin):
             except RefundRefused as exc:
                 form.add_error(None, str(exc))
             else:
-                to_refund = money_format(checked, order.currency) + (
-                    " (everything left)" if amount is None else ""
-                )
+                everything = " (everything left)" if amount is None else ""
+                to_refund = f"{money_format(checked, order.currency)}{everything}"
                 initial = {"amount": request.POST.get("amount", ""), "reason": reason, "token": uuid.uuid4()}
                 form = RefundForm(initial=initial, currency=order.currency)
         context = {
@@ -640,10 +619,7 @@ class StripeEventAdmin(RecordAdmin):
 
 
 class ProductAdminForm(forms.ModelForm):
-    """Create the new Stripe price while validating, so a Stripe that fails leaves the price unsaved.
-
-    The stock count posts back the count the page showed, so a change applies as the difference typed.
-    """
+    """Create the new Stripe price while validating, so a Stripe that fails leaves the price unsaved."""
 
     stock = forms.IntegerField(
         min_value=0,
@@ -653,7 +629,7 @@ class ProductAdminForm(forms.ModelForm):
     )
 
     def stock_shown(self) -> int | None:
-        """Return the stock count the page showed the operator (checkouts may have taken some since)."""
+        """Return the stock count the page showed (posted back by `show_hidden_initial`)."""
         shown = self.data.get(self.add_initial_prefix("stock"))
         return self.initial.get("stock") if shown is None else self.fields["stock"].to_python(shown)
 
