@@ -117,7 +117,7 @@ def badge_column(field: str, description: str, choices: type[TextChoices] = Orde
 
 
 class ReadOnly:
-    """A record, in a list or an inline: no Save button, a POST refused (actions keep their permissions)."""
+    """A record, in a list or an inline: every field read-only, a POST refused (actions keep their own)."""
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
@@ -302,7 +302,6 @@ class OrderAdmin(RecordAdmin):
         ("Times", {"fields": (*_times, "refunded_at", "updated_at")}),
         ("Needs attention", {"fields": ("attention",)}),
     )
-    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
 
     status_badge = badge_column("status", "Status")
     subtotal = money_column("amount_subtotal", "Subtotal")
@@ -566,8 +565,6 @@ class EventTypeFilter(DistinctValuesFilter):
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(RecordAdmin):
-    """The inbox: what Stripe sent, as it was signed, what processing did, and a replay."""
-
     list_display = ("stripe_id", "type", "status_badge", "order_column", "attempts", "received_at")
     list_display_links = ("stripe_id",)
     list_filter = (
@@ -589,7 +586,6 @@ class StripeEventAdmin(RecordAdmin):
         *("livemode", "api_version", "stripe_created", "received_at", "processed_at", "last_error_display"),
         "payload_display",
     )
-    readonly_fields = fields
     status_badge = badge_column("status", "Status", EventStatus)
 
     @admin.display(description="Outcome")
@@ -665,8 +661,6 @@ class ProductAdminForm(forms.ModelForm):
 
 @admin.register(Product)
 class ProductAdmin(BackofficeAdmin):
-    """The catalog: a price saved here is the price Stripe charges, or it is not saved at all."""
-
     form = ProductAdminForm
     list_display = ("sku", "name", "price", "active", "stock", "reserved", "stripe_price_id", "updated_at")
     list_filter = ("active", "currency")
