@@ -691,7 +691,7 @@ class ProductAdmin(BackofficeAdmin):
             )
             if "stock" in form.changed_data:
                 self._stock_change(request, obj, form.stock_shown())
-        if not form.new_price_id or not old_price_id:
+        if not form.new_price_id:  # only ever set for a product that had a Stripe price
             return
         selling = f"{obj.sku} now sells at {money_format(obj.unit_amount, obj.currency)}"
         try:

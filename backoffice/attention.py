@@ -33,8 +33,7 @@ from payments.models import CustomerEmail, EmailStatus, EventStatus, StripeEvent
 User = AbstractBaseUser | AnonymousUser
 VIEW_ORDERS = "orders.view_order"
 VIEW_EVENTS = "payments.view_stripeevent"
-# How many rows of each list the page shows.
-LIMIT = 20
+ROWS_SHOWN = 20  # of each list, on the Needs attention page
 # A task runnable for longer than this with nobody taking it suggests no worker is running.
 NO_WORKER_AFTER = timedelta(minutes=1)
 
@@ -223,7 +222,7 @@ def needs_attention_view(request: HttpRequest) -> HttpResponse:
             title=found.title,
             help=found.help.format(minutes=minutes),
             columns=found.columns,
-            rows=[] if section["empty"] else [found.row(row) for row in rows[:LIMIT]],
+            rows=[] if section["empty"] else [found.row(row) for row in rows[:ROWS_SHOWN]],
             all_url=_full_list(found, rows, request.user),
         )
         sections.append(section)

@@ -128,10 +128,8 @@ def date_drilldown(cl: ChangeList) -> dict:
     year, month, day = (cl.params.get(name) for name in names)
 
     def choice(title: str, *parts: int) -> dict:
-        return {
-            "link": cl.get_query_string(dict(zip(names, parts, strict=False)), [f"{field}__"]),
-            "title": title,
-        }
+        link = cl.get_query_string(dict(zip(names, parts, strict=False)), [f"{field}__"])
+        return {"link": link, "title": title}
 
     def named(date: datetime.date, fmt: str) -> str:
         return capfirst(formats.date_format(date, fmt))
