@@ -1,9 +1,7 @@
 """The whole Django admin: every ModelAdmin, inline and action, and the order's refund page.
 
-Orders, their transitions, refunds and disputes, and Stripe events are records: looked at, never edited.
-An order moves only through the order list's actions, each behind a permission of its own, and they ask
-Stripe first (payments.order_actions). The product form changes Stripe's price in the same save. Every
-list is built for a million rows (backoffice/lists.py).
+Orders and their records are looked at, never edited: an order moves only through the order list's actions,
+each behind a permission of its own, and they ask Stripe first (payments.order_actions).
 """
 
 import uuid
@@ -30,9 +28,10 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from backoffice.lists import ORDER_SEARCH_HELP, DistinctValuesFilter, ScaledListMixin, noun, search_by_shape
+from backoffice.lists import DistinctValuesFilter, ScaledListMixin, noun, search_by_shape
 from orders.exceptions import OrderNotFound, RefundRefused
 from orders.models import (
+    SHORT_REFERENCE_LENGTH,
     Order,
     OrderDispute,
     OrderLine,
@@ -73,6 +72,16 @@ def permission_required(request: HttpRequest, permission: str) -> None:
         raise PermissionDenied(f"This page needs the permission {permission_words(permission)}.")
 
 
+def permission_check(permission: str) -> Callable[[object, HttpRequest], bool]:
+    """Return the `has_<name>_permission` method of an action's `permissions=[name]`: `permission` held."""
+
+    def has_permission(self: object, request: HttpRequest) -> bool:
+        return request.user.has_perm(permission)
+
+    has_permission.permission = permission
+    return has_permission
+
+
 def badge(status: str, choices: type[TextChoices] = OrderStatus) -> SafeString:
     """Return a status as a coloured badge that says it in words too (styles: backoffice/admin.css)."""
     label = choices(status).label if status in choices.values else status
@@ -100,8 +109,6 @@ def money_column(field: str, description: str) -> Callable[[object, Model], str]
 
 
 def badge_column(field: str, description: str, choices: type[TextChoices] = OrderStatus) -> Callable:
-    """Return a column showing the row's status `field` as a badge."""
-
     @admin.display(description=description, ordering=field)
     def column(self: object, row: Model) -> SafeString:
         return badge(getattr(row, field), choices)
@@ -110,37 +117,24 @@ def badge_column(field: str, description: str, choices: type[TextChoices] = Orde
 
 
 class ReadOnly:
-    """A record only ever looked at, for ModelAdmins and inlines alike: no add, change or delete.
-
-    Its page has no Save button and a POST to it is refused, so nothing claims a change that never
-    happened. Actions keep their own permissions.
-    """
+    """A record, in a list or an inline: every field read-only, a POST refused (actions keep their own)."""
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
+    has_change_permission = has_delete_permission = has_add_permission
 
 
 class BackofficeAdmin(admin.ModelAdmin):
     """Every ModelAdmin here: the styles, and an action the user may not run refused in words."""
 
-    # The permission behind each name in an action's `permissions=[...]`; by default `<app>.<name>_<model>`.
-    action_permissions: dict[str, str] = {}
-
     class Media:
         css = {"all": ["backoffice/admin.css"]}
 
     def action_permission(self, name: str) -> str:
-        opts = self.opts
-        return self.action_permissions.get(name) or f"{opts.app_label}.{get_permission_codename(name, opts)}"
-
-    def may(self, request: HttpRequest, name: str) -> bool:
-        return request.user.has_perm(self.action_permission(name))
+        """Return the permission of an action's `permissions=[name]`: its permission_check's, or Django's."""
+        default = f"{self.opts.app_label}.{get_permission_codename(name, self.opts)}"
+        return getattr(getattr(self, f"has_{name}_permission"), "permission", default)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         # Django leaves out of the form an action the user may not run, so a forged POST of one gets
@@ -163,18 +157,13 @@ class RecordAdmin(ReadOnly, ScaledListMixin, BackofficeAdmin):
 
     list_display_links = None
     empty_value_display = "—"
-    # Declared so the search box shows; the search itself is routed by search_routes.
-    search_fields = ("pk",)
+    search_fields = ("pk",)  # shows the search box; search_routes does the search
     search_help_text = "Search by the order id or its first 8 characters."
     search_routes: dict[str, str] = {}
     search_order_field = "order_id"
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        return search_by_shape(
-            queryset, search_term, self.search_routes, order=self.search_order_field
-        ), False
+    def get_search_results(self, request: HttpRequest, rows: QuerySet, term: str) -> tuple[QuerySet, bool]:
+        return search_by_shape(rows, term, self.search_routes, order=self.search_order_field), False
 
     @admin.display(description="Order", ordering="order")
     def order_column(self, row: Model) -> SafeString | str:
@@ -182,11 +171,8 @@ class RecordAdmin(ReadOnly, ScaledListMixin, BackofficeAdmin):
 
 
 class RecordInline(ReadOnly, admin.TabularInline):
-    """An order's records on its page, in the order they were written."""
-
     extra = 0
-    can_delete = False
-    # Two rows in one second are told apart by the order they were written in.
+    # Two rows written in one second are shown in the order they were written.
     ordering = ("created_at", "id")
 
 
@@ -199,8 +185,6 @@ class TransitionInline(RecordInline):
 
 
 class RefundInline(RecordInline):
-    """Every refund of the order, failed and pending ones included."""
-
     model = OrderRefund
     fields = (
         *("created_at", "amount_display", "status", "reason", "requested_by", "requested_by_user"),
@@ -210,10 +194,9 @@ class RefundInline(RecordInline):
     amount_display = money_column("amount", "Amount")
 
 
-class LineInline(ReadOnly, admin.TabularInline):
+class LineInline(RecordInline):
     model = OrderLine
-    extra = 0
-    can_delete = False
+    ordering = ("id",)
     fields = ("product", "quantity", "unit_price", "amount_display")
     readonly_fields = fields
     unit_price = money_column("unit_amount", "Unit price")
@@ -224,8 +207,6 @@ class LineInline(ReadOnly, admin.TabularInline):
 
 
 class DisputeInline(RecordInline):
-    """Every dispute of the order's payment, with Stripe's status and when evidence is due."""
-
     model = OrderDispute
     fields = ("created_at", "stripe_dispute_id", "amount_display", "reason", "status", "evidence_due_by")
     readonly_fields = fields
@@ -233,18 +214,13 @@ class DisputeInline(RecordInline):
 
 
 class EmailInline(RecordInline):
-    """The e-mails the buyer was sent, or is owed (payments.emails)."""
-
     model = CustomerEmail
     fields = ("created_at", "kind", "to_address", "status", "attempts", "sent_at", "last_error")
     readonly_fields = fields
 
 
 def session_expired() -> Q:
-    """Return the condition of an open order whose Checkout Session has expired at Stripe.
-
-    Reconcile or the audit settles such an order; many of them means neither is running.
-    """
+    """Return the condition of an open order whose Checkout Session has expired at Stripe."""
     cutoff = timezone.now() - timedelta(seconds=settings.CHECKOUT_SESSION_TTL_SECONDS)
     return Q(status__in=OrderStatus.OPEN, created_at__lt=cutoff)
 
@@ -261,8 +237,6 @@ class SessionExpiredFilter(admin.SimpleListFilter):
 
 
 class DelayedPaymentFilter(admin.BooleanFieldListFilter):
-    """The `payment_pending` filter, titled by what it means to an operator."""
-
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(*args, **kwargs)
         self.title = "delayed payment"
@@ -301,7 +275,10 @@ class OrderAdmin(RecordAdmin):
         ("payment_pending", DelayedPaymentFilter),
         "lines__product",
     )
-    search_help_text = ORDER_SEARCH_HELP
+    search_help_text = (
+        "Search by Checkout Session (cs_...), PaymentIntent (pi_...), the buyer's whole e-mail address, "
+        f"the order id or its first {SHORT_REFERENCE_LENGTH} characters."
+    )
     search_routes = {
         "cs_": "stripe_checkout_session_id",
         "pi_": "stripe_payment_intent_id",
@@ -313,35 +290,18 @@ class OrderAdmin(RecordAdmin):
     actions = ["fulfill_selected", "fail_selected", "expire_selected", "settle_selected"]
     # Closing an order stops its buyer from paying, fulfilling sends the goods: two different trusts.
     # Settling needs the change permission, which the order page itself never uses (it has no Save).
-    action_permissions = {
-        "fulfill": "orders.fulfill_order",
-        "close": "orders.close_order",
-        "settle": "orders.change_order",
-    }
+    has_fulfill_permission = permission_check("orders.fulfill_order")
+    has_close_permission = permission_check("orders.close_order")
+    has_settle_permission = permission_check("orders.change_order")
+    _summary = ("id", "status_badge", "delayed_payment", "subtotal", "discount", "tax", "shipping", "total")
+    _times = ("created_at", "confirmed_at", "fulfilled_at", "fulfillment_signal", "failed_at", "expired_at")
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    *("id", "status_badge", "delayed_payment", "subtotal", "discount", "tax", "shipping"),
-                    *("total", "refunds", "customer_email", "failure_reason"),
-                )
-            },
-        ),
+        (None, {"fields": (*_summary, "refunds", "customer_email", "failure_reason")}),
         ("Shipping", {"fields": ("shipping_address", "shipping_rate", "promotion_code")}),
         ("Stripe", {"fields": ("checkout_session", "payment_intent", "stripe_events")}),
-        (
-            "Times",
-            {
-                "fields": (
-                    *("created_at", "confirmed_at", "fulfilled_at", "fulfillment_signal", "failed_at"),
-                    *("expired_at", "refunded_at", "updated_at"),
-                )
-            },
-        ),
+        ("Times", {"fields": (*_times, "refunded_at", "updated_at")}),
         ("Needs attention", {"fields": ("attention",)}),
     )
-    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
 
     status_badge = badge_column("status", "Status")
     subtotal = money_column("amount_subtotal", "Subtotal")
@@ -351,12 +311,8 @@ class OrderAdmin(RecordAdmin):
     total = money_column("amount_total", "Total")
 
     def get_urls(self) -> list[URLPattern]:
-        refund = path(
-            "<uuid:order_id>/refund/",
-            self.admin_site.admin_view(self.refund_view),
-            name="orders_order_refund",
-        )
-        return [refund, *super().get_urls()]
+        refund = self.admin_site.admin_view(self.refund_view)
+        return [path("<uuid:order_id>/refund/", refund, name="orders_order_refund"), *super().get_urls()]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         # One EXISTS per listed row through the disputes' order index, for the list's "Disputed" flag.
@@ -380,15 +336,13 @@ class OrderAdmin(RecordAdmin):
     def flags(self, order: Order) -> SafeString:
         marks = []
         if order.needs_attention:
-            reason = order.attention_reason
-            marks.append(
-                format_html('<span class="flag flag-attention" title="{}">Needs attention</span>', reason)
-            )
+            flag = '<span class="flag flag-attention" title="{}">Needs attention</span>'
+            marks.append(format_html(flag, order.attention_reason))
         # A refunded order's badge says it already; a partial refund or a dispute lost shows only here.
         if order.amount_refunded and order.status != OrderStatus.REFUNDED:
             refunded = money_format(order.amount_refunded, order.currency)
             marks.append(format_html('<span class="flag">{} refunded</span>', refunded))
-        if getattr(order, "is_disputed", False):
+        if order.is_disputed:
             marks.append(SafeString('<span class="flag flag-dispute">Disputed</span>'))
         return format_html_join(" ", "{}", ((mark,) for mark in marks))
 
@@ -445,24 +399,11 @@ class OrderAdmin(RecordAdmin):
         url = reverse("admin:payments_stripeevent_changelist")
         return format_html('<a href="{}?order__id__exact={}">Events of this order</a>', url, order.pk)
 
-    def has_fulfill_permission(self, request: HttpRequest) -> bool:
-        return self.may(request, "fulfill")
-
-    def has_close_permission(self, request: HttpRequest) -> bool:
-        return self.may(request, "close")
-
-    def has_settle_permission(self, request: HttpRequest) -> bool:
-        return self.may(request, "settle")
-
     def _run(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Order],
-        verb: str,
-        action: Callable[..., OrderActionResult],
+        self, request: HttpRequest, orders: QuerySet[Order], verb: str, move: Callable[..., OrderActionResult]
     ) -> None:
         # Read the ids once: the orders leave a status-filtered list as they move.
-        results = [action(order_id=order_id) for order_id in queryset.values_list("pk", flat=True)]
+        results = [move(order_id=order_id) for order_id in orders.values_list("pk", flat=True)]
         moved = sum(result.moved for result in results)
         text = f"{verb}: {moved} of {len(results)} {noun(len(results), 'order')}."
         problems = [f"order {order_reference(r.order_id)}: {r.message}" for r in results if not r.moved]
@@ -507,7 +448,21 @@ class OrderAdmin(RecordAdmin):
         if form.is_valid():
             amount, reason, token = (form.cleaned_data[name] for name in ("amount", "reason", "token"))
             if "confirm" in request.POST and token:
-                self._refund(request, order, amount, reason, token)
+                try:
+                    outcome = order_refund(
+                        order_id=order.pk,
+                        amount=amount,
+                        reason=reason,
+                        requested_by=RefundRequester.ADMIN,
+                        requested_by_user=request.user.get_username(),
+                        request_id=token,
+                    )
+                except (RefundRefused, OrderNotFound, PaymentProviderError) as exc:
+                    self.message_user(request, f"Nothing was refunded: {exc}", messages.ERROR)
+                else:
+                    self.message_user(
+                        request, outcome.message, messages.SUCCESS if outcome.ok else messages.ERROR
+                    )
                 return HttpResponseRedirect(order_url)
             try:
                 checked = order_refund_amount_check(
@@ -516,9 +471,8 @@ class OrderAdmin(RecordAdmin):
             except RefundRefused as exc:
                 form.add_error(None, str(exc))
             else:
-                to_refund = money_format(checked, order.currency) + (
-                    " (everything left)" if amount is None else ""
-                )
+                everything = " (everything left)" if amount is None else ""
+                to_refund = f"{money_format(checked, order.currency)}{everything}"
                 initial = {"amount": request.POST.get("amount", ""), "reason": reason, "token": uuid.uuid4()}
                 form = RefundForm(initial=initial, currency=order.currency)
         context = {
@@ -532,26 +486,9 @@ class OrderAdmin(RecordAdmin):
             "total": money_format(order.amount_total, order.currency),
             "refunded": money_format(order.amount_refunded, order.currency),
             "remaining": money_format(order_refundable_remaining(order_id=order.pk), order.currency),
-            "reason_label": dict(RefundReason.choices).get(form.initial.get("reason") or "", "None given"),
+            "reason_label": dict(form.fields["reason"].choices)[form.initial.get("reason") or ""],
         }
         return TemplateResponse(request, "admin/orders/order/refund.html", context)
-
-    def _refund(
-        self, request: HttpRequest, order: Order, amount: int | None, reason: str, token: uuid.UUID
-    ) -> None:
-        try:
-            outcome = order_refund(
-                order_id=order.pk,
-                amount=amount,
-                reason=reason,
-                requested_by=RefundRequester.ADMIN,
-                requested_by_user=request.user.get_username(),
-                request_id=token,
-            )
-        except (RefundRefused, OrderNotFound, PaymentProviderError) as exc:
-            self.message_user(request, f"Nothing was refunded: {exc}", messages.ERROR)
-            return
-        self.message_user(request, outcome.message, messages.SUCCESS if outcome.ok else messages.ERROR)
 
 
 @admin.register(OrderTransition)
@@ -565,8 +502,6 @@ class OrderTransitionAdmin(RecordAdmin):
 
 @admin.register(OrderRefund)
 class OrderRefundAdmin(RecordAdmin):
-    """Every refund, filtered by status: the Needs attention page links to those not settled."""
-
     list_display = (
         *("created_at", "order_column", "amount_display", "status", "requested_by", "failure_reason"),
     )
@@ -577,8 +512,6 @@ class OrderRefundAdmin(RecordAdmin):
 
 @admin.register(OrderDispute)
 class OrderDisputeAdmin(RecordAdmin):
-    """Every dispute, the evidence due soonest first: the Needs attention page links to the open ones."""
-
     list_display = (
         *("evidence_due_by", "order_column", "amount_display", "status", "reason", "stripe_dispute_id"),
     )
@@ -589,17 +522,12 @@ class OrderDisputeAdmin(RecordAdmin):
 
 @admin.register(CustomerEmail)
 class CustomerEmailAdmin(RecordAdmin):
-    """Every e-mail owed to a buyer; Needs attention links to the failed ones, which the action resends."""
-
     list_display = ("created_at", "order_column", "kind", "to_address", "status_badge", "attempts", "sent_at")
     list_filter = ("status", "kind")
     ordering = ("-id",)
     actions = ["resend_selected"]
-    action_permissions = {"resend": "payments.resend_customeremail"}
+    has_resend_permission = permission_check("payments.resend_customeremail")
     status_badge = badge_column("status", "Status", EmailStatus)
-
-    def has_resend_permission(self, request: HttpRequest) -> bool:
-        return self.may(request, "resend")
 
     @admin.action(
         description="Send selected failed e-mails again (they did not arrive)", permissions=["resend"]
@@ -637,8 +565,6 @@ class EventTypeFilter(DistinctValuesFilter):
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(RecordAdmin):
-    """The inbox: what Stripe sent, as it was signed, what processing did, and a replay."""
-
     list_display = ("stripe_id", "type", "status_badge", "order_column", "attempts", "received_at")
     list_display_links = ("stripe_id",)
     list_filter = (
@@ -654,17 +580,13 @@ class StripeEventAdmin(RecordAdmin):
     search_routes = {"evt_": "stripe_id", "cs_": "order__stripe_checkout_session_id"}
     date_hierarchy = "received_at"
     actions = ["replay_selected"]
-    action_permissions = {"replay": "payments.change_stripeevent"}
+    has_replay_permission = permission_check("payments.change_stripeevent")
     fields = (
         *("stripe_id", "type", "status_badge", "outcome_words", "order_column", "attempts", "source"),
         *("livemode", "api_version", "stripe_created", "received_at", "processed_at", "last_error_display"),
         "payload_display",
     )
-    readonly_fields = fields
     status_badge = badge_column("status", "Status", EventStatus)
-
-    def has_replay_permission(self, request: HttpRequest) -> bool:
-        return self.may(request, "replay")
 
     @admin.display(description="Outcome")
     def outcome_words(self, event: StripeEvent) -> str:
@@ -693,10 +615,7 @@ class StripeEventAdmin(RecordAdmin):
 
 
 class ProductAdminForm(forms.ModelForm):
-    """Create the new Stripe price while validating, so a Stripe that fails leaves the price unsaved.
-
-    The stock count posts back the count the page showed, so a change applies as the difference typed.
-    """
+    """Create the new Stripe price while validating, so a Stripe that fails leaves the price unsaved."""
 
     stock = forms.IntegerField(
         min_value=0,
@@ -706,7 +625,7 @@ class ProductAdminForm(forms.ModelForm):
     )
 
     def stock_shown(self) -> int | None:
-        """Return the stock count the page showed the operator (checkouts may have taken some since)."""
+        """Return the stock count the page showed (posted back by `show_hidden_initial`)."""
         shown = self.data.get(self.add_initial_prefix("stock"))
         return self.initial.get("stock") if shown is None else self.fields["stock"].to_python(shown)
 
@@ -742,8 +661,6 @@ class ProductAdminForm(forms.ModelForm):
 
 @admin.register(Product)
 class ProductAdmin(BackofficeAdmin):
-    """The catalog: a price saved here is the price Stripe charges, or it is not saved at all."""
-
     form = ProductAdminForm
     list_display = ("sku", "name", "price", "active", "stock", "reserved", "stripe_price_id", "updated_at")
     list_filter = ("active", "currency")
@@ -774,7 +691,7 @@ class ProductAdmin(BackofficeAdmin):
             )
             if "stock" in form.changed_data:
                 self._stock_change(request, obj, form.stock_shown())
-        if not form.new_price_id or not old_price_id:
+        if not form.new_price_id:  # only ever set for a product that had a Stripe price
             return
         selling = f"{obj.sku} now sells at {money_format(obj.unit_amount, obj.currency)}"
         try:

@@ -37,5 +37,4 @@ class BackofficeAdminConfig(admin_apps.AdminConfig):
     """`django.contrib.admin` with the back office's site as `admin.site`."""
 
     default = False  # "backoffice" in INSTALLED_APPS means BackofficeConfig
-
     default_site = "backoffice.apps.BackofficeSite"

@@ -1,9 +1,7 @@
-"""The Needs attention page and the admin index's dashboard, both from one table of lists.
+"""The Needs attention page and the admin index's dashboard, both from one table of what a person must see.
 
-Each list is what a person must look at: its rows the most urgent first, how to show them, the full
-filtered list it links to, and who may see it. The page shows each list's first rows; the index counts
-them. Every count is capped (exact up to EXACT_COUNT_LIMIT, PostgreSQL's estimate above) and every list
-is read through an index, so both pages cost the same at a million orders as at a hundred.
+Every count is capped (orders.db.capped_count) and every list read through an index, so both pages cost the
+same at a million orders as at a hundred.
 """
 
 from collections.abc import Callable
@@ -35,8 +33,7 @@ from payments.models import CustomerEmail, EmailStatus, EventStatus, StripeEvent
 User = AbstractBaseUser | AnonymousUser
 VIEW_ORDERS = "orders.view_order"
 VIEW_EVENTS = "payments.view_stripeevent"
-# How many rows of each list the page shows.
-LIMIT = 20
+ROWS_SHOWN = 20  # of each list, on the Needs attention page
 # A task runnable for longer than this with nobody taking it suggests no worker is running.
 NO_WORKER_AFTER = timedelta(minutes=1)
 
@@ -225,7 +222,7 @@ def needs_attention_view(request: HttpRequest) -> HttpResponse:
             title=found.title,
             help=found.help.format(minutes=minutes),
             columns=found.columns,
-            rows=[] if section["empty"] else [found.row(row) for row in rows[:LIMIT]],
+            rows=[] if section["empty"] else [found.row(row) for row in rows[:ROWS_SHOWN]],
             all_url=_full_list(found, rows, request.user),
         )
         sections.append(section)
@@ -234,13 +231,9 @@ def needs_attention_view(request: HttpRequest) -> HttpResponse:
 
 
 def dashboard_context(user: User) -> dict:
-    """Return the index's dashboard: the Needs attention counts, today's orders, events and the event queue.
-
-    Nothing for a user who may not view orders.
-    """
+    """Return the index's dashboard, empty for a user who may not view orders."""
     if not user.has_perm(VIEW_ORDERS):
         return {}
-    page = reverse("admin:needs_attention")
     attention = [_counted(found, found.rows()) for found in LISTS if user.has_perm(found.permission)]
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     today = {f"created_at__{part}": getattr(midnight, part) for part in ("year", "month", "day")}
@@ -253,20 +246,21 @@ def dashboard_context(user: User) -> dict:
             (badge(status, EventStatus), count_display(count, is_estimate=count > EXACT_COUNT_LIMIT))
             for status, count in stripe_event_counts().items()
         ]
-    dashboard = {
-        "attention_url": page,
-        "attention": [{**item, "url": f"{page}#{item['key']}"} for item in attention],
-        "any_attention": any(not item["empty"] for item in attention),
-        "orders_today": [
-            (badge(status), f"{count:,}", f"{orders_url}?{urlencode({'status__exact': status, **today})}")
-            for status, count in order_counts_created_since(since=midnight).items()
-        ],
-        "events": events,
-        "queue": queue,
-        "oldest_waiting": _age(waited),
-        "no_worker": waited is not None and waited > NO_WORKER_AFTER,
+    return {
+        "dashboard": {
+            "attention_url": reverse("admin:needs_attention"),
+            "attention": attention,
+            "any_attention": any(not item["empty"] for item in attention),
+            "orders_today": [
+                (badge(status), f"{count:,}", f"{orders_url}?{urlencode({'status__exact': status, **today})}")
+                for status, count in order_counts_created_since(since=midnight).items()
+            ],
+            "events": events,
+            "queue": queue,
+            "oldest_waiting": _age(waited),
+            "no_worker": waited is not None and waited > NO_WORKER_AFTER,
+        }
     }
-    return {"dashboard": dashboard}
 
 
 def _age(age: timedelta | None) -> str:

@@ -19,7 +19,6 @@ from django.utils import formats, timezone
 from django.utils.text import capfirst
 
 from orders.db import EXACT_COUNT_LIMIT, capped_count
-from orders.models import SHORT_REFERENCE_LENGTH
 from orders.selectors import order_id_condition
 
 # From this offset on a page first reads only the primary keys (an index-only scan), then those rows.
@@ -47,8 +46,6 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        if not isinstance(self.object_list, QuerySet):
-            return len(self.object_list)
         count, self.count_is_estimate = capped_count(self.object_list)
         return count
 
@@ -59,7 +56,7 @@ class EstimatedCountPaginator(Paginator):
     def page(self, number: int | str) -> Page:
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        if bottom < DEFERRED_JOIN_OFFSET or not isinstance(self.object_list, QuerySet):
+        if bottom < DEFERRED_JOIN_OFFSET:
             return super().page(number)
         # OFFSET must walk every skipped row; walking only the keys of the ordering's index is far cheaper.
         keys = list(self.object_list.values_list("pk", flat=True)[bottom : bottom + self.per_page])
@@ -77,10 +74,7 @@ class ScaledListMixin:
 
 
 class DistinctValuesFilter(admin.SimpleListFilter):
-    """List a column's distinct values by walking its index (a loose index scan), not by scanning the table.
-
-    Subclass with `title` and `parameter_name` (the column): one index probe per distinct value.
-    """
+    """A filter on the column `parameter_name`: its values walked through its index, one probe per value."""
 
     max_values = 200
 
@@ -106,18 +100,11 @@ class DistinctValuesFilter(admin.SimpleListFilter):
         return queryset.filter(**{self.parameter_name: value}) if value else queryset
 
 
-ORDER_SEARCH_HELP = (
-    "Search by Checkout Session (cs_...), PaymentIntent (pi_...), the buyer's whole e-mail address, "
-    f"the order id or its first {SHORT_REFERENCE_LENGTH} characters."
-)
-
-
 def search_by_shape(queryset: QuerySet, term: str, routes: dict[str, str], *, order: str = "pk") -> QuerySet:
-    """Return the rows the term names, each kind of term through an index of its own.
+    """Return the rows the term names; a term of no known shape matches nothing.
 
     `routes` maps a prefix (`cs_`, `evt_`) or "@" (an e-mail, in any case) to the field it matches exactly;
-    anything else is an order id or a prefix of one on the `order` field. A term of no known shape
-    matches nothing, never every column with LIKE '%...%' (a scan of every row).
+    any other term is an order id or a prefix of one on the `order` field.
     """
     term = term.strip()
     if not term:
@@ -132,23 +119,17 @@ def search_by_shape(queryset: QuerySet, term: str, routes: dict[str, str], *, or
 
 
 def date_drilldown(cl: ChangeList) -> dict:
-    """Return the context of admin/date_hierarchy.html for `cl.date_hierarchy`, from MIN and MAX only.
+    """Return the context of admin/date_hierarchy.html: every period between the list's first and last date.
 
-    Django's own drill-down lists the periods that hold rows with SELECT DISTINCT over the whole list.
-    This one offers every period between the first and the last date (a day with no rows too; its link
-    shows an empty list); the changelist still filters through Django's date_hierarchy.
+    Read from MIN and MAX, not Django's SELECT DISTINCT: a period with no rows is offered too (it lists none).
     """
     field = cl.date_hierarchy
-    if not field:
-        return {"show": False}
     names = [f"{field}__{part}" for part in ("year", "month", "day")]
     year, month, day = (cl.params.get(name) for name in names)
 
     def choice(title: str, *parts: int) -> dict:
-        return {
-            "link": cl.get_query_string(dict(zip(names, parts, strict=False)), [f"{field}__"]),
-            "title": title,
-        }
+        link = cl.get_query_string(dict(zip(names, parts, strict=False)), [f"{field}__"])
+        return {"link": link, "title": title}
 
     def named(date: datetime.date, fmt: str) -> str:
         return capfirst(formats.date_format(date, fmt))
