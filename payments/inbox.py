@@ -1,12 +1,9 @@
-"""The event inbox: every event is stored once, from any source, then processed once by a worker.
+"""The event inbox, which is also the queue: every event is stored once, from any source, and its row is
+its queue entry (due time, lease) until a worker finishes it.
 
-Intake (`stripe_event_intake`) is the same for a webhook delivery, a backfill from Stripe's Events API and
-a file import: one INSERT of the event (its unique Stripe id settles concurrent copies) committed with its
-processing queued, so a stored event always has its processing on the way. Processing runs the handler
-and sets the event's final status in ONE transaction, the status by a conditional UPDATE from an
-unfinished status: a run that finds the event finished elsewhere rolls back. An unexpected error leaves
-the event `failed` for a retry with backoff; an error the same event raises every time ends it as
-`needs_review` at once.
+Intake is one INSERT ... ON CONFLICT for a webhook delivery, a backfill and a file import alike. Processing
+runs the handler and sets the final status in one transaction, by a conditional UPDATE from an unfinished
+status: a run that finds the event finished elsewhere rolls back. See docs/design.md, "The inbox".
 """
 
 import json
