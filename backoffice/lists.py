@@ -63,16 +63,6 @@ class EstimatedCountPaginator(Paginator):
         return self._get_page(self.object_list.filter(pk__in=keys), number, self)
 
 
-class ScaledListMixin:
-    """The list settings that keep a changelist cheap on a big table, with the cheap date drill-down."""
-
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    # "Show all" lists every row on one page: offered up to this many (an estimate is always far above).
-    list_max_show_all = 200
-    change_list_template = "admin/scaled_change_list.html"
-
-
 class DistinctValuesFilter(admin.SimpleListFilter):
     """A filter on the column `parameter_name`: its values walked through its index, one probe per value."""
 
