@@ -144,10 +144,9 @@ def date_drilldown(cl: ChangeList) -> dict:
         return {"show": True, "back": choice(str(year), year), "choices": choices}
     if year:
         year = int(year)
-        months = range(
-            first.month if first.year == year else 1, (last.month if last.year == year else 12) + 1
-        )
-        choices = [choice(named(datetime.date(year, m, 1), "YEAR_MONTH_FORMAT"), year, m) for m in months]
+        start, end = first.month if first.year == year else 1, last.month if last.year == year else 12
+        months = [datetime.date(year, m, 1) for m in range(start, end + 1)]
+        choices = [choice(named(date, "YEAR_MONTH_FORMAT"), year, date.month) for date in months]
         return {"show": True, "back": choice("All dates"), "choices": choices}
     years = range(first.year, last.year + 1)
     return {"show": True, "back": None, "choices": [choice(str(y), y) for y in years]}
