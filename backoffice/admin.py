@@ -318,8 +318,7 @@ class OrderAdmin(RecordAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         # One EXISTS per listed row through the disputes' order index, for the list's "Disputed" flag.
         disputed = Exists(OrderDispute.objects.filter(order_id=OuterRef("pk")))
-        orders = super().get_queryset(request).annotate(is_disputed=disputed)
-        return orders.prefetch_related("lines__product")
+        return super().get_queryset(request).annotate(is_disputed=disputed).prefetch_related("lines__product")
 
     def render_change_form(
         self, request: HttpRequest, context: dict, *args: object, obj: Order | None = None, **kwargs: object
@@ -671,13 +670,11 @@ class ProductAdmin(BackofficeAdmin):
 
     def save_model(self, request: HttpRequest, obj: Product, form: ProductAdminForm, change: bool) -> None:
         old_price_id = obj.stripe_price_id
-        if form.new_price_id:
-            obj.stripe_price_id = form.new_price_id
+        obj.stripe_price_id = form.new_price_id or old_price_id
         if not change:
             obj.save()
         else:
-            # Checkouts take from the stock meanwhile: a count the operator changed is applied as the
-            # difference they typed, never written over what those checkouts took.
+            # Checkouts take stock meanwhile: apply the change typed, never overwrite what they took.
             obj.save(
                 update_fields=[f.name for f in Product._meta.concrete_fields if f.name not in ("id", "stock")]
             )
@@ -695,10 +692,10 @@ class ProductAdmin(BackofficeAdmin):
                 f"be archived: {exc}. Archive it in Stripe's Dashboard.",
                 messages.WARNING,
             )
-            return
-        self.message_user(
-            request, f"{selling}: Stripe price {obj.stripe_price_id} created, {old_price_id} archived."
-        )
+        else:
+            self.message_user(
+                request, f"{selling}: Stripe price {obj.stripe_price_id} created, {old_price_id} archived."
+            )
 
     def _stock_change(self, request: HttpRequest, product: Product, before: int | None) -> None:
         rows = Product.objects.filter(pk=product.pk)
