@@ -28,7 +28,6 @@ from orders.selectors import order_counts_created_since
 from payments.health import event_queue, stripe_event_counts
 from payments.models import CustomerEmail, EmailStatus, EventStatus, StripeEvent
 
-User = AbstractBaseUser | AnonymousUser
 VIEW_ORDERS = "orders.view_order"
 VIEW_EVENTS = "payments.view_stripeevent"
 ROWS_SHOWN = 20  # of each list, on the Needs attention page
@@ -224,7 +223,7 @@ def needs_attention_view(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "admin/needs_attention.html", context)
 
 
-def dashboard_context(user: User) -> dict:
+def dashboard_context(user: AbstractBaseUser | AnonymousUser) -> dict:
     """Return the index's dashboard, empty for a user who may not view orders."""
     if not user.has_perm(VIEW_ORDERS):
         return {}
