@@ -1,7 +1,5 @@
-"""The whole Django admin: every ModelAdmin, inline and action, and the order's refund page.
-
-Orders and their records are looked at, never edited: an order moves only through the order list's actions,
-each behind a permission of its own, and they ask Stripe first (payments.order_actions).
+"""The whole Django admin. Orders and their records are never edited: an order moves only through the order
+list's actions, each behind a permission of its own, which ask Stripe first (payments.order_actions).
 """
 
 import uuid
@@ -28,7 +26,7 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from backoffice.lists import DistinctValuesFilter, ScaledListMixin, noun, search_by_shape
+from backoffice.lists import DistinctValuesFilter, EstimatedCountPaginator, noun, search_by_shape
 from orders.exceptions import OrderNotFound, RefundRefused
 from orders.models import (
     SHORT_REFERENCE_LENGTH,
@@ -119,6 +117,10 @@ def badge_column(field: str, description: str, choices: type[TextChoices] = Orde
 class ReadOnly:
     """A record, in a list or an inline: every field read-only, a POST refused (actions keep their own)."""
 
+    amount_display = money_column("amount", "Amount")
+    from_badge = badge_column("from_status", "From")
+    to_badge = badge_column("to_status", "To")
+
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
@@ -152,9 +154,14 @@ class BackofficeAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
 
-class RecordAdmin(ReadOnly, ScaledListMixin, BackofficeAdmin):
+class RecordAdmin(ReadOnly, BackofficeAdmin):
     """A big list of records, each naming its order; a search term is routed by its shape (search_routes)."""
 
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    # "Show all" lists every row on one page: offered up to this many (an estimate is always far above).
+    list_max_show_all = 200
+    change_list_template = "admin/scaled_change_list.html"
     list_display_links = None
     empty_value_display = "—"
     search_fields = ("pk",)  # shows the search box; search_routes does the search
@@ -175,13 +182,13 @@ class RecordInline(ReadOnly, admin.TabularInline):
     # Two rows written in one second are shown in the order they were written.
     ordering = ("created_at", "id")
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> tuple[str, ...]:
+        return self.fields
+
 
 class TransitionInline(RecordInline):
     model = OrderTransition
     fields = ("created_at", "from_badge", "to_badge", "source", "stripe_event_id", "note")
-    readonly_fields = fields
-    from_badge = badge_column("from_status", "From")
-    to_badge = badge_column("to_status", "To")
 
 
 class RefundInline(RecordInline):
@@ -190,15 +197,12 @@ class RefundInline(RecordInline):
         *("created_at", "amount_display", "status", "reason", "requested_by", "requested_by_user"),
         *("stripe_refund_id", "failure_reason", "updated_at"),
     )
-    readonly_fields = fields
-    amount_display = money_column("amount", "Amount")
 
 
 class LineInline(RecordInline):
     model = OrderLine
     ordering = ("id",)
     fields = ("product", "quantity", "unit_price", "amount_display")
-    readonly_fields = fields
     unit_price = money_column("unit_amount", "Unit price")
 
     @admin.display(description="Amount")
@@ -209,14 +213,11 @@ class LineInline(RecordInline):
 class DisputeInline(RecordInline):
     model = OrderDispute
     fields = ("created_at", "stripe_dispute_id", "amount_display", "reason", "status", "evidence_due_by")
-    readonly_fields = fields
-    amount_display = money_column("amount", "Amount")
 
 
 class EmailInline(RecordInline):
     model = CustomerEmail
     fields = ("created_at", "kind", "to_address", "status", "attempts", "sent_at", "last_error")
-    readonly_fields = fields
 
 
 def session_expired() -> Q:
@@ -317,8 +318,7 @@ class OrderAdmin(RecordAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         # One EXISTS per listed row through the disputes' order index, for the list's "Disputed" flag.
         disputed = Exists(OrderDispute.objects.filter(order_id=OuterRef("pk")))
-        orders = super().get_queryset(request).annotate(is_disputed=disputed)
-        return orders.prefetch_related("lines__product")
+        return super().get_queryset(request).annotate(is_disputed=disputed).prefetch_related("lines__product")
 
     def render_change_form(
         self, request: HttpRequest, context: dict, *args: object, obj: Order | None = None, **kwargs: object
@@ -389,10 +389,9 @@ class OrderAdmin(RecordAdmin):
         return self._stripe_link("payment_intent", order.stripe_payment_intent_id)
 
     def _stripe_link(self, kind: str, object_id: str | None) -> str:
-        url = dashboard_url(kind=kind, object_id=object_id) if object_id else None
-        if not url:
-            return object_id or "—"
-        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, object_id)
+        if url := object_id and dashboard_url(kind=kind, object_id=object_id):
+            return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, object_id)
+        return object_id or "—"
 
     @admin.display(description="Stripe events")
     def stripe_events(self, order: Order) -> str:
@@ -435,11 +434,7 @@ class OrderAdmin(RecordAdmin):
         self._run(request, queryset, "Settled", partial(order_settle, by=request.user.get_username()))
 
     def refund_view(self, request: HttpRequest, order_id: uuid.UUID) -> HttpResponse:
-        """Show the refund form, then its confirmation, then refund and go back to the order page.
-
-        The confirmation carries a fresh token that becomes the refund request's id, so a double-clicked
-        "Confirm" asks Stripe once.
-        """
+        """Refund once confirmed; the confirmation's token is the request id: a double click refunds once."""
         permission_required(request, REFUND_PERMISSION)
         order = get_object_or_404(Order.objects.prefetch_related("lines__product"), pk=order_id)
         order_url = reverse("admin:orders_order_change", args=[order.pk])
@@ -496,8 +491,6 @@ class OrderTransitionAdmin(RecordAdmin):
     list_display = ("created_at", "order_column", "from_badge", "to_badge", "source", "stripe_event_id")
     list_filter = ("source", "to_status")
     ordering = ("-created_at", "-id")
-    from_badge = badge_column("from_status", "From")
-    to_badge = badge_column("to_status", "To")
 
 
 @admin.register(OrderRefund)
@@ -507,7 +500,6 @@ class OrderRefundAdmin(RecordAdmin):
     )
     list_filter = ("status", "requested_by")
     ordering = ("created_at", "id")
-    amount_display = money_column("amount", "Amount")
 
 
 @admin.register(OrderDispute)
@@ -517,7 +509,6 @@ class OrderDisputeAdmin(RecordAdmin):
     )
     list_filter = ("status",)
     ordering = ("evidence_due_by", "id")
-    amount_display = money_column("amount", "Amount")
 
 
 @admin.register(CustomerEmail)
@@ -679,13 +670,11 @@ class ProductAdmin(BackofficeAdmin):
 
     def save_model(self, request: HttpRequest, obj: Product, form: ProductAdminForm, change: bool) -> None:
         old_price_id = obj.stripe_price_id
-        if form.new_price_id:
-            obj.stripe_price_id = form.new_price_id
+        obj.stripe_price_id = form.new_price_id or old_price_id
         if not change:
             obj.save()
         else:
-            # Checkouts take from the stock meanwhile: a count the operator changed is applied as the
-            # difference they typed, never written over what those checkouts took.
+            # Checkouts take stock meanwhile: apply the change typed, never overwrite what they took.
             obj.save(
                 update_fields=[f.name for f in Product._meta.concrete_fields if f.name not in ("id", "stock")]
             )
@@ -703,10 +692,10 @@ class ProductAdmin(BackofficeAdmin):
                 f"be archived: {exc}. Archive it in Stripe's Dashboard.",
                 messages.WARNING,
             )
-            return
-        self.message_user(
-            request, f"{selling}: Stripe price {obj.stripe_price_id} created, {old_price_id} archived."
-        )
+        else:
+            self.message_user(
+                request, f"{selling}: Stripe price {obj.stripe_price_id} created, {old_price_id} archived."
+            )
 
     def _stock_change(self, request: HttpRequest, product: Product, before: int | None) -> None:
         rows = Product.objects.filter(pk=product.pk)

@@ -16,8 +16,7 @@ class BackofficeConfig(AppConfig):
 class BackofficeSite(admin.AdminSite):
     """Django's admin site with the Needs attention page, and the dashboard on its index."""
 
-    # At 1280 px the navigation sidebar takes the width the order list needs for its e-mail and date
-    # columns; the breadcrumbs and the index lead everywhere it did.
+    # At 1280 px the order list needs the sidebar's width; the breadcrumbs and the index lead where it did.
     enable_nav_sidebar = False
 
     # backoffice.attention imports the ModelAdmins, which register on this site: it is read when asked.

@@ -1,7 +1,5 @@
-"""The Needs attention page and the admin index's dashboard, both from one table of what a person must see.
-
-Every count is capped (orders.db.capped_count) and every list read through an index, so both pages cost the
-same at a million orders as at a hundred.
+"""The Needs attention page and the index's dashboard, from one table of what a person must see. Counts are
+capped (orders.db.capped_count) and lists read through an index: both cost the same at a million orders.
 """
 
 from collections.abc import Callable
@@ -30,7 +28,6 @@ from orders.selectors import order_counts_created_since
 from payments.health import event_queue, stripe_event_counts
 from payments.models import CustomerEmail, EmailStatus, EventStatus, StripeEvent
 
-User = AbstractBaseUser | AnonymousUser
 VIEW_ORDERS = "orders.view_order"
 VIEW_EVENTS = "payments.view_stripeevent"
 ROWS_SHOWN = 20  # of each list, on the Needs attention page
@@ -201,13 +198,6 @@ def _counted(found: AttentionList, rows: QuerySet) -> dict:
     }
 
 
-def _full_list(found: AttentionList, rows: QuerySet, user: User) -> str | None:
-    opts = rows.model._meta
-    if not user.has_perm(f"{opts.app_label}.view_{opts.model_name}"):
-        return None
-    return f"{reverse(f'admin:{opts.app_label}_{opts.model_name}_changelist')}?{urlencode(found.filters)}"
-
-
 def needs_attention_view(request: HttpRequest) -> HttpResponse:
     """List what a person must look at, each list's most urgent rows first, linked to the full lists."""
     permission_required(request, VIEW_ORDERS)
@@ -218,19 +208,22 @@ def needs_attention_view(request: HttpRequest) -> HttpResponse:
             continue
         rows = found.rows()
         section = _counted(found, rows)
+        opts = rows.model._meta
+        changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        may_view = request.user.has_perm(f"{opts.app_label}.view_{opts.model_name}")
         section.update(
             title=found.title,
             help=found.help.format(minutes=minutes),
             columns=found.columns,
             rows=[] if section["empty"] else [found.row(row) for row in rows[:ROWS_SHOWN]],
-            all_url=_full_list(found, rows, request.user),
+            all_url=f"{changelist}?{urlencode(found.filters)}" if may_view else None,
         )
         sections.append(section)
     context = {**admin.site.each_context(request), "title": "Needs attention", "sections": sections}
     return TemplateResponse(request, "admin/needs_attention.html", context)
 
 
-def dashboard_context(user: User) -> dict:
+def dashboard_context(user: AbstractBaseUser | AnonymousUser) -> dict:
     """Return the index's dashboard, empty for a user who may not view orders."""
     if not user.has_perm(VIEW_ORDERS):
         return {}

@@ -1,9 +1,6 @@
-"""What every admin list needs at a million rows: cheap counts, filters, searches and drill-downs.
-
-A count is exact up to EXACT_COUNT_LIMIT and an estimate above; a search term is routed by its shape to an
-index of its own, never matched with LIKE '%...%'; the date drill-down reads MIN and MAX, never SELECT
-DISTINCT over the list; a column's distinct values are walked through its index.
-"""
+"""What every admin list needs at a million rows: counts exact up to EXACT_COUNT_LIMIT and estimated above,
+searches routed by their shape to an index (never LIKE '%...%'), a date drill-down from MIN and MAX (never
+SELECT DISTINCT), and a column's distinct values walked through its index."""
 
 import calendar
 import datetime
@@ -63,16 +60,6 @@ class EstimatedCountPaginator(Paginator):
         return self._get_page(self.object_list.filter(pk__in=keys), number, self)
 
 
-class ScaledListMixin:
-    """The list settings that keep a changelist cheap on a big table, with the cheap date drill-down."""
-
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    # "Show all" lists every row on one page: offered up to this many (an estimate is always far above).
-    list_max_show_all = 200
-    change_list_template = "admin/scaled_change_list.html"
-
-
 class DistinctValuesFilter(admin.SimpleListFilter):
     """A filter on the column `parameter_name`: its values walked through its index, one probe per value."""
 
@@ -101,11 +88,8 @@ class DistinctValuesFilter(admin.SimpleListFilter):
 
 
 def search_by_shape(queryset: QuerySet, term: str, routes: dict[str, str], *, order: str = "pk") -> QuerySet:
-    """Return the rows the term names; a term of no known shape matches nothing.
-
-    `routes` maps a prefix (`cs_`, `evt_`) or "@" (an e-mail, in any case) to the field it matches exactly;
-    any other term is an order id or a prefix of one on the `order` field.
-    """
+    """Return the rows the term names: `routes` maps a prefix (`cs_`, `evt_`) or "@" (an e-mail, any case) to
+    the field it matches exactly; any other term is an order id or its prefix on `order`; else nothing."""
     term = term.strip()
     if not term:
         return queryset
@@ -119,10 +103,8 @@ def search_by_shape(queryset: QuerySet, term: str, routes: dict[str, str], *, or
 
 
 def date_drilldown(cl: ChangeList) -> dict:
-    """Return the context of admin/date_hierarchy.html: every period between the list's first and last date.
-
-    Read from MIN and MAX, not Django's SELECT DISTINCT: a period with no rows is offered too (it lists none).
-    """
+    """Return admin/date_hierarchy.html's context from MIN and MAX, not Django's SELECT DISTINCT: every period
+    between the list's first and last date, a period with no rows too (it lists none)."""
     field = cl.date_hierarchy
     names = [f"{field}__{part}" for part in ("year", "month", "day")]
     year, month, day = (cl.params.get(name) for name in names)
@@ -154,10 +136,9 @@ def date_drilldown(cl: ChangeList) -> dict:
         return {"show": True, "back": choice(str(year), year), "choices": choices}
     if year:
         year = int(year)
-        months = range(
-            first.month if first.year == year else 1, (last.month if last.year == year else 12) + 1
-        )
-        choices = [choice(named(datetime.date(year, m, 1), "YEAR_MONTH_FORMAT"), year, m) for m in months]
+        start, end = first.month if first.year == year else 1, last.month if last.year == year else 12
+        months = [datetime.date(year, m, 1) for m in range(start, end + 1)]
+        choices = [choice(named(date, "YEAR_MONTH_FORMAT"), year, date.month) for date in months]
         return {"show": True, "back": choice("All dates"), "choices": choices}
     years = range(first.year, last.year + 1)
     return {"show": True, "back": None, "choices": [choice(str(y), y) for y in years]}
