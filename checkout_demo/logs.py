@@ -24,11 +24,8 @@ FIELDS = ("request_id", "order_id", "checkout_session_id", "event_id", "event_ty
 
 
 class LogFieldsFilter(logging.Filter):
-    """Put the fields of `orders.logs` that apply on the record, unless the log call gave its own.
-
-    django.request's 4xx/5xx line and gunicorn's access line come after the request's block: they carry
-    the request, or the X-Request-ID the response echoes.
-    """
+    """Put the fields of `orders.logs` that apply on the record, unless the log call gave its own; the
+    lines logged after the request's block (django.request's, gunicorn's access) get its request id."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in current_log_fields().items():
@@ -112,8 +109,8 @@ SECRET_KEYS = re.compile(r"(?i)stripe[-_]signature|authorization|cookie|secret|p
 
 
 def scrub(value: Any, *, send_emails: bool) -> Any:
-    """Return the value with secrets (and e-mail addresses, unless send_emails) replaced, found by the name
-    they are kept under and by the look of their text."""
+    """Return the value with secrets (and e-mail addresses, unless send_emails) replaced, found by their
+    key's name and by the look of their text."""
     if isinstance(value, str):
         value = SECRETS.sub("[Filtered]", value)
         return value if send_emails else EMAIL.sub("[Filtered email]", value)
