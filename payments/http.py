@@ -25,12 +25,9 @@ def client_address(request: HttpRequest) -> str:
     """Return the client's address: with TRUSTED_PROXY_COUNT = N, the N-th X-Forwarded-For entry from the
     right (the outermost trusted proxy's peer; entries further left are the client's own words), else, or
     when the header is short or malformed, REMOTE_ADDR."""
-    remote = request.META.get("REMOTE_ADDR", "")
-    count = settings.TRUSTED_PROXY_COUNT
-    if count <= 0:
-        return remote
+    remote, count = request.META.get("REMOTE_ADDR", ""), settings.TRUSTED_PROXY_COUNT
     forwarded = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-    if len(forwarded) < count:
+    if count <= 0 or len(forwarded) < count:
         return remote
     try:
         return str(ipaddress.ip_address(forwarded[-count]))
@@ -46,9 +43,7 @@ def address_in_networks(
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    ip = getattr(ip, "ipv4_mapped", None) or ip  # a dual-stack listener reports IPv4 as ::ffff:a.b.c.d
     return any(ip in network for network in networks)
 
 
