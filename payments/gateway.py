@@ -186,10 +186,6 @@ class _PacedRequestsClient(stripe.RequestsClient):
         _pace.get()()
         return super().request(method, url, headers, post_data)
 
-    def request_stream(self, method, url, headers, post_data=None):
-        _pace.get()()
-        return super().request_stream(method, url, headers, post_data)
-
 
 @lru_cache(maxsize=8)
 def _client(api_key: str, api_base: str, timeout: float, max_retries: int) -> stripe.StripeClient:
