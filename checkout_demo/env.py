@@ -21,12 +21,9 @@ def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:
         return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false.")
+    if (value := raw.strip().lower()) not in _TRUE | _FALSE:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false.")
+    return value in _TRUE
 
 
 def env_int(name: str, default: int) -> int:

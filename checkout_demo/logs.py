@@ -16,19 +16,14 @@ from django.http import HttpRequest, HttpResponse
 from checkout_demo.env import env_bool, env_str
 from orders.logs import current_log_fields, log_fields
 
-PLAIN = "%(asctime)s %(levelname)s %(name)s %(message)s"
-REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # The fields a line carries beside its message, where they apply; also the tags of a Sentry report.
 FIELDS = ("request_id", "order_id", "checkout_session_id", "event_id", "event_type", "transition")
 
 
 class LogFieldsFilter(logging.Filter):
-    """Put the fields of `orders.logs` that apply on the record, unless the log call gave its own.
-
-    django.request's 4xx/5xx line and gunicorn's access line come after the request's block: they carry
-    the request, or the X-Request-ID the response echoes.
-    """
+    """Put the fields of `orders.logs` that apply on the record, unless the log call gave its own; the
+    lines logged after the request's block (django.request's, gunicorn's access) get its request id."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in current_log_fields().items():
@@ -59,7 +54,7 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "timestamp": "time",
         }
         if log_format == "json"
-        else {"format": PLAIN}
+        else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
     )
     handler = {"class": "logging.StreamHandler", "formatter": "main", "filters": ["fields"]}
     return {
@@ -95,7 +90,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        given = request.META.get(REQUEST_ID_HEADER, "") if settings.TRUSTED_PROXY_COUNT > 0 else ""
+        given = request.META.get("HTTP_X_REQUEST_ID", "") if settings.TRUSTED_PROXY_COUNT > 0 else ""
         request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         request.request_id = request_id
         with log_fields(request_id=request_id):
@@ -112,8 +107,8 @@ SECRET_KEYS = re.compile(r"(?i)stripe[-_]signature|authorization|cookie|secret|p
 
 
 def scrub(value: Any, *, send_emails: bool) -> Any:
-    """Return the value with secrets (and e-mail addresses, unless send_emails) replaced, found by the name
-    they are kept under and by the look of their text."""
+    """Return the value with secrets (and e-mail addresses, unless send_emails) replaced, found by their
+    key's name and by the look of their text."""
     if isinstance(value, str):
         value = SECRETS.sub("[Filtered]", value)
         return value if send_emails else EMAIL.sub("[Filtered email]", value)

@@ -41,12 +41,9 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class UnstorableInputMiddleware(MiddlewareMixin):
-    """Refuse with 400 a query string or form field the database could not hold, before any view reads it.
-
-    PostgreSQL refuses a NUL in any text, so `?session_id=cs_%00` would otherwise end in a DataError (a
-    500) wherever the value meets a query. JSON bodies are checked by their own parsers, the webhook's by
-    its signature.
-    """
+    """Refuse with 400 a query string or form field the database could not hold, before any view reads it
+    (PostgreSQL refuses a NUL in any text: `?session_id=cs_%00` would be a 500). JSON bodies are checked by
+    their own parsers, the webhook's by its signature."""
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         fields = [request.GET]

@@ -100,10 +100,9 @@ def _database_from_url(url: str) -> dict:
     # No health check (a SELECT 1) before each request's first query: after a database restart, the
     # first request on each stale connection answers 503 (checkout_demo.middleware) and it is replaced.
     config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=False)
-    # Parameters bound by the server, and statements a connection runs a fifth time prepared: the worker and
-    # the webhook run a few statements thousands of times, and PostgreSQL then skips parsing and planning
-    # them (bench/README.md: its CPU per event fell by about a third to a half). A pooler in transaction
-    # mode needs PgBouncer 1.21+ (max_prepared_statements) or prepare_threshold None.
+    # Server-side binding, and a statement run a fifth time prepared: PostgreSQL skips planning the worker's
+    # and the webhook's few hot statements (bench/README.md: a third to a half less CPU per event). A pooler
+    # in transaction mode needs PgBouncer 1.21+ (max_prepared_statements) or prepare_threshold None.
     config["OPTIONS"] = {**config.get("OPTIONS", {}), "server_side_binding": True, "prepare_threshold": 5}
     test_name = env_str("DJANGO_TEST_DATABASE_NAME")
     if test_name:

@@ -1,8 +1,5 @@
 """Settings for the test suite: the development settings, whatever the environment or `.env` says.
-
-DEBUG defaults to off, so the suite asks for development mode here, before the settings read `.env`;
-pytest-django still runs each test with DEBUG off, so the error pages are the production ones.
-"""
+pytest-django still runs each test with DEBUG off, so the error pages are the production ones."""
 
 import os
 

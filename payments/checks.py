@@ -1,8 +1,5 @@
 """System checks for the Stripe settings: catch a misconfiguration at start-up, not at a buyer's checkout.
-
-A missing secret key is not an error (the pages explain how to configure Stripe, and the quick start
-does it), so it is reported by `manage.py check --deploy` only.
-"""
+A missing secret key is only a `check --deploy` warning: the pages explain how to configure Stripe."""
 
 import re
 from collections.abc import Iterator

@@ -56,9 +56,8 @@ class CheckoutSession:
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "CheckoutSession":
-        """Build from a session as Stripe serialises it (API response or event's data.object), of any API
-        version: the shipping address moved from `shipping` to `shipping_details` to
-        `collected_information.shipping_details`, the rate from `shipping_rate` to `shipping_cost`."""
+        """Build from a session of any API version: the address moved from `shipping` to `shipping_details`
+        to `collected_information.shipping_details`, the rate from `shipping_rate` to `shipping_cost`."""
         details = data.get("customer_details") or {}
         totals = data.get("total_details") or {}
         shipping = (data.get("collected_information") or {}).get("shipping_details")
@@ -110,13 +109,10 @@ def _address(shipping: dict[str, Any] | None) -> str:
 
 def _id_of(value: Any) -> str:
     """Return the id of an expandable field, whether Stripe sent the id or the expanded object."""
-    if isinstance(value, dict):
-        return value.get("id") or ""
-    return value or ""
+    return (value.get("id") if isinstance(value, dict) else value) or ""
 
 
 def _money_fields(data: dict[str, Any]) -> dict[str, Any]:
-    """Return the fields a refund and a dispute share, as Stripe serialises them."""
     return {
         "id": data["id"],
         "status": data.get("status") or "",
@@ -142,9 +138,8 @@ class StripeRefund:
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> "StripeRefund":
-        """Build from a refund as Stripe serialises it (API response, event, or a charge's list)."""
-        metadata = dict(data.get("metadata") or {})
-        return cls(**_money_fields(data), failure_reason=data.get("failure_reason") or "", metadata=metadata)
+        failure_reason, metadata = data.get("failure_reason") or "", dict(data.get("metadata") or {})
+        return cls(**_money_fields(data), failure_reason=failure_reason, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -178,8 +173,7 @@ _pace: ContextVar[Callable[[], None]] = ContextVar("stripe_pace", default=lambda
 
 @contextmanager
 def calls_paced(wait: Callable[[], None]) -> Iterator[None]:
-    """Call `wait` before every HTTP request to Stripe made in this block, whichever service makes it
-    (counted at the HTTP client, so list pages and stripe-python's own retries are paced too)."""
+    """Call `wait` before every HTTP request to Stripe in this block (list pages and retries included)."""
     token = _pace.set(wait)
     try:
         yield
@@ -191,10 +185,6 @@ class _PacedRequestsClient(stripe.RequestsClient):
     def request(self, method, url, headers, post_data=None):
         _pace.get()()
         return super().request(method, url, headers, post_data)
-
-    def request_stream(self, method, url, headers, post_data=None):
-        _pace.get()()
-        return super().request_stream(method, url, headers, post_data)
 
 
 @lru_cache(maxsize=8)
@@ -214,8 +204,8 @@ def key_is_live(key: str | None = None) -> bool:
 
 
 def dashboard_url(*, kind: str, object_id: str) -> str | None:
-    """Return the Dashboard URL of a "checkout_session" or "payment_intent" in the key's mode; None
-    without a key, and when STRIPE_API_BASE points elsewhere (the emulator has no Dashboard)."""
+    """Return the Dashboard URL of a "checkout_session" or "payment_intent"; None without a key or with
+    STRIPE_API_BASE (the emulator has no Dashboard)."""
     paths = {"checkout_session": "checkout/sessions", "payment_intent": "payments"}
     key = settings.STRIPE_SECRET_KEY
     if not key or settings.STRIPE_API_BASE or kind not in paths or not object_id:
@@ -224,7 +214,6 @@ def dashboard_url(*, kind: str, object_id: str) -> str | None:
 
 
 def client() -> stripe.StripeClient:
-    """Return the Stripe client of the settings (one per configuration, reused)."""
     if not settings.STRIPE_SECRET_KEY:
         raise PaymentProviderNotConfigured(
             "Stripe is not configured: set STRIPE_SECRET_KEY (and STRIPE_API_BASE for the offline "
@@ -238,38 +227,37 @@ def client() -> stripe.StripeClient:
     )
 
 
-def _translate(exc: stripe.StripeError, what: str) -> Exception:
-    if isinstance(exc, (stripe.InvalidRequestError, stripe.IdempotencyError)):
+@contextmanager
+def _translating(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (stripe.InvalidRequestError, stripe.IdempotencyError) as exc:
         cls = StripeResourceMissing if exc.code == "resource_missing" else PaymentProviderRefused
-        return cls(f"Stripe refused to {what}: {exc.user_message or exc}")
-    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
-        return PaymentProviderRefused(f"Stripe rejected our credentials while trying to {what}.")
-    # APIConnectionError, RateLimitError, APIError and anything new: worth trying again later.
-    return PaymentProviderUnavailable(f"Stripe is unavailable, could not {what}: {exc}")
+        raise cls(f"Stripe refused to {what}: {exc.user_message or exc}") from exc
+    except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        raise PaymentProviderRefused(f"Stripe rejected our credentials while trying to {what}.") from exc
+    except stripe.StripeError as exc:  # connection, rate limit, Stripe's own failure: worth trying again
+        raise PaymentProviderUnavailable(f"Stripe is unavailable, could not {what}: {exc}") from exc
 
 
 def translated(what: str) -> Callable[[F], F]:
-    """Turn the Stripe errors a call raises into the app's own, saying `what` was being done (formatted
-    with the call's keyword arguments); a generator's errors are caught as it is read."""
+    """Turn a call's Stripe errors into the app's own, saying `what` (formatted with the call's keyword
+    arguments) was being done; a generator's errors are caught as it is read."""
 
     def decorate(call: F) -> F:
         if inspect.isgeneratorfunction(call):
 
             @wraps(call)
             def read(**kwargs: Any) -> Iterator[Any]:
-                try:
+                with _translating(what.format(**kwargs)):
                     yield from call(**kwargs)
-                except stripe.StripeError as exc:
-                    raise _translate(exc, what.format(**kwargs)) from exc
 
             return read  # type: ignore[return-value]
 
         @wraps(call)
         def ask(**kwargs: Any) -> Any:
-            try:
+            with _translating(what.format(**kwargs)):
                 return call(**kwargs)
-            except stripe.StripeError as exc:
-                raise _translate(exc, what.format(**kwargs)) from exc
 
         return ask  # type: ignore[return-value]
 
@@ -292,7 +280,7 @@ def checkout_session_create(
 ) -> CheckoutSession:
     """Create a payment-mode Checkout Session for one order, of (price id, quantity) lines; retries can
     never open a second one. With `shipping_countries`, Checkout asks for an address in one of them."""
-    params: dict[str, Any] = {
+    params = {  # stripe-python sends no parameter that is None
         "mode": "payment",
         "line_items": [{"price": price_id, "quantity": quantity} for price_id, quantity in line_items],
         "client_reference_id": order_id,
@@ -301,17 +289,13 @@ def checkout_session_create(
         "success_url": success_url,
         "cancel_url": cancel_url,
         "expires_at": expires_at,
+        "customer_email": customer_email or None,
+        "allow_promotion_codes": promotion_codes or None,
+        "automatic_tax": {"enabled": True} if automatic_tax else None,
     }
-    if customer_email:
-        params["customer_email"] = customer_email
-    if promotion_codes:
-        params["allow_promotion_codes"] = True
-    if automatic_tax:
-        params["automatic_tax"] = {"enabled": True}
     if shipping_countries:
         params["shipping_address_collection"] = {"allowed_countries": shipping_countries}
-        if shipping_rates:
-            params["shipping_options"] = [{"shipping_rate": rate} for rate in shipping_rates]
+        params["shipping_options"] = [{"shipping_rate": rate} for rate in shipping_rates or []] or None
     options = {"idempotency_key": f"checkout-session:{order_id}"}
     return CheckoutSession.from_payload(
         client().v1.checkout.sessions.create(params=params, options=options).to_dict()
@@ -363,9 +347,7 @@ def payment_intent_order_id(*, payment_intent_id: str) -> str:
 
 @translated("create the Stripe product for {sku}")
 def product_create(*, name: str, description: str, sku: str) -> str:
-    params: dict[str, Any] = {"name": name, "metadata": {"sku": sku}}
-    if description:
-        params["description"] = description
+    params = {"name": name, "metadata": {"sku": sku}, "description": description or None}
     options = {"idempotency_key": f"catalog-product:{sku}"}
     return client().v1.products.create(params=params, options=options).id
 
@@ -410,13 +392,12 @@ def events_list(
     *, created_gte: int | None = None, types: list[str] | None = None, undelivered_only: bool = False
 ) -> Iterator[dict[str, Any]]:
     """Yield events from Stripe's Events API, newest first, page by page, as plain payload dicts."""
-    params: dict[str, Any] = {"limit": 100}
-    if created_gte is not None:
-        params["created"] = {"gte": created_gte}
-    if types:
-        params["types"] = types
-    if undelivered_only:
-        params["delivery_success"] = False
+    params = {
+        "limit": 100,
+        "created": None if created_gte is None else {"gte": created_gte},
+        "types": types or None,
+        "delivery_success": False if undelivered_only else None,
+    }
     for event in client().v1.events.list(params=params).auto_paging_iter():
         yield event.to_dict()
 
@@ -433,8 +414,7 @@ def events_undelivered(*, types: list[str], limit: int, timeout: float) -> list[
 
 def webhook_event_verify(*, payload: bytes, signature_header: str | None) -> dict[str, Any]:
     """Verify a webhook against every configured secret and return the event as a dict: what
-    `stripe.Webhook.construct_event` does, with the library's own signature check, minus wrapping the
-    event in stripe-python's objects, which the inbox would only turn back into a dict."""
+    `stripe.Webhook.construct_event` does, without stripe-python's objects the inbox would undo."""
     secrets = settings.STRIPE_WEBHOOK_SECRETS
     if not secrets:
         raise WebhookSignatureInvalid("No webhook secret is configured (STRIPE_WEBHOOK_SECRET).")

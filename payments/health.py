@@ -136,8 +136,7 @@ def stripe_event_counts() -> dict[str, int]:
 def order_transition_counts() -> dict[str, int]:
     """Return how many order transitions each source ever made, zeros included (capped: see the module)."""
     return {
-        source: capped_count(OrderTransition.objects.filter(source=source))[0]
-        for source in TransitionSource.values
+        src: capped_count(OrderTransition.objects.filter(source=src))[0] for src in TransitionSource.values
     }
 
 

@@ -22,19 +22,12 @@ IPV6_PREFIX = 64
 
 
 def client_address(request: HttpRequest) -> str:
-    """Return the address of the client that sent the request, as the trusted proxies saw it.
-
-    With TRUSTED_PROXY_COUNT = 0 that is REMOTE_ADDR, whatever X-Forwarded-For says. With N, each proxy
-    appended the address it was connected from, so the N-th entry from the right is the one the outermost
-    trusted proxy saw; entries further left were written by the client and prove nothing. A header with
-    fewer entries, or a malformed one, falls back to REMOTE_ADDR, never to what the client wrote.
-    """
-    remote = request.META.get("REMOTE_ADDR", "")
-    count = settings.TRUSTED_PROXY_COUNT
-    if count <= 0:
-        return remote
+    """Return the client's address: with TRUSTED_PROXY_COUNT = N, the N-th X-Forwarded-For entry from the
+    right (the outermost trusted proxy's peer; entries further left are the client's own words), else, or
+    when the header is short or malformed, REMOTE_ADDR."""
+    remote, count = request.META.get("REMOTE_ADDR", ""), settings.TRUSTED_PROXY_COUNT
     forwarded = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-    if len(forwarded) < count:
+    if count <= 0 or len(forwarded) < count:
         return remote
     try:
         return str(ipaddress.ip_address(forwarded[-count]))
@@ -50,9 +43,7 @@ def address_in_networks(
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    ip = getattr(ip, "ipv4_mapped", None) or ip  # a dual-stack listener reports IPv4 as ::ffff:a.b.c.d
     return any(ip in network for network in networks)
 
 
@@ -61,11 +52,8 @@ def _text(status: int, message: str) -> HttpResponse:
 
 
 def stripe_source_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Answer 403, before reading the body, to a client outside STRIPE_WEBHOOK_ALLOWED_IPS when it is set.
-
-    Stripe recommends checking the source address beside the signature: the signature proves an event
-    genuine, the address keeps everyone else away from the verifying code.
-    """
+    """Answer 403, before reading the body, to a client outside STRIPE_WEBHOOK_ALLOWED_IPS when it is set:
+    the signature proves an event genuine, the address keeps everyone else away from the verifying code."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -81,11 +69,8 @@ def stripe_source_required(view: Callable[..., HttpResponse]) -> Callable[..., H
 
 
 def metrics_access_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Let through only scrapes METRICS_TOKEN and METRICS_ALLOWED_IPS allow; with neither set, 404.
-
-    The figures tell a stranger how busy the shop is and when its queue is down, so the endpoint is off
-    until an operator opens it. 403 to an address or token refused, 401 when the token is missing.
-    """
+    """Let through only scrapes METRICS_TOKEN and METRICS_ALLOWED_IPS allow (401 without the token, 403
+    refused); with neither set, 404: the figures tell a stranger how busy the shop is."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -120,10 +105,9 @@ class CheckoutThrottled:
 def checkout_throttle(*, request: HttpRequest) -> CheckoutThrottled | None:
     """Count one checkout attempt; return why to refuse it when it is over a limit, else None.
 
-    The client's own limit is counted first, so one client over its limit does not use up everyone's.
-    The counters live in Django's cache through django-ratelimit (fixed windows, an atomic `incr`); its
-    app is not installed, since its system check calls local memory "not shared" and Django's own
-    RedisCache "not officially supported", though both increment atomically.
+    The client's own limit comes first, so one client over it does not use up everyone's. django-ratelimit
+    counts in Django's cache; its app is not installed, as its system check refuses locmem and Django's
+    RedisCache, though both increment atomically.
     """
     limits = (
         (
@@ -155,8 +139,7 @@ def checkout_throttle(*, request: HttpRequest) -> CheckoutThrottled | None:
         logger.warning(
             "checkout refused by the %s rate limit of %d per %ds for %s, retry in %ds",
             label,
-            rate[0],
-            rate[1],
+            *rate,
             client_address(request),
             wait,
         )
@@ -204,11 +187,8 @@ def absolute_url(request: HttpRequest, path: str) -> str:
 
 
 def json_methods(*methods: str) -> Callable:
-    """Allow only these methods, refusing others with a JSON 405; answer OPTIONS with Allow alone.
-
-    OPTIONS gets no Access-Control-Allow-* header: a CORS preflight from another origin is granted
-    nothing, so the browser never sends the request it asked about.
-    """
+    """Allow only these methods, refusing others with a JSON 405; answer OPTIONS with Allow alone (no
+    Access-Control-Allow-*: a CORS preflight from another origin is granted nothing)."""
     allow = ", ".join([*methods, "OPTIONS"])
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

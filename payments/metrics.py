@@ -7,7 +7,6 @@ resets them. Latencies are gauges over a recent window, not histograms, whose co
 from collections.abc import Iterator
 from datetime import timedelta
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -99,13 +98,6 @@ class HealthCollector(Collector):
             f"at most the most recent {health.LATENCY_SAMPLE_LIMIT}).",
             latency.count,
         )
-
-
-def metrics_exposition() -> bytes:
-    """Return every metric in Prometheus' text exposition format."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(HealthCollector())
-    return generate_latest(registry)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
