@@ -289,18 +289,14 @@ def stripe_events_selected(
     since: datetime | None = None,
 ) -> QuerySet[StripeEvent]:
     """Return the stored events matching every given filter; never needs_review ones but by their id."""
-    events = StripeEvent.objects.all()
-    if stripe_ids := list(stripe_ids):
-        events = events.filter(stripe_id__in=stripe_ids)
-    if failed:
-        events = events.filter(status=EventStatus.FAILED)
-    if unfinished:
-        events = events.filter(status__in=UNFINISHED_STATUSES)
-    if types := list(types):
-        events = events.filter(type__in=types)
-    if since is not None:
-        events = events.filter(received_at__gte=since)
-    return events
+    filters = {
+        "stripe_id__in": list(stripe_ids),
+        "status": EventStatus.FAILED if failed else None,
+        "status__in": UNFINISHED_STATUSES if unfinished else None,
+        "type__in": list(types),
+        "received_at__gte": since,
+    }
+    return StripeEvent.objects.filter(**{name: value for name, value in filters.items() if value})
 
 
 def stripe_events_missing(*, stripe_ids: Iterable[str]) -> list[str]:
