@@ -59,8 +59,7 @@ def order_refunded_email(sender: Any, *, order_id: uuid.UUID, refund_pk: uuid.UU
 
 def emails_send_due(*, limit: int = BATCH_SIZE) -> int:
     """Claim up to `limit` due e-mails and send them over one connection; return how many were sent."""
-    claimed = _claim(limit)
-    if not claimed:
+    if not (claimed := _claim(limit)):
         return 0
     connection = get_connection()
     try:

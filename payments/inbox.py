@@ -121,8 +121,7 @@ def _intake_sql(*, queryable: bool) -> str:
 
 def _execute(statement: str, params: list[Any]) -> list[tuple]:
     """Run one statement with Django's own adaptation of the parameters; return what it returns."""
-    ops = connection.ops
-    adapted = [ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in params]
+    adapted = [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in params]
     with connection.cursor() as cursor:
         cursor.execute(statement, adapted)
         return cursor.fetchall() if cursor.description else []
