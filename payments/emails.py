@@ -1,8 +1,6 @@
-"""E-mails to buyers, each owed by a row committed with what makes it due, and sent by the worker.
-
-The rule: sent at most once by the machinery, never lost unseen; a row left `sending` past its lease may have
-reached the buyer, so it is failed for a person to decide (docs/emails.md).
-"""
+"""E-mails to buyers, each owed by a row committed with what makes it due, and sent by the worker at most
+once, never lost unseen: a row left `sending` past its lease may have reached the buyer, so it is failed for a
+person to decide (docs/emails.md)."""
 
 import logging
 import uuid
