@@ -1,8 +1,6 @@
-"""E-mails to buyers, each owed by a row committed with what makes it due, and sent by the worker.
-
-The rule: sent at most once by the machinery, never lost unseen; a row left `sending` past its lease may have
-reached the buyer, so it is failed for a person to decide (docs/emails.md).
-"""
+"""E-mails to buyers, each owed by a row committed with what makes it due, and sent by the worker at most
+once, never lost unseen: a row left `sending` past its lease may have reached the buyer, so it is failed for a
+person to decide (docs/emails.md)."""
 
 import logging
 import uuid
@@ -59,8 +57,7 @@ def order_refunded_email(sender: Any, *, order_id: uuid.UUID, refund_pk: uuid.UU
 
 def emails_send_due(*, limit: int = BATCH_SIZE) -> int:
     """Claim up to `limit` due e-mails and send them over one connection; return how many were sent."""
-    claimed = _claim(limit)
-    if not claimed:
+    if not (claimed := _claim(limit)):
         return 0
     connection = get_connection()
     try:

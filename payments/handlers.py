@@ -1,8 +1,5 @@
-"""The handler of each Stripe event type, in one registry the inbox dispatches through.
-
-A handler runs inside the inbox's transaction, so the order's change and the event's status commit
-together. Sessions go through `payments.sessions`, refunds and disputes through their one upsert.
-"""
+"""The handler of each Stripe event type, in one registry the inbox dispatches through; a handler runs in the
+inbox's transaction, so the order's change and the event's status commit together."""
 
 import uuid
 from collections.abc import Callable
@@ -47,8 +44,6 @@ class EventOutcome:
         )
 
 
-Handler = Callable[[dict[str, Any], str], EventOutcome]
-
 ASYNC_PAYMENT_FAILED = "checkout.session.async_payment_failed"
 EVENT_STATUSES = {
     SessionDecision.NOT_OURS: EventStatus.IGNORED,
@@ -59,8 +54,7 @@ EVENT_STATUSES = {
 
 def checkout_session_event(event: dict[str, Any], source: str) -> EventOutcome:
     """Apply the event's Checkout Session to its order; the delayed payment failed if the type says so."""
-    data = _object(event, "checkout.session")
-    if data is None:
+    if (data := _object(event, "checkout.session")) is None:
         return _ignored(event, "event data is not a Checkout Session")
     session = gateway.CheckoutSession.from_payload(data)
     applied = checkout_session_apply(
@@ -135,16 +129,14 @@ def _apply_refund(refund: gateway.StripeRefund, event: dict[str, Any], source: s
 
 def refund_changed(event: dict[str, Any], source: str) -> EventOutcome:
     """Record a refund as the event shows it (refund.created, refund.updated, refund.failed)."""
-    data = _object(event, "refund")
-    if data is None:
+    if (data := _object(event, "refund")) is None:
         return _ignored(event, "event data is not a Refund")
     return _apply_refund(gateway.StripeRefund.from_payload(data), event, source)
 
 
 def charge_refunded(event: dict[str, Any], source: str) -> EventOutcome:
     """Record every refund of the charge: those the event embeds, else those Stripe lists for the payment."""
-    charge = _object(event, "charge")
-    if charge is None:
+    if (charge := _object(event, "charge")) is None:
         return _ignored(event, "event data is not a Charge")
     payment_intent_id = gateway.StripeRefund.from_payload({"id": "", **charge}).payment_intent_id
     try:
@@ -172,8 +164,7 @@ def charge_refunded(event: dict[str, Any], source: str) -> EventOutcome:
 
 def dispute_changed(event: dict[str, Any], source: str) -> EventOutcome:
     """Record a dispute as the event shows it (charge.dispute.created, .updated, .closed)."""
-    data = _object(event, "dispute")
-    if data is None:
+    if (data := _object(event, "dispute")) is None:
         return _ignored(event, "event data is not a Dispute")
     dispute = gateway.StripeDispute.from_payload(data)
     try:
@@ -183,7 +174,7 @@ def dispute_changed(event: dict[str, Any], source: str) -> EventOutcome:
     return _recorded(event, "dispute", dispute.id, order_id, applied, new="recorded")
 
 
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Callable[[dict[str, Any], str], EventOutcome]] = {
     "checkout.session.completed": checkout_session_event,
     "checkout.session.async_payment_succeeded": checkout_session_event,
     ASYNC_PAYMENT_FAILED: checkout_session_event,

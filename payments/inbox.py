@@ -1,10 +1,6 @@
-"""The event inbox, which is also the queue: every event is stored once, from any source, and its row is
-its queue entry (due time, lease) until a worker finishes it.
-
-Intake is one INSERT ... ON CONFLICT for a webhook delivery, a backfill and a file import alike. Processing
-runs the handler and sets the final status in one transaction, by a conditional UPDATE from an unfinished
-status: a run that finds the event finished elsewhere rolls back. See docs/design.md, "The inbox".
-"""
+"""The event inbox, which is also the queue: each event is stored once, from any source, by one INSERT ... ON
+CONFLICT, and its row is its queue entry until a worker finishes it by a conditional UPDATE in the handler's
+transaction (a run that finds it finished elsewhere rolls back). See docs/design.md, "The inbox"."""
 
 import json
 import logging
@@ -39,9 +35,8 @@ TRANSITION_SOURCES = {
     EventSource.BACKFILL: TransitionSource.REPLAY,
     EventSource.FILE: TransitionSource.REPLAY,
 }
-# Errors the same event raises every time (the database refuses one of its values, a field has a shape the
-# code does not read): retrying cannot cure them. A lost connection, a lock timeout or a deadlock
-# (OperationalError) and an unavailable Stripe still retry.
+# Errors the same event raises every time (a value the database refuses, a field of a shape the code does not
+# read): no retry cures them. A lost connection, a lock timeout or an unavailable Stripe still retry.
 DETERMINISTIC_ERRORS = (DataError, KeyError, TypeError, ValueError, AttributeError)
 PAGE_SIZE = 200
 TABLE = StripeEvent._meta.db_table
@@ -67,12 +62,8 @@ class _FinishedElsewhere(Exception):
 def stripe_event_intake(
     *, event: dict[str, Any], payload: bytes | str | None = None, source: str = EventSource.WEBHOOK
 ) -> EventOutcome:
-    """Store a verified event as work to do, in one statement; a stored copy changes nothing.
-
-    `payload` is the body the event was parsed from, stored as it came (None: serialised here). A copy of
-    an event that failed brings its next attempt forward to now: Stripe redelivering it is a reason to
-    try again. Raises EventNotStored when the database cannot take the event right now.
-    """
+    """Store a verified event as work to do, in one statement; a copy changes nothing but a failed event's
+    next attempt, brought forward to now. `payload`: the body as it came (None: serialised here)."""
     text = (
         payload.decode() if isinstance(payload, bytes) else json.dumps(event) if payload is None else payload
     )
@@ -130,8 +121,7 @@ def _intake_sql(*, queryable: bool) -> str:
 
 def _execute(statement: str, params: list[Any]) -> list[tuple]:
     """Run one statement with Django's own adaptation of the parameters; return what it returns."""
-    ops = connection.ops
-    adapted = [ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in params]
+    adapted = [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in params]
     with connection.cursor() as cursor:
         cursor.execute(statement, adapted)
         return cursor.fetchall() if cursor.description else []
@@ -150,11 +140,8 @@ class Claimed:
 
 
 def stripe_events_claim(*, limit: int, lease: timedelta) -> list[Claimed]:
-    """Claim up to `limit` due events that no live worker holds, the longest due first, in one statement.
-
-    SKIP LOCKED on PostgreSQL lets several workers claim side by side, each passing over the rows another
-    is claiming; SQLite has one writer at a time, which serialises the claims by itself.
-    """
+    """Claim up to `limit` due events no live worker holds, longest due first, in one statement (SKIP LOCKED
+    on PostgreSQL lets workers claim side by side; SQLite's one writer serialises the claims)."""
     now = timezone.now()
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     statement = (
@@ -200,18 +187,13 @@ def stripe_event_process(
     transition_source: str,
     from_statuses: Iterable[str] = UNFINISHED_STATUSES,
 ) -> EventOutcome:
-    """Run the event's handler and store its outcome in one transaction, unless another run finished it.
-
-    `from_statuses` are the stored statuses this run may finish. Raises EventProcessingFailed on an
-    unexpected error (the event is then stored as failed).
-    """
+    """Run the event's handler and store its outcome in one transaction, unless another run finished it (left
+    `from_statuses`). Raises EventProcessingFailed on an unexpected error, stored as failed."""
     with log_fields(event_id=event["id"], event_type=event["type"]):
         return _process(pk, event, transition_source, tuple(from_statuses))
 
 
-def _process(
-    pk: int, event: dict[str, Any], transition_source: str, from_statuses: tuple[str, ...]
-) -> EventOutcome:
+def _process(pk: int, event: dict[str, Any], transition_source: str, from_statuses: tuple) -> EventOutcome:
     try:
         with transaction.atomic():
             outcome = event_handle(event=event, source=transition_source)
@@ -252,8 +234,7 @@ def _process(
 
 
 def _finish(pk: int, outcome: EventOutcome, from_statuses: tuple[str, ...]) -> bool:
-    """Store the run's outcome as the event's final status unless it left `from_statuses`; return whether
-    it did. Written out rather than built by the ORM: the worker runs it for every event."""
+    """Store the run's outcome unless the event left `from_statuses`; return whether it did (raw SQL: hot)."""
     order_id = _ORDER.get_db_prep_save(outcome.order_id, connection)
     params = [str(outcome.status), storable_text(outcome.reason), order_id, timezone.now(), pk]
     return bool(_execute(_finish_sql(len(from_statuses)), [*params, *from_statuses]))
@@ -271,8 +252,7 @@ def _finish_sql(statuses: int) -> str:
 def _record_failure(
     pk: int, event: dict[str, Any], exc: Exception, from_statuses: tuple[str, ...], outcome: EventOutcome
 ) -> None:
-    """Store the failed run's status, reason and traceback, and when to try again, unless another run
-    finished the event meanwhile. After STRIPE_EVENT_MAX_ATTEMPTS a failed event waits for a replay."""
+    """Store the failure, its traceback and next attempt, unless another run finished the event meanwhile."""
     logger.error(
         "event %s %s %s: %s", event["id"], event["type"], outcome.status, outcome.reason, exc_info=exc
     )
@@ -308,18 +288,14 @@ def stripe_events_selected(
     since: datetime | None = None,
 ) -> QuerySet[StripeEvent]:
     """Return the stored events matching every given filter; never needs_review ones but by their id."""
-    events = StripeEvent.objects.all()
-    if stripe_ids := list(stripe_ids):
-        events = events.filter(stripe_id__in=stripe_ids)
-    if failed:
-        events = events.filter(status=EventStatus.FAILED)
-    if unfinished:
-        events = events.filter(status__in=UNFINISHED_STATUSES)
-    if types := list(types):
-        events = events.filter(type__in=types)
-    if since is not None:
-        events = events.filter(received_at__gte=since)
-    return events
+    filters = {
+        "stripe_id__in": list(stripe_ids),
+        "status": EventStatus.FAILED if failed else None,
+        "status__in": UNFINISHED_STATUSES if unfinished else None,
+        "type__in": list(types),
+        "received_at__gte": since,
+    }
+    return StripeEvent.objects.filter(**{name: value for name, value in filters.items() if value})
 
 
 def stripe_events_missing(*, stripe_ids: Iterable[str]) -> list[str]:
@@ -330,11 +306,8 @@ def stripe_events_missing(*, stripe_ids: Iterable[str]) -> list[str]:
 
 
 def stripe_events_replay(*, events: QuerySet[StripeEvent], dry_run: bool = False) -> Iterator[EventOutcome]:
-    """Process the stored events again, oldest first, whatever their status; yield what each run did.
-
-    Transitions only move forward, so running a processed event again changes nothing but its outcome.
-    Only a run that starts from the status it read may finish an event, so a concurrent run wins cleanly.
-    """
+    """Process the stored events again, oldest first, whatever their status; yield what each run did. Only a
+    run from the status it read may finish an event, so a concurrent run wins cleanly."""
     for stored in _pages(events.defer("payload", "payload_text", "last_error") if dry_run else events):
         if stored.status == EventStatus.SETTLED:
             yield EventOutcome(stored.stripe_id, stored.type, stored.status, "settled by a person: left so")
@@ -361,31 +334,19 @@ def stripe_events_backfill(
     undelivered_only: bool = False,
     dry_run: bool = False,
 ) -> Iterator[EventOutcome]:
-    """Take in the events Stripe's Events API lists (30 days of them) through the intake; yield each outcome.
-
-    Raises PaymentProviderNotConfigured before any work, PaymentProviderError when listing fails.
-    """
-    gateway.client()
+    """Take in the events Stripe's Events API lists (30 days of them) through the intake; yield outcomes."""
+    gateway.client()  # PaymentProviderNotConfigured before any work
     listed = gateway.events_list(
         created_gte=int(since.timestamp()) if since else None,
         types=list(types) or None,
         undelivered_only=undelivered_only,
     )
-    yield from _intake_all(listed, source=EventSource.BACKFILL, dry_run=dry_run)
-
-
-def stripe_events_import(
-    *, events: Iterable[dict[str, Any]], dry_run: bool = False
-) -> Iterator[EventOutcome]:
-    """Take in events exported elsewhere through the intake; yield each outcome."""
-    yield from _intake_all(events, source=EventSource.FILE, dry_run=dry_run)
+    yield from stripe_events_import(events=listed, source=EventSource.BACKFILL, dry_run=dry_run)
 
 
 def events_file_load(*, path: str | Path) -> list[dict[str, Any]]:
-    """Return the events of a JSON file holding a list of events, one event, or Stripe's list object.
-
-    Read at once (a 30-day export is tens of megabytes); every item is checked before any is used.
-    """
+    """Return the events of a JSON file holding a list of events, one event, or Stripe's list object; every
+    item is checked before any is used."""
     try:
         with open(path, encoding="utf-8") as handle:
             document = json.load(handle)
@@ -397,10 +358,8 @@ def events_file_load(*, path: str | Path) -> list[dict[str, Any]]:
         raise EventFileInvalid(f"{path} is not UTF-8 text.") from None
     except ValueError as exc:
         raise EventFileInvalid(f"{path} is not valid JSON: {exc}") from None
-    if isinstance(document, dict) and document.get("object") == "list":
-        document = document.get("data")
-    elif isinstance(document, dict) and document.get("object") == "event":
-        document = [document]
+    kind = document.get("object") if isinstance(document, dict) else None
+    document = document.get("data") if kind == "list" else [document] if kind == "event" else document
     if not isinstance(document, list):
         raise EventFileInvalid(
             f'{path} holds neither a JSON list of events nor a Stripe list object ({{"object": "list", '
@@ -423,7 +382,10 @@ def _pages(events: QuerySet[StripeEvent]) -> Iterator[StripeEvent]:
         last_pk = batch[-1].pk
 
 
-def _intake_all(events: Iterable[dict[str, Any]], *, source: str, dry_run: bool) -> Iterator[EventOutcome]:
+def stripe_events_import(
+    *, events: Iterable[dict[str, Any]], source: str = EventSource.FILE, dry_run: bool = False
+) -> Iterator[EventOutcome]:
+    """Take in events exported elsewhere (or listed by Stripe) through the intake; yield each outcome."""
     for event in events:
         if dry_run:
             status = (

@@ -1,12 +1,6 @@
 """The worker: claim a batch of due events, process each in its own transaction, then send the signals that
-processing made due; between batches, send any signal a crash left owed.
-
-Several workers share one PostgreSQL: each claims with SKIP LOCKED, so none waits for another. A worker
-that dies holds its claims until their lease (WORKER_LEASE_SECONDS) runs out; then any worker takes them,
-and every step is idempotent by the database, so nothing is done twice: the event's final status is a
-conditional UPDATE from an unfinished status, a signal's claim a conditional UPDATE of its outbox column.
-A database that goes away (a restart, a failover) is waited for.
-"""
+processing made due; between batches, send any signal a crash left owed. A dead worker's claims lapse with
+their lease; every step is a conditional UPDATE, so nothing is done twice. A lost database is waited for."""
 
 import logging
 import threading
@@ -113,12 +107,8 @@ class Worker:
                 self._send(owed_kind, pk, partial(signal_send, owed_kind, pk))
 
     def sweep(self, *, grace: timedelta | None = None) -> int:
-        """Send the signals owed for longer than the grace; count them.
-
-        One still owed then was not sent right after its commit: its sender died, a receiver raised, or
-        its writer was no worker (an operator's refund). The grace (WORKER_SWEEP_SECONDS, as the sweep's
-        period) keeps the sweep from racing a signal's own sender.
-        """
+        """Send the signals owed for longer than the grace (its sender died, a receiver raised, an operator's
+        refund); count them. The grace (WORKER_SWEEP_SECONDS) keeps it from racing a signal's own sender."""
         every = settings.WORKER_SWEEP_SECONDS
         self._next_sweep = time.monotonic() + every
         emails_sending_expire()  # customer e-mails whose worker died mid-send: failed, never sent twice

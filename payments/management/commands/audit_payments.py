@@ -8,8 +8,6 @@ from payments import audit
 from payments.exceptions import PaymentProviderError
 from payments.management.cli import Reporter, age_parse, plural, since_parse
 
-COLUMNS = ("order", "status", "Stripe", "disagreement", "detail")
-
 
 def audit_report(
     reporter: Reporter, results: Iterable[audit.AuditedOrder], *, total: int, what: str
@@ -26,7 +24,7 @@ def audit_report(
                 )
     except PaymentProviderError as exc:
         raise CommandError(f"{exc} {plural(seen, 'order')} {what} before that; run it again.") from exc
-    reporter.table(COLUMNS, rows)
+    reporter.table(("order", "status", "Stripe", "disagreement", "detail"), rows)
     return seen, len(rows), fixed
 
 

@@ -25,25 +25,15 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--batch-size",
-            type=int,
-            default=settings.WORKER_BATCH_SIZE,
-            help=f"Events claimed per statement (default WORKER_BATCH_SIZE, {settings.WORKER_BATCH_SIZE}).",
-        )
-        parser.add_argument(
-            "--concurrency",
-            type=int,
-            default=settings.WORKER_CONCURRENCY,
-            help="Worker threads in this process, each with its own connection (default WORKER_CONCURRENCY, "
-            f"{settings.WORKER_CONCURRENCY}); 1 on SQLite.",
-        )
-        parser.add_argument(
-            "--poll",
-            type=float,
-            default=settings.WORKER_POLL_SECONDS,
-            help=f"Seconds to wait when nothing is due (WORKER_POLL_SECONDS, {settings.WORKER_POLL_SECONDS})",
-        )
+        for option, kind, setting, text in (
+            ("--batch-size", int, "WORKER_BATCH_SIZE", "Events claimed per statement"),
+            ("--concurrency", int, "WORKER_CONCURRENCY", "Worker threads, one connection each; 1 on SQLite"),
+            ("--poll", float, "WORKER_POLL_SECONDS", "Seconds to wait when nothing is due"),
+        ):
+            value = getattr(settings, setting)
+            parser.add_argument(
+                option, type=kind, default=value, help=f"{text} (default {setting}, {value})."
+            )
         parser.add_argument("--once", action="store_true", help="Process what is due, then exit (for cron).")
         parser.add_argument("--reload", action="store_true", help="Restart when a Python file changes.")
 
@@ -61,21 +51,26 @@ class Command(BaseCommand):
             Worker(batch_size=batch, poll_seconds=float(options["poll"]), name=f"{name}/{n}")
             for n in range(concurrency)
         ]
+        crashed: list[BaseException] = []
 
-        def stop(signum: int, frame: object) -> None:
+        def stop(*signal_args: object) -> None:
             for worker in workers:
                 worker.stop()
+
+        def run(worker: Worker) -> None:
+            try:
+                worker.run(once=options["once"])
+            except BaseException as exc:
+                logger.exception("%s: crashed; stopping the other workers", worker.name)
+                crashed.append(exc)
+                stop()
+            finally:
+                connection.close()
 
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, stop)
             signal.signal(signal.SIGINT, stop)
-        crashed: list[BaseException] = []
-        threads = [
-            threading.Thread(
-                target=self._run, args=(worker, options["once"], workers, crashed), name=worker.name
-            )
-            for worker in workers
-        ]
+        threads = [threading.Thread(target=run, args=(worker,), name=worker.name) for worker in workers]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -85,18 +80,5 @@ class Command(BaseCommand):
         if crashed:
             # A supervisor restarts a worker that exits with an error, not one that looks done.
             raise CommandError(f"a worker thread crashed: {type(crashed[0]).__name__}: {crashed[0]}")
-        processed = sum(worker.processed for worker in workers)
         if int(options["verbosity"]) >= 1 and options["once"]:
-            self.stdout.write(f"{processed} events processed.")
-
-    @staticmethod
-    def _run(worker: Worker, once: bool, workers: list[Worker], crashed: list[BaseException]) -> None:
-        try:
-            worker.run(once=once)
-        except BaseException as exc:
-            logger.exception("%s: crashed; stopping the other workers", worker.name)
-            crashed.append(exc)
-            for other in workers:
-                other.stop()
-        finally:
-            connection.close()
+            self.stdout.write(f"{sum(worker.processed for worker in workers)} events processed.")

@@ -10,8 +10,6 @@ from payments import audit
 from payments.management.cli import Reporter, age_parse, plural
 from payments.management.commands.audit_payments import audit_report
 
-DEFAULT_AGE = "15m"
-
 
 class Command(BaseCommand):
     help = (
@@ -23,9 +21,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than",
-            default=DEFAULT_AGE,
+            default="15m",
             metavar="AGE",
-            help=f"Only orders created at least this long ago: 90s, 15m, 2h, 1d... (default {DEFAULT_AGE}).",
+            help="Only orders created at least this long ago: 90s, 15m, 2h, 1d... (default 15m).",
         )
         parser.add_argument("--dry-run", action="store_true", help="Say what would change, changing nothing.")
 

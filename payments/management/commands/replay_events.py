@@ -20,11 +20,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "event_ids",
-            nargs="*",
-            type=storable,
-            metavar="EVENT_ID",
-            help="Stored events to replay (evt_...).",
+            "event_ids", nargs="*", type=storable, metavar="EVENT_ID", help="Events to replay (evt_...)."
         )
         parser.add_argument("--failed", action="store_true", help="Replay every stored event that failed.")
         parser.add_argument(
@@ -115,17 +111,15 @@ class Command(BaseCommand):
         self.reporter.line(summary, style="WARNING" if needs_a_person else "SUCCESS")
 
     def _show(self, outcome: EventOutcome) -> None:
+        event = f"{outcome.stripe_id} {outcome.type}"
         if outcome.error:
-            self.stderr.write(self.style.ERROR(f"{outcome.stripe_id} {outcome.type}: {outcome.reason}"))
+            self.stderr.write(self.style.ERROR(f"{event}: {outcome.reason}"))
         elif outcome.status in inbox.NEEDS_A_PERSON and not self.dry_run:
-            text = f"{outcome.stripe_id} {outcome.type} {outcome.status}: {outcome.reason}"
-            self.reporter.line(text, style="WARNING")
+            self.reporter.line(f"{event} {outcome.status}: {outcome.reason}", style="WARNING")
         else:
             state = f"duplicate, already {outcome.status}" if outcome.duplicate else outcome.status
-            text = f"{outcome.stripe_id} {outcome.type}: {state}" + (
-                f" ({outcome.reason})" if outcome.reason else ""
-            )
-            self.reporter.line(text, level=1 if self.dry_run else 2)
+            reason = f" ({outcome.reason})" if outcome.reason else ""
+            self.reporter.line(f"{event}: {state}{reason}", level=1 if self.dry_run else 2)
 
 
 def _refuse_contradictions(options: dict[str, Any], *, stored: bool) -> None:

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from payments.catalog import ProductSync, SyncAction, catalog_sync
 from payments.exceptions import PaymentProviderNotConfigured, PaymentProviderUnavailable
-from payments.management.cli import plural
+from payments.management.cli import Reporter, plural
 
 
 class Command(BaseCommand):
@@ -24,11 +24,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, fix: bool, verbosity: int, **options) -> None:
-        counts: Counter[SyncAction] = Counter()
+        reporter, counts = Reporter(self, verbosity), Counter()
         try:
             for result in catalog_sync(fix=fix):
                 counts[result.action] += 1
-                self._show(result, verbosity)
+                self._show(reporter, result)
         except PaymentProviderNotConfigured as exc:
             raise CommandError(str(exc)) from exc
         except PaymentProviderUnavailable as exc:
@@ -44,21 +44,16 @@ class Command(BaseCommand):
         )
         if failed:
             raise CommandError(f"{summary} Stripe refused {failed} of them; see the lines above.")
-        if verbosity >= 1:
-            self.stdout.write((self.style.WARNING if drifted else self.style.SUCCESS)(summary))
+        reporter.line(summary, style="WARNING" if drifted else "SUCCESS")
 
-    def _show(self, result: ProductSync, verbosity: int) -> None:
-        line = f"{result.sku}: {result.action}"
-        if result.price_id:
-            line += f" ({result.price_id})"
-        if result.detail:
-            line += f": {result.detail}"
-        if result.action == SyncAction.DRIFTED:
-            self.stdout.write(self.style.WARNING(f"{line}; run with --fix to use a new price"))
-        elif result.action == SyncAction.FAILED:
+    def _show(self, reporter: Reporter, result: ProductSync) -> None:
+        line = f"{result.sku}: {result.action}{f' ({result.price_id})' if result.price_id else ''}"
+        line += f": {result.detail}" if result.detail else ""
+        if result.action == SyncAction.FAILED:
             self.stderr.write(self.style.ERROR(line))
+        elif result.action == SyncAction.DRIFTED:
+            reporter.line(f"{line}; run with --fix to use a new price", level=0, style="WARNING")
         elif result.action == SyncAction.IN_SYNC:
-            if verbosity >= 2:
-                self.stdout.write(line)
-        elif verbosity >= 1:
-            self.stdout.write(self.style.SUCCESS(line))
+            reporter.line(line, level=2)
+        else:
+            reporter.line(line, style="SUCCESS")
