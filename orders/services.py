@@ -121,10 +121,8 @@ def order_get_or_create(
     try:
         # A savepoint, so losing the race leaves an enclosing transaction usable.
         with transaction.atomic():
-            return (
-                order_create(lines=lines, customer_email=customer_email, checkout_token=checkout_token),
-                True,
-            )
+            order = order_create(lines=lines, customer_email=customer_email, checkout_token=checkout_token)
+        return order, True
     except IntegrityError:
         # The unique constraint, not an exists() check, decides: the first submit won, we find its order.
         order = Order.objects.filter(checkout_token=checkout_token).first()
