@@ -69,13 +69,9 @@ def order_create(
             OrderLine(order=order, product=product, quantity=quantity, unit_amount=product.unit_amount)
             for product, quantity in lines
         )
-    logger.info(
-        "order %s created: %s = %s",
-        order.id,
-        ", ".join(f"{product.sku} x {quantity}" for product, quantity in lines),
-        money_format(order.amount_total, order.currency),
-        extra={"order_id": str(order.id)},
-    )
+    items = ", ".join(f"{product.sku} x {quantity}" for product, quantity in lines)
+    total = money_format(order.amount_total, order.currency)
+    logger.info("order %s created: %s = %s", order.id, items, total, extra={"order_id": str(order.id)})
     return order
 
 
