@@ -50,30 +50,22 @@ def update_returning(queryset: QuerySet, values: dict[str, Any], returning: str)
         return [row[0] for row in cursor.fetchall()]
 
 
-def planner_estimate(queryset: QuerySet) -> int | None:
-    """Return PostgreSQL's estimate of the queryset's row count, or None on another database."""
-    connection = connections[queryset.db]
-    if connection.vendor != "postgresql":
-        return None
-    try:
-        sql, params = queryset.order_by().query.sql_with_params()
-    except EmptyResultSet:  # queryset.none(): nothing to ask the planner about
-        return 0
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    return int(plan[0]["Plan"]["Plan Rows"])
-
-
 def capped_count(queryset: QuerySet) -> tuple[int, bool]:
     """Return (count, is_estimate): exact up to EXACT_COUNT_LIMIT, PostgreSQL's planner estimate above.
 
     The exact count reads at most EXACT_COUNT_LIMIT + 1 rows; an estimate is never below what it saw
     (statistics may predate the latest rows). Without a planner (SQLite) it counts exactly.
     """
-    estimate = planner_estimate(queryset)
-    if estimate is None:
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
         return queryset.order_by().count(), False
+    try:
+        sql, params = queryset.order_by().query.sql_with_params()
+    except EmptyResultSet:  # queryset.none(): nothing to ask the planner about
+        return 0, False
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        estimate = int(cursor.fetchone()[0][0]["Plan"]["Plan Rows"])
     if estimate <= EXACT_COUNT_LIMIT:
         exact = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
         if exact <= EXACT_COUNT_LIMIT:

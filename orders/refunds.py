@@ -251,7 +251,7 @@ def order_refunds_recompute(
     `order`: the row the caller already locked in this transaction.
     """
     with transaction.atomic(savepoint=False):
-        order = order if order is not None else _order(order_id, lock=True)
+        order = order or _order(order_id, lock=True)
         returned = _returned(order.pk)
         capped = min(returned, order.amount_total)
         back, total = (money_format(amount, order.currency) for amount in (capped, order.amount_total))
@@ -285,12 +285,10 @@ def refund_status_from_stripe(stripe_status: str) -> str:
 def _order(order_id: uuid.UUID | str, *, lock: bool = False) -> Order:
     """Return the order's money fields, its row locked when `lock`, or raise OrderNotFound."""
     rows = Order.objects.select_for_update() if lock else Order.objects.all()
-    order = (
-        rows.only("pk", "status", "amount_total", "amount_refunded", "currency").filter(pk=order_id).first()
-    )
-    if order is None:
-        raise OrderNotFound(f"No order {order_id}.")
-    return order
+    try:
+        return rows.only("pk", "status", "amount_total", "amount_refunded", "currency").get(pk=order_id)
+    except Order.DoesNotExist:
+        raise OrderNotFound(f"No order {order_id}.") from None
 
 
 def _upsert(

@@ -93,7 +93,6 @@ def order_status_get(*, order_id: uuid.UUID | str) -> str | None:
 
 def order_counts_created_since(*, since: datetime) -> dict[str, int]:
     """Return how many of the orders created since then are in each status now (zeros included)."""
-    counts = dict.fromkeys(OrderStatus.values, 0)
     # Naming every status lets the (status, created_at) index answer with one short range per status.
     rows = (
         Order.objects.filter(status__in=OrderStatus.values, created_at__gte=since)
@@ -101,8 +100,7 @@ def order_counts_created_since(*, since: datetime) -> dict[str, int]:
         .values_list("status")
         .annotate(orders=Count("pk"))
     )
-    counts.update(rows)
-    return counts
+    return {**dict.fromkeys(OrderStatus.values, 0), **dict(rows)}
 
 
 def _get(orders: QuerySet[Order], missing: str, **lookup: object) -> Order:

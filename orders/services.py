@@ -69,13 +69,9 @@ def order_create(
             OrderLine(order=order, product=product, quantity=quantity, unit_amount=product.unit_amount)
             for product, quantity in lines
         )
-    logger.info(
-        "order %s created: %s = %s",
-        order.id,
-        ", ".join(f"{product.sku} x {quantity}" for product, quantity in lines),
-        money_format(order.amount_total, order.currency),
-        extra={"order_id": str(order.id)},
-    )
+    items = ", ".join(f"{product.sku} x {quantity}" for product, quantity in lines)
+    total = money_format(order.amount_total, order.currency)
+    logger.info("order %s created: %s = %s", order.id, items, total, extra={"order_id": str(order.id)})
     return order
 
 
@@ -121,10 +117,8 @@ def order_get_or_create(
     try:
         # A savepoint, so losing the race leaves an enclosing transaction usable.
         with transaction.atomic():
-            return (
-                order_create(lines=lines, customer_email=customer_email, checkout_token=checkout_token),
-                True,
-            )
+            order = order_create(lines=lines, customer_email=customer_email, checkout_token=checkout_token)
+        return order, True
     except IntegrityError:
         # The unique constraint, not an exists() check, decides: the first submit won, we find its order.
         order = Order.objects.filter(checkout_token=checkout_token).first()

@@ -49,62 +49,46 @@ def order_fulfillment_signal_send(
 ) -> bool:
     """Send `order_fulfilled` for a fulfilled order unless it was sent; return whether this call sent it."""
     with transaction.atomic(), log_fields(order_id=order_id):
-        claimed = (
-            orders_owed_fulfillment_signal()
-            .filter(pk=order_id)
-            .update(fulfillment_signalled_at=timezone.now())
-        )
-        if claimed:
-            order_fulfilled.send(
-                sender=Order, order_id=order_id, source=source, stripe_event_id=stripe_event_id
-            )
-    return bool(claimed)
+        owed = orders_owed_fulfillment_signal().filter(pk=order_id)
+        if not owed.update(fulfillment_signalled_at=timezone.now()):
+            return False
+        order_fulfilled.send(sender=Order, order_id=order_id, source=source, stripe_event_id=stripe_event_id)
+    return True
 
 
 def order_refunded_signal_send(*, refund_pk: uuid.UUID | str) -> bool:
     """Send `order_refunded` for a succeeded refund unless it was sent; return whether this call sent it."""
     with transaction.atomic():
-        claimed = refunds_owed_signal().filter(pk=refund_pk).update(signalled_at=timezone.now())
-        if claimed:
-            refund = OrderRefund.objects.select_related("order").get(pk=refund_pk)
-            order_refunded.send(
-                sender=OrderRefund,
-                order_id=refund.order_id,
-                amount=refund.amount,
-                currency=refund.currency,
-                full=refund.order.fully_refunded,
-                refund_id=refund.stripe_refund_id,
-                refund_pk=refund.pk,
-            )
-    if claimed:
-        logger.info(
-            "order %s refund %s (%s) signalled",
-            refund.order_id,
-            refund.pk,
-            refund.stripe_refund_id,
-            extra={"order_id": str(refund.order_id)},
+        if not refunds_owed_signal().filter(pk=refund_pk).update(signalled_at=timezone.now()):
+            return False
+        refund = OrderRefund.objects.select_related("order").get(pk=refund_pk)
+        order_refunded.send(
+            sender=OrderRefund,
+            order_id=refund.order_id,
+            amount=refund.amount,
+            currency=refund.currency,
+            full=refund.order.fully_refunded,
+            refund_id=refund.stripe_refund_id,
+            refund_pk=refund.pk,
         )
-    return bool(claimed)
+    order_id, stripe_id = refund.order_id, refund.stripe_refund_id
+    logger.info(
+        "order %s refund %s (%s) signalled", order_id, refund.pk, stripe_id, extra={"order_id": str(order_id)}
+    )
+    return True
 
 
 def order_disputed_signal_send(*, dispute_pk: int) -> bool:
     """Send `order_disputed` for the dispute's status unless it was sent; return whether this call sent it."""
     with transaction.atomic():
         # F("status"): the status the row holds at this UPDATE, which our lock then keeps until commit.
-        claimed = disputes_owed_signal().filter(pk=dispute_pk).update(signalled_status=F("status"))
-        if claimed:
-            dispute = OrderDispute.objects.get(pk=dispute_pk)
-            order_disputed.send(
-                sender=OrderDispute,
-                order_id=dispute.order_id,
-                dispute_id=dispute.stripe_dispute_id,
-                status=dispute.status,
-            )
-    if claimed:
-        logger.info(
-            "order %s dispute %s signalled: %s", dispute.order_id, dispute.stripe_dispute_id, dispute.status
-        )
-    return bool(claimed)
+        if not disputes_owed_signal().filter(pk=dispute_pk).update(signalled_status=F("status")):
+            return False
+        dispute = OrderDispute.objects.get(pk=dispute_pk)
+        order_id, stripe_id, status = dispute.order_id, dispute.stripe_dispute_id, dispute.status
+        order_disputed.send(sender=OrderDispute, order_id=order_id, dispute_id=stripe_id, status=status)
+    logger.info("order %s dispute %s signalled: %s", order_id, stripe_id, status)
+    return True
 
 
 # Each signal's outbox: its rows still owing it, the column that says when they became due, and the one
@@ -113,11 +97,6 @@ OUTBOXES = {
     "fulfillment": (orders_owed_fulfillment_signal, "fulfilled_at", "pk"),
     "refund": (refunds_owed_signal, "updated_at", "order_id"),
     "dispute": (disputes_owed_signal, "updated_at", "order_id"),
-}
-SENDERS = {
-    "fulfillment": lambda pk: order_fulfillment_signal_send(order_id=pk, **_fulfilment_of(pk)),
-    "refund": lambda pk: order_refunded_signal_send(refund_pk=pk),
-    "dispute": lambda pk: order_disputed_signal_send(dispute_pk=pk),
 }
 
 
@@ -141,7 +120,17 @@ def signals_for_order(*, order_id: uuid.UUID | str, kinds: Iterable[str]) -> lis
 
 def signal_send(kind: str, pk: Any) -> bool:
     """Send one owed signal unless it was sent; return whether this call sent it."""
-    return SENDERS[kind](pk)
+    if kind == "refund":
+        return order_refunded_signal_send(refund_pk=pk)
+    if kind == "dispute":
+        return order_disputed_signal_send(dispute_pk=pk)
+    # Tell the receivers what the winning caller would have: the fulfilling transition's source and event.
+    source, event_id = (
+        OrderTransition.objects.filter(order_id=pk, to_status=OrderStatus.FULFILLED)
+        .values_list("source", "stripe_event_id")
+        .first()
+    ) or ("system", None)
+    return order_fulfillment_signal_send(order_id=pk, source=source, stripe_event_id=event_id)
 
 
 def signals_resend(*, older_than: timedelta, dry_run: bool = False) -> int:
@@ -161,13 +150,3 @@ def signals_resend(*, older_than: timedelta, dry_run: bool = False) -> int:
             logger.warning("%s %s signal was owed (no worker sent it): sent", kind, pk)
             sent += 1
     return sent
-
-
-def _fulfilment_of(order_id: Any) -> dict[str, Any]:
-    """Return what the winning caller would have told the receivers: the fulfilling transition's."""
-    source, event_id = (
-        OrderTransition.objects.filter(order_id=order_id, to_status=OrderStatus.FULFILLED)
-        .values_list("source", "stripe_event_id")
-        .first()
-    ) or ("system", None)
-    return {"source": source, "stripe_event_id": event_id}

@@ -126,7 +126,7 @@ def order_fulfill(
     customer_email: str = "",
     charged: Charged | None = None,
 ) -> TransitionResult:
-    """Move a pending or confirmed order to fulfilled, and send `order_fulfilled` once it commits."""
+    """Move a pending or confirmed order to fulfilled, making `order_fulfilled` owed (the worker sends it)."""
     changes = {"payment_pending": False, **_paid(payment_intent_id, customer_email, charged)}
     return _apply(FULFILL, order_id=order_id, source=source, stripe_event_id=stripe_event_id, changes=changes)
 
