@@ -153,8 +153,7 @@ def orders_audit(
 
 
 def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
-    session_id = order.stripe_checkout_session_id or ""
-    if not session_id:
+    if not order.stripe_checkout_session_id:
         found = ()
         if order.status in OrderStatus.PAID:
             found = (Finding(Disagreement.FULFILLED_NOT_PAID, "it never got a Checkout Session"),)
@@ -164,7 +163,7 @@ def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
             )
         return AuditedOrder(order.pk, order.status, "no session", found)
     try:
-        session = gateway.checkout_session_retrieve(session_id=session_id)
+        session = gateway.checkout_session_retrieve(session_id=order.stripe_checkout_session_id)
     except StripeResourceMissing:
         # A closed order holds no money and can take none: that Stripe forgot its session changes nothing.
         stranded = Finding(
@@ -339,11 +338,7 @@ def _rows_compare(
     rows = list(model.objects.filter(order_id=order.pk))
     by_stripe_id = {getattr(row, id_field): row for row in rows if getattr(row, id_field)}
     by_request_id = {str(row.pk): row for row in rows} if model is OrderRefund else {}
-    unknown, differs = (
-        (Disagreement.REFUND_UNKNOWN, Disagreement.REFUND_STATUS_DIFFERS)
-        if model is OrderRefund
-        else (Disagreement.DISPUTE_UNKNOWN, Disagreement.DISPUTE_STATUS_DIFFERS)
-    )
+    unknown, differs = Disagreement[f"{kind.upper()}_UNKNOWN"], Disagreement[f"{kind.upper()}_STATUS_DIFFERS"]
     found = []
     for item in listed:
         amount = money_format(item.amount, item.currency or order.currency)

@@ -59,8 +59,7 @@ def cart_clear(request: HttpRequest) -> None:
 
 
 def _checkout(request: HttpRequest) -> HttpResponse:
-    throttled = checkout_throttle(request=request)
-    if throttled:
+    if throttled := checkout_throttle(request=request):
         response = _page(request, status=429, error=throttled.message)
         response["Retry-After"] = str(throttled.retry_after)
         return response
