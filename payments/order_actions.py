@@ -1,8 +1,7 @@
 """Close or fulfil an order on request (an operator, a command, the system), asking Stripe first.
 
 Only Stripe's lock decides between an operator's expire and a buyer's payment racing it: an order closes
-once Stripe has expired its session, and a session Stripe says is complete is applied instead. Every
-answer names the order and says what happened and why, for the admin's messages.
+once Stripe has expired its session, and a session Stripe says is complete is applied instead.
 """
 
 import logging

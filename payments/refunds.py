@@ -1,8 +1,7 @@
 """Refunding an order through Stripe, and the one rule of which order a Stripe payment belongs to.
 
-A refund is reserved as a row under the order's lock (`orders.refunds.order_refund_request`), then asked
-of Stripe outside that transaction (no lock held across a network call) with the idempotency key
-`refund:<row id>`, so a retry of a request Stripe never answered is still one refund.
+A refund row is reserved under the order's lock, then asked of Stripe outside that transaction with the
+idempotency key `refund:<row id>`, so a retry of a request Stripe never answered is still one refund.
 """
 
 import logging

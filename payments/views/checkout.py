@@ -115,7 +115,7 @@ def api_create_session(request: HttpRequest) -> HttpResponse:
     except RequestDataTooBig:
         return json_error("The request body is too large.", status=413)
     except CheckoutRequestInvalid as exc:
-        return json_error(str(exc), status=exc.status, field=exc.field)
+        return json_error(str(exc), status=400, field=exc.field)
     key = checkout.idempotency_key
     try:
         checkout_token = checkout_token_scoped(request=request, key=key) if key else None
