@@ -94,12 +94,9 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
             f"({refund.pk}); try again with `manage.py refund_order {order.pk} --retry {refund.pk}`. "
             "The retry reuses the same idempotency key, so Stripe refunds at most once.",
         )
-    except NotOurs as exc:
-        refused = f"Order {order.pk} has no payment to refund: {exc}."
-        refund = order_refund_refused(refund_id=refund.pk, message=refused)
-        return RefundOutcome(refund, created, _said(refund))
-    except PaymentProviderRefused as exc:
-        refund = order_refund_refused(refund_id=refund.pk, message=str(exc))
+    except (NotOurs, PaymentProviderRefused) as exc:
+        why = f"Order {order.pk} has no payment to refund: {exc}." if isinstance(exc, NotOurs) else str(exc)
+        refund = order_refund_refused(refund_id=refund.pk, message=why)
         return RefundOutcome(refund, created, _said(refund))
     refund = order_refund_record(
         refund_id=refund.pk,
@@ -202,7 +199,6 @@ def stripe_dispute_apply(
 
 
 def _said(refund: OrderRefund, *, repeated: bool = False) -> str:
-    """Return one sentence saying where the refund stands."""
     again = "This refund was already asked for: " if repeated else ""
     amount, order = money_format(refund.amount, refund.currency), refund.order_id
     if refund.status == RefundStatus.SUCCEEDED:

@@ -204,7 +204,6 @@ def _act(
     paid_transition: PaidTransition,
     stripe_event_id: str | None,
 ) -> SessionApplied:
-    """Ask for the transition the decision calls for (or mark the payment pending) and say what it did."""
     if decision == SessionDecision.PAID:
         result = PAID_TRANSITIONS[paid_transition](
             order_id=owner.pk,
