@@ -1,10 +1,9 @@
 """The one audit of the order book against Stripe; `reconcile_orders` is this audit on open orders, fixing.
 
-Every Stripe call made for an order, its repairs' included, goes through one rate limit. The safe repairs,
-and only these: apply a session to its order as its lost webhook would have (a late payment is refunded),
-store a paid total the order missed, expire at Stripe the open session of a closed order, expire a
-stranded pending order once its session could be paid nowhere, and record the refunds and disputes Stripe
-holds. The rest needs a person and is only reported.
+Every Stripe call for an order, repairs' included, goes through one rate limit. The only repairs, all safe:
+apply a session as its lost webhook would have (refunding a late payment), store a paid total the order
+missed, expire at Stripe the open session of a closed order, expire a stranded pending order once its
+session is payable nowhere, record Stripe's refunds and disputes. The rest is reported for a person.
 """
 
 import time
