@@ -80,8 +80,6 @@ def _price_drift(product: Product, price: gateway.StripePrice) -> str:
 
 def _price_create(product: Product) -> str:
     """Create a price at the catalog's amount (and the Stripe product if it has none or Stripe lost it)."""
-    if not product.stripe_product_id:
-        _product_create(product)
     try:
         price = _stripe_price_create(product, product.unit_amount, product.currency)
     except StripeResourceMissing:
@@ -116,6 +114,8 @@ def _product_create(product: Product) -> None:
 def _stripe_price_create(
     product: Product, unit_amount: int, currency: str, replaces: str | None = None
 ) -> gateway.StripePrice:
+    if not product.stripe_product_id:
+        _product_create(product)
     return gateway.price_create(
         product_id=product.stripe_product_id,
         unit_amount=unit_amount,
@@ -128,8 +128,6 @@ def _stripe_price_create(
 def product_price_create(*, product: Product, unit_amount: int, currency: str) -> str:
     """Create the Stripe price a product is about to be sold at and return its id, saving nothing else: the
     caller saves it with the new amount, then archives the old price, so a failure leaves the old whole."""
-    if not product.stripe_product_id:
-        _product_create(product)
     price = _stripe_price_create(product, unit_amount, currency, replaces=product.stripe_price_id)
     logger.info(
         "catalog: %s gets price %s (%d %s), replacing %s",
