@@ -1,10 +1,9 @@
 """The one audit of the order book against Stripe; `reconcile_orders` is this audit on open orders, fixing.
 
-Every Stripe call made for an order, its repairs' included, goes through one rate limit. The safe repairs,
-and only these: apply a session to its order as its lost webhook would have (a late payment is refunded),
-store a paid total the order missed, expire at Stripe the open session of a closed order, expire a
-stranded pending order once its session could be paid nowhere, and record the refunds and disputes Stripe
-holds. The rest needs a person and is only reported.
+Every Stripe call for an order, repairs' included, goes through one rate limit. The only repairs, all safe:
+apply a session as its lost webhook would have (refunding a late payment), store a paid total the order
+missed, expire at Stripe the open session of a closed order, expire a stranded pending order once its
+session is payable nowhere, record Stripe's refunds and disputes. The rest is reported for a person.
 """
 
 import time
@@ -153,8 +152,7 @@ def orders_audit(
 
 
 def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
-    session_id = order.stripe_checkout_session_id or ""
-    if not session_id:
+    if not order.stripe_checkout_session_id:
         found = ()
         if order.status in OrderStatus.PAID:
             found = (Finding(Disagreement.FULFILLED_NOT_PAID, "it never got a Checkout Session"),)
@@ -164,7 +162,7 @@ def _audit_one(order: Order, *, fix: bool, now: datetime) -> AuditedOrder:
             )
         return AuditedOrder(order.pk, order.status, "no session", found)
     try:
-        session = gateway.checkout_session_retrieve(session_id=session_id)
+        session = gateway.checkout_session_retrieve(session_id=order.stripe_checkout_session_id)
     except StripeResourceMissing:
         # A closed order holds no money and can take none: that Stripe forgot its session changes nothing.
         stranded = Finding(
@@ -339,11 +337,7 @@ def _rows_compare(
     rows = list(model.objects.filter(order_id=order.pk))
     by_stripe_id = {getattr(row, id_field): row for row in rows if getattr(row, id_field)}
     by_request_id = {str(row.pk): row for row in rows} if model is OrderRefund else {}
-    unknown, differs = (
-        (Disagreement.REFUND_UNKNOWN, Disagreement.REFUND_STATUS_DIFFERS)
-        if model is OrderRefund
-        else (Disagreement.DISPUTE_UNKNOWN, Disagreement.DISPUTE_STATUS_DIFFERS)
-    )
+    unknown, differs = Disagreement[f"{kind.upper()}_UNKNOWN"], Disagreement[f"{kind.upper()}_STATUS_DIFFERS"]
     found = []
     for item in listed:
         amount = money_format(item.amount, item.currency or order.currency)

@@ -31,19 +31,15 @@ class ProductSync:
 
 
 def catalog_sync(*, fix: bool = False) -> Iterator[ProductSync]:
-    """Give every active product a Stripe product and price, and report (or fix) prices that drifted.
-
-    Safe to run again: idempotency keys make a repeated creation return the first object. Raises
-    PaymentProviderNotConfigured or PaymentProviderUnavailable, keeping what was saved so far; a refusal
-    for one product is its FAILED result and the others go on.
-    """
+    """Give every active product a Stripe product and price, and report (or fix) prices that drifted; safe
+    to run again (idempotency keys). A refusal for one product is its FAILED result;
+    PaymentProviderNotConfigured or PaymentProviderUnavailable stop the run, keeping what was saved."""
     for product in products_for_sale().order_by("sku"):
         try:
-            result = _product_sync(product, fix=fix)
+            yield _product_sync(product, fix=fix)
         except PaymentProviderRefused as exc:
             logger.error("catalog sync of %s refused by Stripe: %s", product.sku, exc)
-            result = ProductSync(product.sku, SyncAction.FAILED, product.stripe_price_id, str(exc))
-        yield result
+            yield ProductSync(product.sku, SyncAction.FAILED, product.stripe_price_id, str(exc))
 
 
 def _product_sync(product: Product, *, fix: bool) -> ProductSync:
@@ -84,8 +80,6 @@ def _price_drift(product: Product, price: gateway.StripePrice) -> str:
 
 def _price_create(product: Product) -> str:
     """Create a price at the catalog's amount (and the Stripe product if it has none or Stripe lost it)."""
-    if not product.stripe_product_id:
-        _product_create(product)
     try:
         price = _stripe_price_create(product, product.unit_amount, product.currency)
     except StripeResourceMissing:
@@ -120,6 +114,8 @@ def _product_create(product: Product) -> None:
 def _stripe_price_create(
     product: Product, unit_amount: int, currency: str, replaces: str | None = None
 ) -> gateway.StripePrice:
+    if not product.stripe_product_id:
+        _product_create(product)
     return gateway.price_create(
         product_id=product.stripe_product_id,
         unit_amount=unit_amount,
@@ -130,13 +126,8 @@ def _stripe_price_create(
 
 
 def product_price_create(*, product: Product, unit_amount: int, currency: str) -> str:
-    """Create the Stripe price a product is about to be sold at and return its id; save nothing else.
-
-    Called before the new price is saved, so a failure (PaymentProviderError) leaves the old price whole.
-    The caller saves the new id with the new amount, then archives the old price (product_price_archive).
-    """
-    if not product.stripe_product_id:
-        _product_create(product)
+    """Create the Stripe price a product is about to be sold at and return its id, saving nothing else: the
+    caller saves it with the new amount, then archives the old price, so a failure leaves the old whole."""
     price = _stripe_price_create(product, unit_amount, currency, replaces=product.stripe_price_id)
     logger.info(
         "catalog: %s gets price %s (%d %s), replacing %s",
@@ -150,10 +141,7 @@ def product_price_create(*, product: Product, unit_amount: int, currency: str) -
 
 
 def product_price_archive(*, product: Product, price_id: str) -> None:
-    """Archive a product's former Stripe price so no new Checkout Session can charge it.
-
-    On PaymentProviderError the product already sells at its new price: the caller says the old one is
-    left to archive in the Dashboard (`sync_catalog` sees nothing wrong).
-    """
+    """Archive a product's former Stripe price so no new Checkout Session can charge it; on failure the
+    caller says it is left to archive in the Dashboard (`sync_catalog` sees nothing wrong)."""
     gateway.price_archive(price_id=price_id)
     logger.info("catalog: %s price %s archived", product.sku, price_id)

@@ -109,10 +109,8 @@ def checkout_start(
     *, items: list[tuple[str, int]], checkout_token: str | None, success_url: str, cancel_url: str
 ) -> CheckoutStart:
     """Create (or find again, for a repeated token) a pending order of (sku, quantity) items and open its
-    Checkout Session. Raises CartRefused naming the item at fault.
-
-    `{ORDER_ID}` in either URL becomes the order's id; Stripe fills in `{CHECKOUT_SESSION_ID}` itself.
-    """
+    Checkout Session; raise CartRefused naming the item at fault. `{ORDER_ID}` in either URL becomes the
+    order's id; Stripe fills in `{CHECKOUT_SESSION_ID}` itself."""
     # Fail before writing an order when Stripe is not configured at all: there is nothing to retry.
     gateway.client()
     products = products_get_for_sale(skus=[sku for sku, _ in items])
@@ -166,10 +164,8 @@ def checkout_start(
 
 
 def _order_for_token(lines: list[tuple[Product, int]], checkout_token: str | None) -> tuple[Order, bool]:
-    """Return the token's order (created now, or by the first submit) and whether it was created now.
-
-    Refuse a repeated token that asks for something else, or whose order is past paying for.
-    """
+    """Return the token's order (created now, or by the first submit) and whether it was created now;
+    refuse a repeated token that asks for something else, or whose order is past paying for."""
     if not checkout_token:
         return order_create(lines=lines), True
     order, created = order_get_or_create(lines=lines, checkout_token=checkout_token)
@@ -193,7 +189,8 @@ def _order_for_token(lines: list[tuple[Product, int]], checkout_token: str | Non
 
 
 def _session_open(order: Order, *, created: bool, **params: Any) -> gateway.CheckoutSession:
-    """Open the order's Checkout Session at the catalog's prices, failing the order if Stripe refuses."""
+    """Open the order's Checkout Session at the catalog's prices; fail the order if Stripe refuses, or if its
+    prices are not the catalog's."""
     try:
         session = gateway.checkout_session_create(order_id=str(order.id), **params)
     except PaymentProviderNotConfigured:
@@ -204,9 +201,18 @@ def _session_open(order: Order, *, created: bool, **params: Any) -> gateway.Chec
         if created:
             order_fail(order_id=order.id, source=TransitionSource.SYSTEM, reason=str(exc))
         raise
-    if mismatch := checkout_session_charge_mismatch(session=session, order=order):
-        _refuse_mismatched_price(order, session, mismatch)
-    return session
+    if not (mismatch := checkout_session_charge_mismatch(session=session, order=order)):
+        return session
+    # Stripe would charge an amount the catalog does not say: fail the order and close its session.
+    reason = f"{mismatch}: Stripe's prices are not the catalog's; run `manage.py sync_catalog --fix`."
+    logger.error("order %s session %s price mismatch: %s", order.id, session.id, reason)
+    # Recorded first, so that closing the order expires this session at Stripe before the order fails.
+    order_attach_checkout_session(order_id=order.id, session_id=session.id)
+    closed = order_close(order_id=order.id, transition="fail", source=TransitionSource.SYSTEM, reason=reason)
+    if not closed.moved:
+        # Its session stays open (nobody was sent to it) and expires by itself; the webhook then expires it.
+        logger.warning("order %s session %s not failed: %s", order.id, session.id, closed.message)
+    raise CheckoutPriceMismatch(reason)
 
 
 def _session_store(order: Order, session: gateway.CheckoutSession) -> None:
@@ -229,11 +235,9 @@ def _session_store(order: Order, session: gateway.CheckoutSession) -> None:
 
 
 def _refuse_if_closed_meanwhile(order: Order, session: gateway.CheckoutSession) -> None:
-    """Expire the new session of an order someone closed while Stripe was opening it, and refuse.
-
-    Closing an order without a stored session has nothing to expire at Stripe; once the session is
-    stored, anyone closing the order expires it first, so this one check after storing closes the gap.
-    """
+    """Expire the new session of an order someone closed while Stripe was opening it, and refuse: closing
+    an order without a stored session has nothing to expire at Stripe, and once the session is stored,
+    anyone closing the order expires it first, so this one check after storing closes the gap."""
     status = order_status_get(order_id=order.id)
     if status == OrderStatus.PENDING:
         return
@@ -252,19 +256,6 @@ def _refuse_if_closed_meanwhile(order: Order, session: gateway.CheckoutSession) 
         "Choose your item again to start a new order.",
         order=order,
     )
-
-
-def _refuse_mismatched_price(order: Order, session: gateway.CheckoutSession, mismatch: str) -> None:
-    """Fail the order and close its session: Stripe would charge an amount the catalog does not say."""
-    reason = f"{mismatch}: Stripe's prices are not the catalog's; run `manage.py sync_catalog --fix`."
-    logger.error("order %s session %s price mismatch: %s", order.id, session.id, reason)
-    # Recorded first, so that closing the order expires this session at Stripe before the order fails.
-    order_attach_checkout_session(order_id=order.id, session_id=session.id)
-    closed = order_close(order_id=order.id, transition="fail", source=TransitionSource.SYSTEM, reason=reason)
-    if not closed.moved:
-        # Its session stays open (nobody was sent to it) and expires by itself; the webhook then expires it.
-        logger.warning("order %s session %s not failed: %s", order.id, session.id, closed.message)
-    raise CheckoutPriceMismatch(reason)
 
 
 def checkout_return_verify(*, session_id: str) -> CheckoutReturn:

@@ -63,10 +63,9 @@ class CheckoutForm(LineForm):
 class CheckoutRequestInvalid(Exception):
     """A JSON checkout request that cannot be used; says which field is wrong when one is."""
 
-    def __init__(self, message: str, *, field: str | None = None, status: int = 400):
+    def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
         self.field = field
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,7 @@
 """Close or fulfil an order on request (an operator, a command, the system), asking Stripe first.
 
 Only Stripe's lock decides between an operator's expire and a buyer's payment racing it: an order closes
-once Stripe has expired its session, and a session Stripe says is complete is applied instead. Every
-answer names the order and says what happened and why, for the admin's messages.
+once Stripe has expired its session, and a session Stripe says is complete is applied instead.
 """
 
 import logging
@@ -117,9 +116,8 @@ def _close(
         moved = transitions.order_expire(order_id=order.pk, source=source)
     done = "failed" if transition == "fail" else "expired"
     status = moved.status or "missing"
-    if moved.won:
-        return OrderActionResult(order.pk, True, status, f"{done}: {why}")
-    return OrderActionResult(order.pk, False, status, f"not {done}: it was already {status} ({why})")
+    message = f"{done}: {why}" if moved.won else f"not {done}: it was already {status} ({why})"
+    return OrderActionResult(order.pk, moved.won, status, message)
 
 
 def order_fulfill_verified(*, order_id: uuid.UUID | str, source: str) -> OrderActionResult:

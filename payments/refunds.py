@@ -1,8 +1,7 @@
 """Refunding an order through Stripe, and the one rule of which order a Stripe payment belongs to.
 
-A refund is reserved as a row under the order's lock (`orders.refunds.order_refund_request`), then asked
-of Stripe outside that transaction (no lock held across a network call) with the idempotency key
-`refund:<row id>`, so a retry of a request Stripe never answered is still one refund.
+A refund row is reserved under the order's lock, then asked of Stripe outside that transaction with the
+idempotency key `refund:<row id>`, so a retry of a request Stripe never answered is still one refund.
 """
 
 import logging
@@ -95,12 +94,9 @@ def refund_request_send(*, refund_id: uuid.UUID | str, created: bool = False) ->
             f"({refund.pk}); try again with `manage.py refund_order {order.pk} --retry {refund.pk}`. "
             "The retry reuses the same idempotency key, so Stripe refunds at most once.",
         )
-    except NotOurs as exc:
-        refused = f"Order {order.pk} has no payment to refund: {exc}."
-        refund = order_refund_refused(refund_id=refund.pk, message=refused)
-        return RefundOutcome(refund, created, _said(refund))
-    except PaymentProviderRefused as exc:
-        refund = order_refund_refused(refund_id=refund.pk, message=str(exc))
+    except (NotOurs, PaymentProviderRefused) as exc:
+        why = f"Order {order.pk} has no payment to refund: {exc}." if isinstance(exc, NotOurs) else str(exc)
+        refund = order_refund_refused(refund_id=refund.pk, message=why)
         return RefundOutcome(refund, created, _said(refund))
     refund = order_refund_record(
         refund_id=refund.pk,
@@ -203,7 +199,6 @@ def stripe_dispute_apply(
 
 
 def _said(refund: OrderRefund, *, repeated: bool = False) -> str:
-    """Return one sentence saying where the refund stands."""
     again = "This refund was already asked for: " if repeated else ""
     amount, order = money_format(refund.amount, refund.currency), refund.order_id
     if refund.status == RefundStatus.SUCCEEDED:

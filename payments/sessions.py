@@ -1,8 +1,5 @@
 """Apply a Checkout Session to its order: the one path the webhook, the success redirect, the audit and
 replay share, as Stripe's fulfilment guide asks (one `fulfill_checkout(session)` for every caller).
-
-Whose session it is: `_owner`. What it asks of the order: `checkout_session_decision`, once its charge is
-the order's. A paid session of a closed order is a late payment: `late_payment_settle`.
 """
 
 import logging
@@ -99,27 +96,22 @@ def checkout_session_apply(
     order: Order | None = None,
     dry_run: bool = False,
 ) -> SessionApplied:
-    """Find the session's order by the ownership rule and move it as the session's state says.
-
-    `order`: the order the caller already read, used only if it is the one the session names.
-    `payment_failed`: the caller knows this complete, unpaid session's delayed payment failed
-    (`async_payment_failed` carries such a session: its state alone cannot tell). `dry_run` changes nothing.
-    """
+    """Find the session's order by the ownership rule and move it as the session's state says. `order`: the
+    caller's copy, used if the session names it; `payment_failed`: this complete, unpaid session's delayed
+    payment failed (only `async_payment_failed` can tell); `dry_run` changes nothing."""
     try:
         owner = _owner(session, known=order, dry_run=dry_run)
     except NotOurs as exc:
-        applied = SessionApplied(SessionDecision.NOT_OURS, session.id, None, str(exc))
-        _log_refusal(applied, logging.WARNING, source, stripe_event_id)
-        return applied
+        refused = SessionApplied(SessionDecision.NOT_OURS, session.id, None, str(exc))
+        return _refused(refused, logging.WARNING, source, stripe_event_id)
     decision = checkout_session_decision(session=session, payment_failed=payment_failed)
     if decision == SessionDecision.PAID and (
         mismatch := checkout_session_charge_mismatch(session=session, order=owner)
     ):
         done = transitions.TRANSITIONS[paid_transition].to_status
         detail = f"{mismatch}; not {done}, a person must look"
-        applied = SessionApplied(SessionDecision.AMOUNT_MISMATCH, session.id, owner.pk, detail)
-        _log_refusal(applied, logging.ERROR, source, stripe_event_id)
-        return applied
+        refused = SessionApplied(SessionDecision.AMOUNT_MISMATCH, session.id, owner.pk, detail)
+        return _refused(refused, logging.ERROR, source, stripe_event_id)
     if dry_run:
         if decision == SessionDecision.PAID and owner.status in OrderStatus.CLOSED:
             detail = f"would refund: paid, but the order is {owner.status}"
@@ -212,7 +204,6 @@ def _act(
     paid_transition: PaidTransition,
     stripe_event_id: str | None,
 ) -> SessionApplied:
-    """Ask for the transition the decision calls for (or mark the payment pending) and say what it did."""
     if decision == SessionDecision.PAID:
         result = PAID_TRANSITIONS[paid_transition](
             order_id=owner.pk,
@@ -222,19 +213,17 @@ def _act(
             customer_email=session.customer_email,
             charged=checkout_session_charged(session),
         )
-        if result.won:
+        if not result.won:
+            _remember_buyer(session, owner)
+        if result.won or result.status not in OrderStatus.CLOSED:
             return _moved(decision, session, owner, result, done=result.status or "")
-        _remember_buyer(session, owner)
-        if result.status not in OrderStatus.CLOSED:
-            return _moved(decision, session, owner, result, done="")
         # What it charged is what its refund must return.
         order_charged_store(order_id=owner.pk, charged=checkout_session_charged(session))
         late = late_payment_settle(
             order_id=owner.pk, order_status=result.status, session=session, stripe_event_id=stripe_event_id
         )
-        applied = SessionApplied(SessionDecision.LATE_PAYMENT, session.id, owner.pk, late.summary, result)
-        _log_refusal(applied, logging.ERROR, source, stripe_event_id)
-        return applied
+        refused = SessionApplied(SessionDecision.LATE_PAYMENT, session.id, owner.pk, late.summary, result)
+        return _refused(refused, logging.ERROR, source, stripe_event_id)
     _remember_buyer(session, owner)
     if decision == SessionDecision.PAYMENT_FAILED:
         # The buyer's notice is owed by the winner of the transition, in its transaction: once.
@@ -282,7 +271,7 @@ def _mark_pending(session: CheckoutSession, order: Order, stripe_event_id: str |
     return f"no-op: order already {order_status_get(order_id=order.pk) or 'missing'}"
 
 
-def _log_refusal(applied: SessionApplied, level: int, source: str, stripe_event_id: str | None) -> None:
+def _refused(applied: SessionApplied, level: int, source: str, stripe_event_id: str | None) -> SessionApplied:
     logger.log(
         level,
         "order %s session %s not applied: %s (source=%s event=%s)",
@@ -293,6 +282,7 @@ def _log_refusal(applied: SessionApplied, level: int, source: str, stripe_event_
         stripe_event_id or "-",
         extra={"order_id": str(applied.order_id or ""), "checkout_session_id": applied.session_id},
     )
+    return applied
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,7 @@ def cart(request: HttpRequest) -> HttpResponse:
     elif not form.is_valid():
         return _page(request, status=400, error=form.first_error()[1])
     else:
-        quantity = form.cleaned_data["quantity"]
-        items[sku] = quantity + (items.get(sku, 0) if action == "add" else 0)
+        items[sku] = form.cleaned_data["quantity"] + (items.get(sku, 0) if action == "add" else 0)
     try:
         _lines(items)
     except CartRefused as exc:
@@ -59,8 +58,7 @@ def cart_clear(request: HttpRequest) -> None:
 
 
 def _checkout(request: HttpRequest) -> HttpResponse:
-    throttled = checkout_throttle(request=request)
-    if throttled:
+    if throttled := checkout_throttle(request=request):
         response = _page(request, status=429, error=throttled.message)
         response["Retry-After"] = str(throttled.retry_after)
         return response

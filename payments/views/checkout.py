@@ -50,12 +50,10 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def checkout_page_or_create(request: HttpRequest) -> HttpResponse:
-    """Serve /checkout/: the page for a GET; for the buy-now form's POST, open a Checkout Session for the
-    posted item and quantity and send the buyer to it (303)."""
+    """Serve /checkout/: the page for a GET; the buy-now form's POST opens its Checkout Session (303)."""
     if request.method != "POST":
         return _page(request)
-    throttled = checkout_throttle(request=request)
-    if throttled:
+    if throttled := checkout_throttle(request=request):
         return _retry_later(
             render(request, "429.html", {"message": throttled.message}, status=429), throttled.retry_after
         )
@@ -105,8 +103,7 @@ def checkout_redirect(
 def api_create_session(request: HttpRequest) -> HttpResponse:
     """Open a Checkout Session for {"items": [{"item_id", "quantity"}, ...]} (or one {"item_id",
     "quantity"}); answer {"order_id", "session_id", "url"}."""
-    throttled = checkout_throttle(request=request)
-    if throttled:
+    if throttled := checkout_throttle(request=request):
         response = json_error(throttled.message, status=429, retry_after=throttled.retry_after)
         return _retry_later(response, throttled.retry_after)
     try:
@@ -118,7 +115,7 @@ def api_create_session(request: HttpRequest) -> HttpResponse:
     except RequestDataTooBig:
         return json_error("The request body is too large.", status=413)
     except CheckoutRequestInvalid as exc:
-        return json_error(str(exc), status=exc.status, field=exc.field)
+        return json_error(str(exc), status=400, field=exc.field)
     key = checkout.idempotency_key
     try:
         checkout_token = checkout_token_scoped(request=request, key=key) if key else None
@@ -175,21 +172,16 @@ def _page(
     for product in products_for_sale():
         item = {"product": product, "token": uuid.uuid4(), "quantity": 1, "error": ""}
         if error and product.sku == sku:
-            item["error"] = error
-            item["quantity"] = quantity or 1
+            item.update(error=error, quantity=quantity or 1)
             error_placed = True
         items.append(item)
-    context = {"items": items, "error": "" if error_placed else error, "stripe_problem": _stripe_problem()}
-    return render(request, "payments/checkout.html", context, status=status)
-
-
-def _stripe_problem() -> str:
-    """Return why payments cannot work at all, or an empty string."""
     try:
         gateway.client()
+        stripe_problem = ""  # why payments cannot work at all
     except PaymentProviderNotConfigured as exc:
-        return str(exc)
-    return ""
+        stripe_problem = str(exc)
+    context = {"items": items, "error": "" if error_placed else error, "stripe_problem": stripe_problem}
+    return render(request, "payments/checkout.html", context, status=status)
 
 
 def _unavailable(request: HttpRequest, message: str) -> HttpResponse:

@@ -50,16 +50,16 @@ LATE_PAYMENT_HEADING = "Paid after the checkout had closed"
 OUTCOME_MESSAGES = {
     ReturnOutcome.OPEN: "You have not completed the payment yet, and nothing was charged.",
     ReturnOutcome.EXPIRED: STATUS_MESSAGES[OrderStatus.EXPIRED],
+    ReturnOutcome.MISMATCH: (
+        "The payment provider's record of this checkout does not match our order, so we have not confirmed "
+        "it. Nothing more will happen to it automatically; please contact us with the order id below."
+    ),
     ReturnOutcome.UNKNOWN: (
         "The payment provider has no record of this checkout (it was opened with other credentials, or "
         "the provider's test system was reset), so it can no longer be paid. Please start a new order; "
         "if you did pay, contact us with the order id below."
     ),
 }
-MISMATCH_MESSAGE = (
-    "The payment provider's record of this checkout does not match our order, so we have not confirmed "
-    "it. Nothing more will happen to it automatically; please contact us with the order id below."
-)
 UNVERIFIED_NOTE = (
     "We could not reach the payment provider to check this payment just now, "
     "so this is what we knew before. This page checks again by itself."
@@ -185,7 +185,7 @@ def _result_payload(result: CheckoutReturn) -> dict:
         "outcome": result.outcome.value,
         "verified": result.outcome != ReturnOutcome.UNVERIFIED,
         "note": {
-            ReturnOutcome.MISMATCH: MISMATCH_MESSAGE,
+            ReturnOutcome.MISMATCH: OUTCOME_MESSAGES[ReturnOutcome.MISMATCH],
             ReturnOutcome.UNKNOWN: OUTCOME_MESSAGES[ReturnOutcome.UNKNOWN],
             ReturnOutcome.UNVERIFIED: UNVERIFIED_NOTE,
         }.get(result.outcome, ""),
@@ -198,26 +198,17 @@ def _result_payload(result: CheckoutReturn) -> dict:
 
 
 def _result_context(request: HttpRequest, result: CheckoutReturn) -> dict:
-    order = result.order
-    outcome = result.outcome
-    late = late_payment_message(order)
-    if outcome == ReturnOutcome.MISMATCH:
-        heading, message = OUTCOME_HEADINGS[outcome], MISMATCH_MESSAGE
-    elif late:
+    order, outcome = result.order, result.outcome
+    stuck = outcome in (ReturnOutcome.MISMATCH, ReturnOutcome.UNKNOWN)
+    if (late := late_payment_message(order)) and outcome != ReturnOutcome.MISMATCH:
         heading, message = LATE_PAYMENT_HEADING, late
-    elif outcome == ReturnOutcome.UNKNOWN:
-        heading, message = OUTCOME_HEADINGS[outcome], OUTCOME_MESSAGES[outcome]
-    elif order.is_final:
+    elif order.is_final and not stuck:
         heading, message = STATUS_HEADINGS[OrderStatus(order.status)], order_status_message(order)
     else:
         heading = OUTCOME_HEADINGS[outcome]
         message = OUTCOME_MESSAGES.get(outcome) or order_status_message(order)
     # An open session waits for the buyer, not for us, and an unknown one can never move; the rest may.
-    poll = not order.is_final and outcome not in (
-        ReturnOutcome.OPEN,
-        ReturnOutcome.MISMATCH,
-        ReturnOutcome.UNKNOWN,
-    )
+    poll = not order.is_final and not stuck and outcome != ReturnOutcome.OPEN
     return {
         "order": order,
         "outcome": outcome.value,
