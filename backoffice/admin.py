@@ -205,10 +205,6 @@ class LineInline(RecordInline):
     fields = ("product", "quantity", "unit_price", "amount_display")
     unit_price = money_column("unit_amount", "Unit price")
 
-    @admin.display(description="Amount")
-    def amount_display(self, line: OrderLine) -> str:
-        return money_format(line.amount, line.order.currency)
-
 
 class DisputeInline(RecordInline):
     model = OrderDispute

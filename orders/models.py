@@ -204,6 +204,11 @@ class OrderLine(models.Model):
     def amount(self) -> int:
         return self.unit_amount * self.quantity
 
+    @property
+    def currency(self) -> str:
+        """An order has one currency, so its lines are in it."""
+        return self.order.currency
+
 
 SHORT_REFERENCE_LENGTH = 8
 

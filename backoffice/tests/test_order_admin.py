@@ -1,5 +1,6 @@
 """The order admin as an operator reads it: short references, badges, money, seconds, and read-only pages."""
 
+import re
 import uuid
 
 import pytest
@@ -10,7 +11,7 @@ from django.urls import reverse
 
 from backoffice import lists
 from orders import db
-from orders.models import Order, OrderStatus, OrderTransition, TransitionSource
+from orders.models import Order, OrderStatus, OrderTransition, Product, TransitionSource
 from orders.services import order_attach_checkout_session, order_create
 from orders.transitions import order_confirm, order_fulfill
 
@@ -63,6 +64,21 @@ def test_change_page_shows_money_seconds_the_signal_and_the_delayed_payment_as_a
     assert order.fulfilled_at.strftime("%Y-%m-%d %H:%M:%S UTC") in content
     assert "Delayed payment" in content and "Awaiting the bank" not in content
     assert "Paid with a delayed method" not in content
+
+
+def test_change_page_lists_each_line_with_its_unit_price_and_amount_in_the_orders_currency(
+    admin_client, product
+):
+    mug = Product.objects.create(
+        sku="mug", name="Mug", unit_amount=1250, currency="usd", stripe_price_id="price_mug"
+    )
+    order = order_create(lines=[(product, 3), (mug, 2)])
+
+    content = re.sub(r">\s+<", "><", admin_client.get(change_url(order)).content.decode())
+
+    for unit, amount in (("49.99 USD", "149.97 USD"), ("12.50 USD", "25.00 USD")):
+        assert f'<td class="field-unit_price"><p>{unit}</p></td>' in content
+        assert f'<td class="field-amount_display"><p>{amount}</p></td>' in content
 
 
 def test_change_page_words_a_delayed_payment_as_awaiting_the_bank(admin_client, product):
