@@ -155,7 +155,10 @@ def order_refund_record(
             stripe_refund_id=stripe_refund_id, updated_at=timezone.now()
         )
         _advance(
-            OrderRefund, refund_id, refund_status_from_stripe(status), {"failure_reason": failure_reason}
+            OrderRefund,
+            refund_id,
+            refund_status_from_stripe(status),
+            {"failure_reason": storable_text(failure_reason, field="failure reason")},
         )
         source = REQUESTER_SOURCES[RefundRequester(refund.requested_by)]
         order_refunds_recompute(order_id=refund.order_id, source=source, order=order)
@@ -172,7 +175,9 @@ def order_refund_refused(*, refund_id: uuid.UUID | str, message: str) -> OrderRe
     with transaction.atomic():
         _order(refund.order_id, lock=True)
         OrderRefund.objects.filter(pk=refund_id, status=RefundStatus.REQUESTED).update(
-            status=RefundStatus.FAILED, failure_reason=message, updated_at=timezone.now()
+            status=RefundStatus.FAILED,
+            failure_reason=storable_text(message, field="failure reason"),
+            updated_at=timezone.now(),
         )
     logger.warning("order %s refund %s refused by Stripe: %s", refund.order_id, refund_id, message)
     return OrderRefund.objects.get(pk=refund_id)

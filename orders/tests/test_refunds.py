@@ -12,6 +12,8 @@ from orders.models import Order, OrderRefund, OrderStatus, OrderTransition, Refu
 from orders.refunds import (
     order_dispute_apply,
     order_refund_apply,
+    order_refund_record,
+    order_refund_refused,
     order_refund_request,
 )
 from orders.services import order_create
@@ -349,3 +351,20 @@ def test_a_dispute_that_moved_on_before_its_signal_was_sent_is_told_its_newest_s
 
     assert send_owed() == 1
     assert [s["status"] for s in sent["disputed"]] == ["lost"]
+
+
+def test_stripes_failure_reasons_are_stored_without_what_no_text_column_holds(fulfilled):
+    recorded, _ = order_refund_request(
+        order_id=fulfilled.pk, amount=100, requested_by=RefundRequester.COMMAND
+    )
+    refused, _ = order_refund_request(order_id=fulfilled.pk, amount=200, requested_by=RefundRequester.COMMAND)
+
+    order_refund_record(
+        refund_id=recorded.pk, stripe_refund_id="re_1", status="failed", failure_reason="declined\x00"
+    )
+    order_refund_refused(refund_id=refused.pk, message="No such charge: 'ch_\x00'")
+
+    recorded.refresh_from_db()
+    refused.refresh_from_db()
+    assert (recorded.status, recorded.failure_reason) == ("failed", "declined")
+    assert (refused.status, refused.failure_reason) == ("failed", "No such charge: 'ch_'")
