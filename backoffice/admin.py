@@ -26,7 +26,7 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from backoffice.lists import DistinctValuesFilter, EstimatedCountPaginator, noun, search_by_shape
+from backoffice.lists import DistinctValuesFilter, EstimatedCountPaginator, search_by_shape
 from orders.exceptions import OrderNotFound, RefundRefused
 from orders.models import (
     SHORT_REFERENCE_LENGTH,
@@ -42,7 +42,7 @@ from orders.models import (
     TransitionSource,
     order_reference,
 )
-from orders.money import AmountInvalid, money_format, money_parse
+from orders.money import AmountInvalid, money_format, money_parse, noun
 from orders.refunds import order_refund_amount_check, order_refundable_remaining
 from payments.catalog import product_price_archive, product_price_create
 from payments.emails import customer_emails_resend

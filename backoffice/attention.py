@@ -20,10 +20,10 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from backoffice.admin import badge, order_link, permission_required, session_expired
-from backoffice.lists import count_display, noun
+from backoffice.lists import count_display
 from orders.db import EXACT_COUNT_LIMIT, capped_count
 from orders.models import DisputeStatus, Order, OrderDispute, OrderRefund, RefundStatus
-from orders.money import money_format
+from orders.money import money_format, noun
 from orders.selectors import order_counts_created_since
 from payments.health import event_queue, stripe_event_counts
 from payments.models import CustomerEmail, EmailStatus, EventStatus, StripeEvent

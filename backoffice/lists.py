@@ -31,11 +31,6 @@ def count_display(count: int, *, is_estimate: bool) -> str:
     return f"about {max(rounded, EXACT_COUNT_LIMIT):,}"
 
 
-def noun(count: int, singular: str, plural: str = "", *, is_estimate: bool = False) -> str:
-    """Return the noun a count takes: "order" for exactly 1, "orders" for any other count or an estimate."""
-    return singular if count == 1 and not is_estimate else plural or f"{singular}s"
-
-
 class EstimatedCountPaginator(Paginator):
     """A paginator that never counts a big list: exact up to EXACT_COUNT_LIMIT, an estimate above it."""
 

@@ -1,4 +1,4 @@
-"""Amounts as people read and type them; the project keeps them in the currency's minor unit, as Stripe does.
+"""Amounts (and counts) as people read and type them; amounts are kept in minor units, as Stripe keeps them.
 
 One rule for every tool (the admin, `refund_order`, the emulator's dashboard): a person writes an amount in
 the currency's own unit, 12.50 or 12 for 12.00 USD, 500 for 500 JPY; never in cents.
@@ -51,3 +51,8 @@ def money_parse(text: str, currency: str) -> int:
     if amount <= 0:
         raise AmountInvalid("Enter an amount above zero.")
     return amount
+
+
+def noun(count: int, singular: str, plural: str = "", *, is_estimate: bool = False) -> str:
+    """Return the noun a count takes: "order" for exactly 1, "orders" for any other count or an estimate."""
+    return singular if count == 1 and not is_estimate else plural or f"{singular}s"

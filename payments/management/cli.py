@@ -13,6 +13,7 @@ from django.utils import timezone
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from orders import money
 from orders.db import text_is_storable
 
 T = TypeVar("T")
@@ -56,7 +57,7 @@ def since_parse(value: str, *, option: str, now: datetime | None = None) -> date
 
 def plural(count: int, noun: str, nouns: str = "") -> str:
     """Return '1 order', '2 orders', '0 orders' ('disputes' is a noun's own plural when given)."""
-    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+    return f"{count:,} {money.noun(count, noun, nouns)}"
 
 
 def counted(counts: Counter[str]) -> str:
