@@ -97,7 +97,8 @@ def _claim(limit: int) -> list[CustomerEmail]:
         lease = now + timedelta(seconds=settings.WORKER_LEASE_SECONDS)
         claiming = {"status": EmailStatus.SENDING, "attempts": F("attempts") + 1, "claimed_until": lease}
         pks = update_returning(claim, claiming, "id")
-    return list(CustomerEmail.objects.filter(pk__in=pks).select_related("order", "refund"))
+    claimed = CustomerEmail.objects.filter(pk__in=pks).select_related("order", "refund")
+    return list(claimed.prefetch_related("order__lines__product"))  # a batch's items in one query
 
 
 def _send(email: CustomerEmail, connection: BaseEmailBackend) -> bool:
@@ -155,7 +156,7 @@ def _context(email: CustomerEmail) -> dict[str, Any]:
             "unit_price": money(line.unit_amount),
             "amount": money(line.amount),
         }
-        for line in order.lines.select_related("product")
+        for line in order.lines.all()
     ]
     # What Stripe added to the lines, as the buyer's receipt shows it; the discount taken off.
     added = [

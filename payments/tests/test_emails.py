@@ -11,9 +11,11 @@ from io import StringIO
 from unittest.mock import Mock
 
 import pytest
+from django.core import mail
 from django.core.management import call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conftest import run_together
@@ -149,6 +151,23 @@ def test_the_confirmation_names_the_items_amounts_reference_and_the_order_page(p
     assert (email.status, email.attempts, email.claimed_until) == (EmailStatus.SENT, 1, None)
     assert email.sent_at is not None
     assert emails_send_due() == 0  # sent: never again
+
+
+def test_a_batch_of_emails_reads_its_orders_items_once_not_once_an_email(product, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    for _ in range(3):
+        fulfilled(product)
+
+    with CaptureQueriesContext(connection) as captured:
+        assert emails_send_due() == 3
+
+    reads = Counter(
+        query["sql"].split(" FROM ")[1].split()[0].strip('"')
+        for query in captured
+        if query["sql"].startswith("SELECT")
+    )
+    assert reads == {"payments_customeremail": 1, "orders_orderline": 1, "orders_product": 1}
+    assert len(mail.outbox) == 3 and all("Test product" in message.body for message in mail.outbox)
 
 
 def test_without_site_url_the_email_carries_no_link(product, smtp, settings):
