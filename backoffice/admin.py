@@ -233,6 +233,27 @@ class SessionExpiredFilter(admin.SimpleListFilter):
         return queryset.filter(session_expired()) if self.value() == "expired_open" else queryset
 
 
+class ProductFilter(admin.SimpleListFilter):
+    """Orders holding a line of the product: one EXISTS per order through the lines' index. Django's own
+    filter across `lines` would make the list, its count and its date drill-down SELECT DISTINCT over every
+    order (0.6 s a page at 200,000 orders)."""
+
+    title = "product"
+    parameter_name = "product"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(product.pk), str(product)) for product in Product.objects.order_by("name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        if not self.value():
+            return queryset
+        try:
+            product_id = int(self.value())
+        except ValueError:
+            raise IncorrectLookupParameters(f"{self.value()!r} is not a product id.") from None
+        return queryset.filter(Exists(OrderLine.objects.filter(order=OuterRef("pk"), product_id=product_id)))
+
+
 class DelayedPaymentFilter(admin.BooleanFieldListFilter):
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(*args, **kwargs)
@@ -270,7 +291,7 @@ class OrderAdmin(RecordAdmin):
         "status",
         ("created_at", admin.DateFieldListFilter),
         ("payment_pending", DelayedPaymentFilter),
-        "lines__product",
+        ProductFilter,
     )
     search_help_text = (
         "Search by Checkout Session (cs_...), PaymentIntent (pi_...), the buyer's whole e-mail address, "

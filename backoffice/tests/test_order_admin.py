@@ -260,3 +260,27 @@ def test_transitions_admin_lists_newest_first_and_finds_an_order_by_its_referenc
             reverse("admin:orders_ordertransition_change", args=[order.transitions.get().pk])
         ).content.decode()
     )
+
+
+def test_product_filter_lists_each_order_holding_it_once_without_select_distinct(admin_client, product):
+    mug = Product.objects.create(sku="mug", name="Mug", unit_amount=1500, currency="usd")
+    both, only_product = order_create(lines=[(product, 1), (mug, 2)]), make_order(product)
+    only_mug = order_create(lines=[(mug, 1)])
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(CHANGELIST, {"product": mug.pk})
+
+    assert response.status_code == 200
+    assert [o.pk for o in response.context["cl"].result_list].count(both.pk) == 1
+    assert listed(response) == {both.pk, only_mug.pk}
+    assert only_product.pk not in listed(response)
+    assert "Mug (mug)" in response.content.decode()
+    assert not [q["sql"] for q in queries.captured_queries if "DISTINCT" in q["sql"].upper()]
+
+
+@pytest.mark.parametrize("value", ["mug", "1.5", "²"])
+def test_product_filter_of_a_value_that_is_no_product_id_is_refused_not_a_500(admin_client, product, value):
+    response = admin_client.get(CHANGELIST, {"product": value})
+
+    assert response.status_code == 302
+    assert response.url.endswith("?e=1")
