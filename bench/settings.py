@@ -1,12 +1,13 @@
 """Settings for the benchmarks: the production settings, relaxed only where a plain-HTTP local run needs it.
 
-The measured path is the production one: DEBUG off, the same middleware, apps, database options and
-code. What changes: e-mails go to Django's dummy backend, no checkout rate limits (a run opens thousands of checkouts from 127.0.0.1), no
-HTTPS redirect or secure-only cookies (the harness speaks plain HTTP to 127.0.0.1), a throwaway
-secret key, log level WARNING unless DJANGO_LOG_LEVEL says otherwise, and static files served without
-the collectstatic manifest (the pages the chaos run requests would otherwise need `collectstatic`
-first; the webhook never touches static files). BENCH_DATABASE_OPTIONS (JSON) adds to the database's OPTIONS,
-so a run can measure an option (`{"server_side_binding": true}`) before the settings take it.
+The measured path is the production one: DEBUG off, the same middleware, apps, database options and code.
+What changes: e-mails go to Django's dummy backend, no checkout rate limits (a run opens thousands of
+checkouts from 127.0.0.1), no HTTPS redirect or secure-only cookies (the harness speaks plain HTTP to
+127.0.0.1), a throwaway secret key, log level WARNING unless DJANGO_LOG_LEVEL says otherwise, and static
+files served without the collectstatic manifest (the pages the chaos run requests would otherwise need
+`collectstatic` first; the webhook never touches static files). BENCH_DATABASE_OPTIONS (JSON) adds to the
+database's OPTIONS, so a run can measure an option (`{"server_side_binding": true}`) before the settings
+take it.
 """
 
 import os
