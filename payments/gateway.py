@@ -217,7 +217,9 @@ def client() -> stripe.StripeClient:
     if not settings.STRIPE_SECRET_KEY:
         raise PaymentProviderNotConfigured(
             "Stripe is not configured: set STRIPE_SECRET_KEY (and STRIPE_API_BASE for the offline "
-            "emulator), or start the project with `python3 dev.py run`, which starts the emulator for you."
+            "emulator), or run the project with `python3 dev.py run`, which starts the emulator and sets "
+            "both. A command typed in another shell while it runs needs the STRIPE_SECRET_KEY=... "
+            "STRIPE_API_BASE=... line it prints under 'other shells'."
         )
     return _client(
         settings.STRIPE_SECRET_KEY,

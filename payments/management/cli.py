@@ -15,6 +15,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from orders import money
 from orders.db import text_is_storable
+from payments.exceptions import PaymentProviderNotConfigured
 
 T = TypeVar("T")
 PROGRESS_EVERY = 100
@@ -58,6 +59,14 @@ def since_parse(value: str, *, option: str, now: datetime | None = None) -> date
 def plural(count: int, noun: str, nouns: str = "") -> str:
     """Return '1 order', '2 orders', '0 orders' ('disputes' is a noun's own plural when given)."""
     return f"{count:,} {money.noun(count, noun, nouns)}"
+
+
+def stopped_part_way(exc: Exception, done: str) -> CommandError:
+    """Return the error a command stops with when Stripe or the database failed part way through. Running
+    it again helps, and what was done counts, unless Stripe has no key: then only the fix is said."""
+    if isinstance(exc, PaymentProviderNotConfigured):
+        return CommandError(str(exc))
+    return CommandError(f"{exc} {done} before that; run it again.")
 
 
 def counted(counts: Counter[str]) -> str:

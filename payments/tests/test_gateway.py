@@ -87,8 +87,14 @@ def test_catalog_calls_are_idempotent_per_sku(emulator):
 def test_unconfigured_stripe_raises_not_configured_with_the_fix(db, settings):
     settings.STRIPE_SECRET_KEY = ""
 
-    with pytest.raises(PaymentProviderNotConfigured, match="STRIPE_SECRET_KEY"):
+    with pytest.raises(PaymentProviderNotConfigured, match="STRIPE_SECRET_KEY") as raised:
         gateway.checkout_session_retrieve(session_id="cs_test_x")
+
+    # A command typed beside a running `dev.py run` lacks its emulator's settings: say where they are,
+    # rather than only to start what is already running.
+    assert "python3 dev.py run" in str(raised.value)
+    assert "in another shell while it runs needs the STRIPE_SECRET_KEY=..." in str(raised.value)
+    assert "'other shells'" in str(raised.value)
 
 
 def test_a_key_stripe_rejects_is_a_refusal(emulator, settings):

@@ -192,11 +192,15 @@ def test_unreadable_age_is_refused(value):
         reconcile(f"--older-than={value}")
 
 
-def test_stripe_not_configured_is_refused(settings, db):
+def test_stripe_not_configured_is_refused_with_the_fix_and_no_advice_to_run_it_again(settings, product):
+    order_create(lines=[(product, 1)])
     settings.STRIPE_SECRET_KEY = ""
 
-    with pytest.raises(CommandError, match="Stripe is not configured"):
+    with pytest.raises(CommandError, match="Stripe is not configured") as refused:
         reconcile()
+
+    assert "run it again" not in str(refused.value)
+    assert "before that" not in str(refused.value)
 
 
 def test_stripe_unreachable_stops_with_an_error(settings, product):

@@ -170,7 +170,9 @@ def test_with_stripe_unreachable_it_stops_with_a_clear_error(db, settings):
     settings.STRIPE_API_BASE = f"http://127.0.0.1:{port}"
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
 
-    with pytest.raises(CommandError, match=r"(?s)unavailable.*run the command again"):
+    with pytest.raises(
+        CommandError, match=r"(?s)unavailable.*0 products synced and saved before that; run it again"
+    ):
         sync()
     assert not Product.objects.filter(stripe_price_id__isnull=False).exists()
 

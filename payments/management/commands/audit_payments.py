@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from payments import audit
 from payments.exceptions import PaymentProviderError
-from payments.management.cli import Reporter, age_parse, plural, since_parse
+from payments.management.cli import Reporter, age_parse, plural, since_parse, stopped_part_way
 
 
 def audit_report(
@@ -23,7 +23,7 @@ def audit_report(
                     (str(result.order_id), result.status, result.stripe_says, finding.kind, _detail(finding))
                 )
     except PaymentProviderError as exc:
-        raise CommandError(f"{exc} {plural(seen, 'order')} {what} before that; run it again.") from exc
+        raise stopped_part_way(exc, f"{plural(seen, 'order')} {what}") from exc
     reporter.table(("order", "status", "Stripe", "disagreement", "detail"), rows)
     return seen, len(rows), fixed
 

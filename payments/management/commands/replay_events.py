@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from payments import inbox
 from payments.exceptions import PaymentProviderError
 from payments.handlers import EventOutcome
-from payments.management.cli import Reporter, counted, plural, since_parse, storable
+from payments.management.cli import Reporter, counted, plural, since_parse, stopped_part_way, storable
 
 
 class Command(BaseCommand):
@@ -98,7 +98,7 @@ class Command(BaseCommand):
                 self._show(outcome)
         except (PaymentProviderError, inbox.EventNotStored) as exc:
             done = plural(counts.total(), what, whats)
-            raise CommandError(f"{exc} {done} handled before that; run it again.") from exc
+            raise stopped_part_way(exc, f"{done} handled") from exc
         seen = counts.total()
         verb = "would be replayed" if self.dry_run else "handled"
         summary = f"{plural(seen, what, whats)} {verb}" + (f": {counted(counts)}." if seen else ".")

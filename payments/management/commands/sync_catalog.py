@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from payments.catalog import ProductSync, SyncAction, catalog_sync
 from payments.exceptions import PaymentProviderNotConfigured, PaymentProviderUnavailable
-from payments.management.cli import Reporter, plural
+from payments.management.cli import Reporter, plural, stopped_part_way
 
 
 class Command(BaseCommand):
@@ -29,12 +29,8 @@ class Command(BaseCommand):
             for result in catalog_sync(fix=fix):
                 counts[result.action] += 1
                 self._show(reporter, result)
-        except PaymentProviderNotConfigured as exc:
-            raise CommandError(str(exc)) from exc
-        except PaymentProviderUnavailable as exc:
-            raise CommandError(
-                f"{exc} Products synced before that are saved; run the command again."
-            ) from exc
+        except (PaymentProviderNotConfigured, PaymentProviderUnavailable) as exc:
+            raise stopped_part_way(exc, f"{plural(counts.total(), 'product')} synced and saved") from exc
         failed, drifted = counts[SyncAction.FAILED], counts[SyncAction.DRIFTED]
         summary = (
             f"{plural(counts.total(), 'active product')}: "
