@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.db import OperationalError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from conftest import run_together
@@ -221,6 +222,26 @@ def test_the_link_in_a_full_refunds_notice_opens_the_orders_page(client, emulato
     assert smtp.subjects()[-1] == f"A refund for your order {order.reference}"
     assert response.status_code == 200
     assert "Your order was refunded" in response.content.decode()
+
+
+def test_the_link_in_a_partial_refunds_notice_shows_what_was_refunded(client, emulator, synced_product, smtp):
+    order, session = emulator_order(synced_product)
+    emulator.pay(session.id, "card", email=BUYER)
+    paid = gateway.checkout_session_retrieve(session_id=session.id).payment_intent_id
+    transitions.order_fulfill(
+        order_id=order.pk, source="webhook", payment_intent_id=paid, customer_email=BUYER
+    )
+    order.refresh_from_db()
+    refund = refund_object(order, refund_id=new_id("re_"), amount=1000, status="succeeded")
+    receive(event("refund.updated", refund))
+    emails_send_due()
+
+    link = re.search(rf"{SITE}(\S+)", body(smtp.messages[-1], "plain"))[1]
+    page = client.get(link).content.decode()
+    status = client.get(reverse("order-status", kwargs={"order_id": order.pk})).json()
+
+    assert '<dt>Refunded</dt><dd id="order-refunded">−$10.00</dd>' in page
+    assert (status["status"], status["amount_refunded"]) == ("fulfilled", 1000)
 
 
 def test_a_failed_delayed_payment_owes_one_notice(product, smtp):

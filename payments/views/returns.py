@@ -169,7 +169,7 @@ def order_payload(order: Order) -> dict[str, Any]:
         ],
         **{
             f"amount_{part}": getattr(order, f"amount_{part}")
-            for part in ("subtotal", "discount", "tax", "shipping", "total")
+            for part in ("subtotal", "discount", "tax", "shipping", "total", "refunded")
         },
         "currency": order.currency,
         "created_at": order.created_at.isoformat(),
