@@ -204,7 +204,9 @@ def test_each_succeeded_refund_owes_one_notice_of_its_amount_and_what_remains(pr
     assert "Still paid: 59.98 USD" in body(smtp.messages[1], "plain")
 
 
-def test_the_link_in_a_full_refunds_notice_opens_the_orders_page(client, emulator, synced_product, smtp):
+def refund_notice_link(emulator, synced_product, smtp, *, amount: int | None) -> tuple[Order, str]:
+    """Pay and fulfil an order through the emulator, refund `amount` of it (all when None), send the
+    notice; return the order and the path its link leads to."""
     order, session = emulator_order(synced_product)
     emulator.pay(session.id, "card", email=BUYER)
     paid = gateway.checkout_session_retrieve(session_id=session.id).payment_intent_id
@@ -212,11 +214,16 @@ def test_the_link_in_a_full_refunds_notice_opens_the_orders_page(client, emulato
         order_id=order.pk, source="webhook", payment_intent_id=paid, customer_email=BUYER
     )
     order.refresh_from_db()
-    refund = refund_object(order, refund_id=new_id("re_"), amount=order.amount_total, status="succeeded")
+    refunded = order.amount_total if amount is None else amount
+    refund = refund_object(order, refund_id=new_id("re_"), amount=refunded, status="succeeded")
     receive(event("refund.updated", refund))
     emails_send_due()
+    return order, re.search(rf"{SITE}(\S+)", body(smtp.messages[-1], "plain"))[1]
 
-    link = re.search(rf"{SITE}(\S+)", body(smtp.messages[-1], "plain"))[1]
+
+def test_the_link_in_a_full_refunds_notice_opens_the_orders_page(client, emulator, synced_product, smtp):
+    order, link = refund_notice_link(emulator, synced_product, smtp, amount=None)
+
     response = client.get(link)
 
     assert smtp.subjects()[-1] == f"A refund for your order {order.reference}"
@@ -225,18 +232,8 @@ def test_the_link_in_a_full_refunds_notice_opens_the_orders_page(client, emulato
 
 
 def test_the_link_in_a_partial_refunds_notice_shows_what_was_refunded(client, emulator, synced_product, smtp):
-    order, session = emulator_order(synced_product)
-    emulator.pay(session.id, "card", email=BUYER)
-    paid = gateway.checkout_session_retrieve(session_id=session.id).payment_intent_id
-    transitions.order_fulfill(
-        order_id=order.pk, source="webhook", payment_intent_id=paid, customer_email=BUYER
-    )
-    order.refresh_from_db()
-    refund = refund_object(order, refund_id=new_id("re_"), amount=1000, status="succeeded")
-    receive(event("refund.updated", refund))
-    emails_send_due()
+    order, link = refund_notice_link(emulator, synced_product, smtp, amount=1000)
 
-    link = re.search(rf"{SITE}(\S+)", body(smtp.messages[-1], "plain"))[1]
     page = client.get(link).content.decode()
     status = client.get(reverse("order-status", kwargs={"order_id": order.pk})).json()
 
