@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import model_format_dict
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
@@ -138,6 +139,16 @@ class BackofficeAdmin(admin.ModelAdmin):
         default = f"{self.opts.app_label}.{get_permission_codename(name, self.opts)}"
         return getattr(getattr(self, f"has_{name}_permission"), "permission", default)
 
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        # Django's date hierarchy builds datetimes from ?<field>__year= (and __month, __day) and lets a year
+        # past 9999 or one too big for an int through as a 500: refuse it as Django refuses other lookups.
+        try:
+            return super().get_changelist_instance(request)
+        except (OverflowError, ValueError) as exc:
+            if not any(key.startswith(f"{self.date_hierarchy}__") for key in request.GET):
+                raise
+            raise IncorrectLookupParameters(exc) from exc
+
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         # Django leaves out of the form an action the user may not run, so a forged POST of one gets
         # "No action selected." or nothing at all: say which permission it needs instead.
@@ -247,11 +258,10 @@ class ProductFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
         if not self.value():
             return queryset
-        try:
-            product_id = int(self.value())
-        except ValueError:
-            raise IncorrectLookupParameters(f"{self.value()!r} is not a product id.") from None
-        return queryset.filter(Exists(OrderLine.objects.filter(order=OuterRef("pk"), product_id=product_id)))
+        if self.value() not in dict(self.lookup_choices):
+            raise IncorrectLookupParameters(f"{self.value()!r} is not a product id.")
+        lines = OrderLine.objects.filter(order=OuterRef("pk"), product_id=int(self.value()))
+        return queryset.filter(Exists(lines))
 
 
 class DelayedPaymentFilter(admin.BooleanFieldListFilter):

@@ -278,9 +278,27 @@ def test_product_filter_lists_each_order_holding_it_once_without_select_distinct
     assert not [q["sql"] for q in queries.captured_queries if "DISTINCT" in q["sql"].upper()]
 
 
-@pytest.mark.parametrize("value", ["mug", "1.5", "²"])
+@pytest.mark.parametrize("value", ["mug", "1.5", "²", "-1", "99999999999999999999999"])
 def test_product_filter_of_a_value_that_is_no_product_id_is_refused_not_a_500(admin_client, product, value):
     response = admin_client.get(CHANGELIST, {"product": value})
+
+    assert response.status_code == 302
+    assert response.url.endswith("?e=1")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"created_at__year": "99999999999999999999999"},
+        {"created_at__year": "9999"},
+        {"created_at__year": "9999", "created_at__month": "12"},
+        {"created_at__year": "2026", "created_at__month": "13"},
+    ],
+)
+def test_a_date_drilldown_past_the_calendar_is_refused_not_a_500(admin_client, product, query):
+    make_order(product)
+
+    response = admin_client.get(CHANGELIST, query)
 
     assert response.status_code == 302
     assert response.url.endswith("?e=1")
