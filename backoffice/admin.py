@@ -256,12 +256,11 @@ class ProductFilter(admin.SimpleListFilter):
         return [(str(product.pk), str(product)) for product in Product.objects.order_by("name")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
-        if not self.value():
+        if not (value := self.value()):
             return queryset
-        if self.value() not in dict(self.lookup_choices):
-            raise IncorrectLookupParameters(f"{self.value()!r} is not a product id.")
-        lines = OrderLine.objects.filter(order=OuterRef("pk"), product_id=int(self.value()))
-        return queryset.filter(Exists(lines))
+        if value not in dict(self.lookup_choices):
+            raise IncorrectLookupParameters(f"{value!r} is not a product id.")
+        return queryset.filter(Exists(OrderLine.objects.filter(order=OuterRef("pk"), product_id=value)))
 
 
 class DelayedPaymentFilter(admin.BooleanFieldListFilter):
